@@ -1,1 +1,89 @@
-//! placeholder
+//! Warren's AMQP 0-9-1 transport: accepts sockets, runs the handshake, and drives one connection
+//! task (reader) plus one writer task per client. Routing and queue rules live in the broker.
+
+mod basic;
+mod channel;
+mod connection;
+mod handshake;
+mod io;
+mod outbound;
+mod sink;
+
+use handshake::HandshakeError;
+use outbound::Outbound;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use warren_broker::{Broker, ConnectionSlot};
+
+/// How long shutdown waits for connections to finish their close handshakes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Accept AMQP connections on `listener` until `shutdown` resolves; then close every connection
+/// with 320 CONNECTION_FORCED and wait (bounded) for them to finish.
+pub async fn serve(listener: TcpListener, broker: Broker, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let Some(slot) = broker.admit_connection() else {
+                        tracing::warn!(%peer, "connection limit reached, refusing connection");
+                        continue;
+                    };
+                    connections.spawn(handle_socket(socket, peer, broker.clone(), slot, stop_rx.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        connections.abort_all();
+    }
+}
+
+async fn handle_socket(mut socket: TcpStream, peer: SocketAddr, broker: Broker, slot: ConnectionSlot, mut stop: watch::Receiver<bool>) {
+    let _ = socket.set_nodelay(true);
+    let limits = broker.limits().clone();
+    let handshake_timeout = Duration::from_millis(limits.handshake_timeout_ms);
+    if tokio::time::timeout(handshake_timeout, handshake::read_protocol_header(&mut socket)).await.map_or(true, |r| r.is_err()) {
+        return;
+    }
+    let (read_half, write_half) = socket.into_split();
+    let out = Outbound::new(limits.outbound_high_watermark_bytes, limits.frame_max);
+    let writer = tokio::spawn(outbound::run_writer(out.clone(), write_half));
+    let mut reader = io::FrameReader::new(read_half);
+    let negotiated = tokio::time::timeout(handshake_timeout, handshake::negotiate(&mut reader, &out, &broker, peer.ip())).await;
+    match negotiated {
+        Ok(Ok(n)) => {
+            out.set_heartbeat_s(n.heartbeat_s);
+            tracing::debug!(connection = slot.id, %peer, user = %n.user, vhost = %n.vhost.name, "connection opened");
+            let conn = connection::Connection::new(slot.id, broker, out.clone(), n);
+            conn.run(&mut reader, &mut stop).await;
+        }
+        Ok(Err(HandshakeError::Refused(e, class_id, method_id))) => {
+            tracing::info!(%peer, code = e.code, text = %e.text, "handshake refused");
+            out.write(|b| amqp_codec::encode_method(b, 0, &handshake::close_method(&e, class_id, method_id)));
+            out.close();
+            // Give the client a moment to read the close before the socket goes.
+            let _ = tokio::time::timeout(Duration::from_secs(1), reader.next_frame(amqp_codec::FRAME_MIN_SIZE)).await;
+        }
+        Ok(Err(_)) | Err(_) => {}
+    }
+    out.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    drop(slot);
+}

@@ -1,1 +1,122 @@
-//! placeholder
+//! Warren's runtime: vhosts holding exchanges and queues, consumers and dispatch, users, and the
+//! cheap-to-clone [`Broker`] handle that every transport (AMQP today, HTTP later) calls.
+
+pub mod auth;
+pub mod config;
+pub mod consumer;
+pub mod exchange;
+pub mod queue;
+pub mod reply_to;
+pub mod route;
+pub mod vhost;
+
+pub use auth::{User, Users};
+pub use config::{BrokerConfig, Limits, UserConfig};
+pub use consumer::{Consumer, ConsumerSink, Offer, Take};
+pub use exchange::{Dest, Exchange};
+pub use queue::Queue;
+pub use vhost::{QueueDeclare, Routed, VHost};
+use warren_core::{AmqpError, Message};
+
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The broker: shared state behind one `Arc`, cloned into every connection.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<BrokerInner>,
+}
+
+struct BrokerInner {
+    config: BrokerConfig,
+    users: Users,
+    vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    reply_to: reply_to::ReplyToRegistry,
+    next_connection_id: AtomicU64,
+    open_connections: AtomicUsize,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> Broker {
+        let users = Users::from_config(&config.users);
+        let mut vhosts = HashMap::new();
+        for name in config.vhosts.iter() {
+            vhosts.insert(name.clone(), Arc::new(VHost::new(name)));
+        }
+        Broker {
+            inner: Arc::new(BrokerInner {
+                users,
+                vhosts: RwLock::new(vhosts),
+                reply_to: reply_to::ReplyToRegistry::default(),
+                next_connection_id: AtomicU64::new(1),
+                open_connections: AtomicUsize::new(0),
+                config,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    pub fn users(&self) -> &Users {
+        &self.inner.users
+    }
+
+    pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
+        self.inner.vhosts.read().get(name).cloned()
+    }
+
+    pub fn vhost_names(&self) -> Vec<String> {
+        self.inner.vhosts.read().keys().cloned().collect()
+    }
+
+    pub fn reply_to(&self) -> &reply_to::ReplyToRegistry {
+        &self.inner.reply_to
+    }
+
+    /// Admit a new connection if under the connection limit; the guard releases the slot on drop.
+    pub fn admit_connection(&self) -> Option<ConnectionSlot> {
+        let max = self.inner.config.limits.max_connections;
+        let previous = self.inner.open_connections.fetch_add(1, Ordering::AcqRel);
+        if previous >= max {
+            self.inner.open_connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let id = self.inner.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        Some(ConnectionSlot { broker: self.clone(), id })
+    }
+
+    /// Publish through `exchange` of `vhost`; the default exchange also serves direct reply-to
+    /// addresses. Returns how many queues (or reply consumers) took the message.
+    pub fn publish(&self, vhost: &VHost, exchange: &str, message: Arc<Message>) -> Result<Routed, AmqpError> {
+        if exchange.is_empty() {
+            if let Some(delivered) = self.inner.reply_to.deliver(&message.routing_key, &message) {
+                return Ok(Routed { queues: delivered as usize });
+            }
+        }
+        vhost.publish(exchange, message)
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.inner.open_connections.load(Ordering::Acquire)
+    }
+}
+
+/// One admitted connection; holds its id and frees its slot in the connection limit when dropped.
+pub struct ConnectionSlot {
+    broker: Broker,
+    pub id: u64,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.broker.inner.open_connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}

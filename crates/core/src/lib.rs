@@ -1,1 +1,15 @@
-//! placeholder
+//! Warren's broker domain: exchanges, bindings and routing, queue message state, and the argument
+//! rules RabbitMQ clients rely on. Pure logic: no IO, no tasks, and time is always passed in.
+
+pub mod error;
+pub mod exchange;
+pub mod message;
+pub mod names;
+pub mod queue;
+pub mod queue_args;
+pub mod routing;
+
+pub use error::AmqpError;
+pub use exchange::{ExchangeDef, ExchangeKind};
+pub use message::Message;
+pub use queue::{Entry, QueueMessages};

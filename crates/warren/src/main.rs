@@ -1,1 +1,113 @@
-fn main() {}
+//! The `warren` command line: `warren server` runs the broker.
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use warren::Config;
+
+#[derive(Parser)]
+#[command(name = "warren", version, about = "Warren: a fast AMQP 0-9-1 message broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// TOML configuration file; flags given here override its keys.
+    #[arg(long, short = 'c', env = "WARREN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// AMQP port (0 = any free port).
+    #[arg(long)]
+    amqp_port: Option<u16>,
+    /// HTTP API port (0 = any free port).
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Data directory (created if missing).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `warren=debug` (RUST_LOG also works).
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => {
+            if let Err(e) = run_server(args) {
+                eprintln!("warren: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn run_server(args: ServerArgs) -> Result<(), String> {
+    init_logging(&args.log);
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(v) = args.bind {
+        config.bind = v;
+    }
+    if let Some(v) = args.amqp_port {
+        config.amqp_port = v;
+    }
+    if let Some(v) = args.http_port {
+        config.http_port = v;
+    }
+    if let Some(v) = args.data_dir {
+        config.data_dir = v;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let running = warren::start(config.clone()).await?;
+        tracing::info!(
+            amqp_addr = %running.amqp_addr,
+            data_dir = %config.data_dir.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "warren ready"
+        );
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing connections");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

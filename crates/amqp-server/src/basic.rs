@@ -1,0 +1,336 @@
+//! The basic, confirm and tx methods of a channel: publish (with mandatory returns, direct
+//! reply-to, publisher confirms and transactions), consume/cancel, get, qos, ack/nack/reject and
+//! recover.
+
+use crate::channel::{BodyParts, Channel, ConfirmState, Ctx, PendingContent, TxOp};
+use crate::sink::{encode_content, ChannelConsumer};
+use amqp_codec::reply_code::NO_ROUTE;
+use amqp_codec::*;
+use bytes::Bytes;
+use std::sync::Arc;
+use warren_broker::Consumer;
+use warren_core::names::{self, DIRECT_REPLY_TO};
+use warren_core::{AmqpError, Message};
+
+impl Channel {
+    pub fn handle_basic(&mut self, ctx: &mut Ctx<'_>, method: Method) -> Result<(), AmqpError> {
+        match method {
+            Method::BasicPublish(m) => self.start_publish(ctx, m)?,
+            Method::BasicQos(m) => self.qos(ctx, m)?,
+            Method::BasicConsume(m) => self.consume(ctx, m)?,
+            Method::BasicCancel(m) => {
+                self.cancel(ctx, &m.consumer_tag);
+                self.reply(ctx, m.nowait, Method::BasicCancelOk(BasicCancelOk { consumer_tag: m.consumer_tag }));
+            }
+            Method::BasicGet(m) => self.get(ctx, m)?,
+            Method::BasicAck(m) => self.settle_or_buffer(m.delivery_tag, m.multiple, None)?,
+            Method::BasicNack(m) => self.settle_or_buffer(m.delivery_tag, m.multiple, Some(m.requeue))?,
+            Method::BasicReject(m) => self.settle_or_buffer(m.delivery_tag, false, Some(m.requeue))?,
+            Method::BasicRecover(m) => {
+                self.recover(m.requeue)?;
+                self.send(ctx.out, Method::BasicRecoverOk);
+            }
+            Method::BasicRecoverAsync(m) => self.recover(m.requeue)?,
+            Method::ConfirmSelect(m) => {
+                if self.tx.is_some() {
+                    return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
+                }
+                self.confirm.get_or_insert(ConfirmState { next_seq: 1, ack_upto: None });
+                self.reply(ctx, m.nowait, Method::ConfirmSelectOk);
+            }
+            Method::TxSelect => {
+                if self.confirm.is_some() {
+                    return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"));
+                }
+                self.tx.get_or_insert_with(Vec::new);
+                self.send(ctx.out, Method::TxSelectOk);
+            }
+            Method::TxCommit => {
+                let ops = self.tx.replace(Vec::new()).ok_or_else(not_transactional)?;
+                for op in ops {
+                    match op {
+                        TxOp::Publish { publish, message } => self.route(ctx, &publish, message)?,
+                        TxOp::Settle { tag, multiple, requeue } => self.settle(tag, multiple, requeue)?,
+                    }
+                }
+                self.send(ctx.out, Method::TxCommitOk);
+            }
+            Method::TxRollback => {
+                self.tx.as_mut().ok_or_else(not_transactional)?.clear();
+                self.send(ctx.out, Method::TxRollbackOk);
+            }
+            other => {
+                return Err(AmqpError::command_invalid(format!("unexpected method '{}' on a channel", other.name())));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- publish ---------------------------------------------------------------------------
+
+    fn start_publish(&mut self, _ctx: &mut Ctx<'_>, m: BasicPublish) -> Result<(), AmqpError> {
+        if m.immediate {
+            return Err(AmqpError::not_implemented("immediate=true"));
+        }
+        self.content = Some(PendingContent { publish: m, properties: None, body_size: 0, body: BodyParts::Empty });
+        Ok(())
+    }
+
+    /// The content header of the pending publish arrived.
+    pub fn content_header(&mut self, ctx: &mut Ctx<'_>, class_id: u16, body_size: u64, properties: Bytes) -> Result<(), AmqpError> {
+        let max = ctx.broker.limits().max_message_size_bytes;
+        let Some(pending) = self.content.as_mut().filter(|p| p.properties.is_none()) else {
+            return Err(AmqpError::unexpected_frame(format!("unexpected content header on channel {}", self.number)));
+        };
+        if class_id != BASIC_CLASS_ID {
+            return Err(AmqpError::frame_error(format!("content header for class {class_id} instead of basic")));
+        }
+        pending.properties = Some(properties);
+        pending.body_size = body_size;
+        if body_size > max {
+            self.content = None;
+            return Err(AmqpError::precondition_failed(format!(
+                "message size {body_size} is larger than configured max size {max}"
+            )));
+        }
+        if body_size == 0 {
+            self.finish_publish(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// A body frame of the pending publish arrived.
+    pub fn content_body(&mut self, ctx: &mut Ctx<'_>, payload: Bytes) -> Result<(), AmqpError> {
+        let Some(pending) = self.content.as_mut().filter(|p| p.properties.is_some()) else {
+            return Err(AmqpError::unexpected_frame(format!("unexpected content body on channel {}", self.number)));
+        };
+        if (pending.body.len() + payload.len()) as u64 > pending.body_size {
+            return Err(AmqpError::frame_error("content body is longer than the size in its header"));
+        }
+        pending.body.push(payload);
+        if pending.body.len() as u64 == pending.body_size {
+            self.finish_publish(ctx)?;
+        }
+        Ok(())
+    }
+
+    fn finish_publish(&mut self, ctx: &mut Ctx<'_>) -> Result<(), AmqpError> {
+        let Some(PendingContent { publish, properties, body, .. }) = self.content.take() else {
+            return Ok(());
+        };
+        let mut properties = properties.unwrap_or_default();
+        if let Some(claimed) = raw_properties::user_id(&properties) {
+            if claimed != ctx.user {
+                return Err(AmqpError::precondition_failed(format!(
+                    "user_id property set to '{claimed}' but authenticated user was '{}'",
+                    ctx.user
+                )));
+            }
+        }
+        if raw_properties::reply_to(&properties) == Some(DIRECT_REPLY_TO) {
+            properties = self.rewrite_reply_to(properties)?;
+        }
+        let message = Arc::new(Message::new(publish.exchange.clone(), publish.routing_key.clone(), properties, body.into_bytes()));
+        if let Some(ops) = self.tx.as_mut() {
+            ctx.vhost.exchange(&publish.exchange).ok_or_else(|| no_exchange(ctx, &publish.exchange))?;
+            ops.push(TxOp::Publish { publish, message });
+            return Ok(());
+        }
+        self.route(ctx, &publish, message)
+    }
+
+    /// Route an assembled message; returns it if mandatory and unroutable; confirms it.
+    fn route(&mut self, ctx: &mut Ctx<'_>, publish: &BasicPublish, message: Arc<Message>) -> Result<(), AmqpError> {
+        let routed = match ctx.broker.publish(ctx.vhost, &publish.exchange, message.clone()) {
+            Ok(r) => r,
+            Err(e) if e.code == amqp_codec::reply_code::NOT_FOUND => return Err(no_exchange(ctx, &publish.exchange)),
+            Err(e) => return Err(e),
+        };
+        if routed.queues == 0 && publish.mandatory {
+            let ret = Method::BasicReturn(BasicReturn {
+                reply_code: NO_ROUTE,
+                reply_text: ShortStr::from_static("NO_ROUTE"),
+                exchange: publish.exchange.clone(),
+                routing_key: publish.routing_key.clone(),
+            });
+            let frame_max = ctx.out.frame_max();
+            ctx.out.write(|b| encode_content(b, self.number, &ret, &message, frame_max));
+        }
+        if let Some(confirm) = self.confirm.as_mut() {
+            confirm.ack_upto = Some(confirm.next_seq);
+            confirm.next_seq += 1;
+        }
+        Ok(())
+    }
+
+    /// Send one coalesced basic.ack for every publish confirmed since the last flush.
+    pub fn flush_confirms(&mut self, ctx: &Ctx<'_>) {
+        let Some(upto) = self.confirm.as_mut().and_then(|c| c.ack_upto.take()) else { return };
+        self.send(ctx.out, Method::BasicAck(BasicAck { delivery_tag: upto, multiple: true }));
+    }
+
+    fn rewrite_reply_to(&self, properties: Bytes) -> Result<Bytes, AmqpError> {
+        let Some((_, address)) = &self.reply_to else {
+            return Err(AmqpError::precondition_failed("fast reply consumer does not exist"));
+        };
+        let mut props = BasicProperties::decode(properties).map_err(|e| AmqpError::syntax_error(e))?;
+        props.reply_to = Some(ShortStr::from(address.as_str()));
+        Ok(props.to_raw())
+    }
+
+    // ---- consumers -------------------------------------------------------------------------
+
+    fn qos(&mut self, ctx: &mut Ctx<'_>, m: BasicQos) -> Result<(), AmqpError> {
+        if m.prefetch_size != 0 {
+            return Err(AmqpError::not_implemented(format!("prefetch_size!={}", m.prefetch_size)));
+        }
+        {
+            let mut st = self.sink.state.lock();
+            if m.global {
+                st.channel_prefetch = m.prefetch_count;
+            } else {
+                st.consumer_prefetch = m.prefetch_count;
+            }
+        }
+        self.send(ctx.out, Method::BasicQosOk);
+        self.redispatch();
+        Ok(())
+    }
+
+    fn consume(&mut self, ctx: &mut Ctx<'_>, m: BasicConsume) -> Result<(), AmqpError> {
+        let tag = if m.consumer_tag.is_empty() {
+            ShortStr::from(names::generated_consumer_tag(rand::random()))
+        } else {
+            m.consumer_tag.clone()
+        };
+        {
+            let st = self.sink.state.lock();
+            if st.consumers.contains_key(&tag) {
+                return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+            }
+            if st.consumers.len() >= ctx.broker.limits().max_consumers_per_channel {
+                return Err(AmqpError::resource_error("too many consumers on this channel"));
+            }
+        }
+        let consumer = Arc::new(Consumer {
+            tag: tag.clone(),
+            no_ack: m.no_ack,
+            exclusive: m.exclusive,
+            owner: (ctx.connection_id, self.number),
+            sink: self.sink.clone(),
+        });
+        if m.queue.as_str() == DIRECT_REPLY_TO {
+            return self.consume_reply_to(ctx, m, consumer);
+        }
+        let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+        {
+            let mut st = self.sink.state.lock();
+            let prefetch = st.consumer_prefetch;
+            st.consumers.insert(tag.clone(), ChannelConsumer { consumer: consumer.clone(), queue: Some(q.clone()), prefetch, unacked: 0 });
+        }
+        // consume-ok must precede the first delivery, which may happen inside add_consumer.
+        self.reply(ctx, m.nowait, Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag.clone() }));
+        if let Err(e) = q.add_consumer(consumer) {
+            self.sink.state.lock().consumers.remove(&tag);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn consume_reply_to(&mut self, ctx: &mut Ctx<'_>, m: BasicConsume, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+        if !m.no_ack {
+            return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
+        }
+        if self.reply_to.is_some() {
+            return Err(AmqpError::precondition_failed("reply consumer already set"));
+        }
+        let token = format!("{:032x}", rand::random::<u128>());
+        let address = ctx.broker.reply_to().register(token.clone(), &consumer);
+        let tag = consumer.tag.clone();
+        self.sink.state.lock().consumers.insert(tag.clone(), ChannelConsumer { consumer, queue: None, prefetch: 0, unacked: 0 });
+        self.reply_to = Some((token, address));
+        self.reply(ctx, m.nowait, Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag }));
+        Ok(())
+    }
+
+    /// Cancel a consumer (unknown tags are ignored, as the spec allows).
+    pub fn cancel(&mut self, ctx: &mut Ctx<'_>, tag: &str) {
+        let removed = self.sink.state.lock().consumers.remove(tag);
+        let Some(c) = removed else { return };
+        match &c.queue {
+            Some(q) => ctx.vhost.remove_consumer(q, &c.consumer),
+            None => {
+                if let Some((token, _)) = self.reply_to.take() {
+                    ctx.broker.reply_to().unregister(&token);
+                }
+            }
+        }
+    }
+
+    fn get(&mut self, ctx: &mut Ctx<'_>, m: BasicGet) -> Result<(), AmqpError> {
+        let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+        match q.get(m.no_ack) {
+            Some((entry, remaining)) => self.sink.deliver_get(&q, entry, m.no_ack, remaining),
+            None => self.send(ctx.out, Method::BasicGetEmpty),
+        }
+        Ok(())
+    }
+
+    // ---- acknowledgements ------------------------------------------------------------------
+
+    fn settle_or_buffer(&mut self, tag: u64, multiple: bool, requeue: Option<bool>) -> Result<(), AmqpError> {
+        if let Some(ops) = self.tx.as_mut() {
+            ops.push(TxOp::Settle { tag, multiple, requeue });
+            return Ok(());
+        }
+        self.settle(tag, multiple, requeue)
+    }
+
+    /// Ack (`requeue` None), or nack/reject with or without requeue.
+    fn settle(&mut self, tag: u64, multiple: bool, requeue: Option<bool>) -> Result<(), AmqpError> {
+        let settled = self.sink.state.lock().settle(tag, multiple);
+        let Some(settled) = settled else {
+            return Err(AmqpError::precondition_failed(format!("unknown delivery tag {tag}")));
+        };
+        apply_settlement(settled, requeue == Some(true));
+        self.redispatch();
+        Ok(())
+    }
+
+    fn recover(&mut self, requeue: bool) -> Result<(), AmqpError> {
+        if !requeue {
+            return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        let all = self.sink.state.lock().take_all_unacked();
+        apply_settlement(all, true);
+        self.redispatch();
+        Ok(())
+    }
+}
+
+/// Ack or requeue settled deliveries, one queue call per run of the same queue.
+pub fn apply_settlement(settled: Vec<crate::sink::Unacked>, requeue: bool) {
+    let mut i = 0;
+    while i < settled.len() {
+        let q = settled[i].queue.clone();
+        let mut j = i;
+        while j < settled.len() && Arc::ptr_eq(&settled[j].queue, &q) {
+            j += 1;
+        }
+        let seqs = settled[i..j].iter().map(|u| u.seq);
+        if requeue {
+            q.requeue(seqs);
+        } else {
+            q.ack(seqs);
+        }
+        i = j;
+    }
+}
+
+fn not_transactional() -> AmqpError {
+    AmqpError::precondition_failed("channel is not transactional")
+}
+
+fn no_exchange(ctx: &Ctx<'_>, name: &str) -> AmqpError {
+    AmqpError::not_found(format!("no exchange '{name}' in vhost '{}'", ctx.vhost.name))
+}

@@ -1,0 +1,261 @@
+//! One AMQP channel: its state machine (open, closing), content assembly for basic.publish, and
+//! the exchange and queue methods. Basic, confirm and tx methods live in `basic.rs`.
+
+use crate::outbound::Outbound;
+use crate::sink::ChannelSink;
+use amqp_codec::*;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use warren_broker::{Broker, Dest, Queue, QueueDeclare, VHost};
+use warren_core::{names, AmqpError, ExchangeDef, ExchangeKind};
+
+/// Connection-wide context a channel method needs.
+pub struct Ctx<'a> {
+    pub broker: &'a Broker,
+    pub vhost: &'a Arc<VHost>,
+    pub connection_id: u64,
+    pub out: &'a Arc<Outbound>,
+    pub user: &'a str,
+    /// Exclusive queues this connection declared, deleted when it closes.
+    pub exclusive_queues: &'a mut Vec<Arc<Queue>>,
+    pub cancel_notify: bool,
+}
+
+/// A basic.publish whose content header and body frames are still arriving.
+pub struct PendingContent {
+    pub publish: BasicPublish,
+    pub properties: Option<Bytes>,
+    pub body_size: u64,
+    pub body: BodyParts,
+}
+
+/// A body kept zero-copy when it arrives in one frame, concatenated otherwise.
+pub enum BodyParts {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl BodyParts {
+    pub fn len(&self) -> usize {
+        match self {
+            BodyParts::Empty => 0,
+            BodyParts::One(b) => b.len(),
+            BodyParts::Many(b) => b.len(),
+        }
+    }
+
+    pub fn push(&mut self, chunk: Bytes) {
+        *self = match std::mem::replace(self, BodyParts::Empty) {
+            BodyParts::Empty => BodyParts::One(chunk),
+            BodyParts::One(first) => {
+                let mut all = BytesMut::with_capacity(first.len() + chunk.len());
+                all.extend_from_slice(&first);
+                all.extend_from_slice(&chunk);
+                BodyParts::Many(all)
+            }
+            BodyParts::Many(mut all) => {
+                all.extend_from_slice(&chunk);
+                BodyParts::Many(all)
+            }
+        }
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            BodyParts::Empty => Bytes::new(),
+            BodyParts::One(b) => b,
+            BodyParts::Many(b) => b.freeze(),
+        }
+    }
+}
+
+pub struct ConfirmState {
+    pub next_seq: u64,
+    /// Highest publish sequence confirmed but not yet acked to the client (acks are coalesced).
+    pub ack_upto: Option<u64>,
+}
+
+pub enum TxOp {
+    Publish { publish: BasicPublish, message: Arc<warren_core::Message> },
+    Settle { tag: u64, multiple: bool, requeue: Option<bool> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelState {
+    Open,
+    /// We sent channel.close and wait for close-ok, dropping everything else.
+    Closing,
+}
+
+pub struct Channel {
+    pub number: u16,
+    pub state: ChannelState,
+    pub sink: Arc<ChannelSink>,
+    pub content: Option<PendingContent>,
+    pub confirm: Option<ConfirmState>,
+    pub tx: Option<Vec<TxOp>>,
+    /// The last queue declared on this channel: an empty queue name in later methods means it.
+    pub last_queue: Option<ShortStr>,
+    /// Direct reply-to token and consumer tag, when this channel consumes `amq.rabbitmq.reply-to`.
+    pub reply_to: Option<(String, String)>,
+}
+
+impl Channel {
+    pub fn new(number: u16, out: Arc<Outbound>, cancel_notify: bool) -> Channel {
+        Channel {
+            number,
+            state: ChannelState::Open,
+            sink: Arc::new(ChannelSink::new(number, out, cancel_notify)),
+            content: None,
+            confirm: None,
+            tx: None,
+            last_queue: None,
+            reply_to: None,
+        }
+    }
+
+    pub fn send(&self, out: &Outbound, method: Method) {
+        out.write(|b| encode_method(b, self.number, &method));
+    }
+
+    /// Resolve an empty queue name to the channel's last declared queue (AMQP's shortcut).
+    pub fn queue_name(&self, name: &ShortStr) -> Result<ShortStr, AmqpError> {
+        if !name.is_empty() {
+            return Ok(name.clone());
+        }
+        self.last_queue
+            .clone()
+            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+    }
+
+    pub fn handle_method(&mut self, ctx: &mut Ctx<'_>, method: Method) -> Result<(), AmqpError> {
+        match method {
+            Method::AccessRequest(_) => self.send(ctx.out, Method::AccessRequestOk(AccessRequestOk { ticket: 1 })),
+            Method::ChannelFlow(m) => self.flow(ctx, m.active),
+            Method::ChannelFlowOk(_) => {}
+            Method::ExchangeDeclare(m) => self.exchange_declare(ctx, m)?,
+            Method::ExchangeDelete(m) => {
+                ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
+                self.reply(ctx, m.nowait, Method::ExchangeDeleteOk);
+            }
+            Method::ExchangeBind(m) => {
+                let dest = ctx.vhost.exchange_dest(&m.destination)?;
+                ctx.vhost.bind(&m.source, dest, m.routing_key, m.arguments)?;
+                self.reply(ctx, m.nowait, Method::ExchangeBindOk);
+            }
+            Method::ExchangeUnbind(m) => {
+                let dest = ctx.vhost.exchange_dest(&m.destination)?;
+                ctx.vhost.unbind(&m.source, dest, m.routing_key, m.arguments)?;
+                self.reply(ctx, m.nowait, Method::ExchangeUnbindOk);
+            }
+            Method::QueueDeclare(m) => self.queue_declare(ctx, m)?,
+            Method::QueueBind(m) => {
+                let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+                ctx.vhost.bind(&m.exchange, Dest::Queue(q), m.routing_key, m.arguments)?;
+                self.reply(ctx, m.nowait, Method::QueueBindOk);
+            }
+            Method::QueueUnbind(m) => {
+                let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+                ctx.vhost.unbind(&m.exchange, Dest::Queue(q), m.routing_key, m.arguments)?;
+                self.send(ctx.out, Method::QueueUnbindOk);
+            }
+            Method::QueuePurge(m) => {
+                let message_count = ctx.vhost.purge_queue(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+                self.reply(ctx, m.nowait, Method::QueuePurgeOk(QueuePurgeOk { message_count }));
+            }
+            Method::QueueDelete(m) => {
+                let name = self.queue_name(&m.queue)?;
+                let message_count = ctx.vhost.delete_queue(&name, m.if_unused, m.if_empty, ctx.connection_id)?;
+                ctx.exclusive_queues.retain(|q| q.name != name);
+                self.reply(ctx, m.nowait, Method::QueueDeleteOk(QueueDeleteOk { message_count }));
+            }
+            other => self.handle_basic(ctx, other)?,
+        }
+        Ok(())
+    }
+
+    pub fn reply(&self, ctx: &Ctx<'_>, nowait: bool, method: Method) {
+        if !nowait {
+            self.send(ctx.out, method);
+        }
+    }
+
+    fn flow(&mut self, ctx: &mut Ctx<'_>, active: bool) {
+        self.sink.state.lock().flow_active = active;
+        self.send(ctx.out, Method::ChannelFlowOk(ChannelFlowOk { active }));
+        if active {
+            self.redispatch();
+        }
+    }
+
+    /// Let every queue this channel consumes from deliver again (credit was freed).
+    pub fn redispatch(&self) {
+        let queues: Vec<Arc<Queue>> = {
+            let st = self.sink.state.lock();
+            let mut qs: Vec<Arc<Queue>> = Vec::new();
+            for c in st.consumers.values() {
+                if let Some(q) = &c.queue {
+                    if !qs.iter().any(|x| Arc::ptr_eq(x, q)) {
+                        qs.push(q.clone());
+                    }
+                }
+            }
+            qs
+        };
+        for q in queues {
+            q.dispatch();
+        }
+    }
+
+    fn exchange_declare(&mut self, ctx: &mut Ctx<'_>, m: ExchangeDeclare) -> Result<(), AmqpError> {
+        if m.passive {
+            if !m.exchange.is_empty() && ctx.vhost.exchange(&m.exchange).is_none() {
+                return Err(AmqpError::not_found(format!("no exchange '{}' in vhost '{}'", m.exchange, ctx.vhost.name)));
+            }
+            self.reply(ctx, m.nowait, Method::ExchangeDeclareOk);
+            return Ok(());
+        }
+        let kind = ExchangeKind::parse(&m.kind)?;
+        if m.exchange.is_empty() {
+            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+        }
+        let def = ExchangeDef {
+            name: m.exchange,
+            kind,
+            durable: m.durable,
+            auto_delete: m.auto_delete,
+            internal: m.internal,
+            arguments: m.arguments,
+        };
+        ctx.vhost.declare_exchange(def, false, ctx.broker.limits().max_exchanges)?;
+        self.reply(ctx, m.nowait, Method::ExchangeDeclareOk);
+        Ok(())
+    }
+
+    fn queue_declare(&mut self, ctx: &mut Ctx<'_>, m: amqp_codec::QueueDeclare) -> Result<(), AmqpError> {
+        let name = if m.queue.is_empty() && !m.passive {
+            ShortStr::from(names::generated_queue_name(rand::random()))
+        } else {
+            self.queue_name(&m.queue)?
+        };
+        let req = QueueDeclare {
+            server_named: m.queue.is_empty() && !m.passive,
+            name,
+            passive: m.passive,
+            durable: m.durable,
+            exclusive: m.exclusive,
+            auto_delete: m.auto_delete,
+            arguments: m.arguments,
+        };
+        let (q, message_count, consumer_count) =
+            ctx.vhost.declare_queue(req, ctx.connection_id, ctx.broker.limits().max_queues)?;
+        if q.exclusive_owner == Some(ctx.connection_id) && !ctx.exclusive_queues.iter().any(|x| Arc::ptr_eq(x, &q)) {
+            ctx.exclusive_queues.push(q.clone());
+        }
+        self.last_queue = Some(q.name.clone());
+        let ok = QueueDeclareOk { queue: q.name.clone(), message_count, consumer_count };
+        self.reply(ctx, m.nowait, Method::QueueDeclareOk(ok));
+        Ok(())
+    }
+}

@@ -1,0 +1,286 @@
+//! One client connection after the handshake: the frame loop that routes frames to channels,
+//! connection- and channel-level exceptions, missed-heartbeat detection, graceful close and the
+//! cleanup that requeues unacked messages and deletes exclusive queues.
+
+use crate::channel::{Channel, ChannelState, Ctx};
+use crate::handshake::{close_method, Negotiated};
+use crate::io::{FrameReader, ReadError};
+use crate::outbound::Outbound;
+use amqp_codec::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncRead;
+use tokio::sync::watch;
+use warren_broker::{Broker, Queue, VHost};
+use warren_core::AmqpError;
+
+/// How long we wait for connection.close-ok after sending connection.close.
+const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct Connection {
+    pub id: u64,
+    pub broker: Broker,
+    pub vhost: Arc<VHost>,
+    pub out: Arc<Outbound>,
+    pub user: String,
+    pub channel_max: u16,
+    pub frame_max: u32,
+    pub heartbeat_s: u16,
+    pub cancel_notify: bool,
+    channels: HashMap<u16, Channel>,
+    exclusive_queues: Vec<Arc<Queue>>,
+}
+
+/// What the frame loop does next.
+enum Flow {
+    Continue,
+    /// Close the connection with this error (we send connection.close).
+    Close(AmqpError, u16, u16),
+    /// The client closed, or acknowledged our close: stop.
+    Finished,
+}
+
+impl Connection {
+    pub fn new(id: u64, broker: Broker, out: Arc<Outbound>, n: Negotiated) -> Connection {
+        Connection {
+            id,
+            broker,
+            vhost: n.vhost,
+            out,
+            user: n.user,
+            channel_max: n.channel_max,
+            frame_max: n.frame_max,
+            heartbeat_s: n.heartbeat_s,
+            cancel_notify: n.client_capabilities.consumer_cancel_notify,
+            channels: HashMap::new(),
+            exclusive_queues: Vec::new(),
+        }
+    }
+
+    /// Run until the connection ends; always cleans up.
+    pub async fn run<R: AsyncRead + Unpin>(mut self, reader: &mut FrameReader<R>, shutdown: &mut watch::Receiver<bool>) {
+        let end = self.frame_loop(reader, shutdown).await;
+        if let Some((error, class_id, method_id)) = end {
+            tracing::info!(connection = self.id, code = error.code, text = %error.text, "closing connection");
+            self.out.write(|b| encode_method(b, 0, &close_method(&error, class_id, method_id)));
+            self.await_close_ok(reader).await;
+        }
+        self.cleanup();
+        self.out.close();
+    }
+
+    async fn frame_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut FrameReader<R>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<(AmqpError, u16, u16)> {
+        // Two missed heartbeats (no bytes at all for twice the interval) end the connection.
+        let read_timeout = (self.heartbeat_s > 0).then(|| Duration::from_secs(2 * self.heartbeat_s as u64));
+        loop {
+            loop {
+                match reader.try_decode(self.frame_max) {
+                    Ok(Some(frame)) => match self.handle_frame(frame) {
+                        Flow::Continue => {}
+                        Flow::Close(e, c, m) => return Some((e, c, m)),
+                        Flow::Finished => return None,
+                    },
+                    Ok(None) => break,
+                    Err(e) => return Some((AmqpError::new(e.reply_code(), &e), 0, 0)),
+                }
+            }
+            self.flush_confirms();
+            self.out.wait_drained().await;
+            if *shutdown.borrow() {
+                return Some((shutdown_error(), 0, 0));
+            }
+            let read = async {
+                match read_timeout {
+                    Some(t) => tokio::time::timeout(t, reader.fill()).await.ok(),
+                    None => Some(reader.fill().await),
+                }
+            };
+            tokio::select! {
+                r = read => match r {
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) | Some(Err(ReadError::Io)) | Some(Err(ReadError::Codec(_))) => return None,
+                    None => {
+                        tracing::warn!(connection = self.id, heartbeat_s = self.heartbeat_s, "missed heartbeats from client, closing");
+                        return None;
+                    }
+                },
+                _ = shutdown.changed() => return Some((shutdown_error(), 0, 0)),
+            }
+        }
+    }
+
+    async fn await_close_ok<R: AsyncRead + Unpin>(&mut self, reader: &mut FrameReader<R>) {
+        let wait = async {
+            loop {
+                match reader.next_frame(self.frame_max.max(FRAME_MIN_SIZE)).await {
+                    Ok(Some(Frame::Method { channel: 0, method: Method::ConnectionCloseOk })) => return,
+                    Ok(Some(Frame::Method { channel: 0, method: Method::ConnectionClose(_) })) => {
+                        self.out.write(|b| encode_method(b, 0, &Method::ConnectionCloseOk));
+                        return;
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, wait).await;
+    }
+
+    fn flush_confirms(&mut self) {
+        let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
+        let ctx = Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
+        for ch in channels.values_mut() {
+            if ch.confirm.as_ref().is_some_and(|c| c.ack_upto.is_some()) {
+                ch.flush_confirms(&ctx);
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Flow {
+        let channel = frame.channel();
+        if channel == 0 {
+            return self.connection_frame(frame);
+        }
+        if channel > self.channel_max {
+            return Flow::Close(
+                AmqpError::channel_error(format!("channel number {channel} is above the negotiated channel_max {}", self.channel_max)),
+                0,
+                0,
+            );
+        }
+        let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
+        let mut ctx = Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
+        let Some(ch) = channels.get_mut(&channel) else {
+            return match frame {
+                Frame::Method { method: Method::ChannelOpen(_), .. } => {
+                    let ch = Channel::new(channel, ctx.out.clone(), ctx.cancel_notify);
+                    ch.send(ctx.out, Method::ChannelOpenOk(ChannelOpenOk::default()));
+                    channels.insert(channel, ch);
+                    Flow::Continue
+                }
+                Frame::Method { method, .. } => Flow::Close(
+                    AmqpError::channel_error("expected 'channel.open'"),
+                    method.class_id(),
+                    method.method_id(),
+                ),
+                _ => Flow::Close(AmqpError::channel_error(format!("frame on unopened channel {channel}")), 0, 0),
+            };
+        };
+        if ch.state == ChannelState::Closing {
+            match frame {
+                Frame::Method { method: Method::ChannelCloseOk, .. } => {
+                    channels.remove(&channel);
+                }
+                Frame::Method { method: Method::ChannelClose(_), .. } => {
+                    ch.send(ctx.out, Method::ChannelCloseOk);
+                    channels.remove(&channel);
+                }
+                _ => {} // dropped while the close handshake completes, as the spec asks
+            }
+            return Flow::Continue;
+        }
+        let (result, class_id, method_id) = match frame {
+            Frame::Method { method: Method::ChannelClose(_), .. } => {
+                close_channel(&mut ctx, ch);
+                ch.send(ctx.out, Method::ChannelCloseOk);
+                channels.remove(&channel);
+                return Flow::Continue;
+            }
+            Frame::Method { method: Method::ChannelOpen(_), .. } => {
+                return Flow::Close(AmqpError::channel_error("second 'channel.open' seen"), 20, 10)
+            }
+            Frame::Method { method, .. } if ch.content.is_some() => {
+                let e = AmqpError::unexpected_frame(format!(
+                    "expected content header for class 60, got non content header frame instead ({})",
+                    method.name()
+                ));
+                return Flow::Close(e, method.class_id(), method.method_id());
+            }
+            Frame::Method { method, .. } => {
+                let ids = (method.class_id(), method.method_id());
+                (ch.handle_method(&mut ctx, method), ids.0, ids.1)
+            }
+            Frame::Header { class_id, body_size, properties, .. } => (ch.content_header(&mut ctx, class_id, body_size, properties), 60, 40),
+            Frame::Body { payload, .. } => (ch.content_body(&mut ctx, payload), 60, 40),
+            Frame::Heartbeat { .. } => (Ok(()), 0, 0),
+        };
+        match result {
+            Ok(()) => Flow::Continue,
+            Err(e) if e.is_connection_error() => Flow::Close(e, class_id, method_id),
+            Err(e) => {
+                tracing::debug!(connection = *id, channel, code = e.code, text = %e.text, "channel exception");
+                close_channel(&mut ctx, ch);
+                ch.content = None;
+                ch.state = ChannelState::Closing;
+                let close = Method::ChannelClose(ChannelClose {
+                    reply_code: e.code,
+                    reply_text: ShortStr::truncated(&e.text),
+                    class_id,
+                    method_id,
+                });
+                ch.send(ctx.out, close);
+                Flow::Continue
+            }
+        }
+    }
+
+    fn connection_frame(&mut self, frame: Frame) -> Flow {
+        match frame {
+            Frame::Heartbeat { .. } => Flow::Continue,
+            Frame::Method { method: Method::ConnectionClose(_), .. } => {
+                self.out.write(|b| encode_method(b, 0, &Method::ConnectionCloseOk));
+                Flow::Finished
+            }
+            Frame::Method { method: Method::ConnectionCloseOk, .. } => Flow::Finished,
+            Frame::Method { method: Method::ConnectionUpdateSecret(_), .. } => {
+                self.out.write(|b| encode_method(b, 0, &Method::ConnectionUpdateSecretOk));
+                Flow::Continue
+            }
+            Frame::Method { method: Method::ConnectionBlocked(_) | Method::ConnectionUnblocked, .. } => Flow::Continue,
+            Frame::Method { method, .. } => Flow::Close(
+                AmqpError::command_invalid(format!("unexpected method '{}' on channel 0", method.name())),
+                method.class_id(),
+                method.method_id(),
+            ),
+            Frame::Header { .. } | Frame::Body { .. } => {
+                Flow::Close(AmqpError::unexpected_frame("content frame on channel 0"), 0, 0)
+            }
+        }
+    }
+
+    /// Release everything the connection holds: requeue unacked, cancel consumers, delete
+    /// exclusive queues.
+    fn cleanup(&mut self) {
+        let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
+        let mut ctx = Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
+        for (_, mut ch) in channels.drain() {
+            close_channel(&mut ctx, &mut ch);
+        }
+        for q in std::mem::take(ctx.exclusive_queues) {
+            ctx.vhost.remove_queue(&q);
+        }
+    }
+}
+
+/// Release a channel's consumers and requeue its unacked messages (redelivered=true).
+fn close_channel(ctx: &mut Ctx<'_>, ch: &mut Channel) {
+    let tags: Vec<ShortStr> = {
+        let mut st = ch.sink.state.lock();
+        st.closed = true;
+        st.consumers.keys().cloned().collect()
+    };
+    for tag in tags {
+        ch.cancel(ctx, &tag);
+    }
+    let unacked = ch.sink.state.lock().take_all_unacked();
+    crate::basic::apply_settlement(unacked, true);
+}
+
+fn shutdown_error() -> AmqpError {
+    AmqpError::new(reply_code::CONNECTION_FORCED, "broker forced connection closure with reason 'shutdown'")
+}

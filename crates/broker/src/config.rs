@@ -1,0 +1,121 @@
+//! Broker settings: limits, users and vhosts. Every field has a default so an empty config file
+//! runs a broker; every limit is finite.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub limits: Limits,
+    /// Users besides the default `guest` (which is added unless `default_user = false`).
+    pub users: Vec<UserConfig>,
+    /// Virtual hosts to create at start; `/` is always present.
+    pub vhosts: Vec<String>,
+    /// Create the RabbitMQ default user guest/guest (loopback only).
+    pub default_user: bool,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            limits: Limits::default(),
+            users: Vec::new(),
+            vhosts: vec!["/".to_string()],
+            default_user: true,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Normalise after loading: `/` always exists, guest is added when asked for.
+    pub fn normalized(mut self) -> BrokerConfig {
+        if !self.vhosts.iter().any(|v| v == "/") {
+            self.vhosts.insert(0, "/".to_string());
+        }
+        if self.default_user && !self.users.iter().any(|u| u.name == "guest") {
+            self.users.push(UserConfig {
+                name: "guest".into(),
+                password: "guest".into(),
+                vhosts: vec!["/".into()],
+                loopback_only: true,
+            });
+        }
+        self
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Connections accepted at once; more are refused at the socket.
+    pub max_connections: usize,
+    /// Channels per connection offered in connection.tune (1..=65535).
+    pub channel_max: u16,
+    /// Largest frame offered in connection.tune, bytes (>= 4096).
+    pub frame_max: u32,
+    /// Largest message body accepted, bytes; larger publishes get 406 (RabbitMQ's default is 128 MiB).
+    pub max_message_size_bytes: u64,
+    /// Heartbeat interval offered in connection.tune, seconds (0 disables).
+    pub heartbeat_s: u16,
+    /// How long a client has to finish the handshake, milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// Bytes of encoded frames a connection may have waiting for its socket before deliveries to it
+    /// pause and its reader stops reading.
+    pub outbound_high_watermark_bytes: usize,
+    /// Consumers per channel.
+    pub max_consumers_per_channel: usize,
+    /// Queues per vhost.
+    pub max_queues: usize,
+    /// Exchanges per vhost.
+    pub max_exchanges: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            channel_max: 2047,
+            frame_max: 131_072,
+            max_message_size_bytes: 128 * 1024 * 1024,
+            heartbeat_s: 60,
+            handshake_timeout_ms: 10_000,
+            outbound_high_watermark_bytes: 4 * 1024 * 1024,
+            max_consumers_per_channel: 10_000,
+            max_queues: 100_000,
+            max_exchanges: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    /// Reject settings that would break the protocol; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.frame_max < amqp_codec::FRAME_MIN_SIZE {
+            return Err(format!("limits.frame_max must be at least {}", amqp_codec::FRAME_MIN_SIZE));
+        }
+        if self.channel_max == 0 {
+            return Err("limits.channel_max must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("limits.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
+    /// Vhosts the user may open; `*` means all.
+    #[serde(default = "all_vhosts")]
+    pub vhosts: Vec<String>,
+    /// Accept this user only from loopback addresses (as RabbitMQ does for guest).
+    #[serde(default)]
+    pub loopback_only: bool,
+}
+
+fn all_vhosts() -> Vec<String> {
+    vec!["*".into()]
+}

@@ -1,0 +1,56 @@
+//! An exchange at run time: its definition and its bindings, whose destinations are queues or
+//! other exchanges held directly (no name lookup on the publish path).
+
+use crate::Queue;
+use parking_lot::RwLock;
+use std::sync::Arc;
+use warren_core::routing::Bindings;
+use warren_core::ExchangeDef;
+
+pub struct Exchange {
+    pub def: ExchangeDef,
+    pub bindings: RwLock<Bindings<Dest>>,
+}
+
+impl Exchange {
+    pub fn new(def: ExchangeDef) -> Exchange {
+        let bindings = RwLock::new(Bindings::new(def.kind));
+        Exchange { def, bindings }
+    }
+
+    pub fn name(&self) -> &str {
+        self.def.name.as_str()
+    }
+
+    /// The nameless default exchange routes by queue name and takes no bindings.
+    pub fn is_default(&self) -> bool {
+        self.def.name.is_empty()
+    }
+}
+
+/// Where a binding leads. Equality is identity: two queues with the same name in one vhost cannot
+/// coexist, and a deleted-then-redeclared queue is a different destination.
+#[derive(Clone)]
+pub enum Dest {
+    Queue(Arc<Queue>),
+    Exchange(Arc<Exchange>),
+}
+
+impl PartialEq for Dest {
+    fn eq(&self, other: &Dest) -> bool {
+        match (self, other) {
+            (Dest::Queue(a), Dest::Queue(b)) => Arc::ptr_eq(a, b),
+            (Dest::Exchange(a), Dest::Exchange(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::Queue(q) => write!(f, "queue {}", q.name),
+            Dest::Exchange(e) => write!(f, "exchange {}", e.name()),
+        }
+    }
+}

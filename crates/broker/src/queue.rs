@@ -1,0 +1,202 @@
+//! A queue at run time: its definition, its message state and its consumers behind one lock per
+//! queue (never a global one), and round-robin dispatch to consumers with credit.
+
+use crate::consumer::{Consumer, Offer};
+use amqp_codec::{FieldTable, ShortStr};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use warren_core::queue_args::QueueArgs;
+use warren_core::{AmqpError, Entry, Message, QueueMessages};
+
+pub struct Queue {
+    pub name: ShortStr,
+    pub vhost: String,
+    pub durable: bool,
+    /// The connection that declared an exclusive queue; no other connection may use it.
+    pub exclusive_owner: Option<u64>,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    pub args: QueueArgs,
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    messages: QueueMessages,
+    consumers: Vec<Arc<Consumer>>,
+    next_consumer: usize,
+    deleted: bool,
+    had_consumer: bool,
+}
+
+/// Result of removing a consumer.
+pub struct ConsumerRemoved {
+    pub found: bool,
+    /// An auto-delete queue just lost its last consumer and should be deleted.
+    pub auto_delete_now: bool,
+}
+
+impl Queue {
+    pub fn new(
+        name: ShortStr,
+        vhost: &str,
+        durable: bool,
+        exclusive_owner: Option<u64>,
+        auto_delete: bool,
+        arguments: FieldTable,
+        args: QueueArgs,
+    ) -> Queue {
+        Queue {
+            name,
+            vhost: vhost.to_string(),
+            durable,
+            exclusive_owner,
+            auto_delete,
+            arguments,
+            args,
+            state: Mutex::new(QueueState::default()),
+        }
+    }
+
+    /// 405 unless `connection` may use this queue (it is not exclusive to another connection).
+    pub fn check_access(&self, connection: u64) -> Result<(), AmqpError> {
+        match self.exclusive_owner {
+            Some(owner) if owner != connection => Err(AmqpError::resource_locked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                self.name, self.vhost
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Append a routed message and deliver what consumers can take. False if the queue is gone.
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> bool {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return false;
+        }
+        st.messages.push(message);
+        self.dispatch_locked(&mut st);
+        true
+    }
+
+    /// Deliver to consumers that have credit; called when credit may have been freed.
+    pub fn dispatch(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        self.dispatch_locked(&mut st);
+    }
+
+    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+        let n = st.consumers.len();
+        let mut refused_in_a_row = 0;
+        while refused_in_a_row < n && st.messages.ready_count() > 0 {
+            let i = st.next_consumer % n;
+            st.next_consumer = (i + 1) % n;
+            let consumer = st.consumers[i].clone();
+            let messages = &mut st.messages;
+            let mut take = || {
+                let entry = messages.pop_next()?;
+                if !consumer.no_ack {
+                    messages.track_unacked(entry.clone());
+                }
+                Some(entry)
+            };
+            match consumer.sink.offer(&consumer, self, &mut take) {
+                Offer::Delivered => refused_in_a_row = 0,
+                Offer::NoCredit | Offer::Empty => refused_in_a_row += 1,
+            }
+        }
+    }
+
+    /// basic.get: the next message and how many remain ready after it.
+    pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
+        let mut st = self.state.lock();
+        let entry = st.messages.pop_next()?;
+        if !no_ack {
+            st.messages.track_unacked(entry.clone());
+        }
+        Some((entry, st.messages.ready_count() as u32))
+    }
+
+    pub fn ack(&self, seqs: impl IntoIterator<Item = u64>) {
+        let mut st = self.state.lock();
+        for seq in seqs {
+            st.messages.ack(seq);
+        }
+    }
+
+    /// Return delivered messages to the queue (redelivered) and deliver them again if possible.
+    pub fn requeue(self: &Arc<Self>, seqs: impl IntoIterator<Item = u64>) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        for seq in seqs {
+            st.messages.requeue(seq);
+        }
+        self.dispatch_locked(&mut st);
+    }
+
+    /// Register a consumer; 403 if an exclusive consumer is involved, as in RabbitMQ.
+    pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Err(AmqpError::not_found(format!("no queue '{}' in vhost '{}'", self.name, self.vhost)));
+        }
+        let exclusive_conflict = !st.consumers.is_empty() && (consumer.exclusive || st.consumers.iter().any(|c| c.exclusive));
+        if exclusive_conflict {
+            return Err(AmqpError::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.name, self.vhost
+            )));
+        }
+        st.consumers.push(consumer);
+        st.had_consumer = true;
+        self.dispatch_locked(&mut st);
+        Ok(())
+    }
+
+    pub fn remove_consumer(&self, owner: (u64, u16), tag: &str) -> ConsumerRemoved {
+        let mut st = self.state.lock();
+        let before = st.consumers.len();
+        st.consumers.retain(|c| !(c.owner == owner && c.tag.as_str() == tag));
+        let found = st.consumers.len() != before;
+        let auto_delete_now = found && self.auto_delete && st.consumers.is_empty() && !st.deleted;
+        ConsumerRemoved { found, auto_delete_now }
+    }
+
+    pub fn purge(&self) -> usize {
+        self.state.lock().messages.purge()
+    }
+
+    /// Ready messages (as reported in declare-ok, purge-ok and get-ok) and consumers.
+    pub fn counts(&self) -> (u32, u32) {
+        let st = self.state.lock();
+        (st.messages.ready_count() as u32, st.consumers.len() as u32)
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
+    /// Mark deleted; returns the consumers to notify and the number of ready messages dropped.
+    pub(crate) fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
+        let mut st = self.state.lock();
+        st.deleted = true;
+        let dropped = st.messages.ready_count() as u32;
+        st.messages = QueueMessages::default();
+        (std::mem::take(&mut st.consumers), dropped)
+    }
+
+    /// Whether queue.delete with if-unused / if-empty would be refused.
+    pub fn in_use(&self) -> (bool, bool) {
+        let st = self.state.lock();
+        (!st.consumers.is_empty(), st.messages.ready_count() > 0)
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue").field("name", &self.name).field("vhost", &self.vhost).finish()
+    }
+}

@@ -1,0 +1,103 @@
+//! Routing one message through an exchange graph: bindings, exchange-to-exchange hops, alternate
+//! exchanges, and the CC/BCC sender-selected routing keys. Each queue is reached at most once.
+
+use crate::exchange::{Dest, Exchange};
+use crate::{Queue, VHost};
+use amqp_codec::{BasicProperties, FieldTable, FieldValue};
+use std::sync::Arc;
+use warren_core::Message;
+
+/// Headers are decoded from the raw properties at most once per message, and only if a headers
+/// exchange or CC/BCC needs them.
+pub(crate) struct LazyHeaders<'a> {
+    message: &'a Message,
+    decoded: Option<Option<FieldTable>>,
+}
+
+impl<'a> LazyHeaders<'a> {
+    pub fn new(message: &'a Message) -> Self {
+        LazyHeaders { message, decoded: None }
+    }
+
+    pub fn get(&mut self) -> Option<&FieldTable> {
+        if self.decoded.is_none() {
+            let headers = if amqp_codec::raw_properties::has_headers(&self.message.properties) {
+                BasicProperties::decode(self.message.properties.clone()).ok().and_then(|p| p.headers)
+            } else {
+                None
+            };
+            self.decoded = Some(headers);
+        }
+        self.decoded.as_ref().and_then(|h| h.as_ref())
+    }
+}
+
+/// Collect the queues `message` reaches from `exchange` with `routing_key` into `out`.
+pub(crate) fn route(
+    vhost: &VHost,
+    exchange: &Arc<Exchange>,
+    routing_key: &str,
+    headers: &mut LazyHeaders<'_>,
+    out: &mut Vec<Arc<Queue>>,
+) {
+    let mut visited: Vec<*const Exchange> = Vec::new();
+    route_from(vhost, exchange, routing_key, headers, out, &mut visited);
+}
+
+fn route_from(
+    vhost: &VHost,
+    exchange: &Arc<Exchange>,
+    routing_key: &str,
+    headers: &mut LazyHeaders<'_>,
+    out: &mut Vec<Arc<Queue>>,
+    visited: &mut Vec<*const Exchange>,
+) {
+    if visited.contains(&Arc::as_ptr(exchange)) {
+        return;
+    }
+    visited.push(Arc::as_ptr(exchange));
+    let before = out.len();
+    if exchange.is_default() {
+        if let Some(q) = vhost.queue(routing_key) {
+            push_unique(out, q);
+        }
+        return;
+    }
+    let mut next_hops: Vec<Arc<Exchange>> = Vec::new();
+    {
+        let bindings = exchange.bindings.read();
+        let header_table = if bindings.needs_headers() { headers.get().cloned() } else { None };
+        bindings.route(routing_key, header_table.as_ref(), &mut |dest| match dest {
+            Dest::Queue(q) => push_unique(out, q.clone()),
+            Dest::Exchange(e) => next_hops.push(e.clone()),
+        });
+    }
+    let mut routed_via_hops = false;
+    for hop in next_hops {
+        let n = out.len();
+        route_from(vhost, &hop, routing_key, headers, out, visited);
+        routed_via_hops |= out.len() > n;
+    }
+    if out.len() == before && !routed_via_hops {
+        if let Some(ae) = exchange.def.alternate_exchange().and_then(|name| vhost.exchange(name)) {
+            route_from(vhost, &ae, routing_key, headers, out, visited);
+        }
+    }
+}
+
+fn push_unique(out: &mut Vec<Arc<Queue>>, q: Arc<Queue>) {
+    if !out.iter().any(|o| Arc::ptr_eq(o, &q)) {
+        out.push(q);
+    }
+}
+
+/// Routing keys named by the `CC` and `BCC` headers (sender-selected distribution).
+pub(crate) fn sender_selected_keys(headers: &FieldTable) -> Vec<String> {
+    let mut keys = Vec::new();
+    for name in ["CC", "BCC"] {
+        if let Some(FieldValue::Array(values)) = headers.get(name) {
+            keys.extend(values.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+        }
+    }
+    keys
+}

@@ -1,0 +1,100 @@
+//! The `warren server` configuration: TOML file keys, their defaults, and validation. Command-line
+//! flags override the file.
+
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use warren_broker::{BrokerConfig, Limits, UserConfig};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address both listeners bind to.
+    pub bind: IpAddr,
+    /// AMQP 0-9-1 port (0 = any free port).
+    pub amqp_port: u16,
+    /// HTTP API port (0 = any free port). Reserved for the HTTP API.
+    pub http_port: u16,
+    /// Where durable data lives; created if missing.
+    pub data_dir: PathBuf,
+    /// Create the default guest/guest user (loopback only).
+    pub default_user: bool,
+    pub limits: Limits,
+    pub users: Vec<UserConfig>,
+    pub vhosts: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            amqp_port: 5672,
+            http_port: 15672,
+            data_dir: PathBuf::from("warren-data"),
+            default_user: true,
+            limits: Limits::default(),
+            users: Vec::new(),
+            vhosts: vec!["/".into()],
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()?;
+        for u in &self.users {
+            if u.name.is_empty() {
+                return Err("users: a user has an empty name".into());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn broker_config(&self) -> BrokerConfig {
+        BrokerConfig {
+            limits: self.limits.clone(),
+            users: self.users.clone(),
+            vhosts: self.vhosts.clone(),
+            default_user: self.default_user,
+        }
+        .normalized()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file_parses_and_unknown_keys_are_refused() {
+        let cfg: Config = toml::from_str(
+            r#"
+            bind = "127.0.0.1"
+            amqp_port = 5673
+            data_dir = "/tmp/w"
+            vhosts = ["/", "staging"]
+            [limits]
+            frame_max = 65536
+            max_connections = 10
+            [[users]]
+            name = "app"
+            password = "s3cret"
+            vhosts = ["staging"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.amqp_port, 5673);
+        assert_eq!(cfg.limits.frame_max, 65536);
+        assert_eq!(cfg.limits.channel_max, 2047, "unset keys keep defaults");
+        let broker = cfg.broker_config();
+        assert!(broker.users.iter().any(|u| u.name == "guest"));
+        assert!(toml::from_str::<Config>("amqp_prot = 1").is_err());
+        let bad: Config = toml::from_str("[limits]\nframe_max = 100").unwrap();
+        assert!(bad.validate().unwrap_err().contains("frame_max"));
+    }
+}
