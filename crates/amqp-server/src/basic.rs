@@ -77,7 +77,13 @@ impl Channel {
     }
 
     /// The content header of the pending publish arrived.
-    pub fn content_header(&mut self, ctx: &mut Ctx<'_>, class_id: u16, body_size: u64, properties: Bytes) -> Result<(), AmqpError> {
+    pub fn content_header(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        class_id: u16,
+        body_size: u64,
+        properties: Bytes,
+    ) -> Result<(), AmqpError> {
         let max = ctx.broker.limits().max_message_size_bytes;
         let Some(pending) = self.content.as_mut().filter(|p| p.properties.is_none()) else {
             return Err(AmqpError::unexpected_frame(format!("unexpected content header on channel {}", self.number)));
@@ -130,7 +136,12 @@ impl Channel {
         if raw_properties::reply_to(&properties) == Some(DIRECT_REPLY_TO) {
             properties = self.rewrite_reply_to(properties)?;
         }
-        let message = Arc::new(Message::new(publish.exchange.clone(), publish.routing_key.clone(), properties, body.into_bytes()));
+        let message = Arc::new(Message::new(
+            publish.exchange.clone(),
+            publish.routing_key.clone(),
+            properties,
+            body.into_bytes(),
+        ));
         if let Some(ops) = self.tx.as_mut() {
             ctx.vhost.exchange(&publish.exchange).ok_or_else(|| no_exchange(ctx, &publish.exchange))?;
             ops.push(TxOp::Publish { publish, message });
@@ -173,7 +184,7 @@ impl Channel {
         let Some((_, address)) = &self.reply_to else {
             return Err(AmqpError::precondition_failed("fast reply consumer does not exist"));
         };
-        let mut props = BasicProperties::decode(properties).map_err(|e| AmqpError::syntax_error(e))?;
+        let mut props = BasicProperties::decode(properties).map_err(AmqpError::syntax_error)?;
         props.reply_to = Some(ShortStr::from(address.as_str()));
         Ok(props.to_raw())
     }
@@ -226,7 +237,10 @@ impl Channel {
         {
             let mut st = self.sink.state.lock();
             let prefetch = st.consumer_prefetch;
-            st.consumers.insert(tag.clone(), ChannelConsumer { consumer: consumer.clone(), queue: Some(q.clone()), prefetch, unacked: 0 });
+            st.consumers.insert(
+                tag.clone(),
+                ChannelConsumer { consumer: consumer.clone(), queue: Some(q.clone()), prefetch, unacked: 0 },
+            );
         }
         // consume-ok must precede the first delivery, which may happen inside add_consumer.
         self.reply(ctx, m.nowait, Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag.clone() }));
@@ -237,7 +251,12 @@ impl Channel {
         Ok(())
     }
 
-    fn consume_reply_to(&mut self, ctx: &mut Ctx<'_>, m: BasicConsume, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+    fn consume_reply_to(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        m: BasicConsume,
+        consumer: Arc<Consumer>,
+    ) -> Result<(), AmqpError> {
         if !m.no_ack {
             return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
         }
@@ -247,7 +266,11 @@ impl Channel {
         let token = format!("{:032x}", rand::random::<u128>());
         let address = ctx.broker.reply_to().register(token.clone(), &consumer);
         let tag = consumer.tag.clone();
-        self.sink.state.lock().consumers.insert(tag.clone(), ChannelConsumer { consumer, queue: None, prefetch: 0, unacked: 0 });
+        self.sink
+            .state
+            .lock()
+            .consumers
+            .insert(tag.clone(), ChannelConsumer { consumer, queue: None, prefetch: 0, unacked: 0 });
         self.reply_to = Some((token, address));
         self.reply(ctx, m.nowait, Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag }));
         Ok(())

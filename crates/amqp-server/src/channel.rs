@@ -124,9 +124,7 @@ impl Channel {
         if !name.is_empty() {
             return Ok(name.clone());
         }
-        self.last_queue
-            .clone()
-            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+        self.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
     }
 
     pub fn handle_method(&mut self, ctx: &mut Ctx<'_>, method: Method) -> Result<(), AmqpError> {
@@ -211,7 +209,10 @@ impl Channel {
     fn exchange_declare(&mut self, ctx: &mut Ctx<'_>, m: ExchangeDeclare) -> Result<(), AmqpError> {
         if m.passive {
             if !m.exchange.is_empty() && ctx.vhost.exchange(&m.exchange).is_none() {
-                return Err(AmqpError::not_found(format!("no exchange '{}' in vhost '{}'", m.exchange, ctx.vhost.name)));
+                return Err(AmqpError::not_found(format!(
+                    "no exchange '{}' in vhost '{}'",
+                    m.exchange, ctx.vhost.name
+                )));
             }
             self.reply(ctx, m.nowait, Method::ExchangeDeclareOk);
             return Ok(());

@@ -59,7 +59,11 @@ impl Connection {
     }
 
     /// Run until the connection ends; always cleans up.
-    pub async fn run<R: AsyncRead + Unpin>(mut self, reader: &mut FrameReader<R>, shutdown: &mut watch::Receiver<bool>) {
+    pub async fn run<R: AsyncRead + Unpin>(
+        mut self,
+        reader: &mut FrameReader<R>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
         let end = self.frame_loop(reader, shutdown).await;
         if let Some((error, class_id, method_id)) = end {
             tracing::info!(connection = self.id, code = error.code, text = %error.text, "closing connection");
@@ -148,13 +152,17 @@ impl Connection {
         }
         if channel > self.channel_max {
             return Flow::Close(
-                AmqpError::channel_error(format!("channel number {channel} is above the negotiated channel_max {}", self.channel_max)),
+                AmqpError::channel_error(format!(
+                    "channel number {channel} is above the negotiated channel_max {}",
+                    self.channel_max
+                )),
                 0,
                 0,
             );
         }
         let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
-        let mut ctx = Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
+        let mut ctx =
+            Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
         let Some(ch) = channels.get_mut(&channel) else {
             return match frame {
                 Frame::Method { method: Method::ChannelOpen(_), .. } => {
@@ -205,7 +213,9 @@ impl Connection {
                 let ids = (method.class_id(), method.method_id());
                 (ch.handle_method(&mut ctx, method), ids.0, ids.1)
             }
-            Frame::Header { class_id, body_size, properties, .. } => (ch.content_header(&mut ctx, class_id, body_size, properties), 60, 40),
+            Frame::Header { class_id, body_size, properties, .. } => {
+                (ch.content_header(&mut ctx, class_id, body_size, properties), 60, 40)
+            }
             Frame::Body { payload, .. } => (ch.content_body(&mut ctx, payload), 60, 40),
             Frame::Heartbeat { .. } => (Ok(()), 0, 0),
         };
@@ -257,7 +267,8 @@ impl Connection {
     /// exclusive queues.
     fn cleanup(&mut self) {
         let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
-        let mut ctx = Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
+        let mut ctx =
+            Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
         for (_, mut ch) in channels.drain() {
             close_channel(&mut ctx, &mut ch);
         }

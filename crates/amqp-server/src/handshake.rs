@@ -98,7 +98,8 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
     let client_capabilities = read_capabilities(&start_ok.client_properties);
     let user = authenticate(broker, &start_ok, peer)?;
 
-    let tune = ConnectionTune { channel_max: limits.channel_max, frame_max: limits.frame_max, heartbeat: limits.heartbeat_s };
+    let tune =
+        ConnectionTune { channel_max: limits.channel_max, frame_max: limits.frame_max, heartbeat: limits.heartbeat_s };
     out.write(|b| encode_method(b, 0, &Method::ConnectionTune(tune.clone())));
     let tune_ok = match expect_method(reader, limits.frame_max).await? {
         Method::ConnectionTuneOk(m) => m,
@@ -121,17 +122,13 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
         _ => return Err(refused()),
     };
     out.write(|b| encode_method(b, 0, &Method::ConnectionOpenOk(ConnectionOpenOk::default())));
-    Ok(Negotiated {
-        user,
-        vhost,
-        channel_max,
-        frame_max,
-        heartbeat_s: tune_ok.heartbeat,
-        client_capabilities,
-    })
+    Ok(Negotiated { user, vhost, channel_max, frame_max, heartbeat_s: tune_ok.heartbeat, client_capabilities })
 }
 
-async fn expect_method<R: AsyncRead + Unpin>(reader: &mut FrameReader<R>, frame_max: u32) -> Result<Method, HandshakeError> {
+async fn expect_method<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    frame_max: u32,
+) -> Result<Method, HandshakeError> {
     loop {
         match reader.next_frame(frame_max).await {
             Ok(Some(Frame::Method { channel: 0, method })) => return Ok(method),
@@ -150,16 +147,15 @@ async fn expect_method<R: AsyncRead + Unpin>(reader: &mut FrameReader<R>, frame_
 }
 
 fn unexpected(method: &Method) -> HandshakeError {
-    let e = AmqpError::command_invalid(format!("unexpected method '{}' during the connection handshake", method.name()));
+    let e =
+        AmqpError::command_invalid(format!("unexpected method '{}' during the connection handshake", method.name()));
     HandshakeError::Refused(e, method.class_id(), method.method_id())
 }
 
 fn read_capabilities(client_properties: &FieldTable) -> ClientCapabilities {
     let caps = client_properties.get("capabilities").and_then(FieldValue::as_table);
     let flag = |name: &str| caps.and_then(|c| c.get(name)).and_then(FieldValue::as_bool).unwrap_or(false);
-    ClientCapabilities {
-        consumer_cancel_notify: flag("consumer_cancel_notify"),
-    }
+    ClientCapabilities { consumer_cancel_notify: flag("consumer_cancel_notify") }
 }
 
 fn authenticate(broker: &Broker, start_ok: &ConnectionStartOk, peer: IpAddr) -> Result<String, HandshakeError> {
@@ -208,14 +204,20 @@ fn check_tune(offered: &ConnectionTune, ok: &ConnectionTuneOk) -> Result<(u16, u
     let channel_max = match ok.channel_max {
         0 => offered.channel_max,
         n if n > offered.channel_max => {
-            return Err(refuse(format!("negotiated channel_max = {n} is higher than the maximum allowed value ({})", offered.channel_max)))
+            return Err(refuse(format!(
+                "negotiated channel_max = {n} is higher than the maximum allowed value ({})",
+                offered.channel_max
+            )))
         }
         n => n,
     };
     let frame_max = match ok.frame_max {
         0 => offered.frame_max,
         n if n > offered.frame_max => {
-            return Err(refuse(format!("negotiated frame_max = {n} is higher than the maximum allowed value ({})", offered.frame_max)))
+            return Err(refuse(format!(
+                "negotiated frame_max = {n} is higher than the maximum allowed value ({})",
+                offered.frame_max
+            )))
         }
         n if n < FRAME_MIN_SIZE => return Err(refuse(format!("frame_max={n} < {FRAME_MIN_SIZE} min size"))),
         n => n,

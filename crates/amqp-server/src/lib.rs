@@ -55,18 +55,28 @@ pub async fn serve(listener: TcpListener, broker: Broker, shutdown: impl Future<
     }
 }
 
-async fn handle_socket(mut socket: TcpStream, peer: SocketAddr, broker: Broker, slot: ConnectionSlot, mut stop: watch::Receiver<bool>) {
+async fn handle_socket(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    broker: Broker,
+    slot: ConnectionSlot,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = socket.set_nodelay(true);
     let limits = broker.limits().clone();
     let handshake_timeout = Duration::from_millis(limits.handshake_timeout_ms);
-    if tokio::time::timeout(handshake_timeout, handshake::read_protocol_header(&mut socket)).await.map_or(true, |r| r.is_err()) {
+    if tokio::time::timeout(handshake_timeout, handshake::read_protocol_header(&mut socket))
+        .await
+        .map_or(true, |r| r.is_err())
+    {
         return;
     }
     let (read_half, write_half) = socket.into_split();
     let out = Outbound::new(limits.outbound_high_watermark_bytes, limits.frame_max);
     let writer = tokio::spawn(outbound::run_writer(out.clone(), write_half));
     let mut reader = io::FrameReader::new(read_half);
-    let negotiated = tokio::time::timeout(handshake_timeout, handshake::negotiate(&mut reader, &out, &broker, peer.ip())).await;
+    let negotiated =
+        tokio::time::timeout(handshake_timeout, handshake::negotiate(&mut reader, &out, &broker, peer.ip())).await;
     match negotiated {
         Ok(Ok(n)) => {
             out.set_heartbeat_s(n.heartbeat_s);

@@ -154,7 +154,10 @@ impl ConsumerSink for ChannelSink {
         let Some(entry) = take() else { return Offer::Empty };
         let tag = st.next_delivery_tag();
         if !consumer.no_ack {
-            st.unacked.insert(tag, Unacked { queue: queue.clone(), seq: entry.seq, consumer_tag: Some(consumer.tag.clone()) });
+            st.unacked.insert(
+                tag,
+                Unacked { queue: queue.clone(), seq: entry.seq, consumer_tag: Some(consumer.tag.clone()) },
+            );
             if let Some(c) = st.consumers.get_mut(&consumer.tag) {
                 c.unacked += 1;
             }

@@ -17,12 +17,7 @@ pub struct BrokerConfig {
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        BrokerConfig {
-            limits: Limits::default(),
-            users: Vec::new(),
-            vhosts: vec!["/".to_string()],
-            default_user: true,
-        }
+        BrokerConfig { limits: Limits::default(), users: Vec::new(), vhosts: vec!["/".to_string()], default_user: true }
     }
 }
 

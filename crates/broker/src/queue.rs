@@ -143,7 +143,8 @@ impl Queue {
         if st.deleted {
             return Err(AmqpError::not_found(format!("no queue '{}' in vhost '{}'", self.name, self.vhost)));
         }
-        let exclusive_conflict = !st.consumers.is_empty() && (consumer.exclusive || st.consumers.iter().any(|c| c.exclusive));
+        let exclusive_conflict =
+            !st.consumers.is_empty() && (consumer.exclusive || st.consumers.iter().any(|c| c.exclusive));
         if exclusive_conflict {
             return Err(AmqpError::access_refused(format!(
                 "queue '{}' in vhost '{}' in exclusive use",

@@ -150,7 +150,13 @@ impl VHost {
         Ok(())
     }
 
-    pub fn bind(&self, source: &str, dest: Dest, routing_key: ShortStr, arguments: FieldTable) -> Result<(), AmqpError> {
+    pub fn bind(
+        &self,
+        source: &str,
+        dest: Dest,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+    ) -> Result<(), AmqpError> {
         let exchange = self.existing_exchange(source)?;
         self.check_bindable_source(&exchange)?;
         if let Dest::Exchange(d) = &dest {
@@ -162,7 +168,13 @@ impl VHost {
         Ok(())
     }
 
-    pub fn unbind(&self, source: &str, dest: Dest, routing_key: ShortStr, arguments: FieldTable) -> Result<(), AmqpError> {
+    pub fn unbind(
+        &self,
+        source: &str,
+        dest: Dest,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+    ) -> Result<(), AmqpError> {
         let exchange = self.existing_exchange(source)?;
         self.check_bindable_source(&exchange)?;
         let now_empty = {
@@ -207,7 +219,12 @@ impl VHost {
     // ---- queues ----------------------------------------------------------------------------
 
     /// queue.declare: returns the queue with its ready-message and consumer counts.
-    pub fn declare_queue(&self, req: QueueDeclare, connection: u64, max_queues: usize) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
+    pub fn declare_queue(
+        &self,
+        req: QueueDeclare,
+        connection: u64,
+        max_queues: usize,
+    ) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
         if req.passive {
             let q = self.queue_for(&req.name, connection)?;
             let (messages, consumers) = q.counts();
@@ -233,7 +250,15 @@ impl VHost {
             )));
         }
         let owner = req.exclusive.then_some(connection);
-        let q = Arc::new(Queue::new(req.name.clone(), &self.name, req.durable, owner, req.auto_delete, req.arguments, args));
+        let q = Arc::new(Queue::new(
+            req.name.clone(),
+            &self.name,
+            req.durable,
+            owner,
+            req.auto_delete,
+            req.arguments,
+            args,
+        ));
         queues.insert(req.name, q.clone());
         Ok((q, 0, 0))
     }
@@ -263,7 +288,10 @@ impl VHost {
             return Err(AmqpError::precondition_failed(format!("queue '{name}' in vhost '{}' in use", self.name)));
         }
         if if_empty && has_messages {
-            return Err(AmqpError::precondition_failed(format!("queue '{name}' in vhost '{}' is not empty", self.name)));
+            return Err(AmqpError::precondition_failed(format!(
+                "queue '{name}' in vhost '{}' is not empty",
+                self.name
+            )));
         }
         Ok(self.remove_queue(&q))
     }

@@ -20,9 +20,7 @@ impl ExchangeKind {
             "fanout" => Ok(ExchangeKind::Fanout),
             "topic" => Ok(ExchangeKind::Topic),
             "headers" => Ok(ExchangeKind::Headers),
-            other => Err(AmqpError::command_invalid(format!(
-                "unknown exchange type '{other}'"
-            ))),
+            other => Err(AmqpError::command_invalid(format!("unknown exchange type '{other}'"))),
         }
     }
 

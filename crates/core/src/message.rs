@@ -16,12 +16,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(exchange: ShortStr, routing_key: ShortStr, properties: Bytes, body: Bytes) -> Self {
-        Message {
-            exchange,
-            routing_key,
-            properties,
-            body,
-        }
+        Message { exchange, routing_key, properties, body }
     }
 
     /// delivery_mode 2 marks a message persistent.

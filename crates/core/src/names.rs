@@ -16,9 +16,7 @@ pub fn is_reserved(name: &str) -> bool {
 /// RabbitMQ refuses declaring exchanges in the `amq.` namespace with 403.
 pub fn check_exchange_declare_name(name: &str) -> Result<(), AmqpError> {
     if is_reserved(name) {
-        return Err(AmqpError::access_refused(format!(
-            "exchange name '{name}' contains reserved prefix 'amq.*'"
-        )));
+        return Err(AmqpError::access_refused(format!("exchange name '{name}' contains reserved prefix 'amq.*'")));
     }
     Ok(())
 }
@@ -26,9 +24,7 @@ pub fn check_exchange_declare_name(name: &str) -> Result<(), AmqpError> {
 /// RabbitMQ refuses declaring queues in the `amq.` namespace with 403.
 pub fn check_queue_declare_name(name: &str) -> Result<(), AmqpError> {
     if is_reserved(name) {
-        return Err(AmqpError::access_refused(format!(
-            "queue name '{name}' contains reserved prefix 'amq.*'"
-        )));
+        return Err(AmqpError::access_refused(format!("queue name '{name}' contains reserved prefix 'amq.*'")));
     }
     Ok(())
 }

@@ -108,7 +108,12 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn msg(n: u8) -> Arc<Message> {
-        Arc::new(Message::new(ShortStr::from_static(""), ShortStr::from_static("q"), Bytes::new(), Bytes::from(vec![n])))
+        Arc::new(Message::new(
+            ShortStr::from_static(""),
+            ShortStr::from_static("q"),
+            Bytes::new(),
+            Bytes::from(vec![n]),
+        ))
     }
 
     #[test]

@@ -57,9 +57,7 @@ impl QueueArgs {
     /// Validate and parse `arguments` as RabbitMQ does; unknown arguments are kept but ignored.
     pub fn parse(arguments: &FieldTable, queue: &str, vhost: &str) -> Result<QueueArgs, AmqpError> {
         let invalid = |arg: &str, why: &str| {
-            AmqpError::precondition_failed(format!(
-                "invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {why}"
-            ))
+            AmqpError::precondition_failed(format!("invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {why}"))
         };
         let int = |arg: &str, min: i64| -> Result<Option<u64>, AmqpError> {
             match arguments.get(arg) {
@@ -142,7 +140,14 @@ impl QueueArgs {
     }
 
     /// A quorum queue must be durable, non-exclusive and not auto-delete (RabbitMQ's rule).
-    pub fn check_queue_type_flags(&self, durable: bool, exclusive: bool, auto_delete: bool, queue: &str, vhost: &str) -> Result<(), AmqpError> {
+    pub fn check_queue_type_flags(
+        &self,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        queue: &str,
+        vhost: &str,
+    ) -> Result<(), AmqpError> {
         if self.queue_type != QueueType::Quorum {
             return Ok(());
         }
@@ -165,7 +170,12 @@ impl QueueArgs {
 }
 
 /// Redeclaration check: the listed arguments must be equal; `x-queue-type` absent means classic.
-pub fn check_equivalent(existing: &FieldTable, requested: &FieldTable, queue: &str, vhost: &str) -> Result<(), AmqpError> {
+pub fn check_equivalent(
+    existing: &FieldTable,
+    requested: &FieldTable,
+    queue: &str,
+    vhost: &str,
+) -> Result<(), AmqpError> {
     for arg in EQUIVALENCE_ARGS {
         let (r, c) = (requested.get(arg), existing.get(arg));
         if !args_equal(r, c) {
@@ -176,7 +186,9 @@ pub fn check_equivalent(existing: &FieldTable, requested: &FieldTable, queue: &s
             )));
         }
     }
-    let queue_type = |t: &FieldTable| t.get("x-queue-type").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "classic".into());
+    let queue_type = |t: &FieldTable| {
+        t.get("x-queue-type").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "classic".into())
+    };
     let (r, c) = (queue_type(requested), queue_type(existing));
     if r != c {
         return Err(AmqpError::precondition_failed(format!(

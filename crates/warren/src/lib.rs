@@ -2,6 +2,7 @@
 //! [`start`] to run a real broker in-process on port 0.
 
 pub mod config;
+pub mod perf;
 
 pub use config::Config;
 

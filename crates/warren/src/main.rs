@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Server(ServerArgs),
+    /// Measure an AMQP 0-9-1 broker (Warren or any other): publish and end-to-end throughput.
+    Perf(warren::perf::PerfArgs),
 }
 
 #[derive(clap::Args)]
@@ -48,6 +50,19 @@ fn main() {
             if let Err(e) = run_server(args) {
                 eprintln!("warren: {e}");
                 std::process::exit(1);
+            }
+        }
+        Command::Perf(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            match runtime.block_on(warren::perf::run(args.clone())) {
+                Ok(r) => println!(
+                    "{{\"producers\":{},\"consumers\":{},\"size\":{},\"confirm\":{},\"persistent\":{},\"published\":{},\"consumed\":{},\"publish_msgs_per_s\":{:.0},\"end_to_end_msgs_per_s\":{:.0}}}",
+                    args.producers, args.consumers, args.size, args.confirm, args.persistent, r.published, r.consumed, r.publish_rate, r.end_to_end_rate
+                ),
+                Err(e) => {
+                    eprintln!("warren perf: {e}");
+                    std::process::exit(1);
+                }
             }
         }
     }

@@ -36,14 +36,10 @@ impl MatchMode {
 pub fn matches(mode: MatchMode, args: &FieldTable, headers: Option<&FieldTable>) -> bool {
     let with_x = matches!(mode, MatchMode::AllWithX | MatchMode::AnyWithX);
     let any = matches!(mode, MatchMode::Any | MatchMode::AnyWithX);
-    let mut considered = args
-        .iter()
-        .filter(|(k, _)| k.as_str() != "x-match" && (with_x || !k.starts_with("x-")));
-    let check = |(key, expected): (&amqp_codec::ShortStr, &FieldValue)| {
-        match headers.and_then(|h| h.get(key)) {
-            None => false,
-            Some(actual) => matches!(expected, FieldValue::Void) || values_equal(expected, actual),
-        }
+    let mut considered = args.iter().filter(|(k, _)| k.as_str() != "x-match" && (with_x || !k.starts_with("x-")));
+    let check = |(key, expected): (&amqp_codec::ShortStr, &FieldValue)| match headers.and_then(|h| h.get(key)) {
+        None => false,
+        Some(actual) => matches!(expected, FieldValue::Void) || values_equal(expected, actual),
     };
     if any {
         considered.any(check)

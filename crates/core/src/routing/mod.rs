@@ -106,8 +106,7 @@ impl<D: Clone + PartialEq> Bindings<D> {
 
     /// Remove every binding to `destination` (its queue or exchange was deleted).
     pub fn remove_destination(&mut self, destination: &D) -> usize {
-        let doomed: Vec<Binding<D>> =
-            self.list.iter().filter(|b| b.destination == *destination).cloned().collect();
+        let doomed: Vec<Binding<D>> = self.list.iter().filter(|b| b.destination == *destination).cloned().collect();
         doomed.iter().filter(|b| self.remove(b)).count()
     }
 

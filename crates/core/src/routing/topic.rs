@@ -20,12 +20,7 @@ struct Node<D> {
 
 impl<D> Default for Node<D> {
     fn default() -> Self {
-        Node {
-            words: HashMap::new(),
-            star: None,
-            hash: None,
-            destinations: Vec::new(),
-        }
+        Node { words: HashMap::new(), star: None, hash: None, destinations: Vec::new() }
     }
 }
 

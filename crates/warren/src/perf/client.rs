@@ -1,0 +1,118 @@
+//! A minimal AMQP client for the load tool, built on Warren's own codec: it writes many frames per
+//! syscall and decodes replies in batches, so the tool costs little CPU next to the broker.
+
+use amqp_codec::*;
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub struct RawClient {
+    stream: TcpStream,
+    rbuf: BytesMut,
+    pub wbuf: BytesMut,
+    pub frame_max: u32,
+}
+
+pub type Error = String;
+
+impl RawClient {
+    /// Connect, authenticate with PLAIN and open `vhost` and channel 1.
+    pub async fn connect(addr: &str, user: &str, password: &str, vhost: &str) -> Result<RawClient, Error> {
+        let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        stream.write_all(PROTOCOL_HEADER).await.map_err(|e| e.to_string())?;
+        let mut c = RawClient {
+            stream,
+            rbuf: BytesMut::with_capacity(1 << 16),
+            wbuf: BytesMut::with_capacity(1 << 16),
+            frame_max: 131_072,
+        };
+        c.expect(0, |m| matches!(m, Method::ConnectionStart(_))).await?;
+        let mut response = vec![0u8];
+        response.extend_from_slice(user.as_bytes());
+        response.push(0);
+        response.extend_from_slice(password.as_bytes());
+        c.send(
+            0,
+            &Method::ConnectionStartOk(ConnectionStartOk {
+                client_properties: FieldTable::new(),
+                mechanism: "PLAIN".into(),
+                response: Bytes::from(response),
+                locale: "en_US".into(),
+            }),
+        )
+        .await?;
+        let tune = match c.expect(0, |m| matches!(m, Method::ConnectionTune(_))).await? {
+            Method::ConnectionTune(t) => t,
+            _ => unreachable!("expect filtered the method"),
+        };
+        c.frame_max = if tune.frame_max == 0 { 131_072 } else { tune.frame_max.min(131_072) };
+        c.send(
+            0,
+            &Method::ConnectionTuneOk(ConnectionTuneOk {
+                channel_max: tune.channel_max,
+                frame_max: c.frame_max,
+                heartbeat: 0,
+            }),
+        )
+        .await?;
+        c.send(0, &Method::ConnectionOpen(ConnectionOpen { virtual_host: vhost.into(), ..Default::default() })).await?;
+        c.expect(0, |m| matches!(m, Method::ConnectionOpenOk(_))).await?;
+        c.send(1, &Method::ChannelOpen(ChannelOpen::default())).await?;
+        c.expect(1, |m| matches!(m, Method::ChannelOpenOk(_))).await?;
+        Ok(c)
+    }
+
+    pub async fn send(&mut self, channel: u16, method: &Method) -> Result<(), Error> {
+        encode_method(&mut self.wbuf, channel, method);
+        self.flush().await
+    }
+
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.stream.write_all(&self.wbuf).await.map_err(|e| e.to_string())?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Queue one publish (method, header, body) in the write buffer.
+    pub fn push_publish(&mut self, routing_key: &str, properties: &[u8], body: &[u8]) {
+        let publish = Method::BasicPublish(BasicPublish { routing_key: routing_key.into(), ..Default::default() });
+        encode_method(&mut self.wbuf, 1, &publish);
+        encode_content_header(&mut self.wbuf, 1, BASIC_CLASS_ID, body.len() as u64, properties);
+        encode_body(&mut self.wbuf, 1, body, self.frame_max);
+    }
+
+    /// The next frame from the server.
+    pub async fn next_frame(&mut self) -> Result<Frame, Error> {
+        loop {
+            if let Some(f) = decode_frame(&mut self.rbuf, 0).map_err(|e| e.to_string())? {
+                return Ok(f);
+            }
+            self.rbuf.reserve(1 << 16);
+            let n = self.stream.read_buf(&mut self.rbuf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("server closed the connection".into());
+            }
+        }
+    }
+
+    /// Wait for a method on `channel` matching `want`; a close from the server is an error.
+    pub async fn expect(&mut self, channel: u16, want: impl Fn(&Method) -> bool) -> Result<Method, Error> {
+        loop {
+            if let Frame::Method { channel: ch, method } = self.next_frame().await? {
+                match &method {
+                    Method::ConnectionClose(c) => {
+                        return Err(format!("server closed the connection: {} {}", c.reply_code, c.reply_text))
+                    }
+                    Method::ChannelClose(c) => {
+                        return Err(format!("server closed the channel: {} {}", c.reply_code, c.reply_text))
+                    }
+                    _ => {}
+                }
+                if ch == channel && want(&method) {
+                    return Ok(method);
+                }
+            }
+        }
+    }
+}
