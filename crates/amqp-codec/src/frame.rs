@@ -71,14 +71,23 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
     let kind = header.get_u8();
     let channel = header.get_u16();
     let size = header.get_u32();
-    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
+    if !matches!(
+        kind,
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
+    ) {
         return Err(CodecError::UnknownFrameType(kind));
     }
     if size > max_payload(frame_max) {
-        return Err(CodecError::FrameTooLarge { size, max: frame_max });
+        return Err(CodecError::FrameTooLarge {
+            size,
+            max: frame_max,
+        });
     }
     let Some(total) = (size as usize).checked_add(crate::FRAME_OVERHEAD) else {
-        return Err(CodecError::FrameTooLarge { size, max: frame_max });
+        return Err(CodecError::FrameTooLarge {
+            size,
+            max: frame_max,
+        });
     };
     let Some(&end) = buf.get(total - 1) else {
         return Ok(None);
@@ -135,7 +144,10 @@ fn begin_frame(buf: &mut BytesMut, kind: u8, channel: u16) -> usize {
 #[inline]
 fn end_frame(buf: &mut BytesMut, pos: usize) {
     let size = buf.len() - pos - crate::FRAME_HEADER_SIZE;
-    debug_assert!(u32::try_from(size).is_ok(), "frame payload longer than u32::MAX");
+    debug_assert!(
+        u32::try_from(size).is_ok(),
+        "frame payload longer than u32::MAX"
+    );
     if let Some(slot) = buf.get_mut(pos + 3..pos + 7) {
         slot.copy_from_slice(&(size as u32).to_be_bytes());
     }

@@ -118,7 +118,9 @@ impl BasicProperties {
             cluster_id: opt_str(&mut buf, f, flag::CLUSTER_ID)?,
         };
         if !buf.is_empty() {
-            return Err(CodecError::Malformed("trailing bytes after basic properties"));
+            return Err(CodecError::Malformed(
+                "trailing bytes after basic properties",
+            ));
         }
         Ok(props)
     }

@@ -171,7 +171,9 @@ impl FieldValue {
             FieldValue::I64(_) | FieldValue::F64(_) | FieldValue::Timestamp(_) => 8,
             FieldValue::Decimal { .. } => 5,
             FieldValue::LongStr(b) | FieldValue::ByteArray(b) => 4 + b.len(),
-            FieldValue::Array(items) => 4 + items.iter().map(FieldValue::encoded_len).sum::<usize>(),
+            FieldValue::Array(items) => {
+                4 + items.iter().map(FieldValue::encoded_len).sum::<usize>()
+            }
             FieldValue::Table(t) => t.encoded_len(),
             FieldValue::Void => 0,
         }
@@ -271,7 +273,10 @@ impl FieldTable {
 
     /// The value of the first entry named `key`.
     pub fn get(&self, key: &str) -> Option<&FieldValue> {
-        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v)
     }
 
     /// Sets `key` to `v`, replacing the value of the first entry with that name, or appending.
@@ -419,7 +424,10 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.get("b").and_then(FieldValue::as_i64), Some(7));
         assert_eq!(t.get("a").and_then(FieldValue::as_str), Some("text"));
-        assert_eq!(t.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(
+            t.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         assert_eq!(t.remove("b"), Some(FieldValue::U32(7)));
         assert!(!t.contains_key("b"));
         let mut buf = BytesMut::new();

@@ -21,11 +21,11 @@ fn check(wire: &[u8], expected: &Frame) {
 #[test]
 fn connection_start() {
     let wire = cat(&[
-        &[1, 0, 0, 0, 0, 0, 56],  // method frame, channel 0, size 56
-        &[0, 10, 0, 10],          // connection.start
-        &[0, 9],                  // version 0-9
-        &[0, 0, 0, 19],           // server-properties: 19 bytes
-        b"\x07product",           //   key
+        &[1, 0, 0, 0, 0, 0, 56],    // method frame, channel 0, size 56
+        &[0, 10, 0, 10],            // connection.start
+        &[0, 9],                    // version 0-9
+        &[0, 0, 0, 19],             // server-properties: 19 bytes
+        b"\x07product",             //   key
         b"S\x00\x00\x00\x06Warren", // longstr value
         b"\x00\x00\x00\x0ePLAIN AMQPLAIN",
         b"\x00\x00\x00\x05en_US",
@@ -126,17 +126,17 @@ fn basic_deliver() {
 #[test]
 fn content_header_with_headers_table() {
     let props_raw = cat(&[
-        &[0x30, 0x00],    // flags: headers, delivery-mode
-        &[0, 0, 0, 9],    // table of 9 bytes
-        b"\x03x-aI",      //   "x-a" => I
-        &[0, 0, 0, 1],    //   1
-        &[2],             // delivery-mode 2
+        &[0x30, 0x00], // flags: headers, delivery-mode
+        &[0, 0, 0, 9], // table of 9 bytes
+        b"\x03x-aI",   //   "x-a" => I
+        &[0, 0, 0, 1], //   1
+        &[2],          // delivery-mode 2
     ]);
     let wire = cat(&[
         &[2, 0, 1, 0, 0, 0, 28],
-        &[0, 60],                   // class basic
-        &[0, 0],                    // weight
-        &[0, 0, 0, 0, 0, 0, 0, 5],  // body size
+        &[0, 60],                  // class basic
+        &[0, 0],                   // weight
+        &[0, 0, 0, 0, 0, 0, 0, 5], // body size
         &props_raw,
         &[0xCE],
     ]);
@@ -155,7 +155,10 @@ fn content_header_with_headers_table() {
         delivery_mode: Some(2),
         ..Default::default()
     };
-    assert_eq!(BasicProperties::decode(Bytes::from(props_raw.clone())).unwrap(), props);
+    assert_eq!(
+        BasicProperties::decode(Bytes::from(props_raw.clone())).unwrap(),
+        props
+    );
     assert_eq!(&props.to_raw()[..], &props_raw[..]);
     assert_eq!(raw_properties::delivery_mode(&props_raw), Some(2));
 
@@ -173,7 +176,10 @@ fn body_and_heartbeat() {
             payload: Bytes::from_static(b"hello"),
         },
     );
-    check(&[8, 0, 0, 0, 0, 0, 0, 0xCE], &Frame::Heartbeat { channel: 0 });
+    check(
+        &[8, 0, 0, 0, 0, 0, 0, 0xCE],
+        &Frame::Heartbeat { channel: 0 },
+    );
     let mut out = BytesMut::new();
     encode_heartbeat(&mut out);
     assert_eq!(&out[..], &[8, 0, 0, 0, 0, 0, 0, 0xCE]);
@@ -182,7 +188,13 @@ fn body_and_heartbeat() {
 #[test]
 fn basic_get_empty_writes_empty_cluster_id_and_ignores_it() {
     let wire = [1, 0, 1, 0, 0, 0, 5, 0, 60, 0, 72, 0, 0xCE];
-    check(&wire, &Frame::Method { channel: 1, method: Method::BasicGetEmpty });
+    check(
+        &wire,
+        &Frame::Method {
+            channel: 1,
+            method: Method::BasicGetEmpty,
+        },
+    );
     // A non-empty reserved cluster-id is accepted and dropped.
     let m = Method::decode(Bytes::from_static(&[0, 60, 0, 72, 2, b'c', b'1'])).unwrap();
     assert_eq!(m, Method::BasicGetEmpty);
@@ -201,7 +213,13 @@ fn field_value_tags() {
     t.insert("l", FieldValue::I64(-4));
     t.insert("f", FieldValue::F32(1.5));
     t.insert("d", FieldValue::F64(-0.25));
-    t.insert("D", FieldValue::Decimal { scale: 2, value: 314 });
+    t.insert(
+        "D",
+        FieldValue::Decimal {
+            scale: 2,
+            value: 314,
+        },
+    );
     t.insert("S", FieldValue::from("hi"));
     t.insert("A", FieldValue::Array(vec![FieldValue::Void]));
     t.insert("T", FieldValue::Timestamp(9));
@@ -244,7 +262,10 @@ fn connection_close_reply_text() {
     });
     let mut out = BytesMut::new();
     m.encode(&mut out);
-    assert_eq!(&out[..], b"\x00\x0a\x00\x32\x01\x94\x09NOT_FOUND\x00\x32\x00\x0a");
+    assert_eq!(
+        &out[..],
+        b"\x00\x0a\x00\x32\x01\x94\x09NOT_FOUND\x00\x32\x00\x0a"
+    );
     assert_eq!(m.name(), "connection.close");
     assert!(m.is_synchronous_request());
 }

@@ -91,6 +91,10 @@ impl Channel {
         if class_id != BASIC_CLASS_ID {
             return Err(AmqpError::frame_error(format!("content header for class {class_id} instead of basic")));
         }
+        // Properties are forwarded byte for byte, so malformed ones must never reach a consumer.
+        if !raw_properties::is_well_formed(&properties) {
+            return Err(AmqpError::syntax_error("malformed content header properties"));
+        }
         pending.properties = Some(properties);
         pending.body_size = body_size;
         if body_size > max {

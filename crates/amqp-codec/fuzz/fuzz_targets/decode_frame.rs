@@ -36,10 +36,14 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(props) = BasicProperties::decode(properties.clone()) {
                 assert!(well_formed, "decodable properties judged malformed");
                 let raw = props.to_raw();
-                let back = BasicProperties::decode(raw.clone()).expect("re-encoded properties decode");
+                let back =
+                    BasicProperties::decode(raw.clone()).expect("re-encoded properties decode");
                 assert_eq!(back.to_raw(), raw, "property encoding is not canonical");
                 assert_eq!(raw_properties::delivery_mode(&raw), props.delivery_mode);
-                assert_eq!(raw_properties::expiration(&raw), props.expiration.as_deref());
+                assert_eq!(
+                    raw_properties::expiration(&raw),
+                    props.expiration.as_deref()
+                );
             }
         }
     }

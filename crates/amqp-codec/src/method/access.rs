@@ -32,7 +32,16 @@ impl Args for AccessRequest {
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_shortstr(buf, &self.realm);
-        put_bits(buf, &[self.exclusive, self.passive, self.active, self.write, self.read]);
+        put_bits(
+            buf,
+            &[
+                self.exclusive,
+                self.passive,
+                self.active,
+                self.write,
+                self.read,
+            ],
+        );
     }
 }
 

@@ -64,7 +64,10 @@ impl Args for BasicConsume {
         buf.put_u16(self.ticket);
         put_shortstr(buf, &self.queue);
         put_shortstr(buf, &self.consumer_tag);
-        put_bits(buf, &[self.no_local, self.no_ack, self.exclusive, self.nowait]);
+        put_bits(
+            buf,
+            &[self.no_local, self.no_ack, self.exclusive, self.nowait],
+        );
         self.arguments.encode(buf);
     }
 }

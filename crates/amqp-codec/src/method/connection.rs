@@ -3,7 +3,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::Args;
-use crate::wire::{bit, get_longstr, get_shortstr, get_u16, get_u32, get_u8, put_bits, put_longstr, put_shortstr};
+use crate::wire::{
+    bit, get_longstr, get_shortstr, get_u16, get_u32, get_u8, put_bits, put_longstr, put_shortstr,
+};
 use crate::{CodecError, FieldTable, ShortStr};
 
 /// `connection.start` (10.10): server proposes protocol version, properties, SASL mechanisms, locales.

@@ -48,7 +48,13 @@ impl Args for ExchangeDeclare {
         put_shortstr(buf, &self.kind);
         put_bits(
             buf,
-            &[self.passive, self.durable, self.auto_delete, self.internal, self.nowait],
+            &[
+                self.passive,
+                self.durable,
+                self.auto_delete,
+                self.internal,
+                self.nowait,
+            ],
         );
         self.arguments.encode(buf);
     }

@@ -260,7 +260,9 @@ impl Method {
             Method::decode_args(class_id, method_id, &mut buf)?
         };
         if !buf.is_empty() {
-            return Err(CodecError::Malformed("trailing bytes after method arguments"));
+            return Err(CodecError::Malformed(
+                "trailing bytes after method arguments",
+            ));
         }
         Ok(method)
     }

@@ -41,7 +41,13 @@ impl Args for QueueDeclare {
         put_shortstr(buf, &self.queue);
         put_bits(
             buf,
-            &[self.passive, self.durable, self.exclusive, self.auto_delete, self.nowait],
+            &[
+                self.passive,
+                self.durable,
+                self.exclusive,
+                self.auto_delete,
+                self.nowait,
+            ],
         );
         self.arguments.encode(buf);
     }
