@@ -1,0 +1,251 @@
+//! `Store`: the public handle of the message log. Appends, acks and delivered markers go to the
+//! writer thread over a bounded channel; reads go straight to the segment files via the index.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::fs::{FileSystem, FsFile};
+use crate::index::{Index, SLOT_BYTES};
+use crate::record::{self, kind, Parsed};
+use crate::recovery::{recover, Recovery};
+use crate::segment::{self, MSGS_DIR};
+use crate::writer::{Request, Writer};
+use crate::{StoreError, StoreOptions};
+
+/// Message ids are assigned by the store, densely and increasing.
+pub type MessageId = u64;
+/// Queues are opaque ids to the store.
+pub type QueueId = u64;
+/// Called exactly once, on the writer thread, when the request is durable (`Ok`) or failed.
+/// Keep it short: it runs inside the group commit loop (send on a channel, wake a task). It must
+/// never call back into the `Store` (the writer would wait on itself when the channel is full).
+pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>;
+
+/// State shared by the writer thread and readers.
+pub(crate) struct Shared {
+    pub inner: Mutex<SharedInner>,
+}
+
+pub(crate) struct SharedInner {
+    pub index: Index,
+    pub files: BTreeMap<u32, Arc<dyn FsFile>>,
+}
+
+/// Figures about the running store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Segment files alive (including the active one).
+    pub segments: usize,
+    /// Index slots held.
+    pub index_slots: usize,
+    /// Bytes allocated by the index.
+    pub index_bytes: usize,
+}
+
+/// The durable message log. `Send + Sync`: share it behind an `Arc`.
+pub struct Store {
+    /// Next id; held while sending an append so ids reach the writer in order.
+    next_id: Mutex<MessageId>,
+    tx: SyncSender<Request>,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    options: StoreOptions,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, recovers it and starts its writer thread.
+    /// Fails with [`StoreError::IncompatibleVersion`] on files of another format version.
+    pub fn open(dir: &Path, options: StoreOptions, fs: Arc<dyn FileSystem>) -> Result<(Store, Recovery), StoreError> {
+        options.validate()?;
+        let msgs = dir.join(MSGS_DIR);
+        fs.create_dir_all(&msgs).map_err(|e| StoreError::io("create store directory", &e))?;
+        let log = recover(&*fs, &msgs, &options)?;
+        let next_id = log.state.next_id;
+        let shared = Arc::new(Shared { inner: Mutex::new(SharedInner { index: log.index, files: log.files }) });
+        let mut writer = Writer {
+            fs,
+            dir: msgs.clone(),
+            options: options.clone(),
+            shared: shared.clone(),
+            state: log.state,
+            active: 0,
+            active_file: None,
+            active_len: 0,
+            fresh: true,
+            retry: Vec::new(),
+            failed: None,
+        };
+        writer.start(log.last_seq)?;
+        let (tx, rx) = mpsc::sync_channel(options.channel_capacity);
+        let handle = std::thread::Builder::new()
+            .name("warren-store-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::io("spawn writer thread", &e))?;
+        let store =
+            Store { next_id: Mutex::new(next_id), tx, shared, writer: Mutex::new(Some(handle)), options, dir: msgs };
+        Ok((store, log.report))
+    }
+
+    /// Appends a message for `queues` (deduplicated; 1..=max_queues_per_message of them) and
+    /// returns its id at once; `done` is called when it is durable or failed (with
+    /// [`StoreError::DiskFull`] when the disk is full). Blocks while the writer's channel is
+    /// full. On `Err`, `done` is not called.
+    pub fn append(&self, queues: &[QueueId], body: Bytes, done: Completion) -> Result<MessageId, StoreError> {
+        let queues = self.check_append(queues, &body)?;
+        let mut next_id = self.next_id.lock();
+        let id = *next_id;
+        if id == u64::MAX {
+            return Err(StoreError::Invalid("message ids exhausted".into()));
+        }
+        self.tx.send(Request::Append { id, queues, body, done }).map_err(|_| StoreError::Closed)?;
+        *next_id += 1;
+        Ok(id)
+    }
+
+    /// Like [`Store::append`] but never blocks (for async callers): when the writer's channel is
+    /// full or another appender is mid-send, fails with [`StoreError::Busy`]. On `Err` the
+    /// completion is handed back, uncalled.
+    pub fn try_append(
+        &self,
+        queues: &[QueueId],
+        body: Bytes,
+        done: Completion,
+    ) -> Result<MessageId, (StoreError, Completion)> {
+        let queues = match self.check_append(queues, &body) {
+            Ok(queues) => queues,
+            Err(err) => return Err((err, done)),
+        };
+        let Some(mut next_id) = self.next_id.try_lock() else { return Err((StoreError::Busy, done)) };
+        let id = *next_id;
+        if id == u64::MAX {
+            return Err((StoreError::Invalid("message ids exhausted".into()), done));
+        }
+        match self.tx.try_send(Request::Append { id, queues, body, done }) {
+            Ok(()) => {
+                *next_id += 1;
+                Ok(id)
+            }
+            Err(TrySendError::Full(Request::Append { done, .. })) => Err((StoreError::Busy, done)),
+            Err(TrySendError::Disconnected(Request::Append { done, .. })) => Err((StoreError::Closed, done)),
+            Err(_) => unreachable!("the request sent is an append"),
+        }
+    }
+
+    fn check_append(&self, queues: &[QueueId], body: &Bytes) -> Result<Vec<QueueId>, StoreError> {
+        let mut queues = queues.to_vec();
+        queues.sort_unstable();
+        queues.dedup();
+        let max = self.options.max_queues_per_message;
+        if queues.is_empty() || queues.len() > max {
+            return Err(StoreError::Invalid(format!("a message needs 1..={max} queues")));
+        }
+        if record::message_len(queues.len(), body.len()) > self.options.max_record_bytes() {
+            return Err(StoreError::Invalid(format!("message larger than a segment ({} bytes)", body.len())));
+        }
+        Ok(queues)
+    }
+
+    /// Records that `queue` acked message `id`. Written with the next batch; needs no completion
+    /// (a lost ack only means a redelivery after a crash). Acking twice is harmless.
+    pub fn ack(&self, queue: QueueId, id: MessageId) -> Result<(), StoreError> {
+        self.send_pair(kind::ACK, queue, id)
+    }
+
+    /// Records that every message of `queue` with id <= `up_to` has been delivered, so recovery
+    /// reports them with `redelivered = true`. Markers only grow.
+    pub fn mark_delivered(&self, queue: QueueId, up_to: MessageId) -> Result<(), StoreError> {
+        self.send_pair(kind::DELIVERED, queue, up_to)
+    }
+
+    /// Acks, for `queue`, every message with id <= `up_to` (queue purge; a deleted queue is
+    /// purged with `up_to = MessageId::MAX`, which also forgets its delivered marker). One
+    /// record instead of one ack per message; needs no completion, like acks.
+    pub fn purge(&self, queue: QueueId, up_to: MessageId) -> Result<(), StoreError> {
+        self.send_pair(kind::PURGE, queue, up_to)
+    }
+
+    fn send_pair(&self, kind: u8, queue: QueueId, id: MessageId) -> Result<(), StoreError> {
+        self.tx.send(Request::Pair { kind, queue, id }).map_err(|_| StoreError::Closed)
+    }
+
+    /// Calls `done` once everything submitted before is durable.
+    pub fn sync(&self, done: Completion) -> Result<(), StoreError> {
+        self.tx.send(Request::Sync { done }).map_err(|_| StoreError::Closed)
+    }
+
+    /// Reads the body of message `id` from its segment, verifying its checksum. Valid once the
+    /// append's completion said `Ok` and until the segment is reclaimed.
+    pub fn read(&self, id: MessageId) -> Result<Bytes, StoreError> {
+        let (slot, file) = {
+            let shared = self.shared.inner.lock();
+            let slot = shared.index.get(id).ok_or(StoreError::NotFound(id))?;
+            let file = shared.files.get(&slot.segment).cloned().ok_or(StoreError::NotFound(id))?;
+            (slot, file)
+        };
+        let mut buf = vec![0; slot.len as usize];
+        file.read_at(slot.offset as u64, &mut buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(id),
+            _ => StoreError::io("read message", &e),
+        })?;
+        let corrupt = |reason: &str| StoreError::CorruptRecord { id, reason: reason.to_string() };
+        let payload_range = match record::parse(&buf, buf.len()) {
+            Parsed::Ok { kind: record::kind::MESSAGE, payload, .. } => buf.len() - payload.len()..buf.len(),
+            Parsed::Ok { .. } => return Err(corrupt("not a message record")),
+            Parsed::Bad { reason, .. } => return Err(corrupt(reason)),
+            Parsed::Incomplete => return Err(corrupt("short record")),
+        };
+        let payload = &buf[payload_range.clone()];
+        let msg = record::decode_message(payload).ok_or_else(|| corrupt("bad message payload"))?;
+        if msg.id != id {
+            return Err(corrupt("record holds another message id"));
+        }
+        Ok(Bytes::from(buf).slice(payload_range.start + msg.body_start..))
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> StoreStats {
+        let shared = self.shared.inner.lock();
+        StoreStats {
+            segments: shared.files.len(),
+            index_slots: shared.index.len(),
+            index_bytes: shared.index.allocated_bytes(),
+        }
+    }
+
+    /// Bytes of index memory per message (excluding the per-queue unacked sets).
+    pub const INDEX_BYTES_PER_MESSAGE: usize = SLOT_BYTES;
+
+    /// The directory holding the segments.
+    pub fn segments_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of segment `seq` (for tests and tools).
+    pub fn segment_path(&self, seq: u32) -> PathBuf {
+        segment::path(&self.dir, seq)
+    }
+
+    /// Writes everything pending, stops the writer thread and waits for it.
+    pub fn close(self) {
+        drop(self);
+    }
+
+    fn shutdown(&self) {
+        let Some(handle) = self.writer.lock().take() else { return };
+        let _ = self.tx.send(Request::Shutdown);
+        let _ = handle.join();
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,60 @@
+//! `StoreOptions`: every bound of the message log, with defaults and validation.
+
+use crate::header::HEADER_LEN;
+use crate::StoreError;
+
+/// Limits of the message log. Every field is a bound; `validate` checks their relations.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Size at which the active segment is closed and a new one started (a record never spans
+    /// segments). Default 64 MiB; between 4 KiB and 4 GiB - 1 (offsets are u32).
+    pub segment_size_bytes: u32,
+    /// Depth of the bounded channel to the writer thread; appenders block when it is full.
+    pub channel_capacity: usize,
+    /// Most requests one group commit takes.
+    pub max_batch_records: usize,
+    /// Most body bytes one group commit takes (the batch closes once it is exceeded).
+    pub max_batch_bytes: usize,
+    /// Most queues one message may be stored for.
+    pub max_queues_per_message: usize,
+    /// Most skipped records listed one by one in the recovery statistics (all are counted).
+    pub max_skipped_reported: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            segment_size_bytes: 64 << 20,
+            channel_capacity: 4096,
+            max_batch_records: 1024,
+            max_batch_bytes: 8 << 20,
+            max_queues_per_message: 4096,
+            max_skipped_reported: 1000,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Checks the bounds.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |what: &str| Err(StoreError::Invalid(what.to_string()));
+        if self.segment_size_bytes < 4096 {
+            return invalid("segment_size_bytes must be at least 4096");
+        }
+        if self.segment_size_bytes == u32::MAX {
+            return invalid("segment_size_bytes must be below 4 GiB");
+        }
+        if self.channel_capacity == 0 || self.max_batch_records == 0 || self.max_batch_bytes == 0 {
+            return invalid("channel_capacity, max_batch_records and max_batch_bytes must be positive");
+        }
+        if self.max_queues_per_message == 0 || self.max_queues_per_message > u16::MAX as usize {
+            return invalid("max_queues_per_message must be in 1..=65535");
+        }
+        Ok(())
+    }
+
+    /// Largest record the log accepts: one that fits in an empty segment.
+    pub fn max_record_bytes(&self) -> usize {
+        self.segment_size_bytes as usize - HEADER_LEN
+    }
+}

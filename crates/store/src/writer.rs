@@ -1,0 +1,283 @@
+//! The writer thread and its group commit: take a batch of requests from the bounded channel,
+//! encode them, write them with one append, `fdatasync` once, then apply them to the index and
+//! state and call every completion. Also rolls segments and deletes reclaimable ones.
+
+use std::mem;
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::fs::{FileSystem, FsFile};
+use crate::header::HEADER_LEN;
+use crate::index::Slot;
+use crate::log::Shared;
+use crate::record::{self, kind, PAIR_RECORD_LEN};
+use crate::segment;
+use crate::state::LogState;
+use crate::{Completion, StoreError, StoreOptions};
+
+/// A request to the writer thread.
+pub(crate) enum Request {
+    Append {
+        id: u64,
+        queues: Vec<u64>,
+        body: Bytes,
+        done: Completion,
+    },
+    /// An ACK, DELIVERED or PURGE record (`queue`, then a message id).
+    Pair {
+        kind: u8,
+        queue: u64,
+        id: u64,
+    },
+    Sync {
+        done: Completion,
+    },
+    Shutdown,
+}
+
+enum Effect {
+    Message { id: u64, queues: Vec<u64>, slot: Slot },
+    Pair { kind: u8, queue: u64, id: u64 },
+}
+
+/// Records of one segment waiting for their write and fdatasync.
+#[derive(Default)]
+struct Chunk {
+    buf: Vec<u8>,
+    effects: Vec<Effect>,
+    done: Vec<Completion>,
+    /// `Store::sync` barriers: Ok only if no earlier ack still waits for a retry.
+    syncs: Vec<Completion>,
+}
+
+/// Most acks kept for retry after failed writes (disk full); older ones are dropped, which only
+/// means redelivery after a restart.
+const MAX_RETRY: usize = 65_536;
+
+pub(crate) struct Writer {
+    pub fs: Arc<dyn FileSystem>,
+    pub dir: PathBuf,
+    pub options: StoreOptions,
+    pub shared: Arc<Shared>,
+    pub state: LogState,
+    pub active: u32,
+    pub active_file: Option<Arc<dyn FsFile>>,
+    pub active_len: usize,
+    /// No record but carried-forward markers written to the active segment yet.
+    pub fresh: bool,
+    pub retry: Vec<Request>,
+    pub failed: Option<StoreError>,
+}
+
+impl Writer {
+    /// Starts a new active segment after `last_seq`, carrying the delivered markers forward, and
+    /// deletes what recovery found reclaimable.
+    pub fn start(&mut self, last_seq: u32) -> Result<(), StoreError> {
+        self.active = last_seq;
+        let mut chunk = Chunk::default();
+        self.roll(&mut chunk)?;
+        self.commit(&mut chunk);
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        self.reclaim();
+        Ok(())
+    }
+
+    /// The thread's loop; returns after a `Shutdown` request or when every sender is gone.
+    pub fn run(mut self, rx: Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = mem::take(&mut self.retry);
+            let mut body_bytes = 0;
+            let mut shutdown = matches!(first, Request::Shutdown);
+            batch.push(first);
+            while batch.len() < self.options.max_batch_records && body_bytes < self.options.max_batch_bytes {
+                let Ok(req) = rx.try_recv() else { break };
+                match &req {
+                    Request::Append { body, .. } => body_bytes += body.len(),
+                    Request::Shutdown => shutdown = true,
+                    _ => {}
+                }
+                batch.push(req);
+            }
+            self.process(batch);
+            if shutdown {
+                break;
+            }
+        }
+    }
+
+    fn process(&mut self, batch: Vec<Request>) {
+        let mut chunk = Chunk::default();
+        for req in batch {
+            match req {
+                Request::Append { id, queues, body, done } => {
+                    let len = record::message_len(queues.len(), body.len());
+                    if let Err(err) = self.ensure_room(&mut chunk, len) {
+                        done(Err(err));
+                        continue;
+                    }
+                    let offset = (self.active_len + chunk.buf.len()) as u32;
+                    let slot = Slot { segment: self.active, offset, len: len as u32 };
+                    record::encode_message(&mut chunk.buf, id, &queues, &body);
+                    chunk.effects.push(Effect::Message { id, queues, slot });
+                    chunk.done.push(done);
+                }
+                Request::Pair { kind, queue, id } => {
+                    if self.ensure_room(&mut chunk, PAIR_RECORD_LEN).is_err() {
+                        self.push_retry(Request::Pair { kind, queue, id });
+                        continue;
+                    }
+                    record::encode_pair(&mut chunk.buf, kind, queue, id);
+                    chunk.effects.push(Effect::Pair { kind, queue, id });
+                }
+                Request::Sync { done } => {
+                    chunk.syncs.push(done);
+                    continue;
+                }
+                Request::Shutdown => continue,
+            }
+            self.fresh = false;
+        }
+        self.commit(&mut chunk);
+        self.reclaim();
+    }
+
+    /// Commits `chunk` and rolls to a new segment when a record of `len` bytes does not fit in
+    /// the active one (a fresh segment takes any record: records never span segments).
+    fn ensure_room(&mut self, chunk: &mut Chunk, len: usize) -> Result<(), StoreError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        if self.active_len + chunk.buf.len() + len <= self.options.segment_size_bytes as usize || self.fresh {
+            return Ok(());
+        }
+        self.commit(chunk);
+        self.roll(chunk)
+    }
+
+    /// Writes, syncs and applies `chunk`, then completes its requests.
+    fn commit(&mut self, chunk: &mut Chunk) {
+        let Chunk { buf, effects, mut done, syncs } = mem::take(chunk);
+        if let Some(err) = &self.failed {
+            done.extend(syncs);
+            return fail(done, err);
+        }
+        let Some(file) = self.active_file.clone() else {
+            done.extend(syncs);
+            return fail(done, &StoreError::Closed);
+        };
+        if !buf.is_empty() {
+            if let Err(e) = file.append(&buf) {
+                let err = StoreError::io("append", &e);
+                self.roll_back(&*file);
+                for effect in effects {
+                    if let Effect::Pair { kind, queue, id } = effect {
+                        self.push_retry(Request::Pair { kind, queue, id });
+                    }
+                }
+                done.extend(syncs);
+                return fail(done, &err);
+            }
+            if let Err(e) = file.sync_data() {
+                let err = StoreError::Failed(e.to_string());
+                self.failed = Some(err.clone());
+                done.extend(syncs);
+                return fail(done, &err);
+            }
+            self.active_len += buf.len();
+        }
+        self.apply(effects);
+        for d in done {
+            d(Ok(()));
+        }
+        // Acks waiting for a retry (disk full) are not durable yet: the barrier is not reached.
+        let barrier = if self.retry.is_empty() { Ok(()) } else { Err(StoreError::DiskFull) };
+        for s in syncs {
+            s(barrier.clone());
+        }
+    }
+
+    /// After a failed append, cuts the partial record so the log stays a sequence of whole
+    /// records. If even that fails, later offsets follow the garbage (recovery skips it).
+    fn roll_back(&mut self, file: &dyn FsFile) {
+        if file.truncate(self.active_len as u64).is_ok() {
+            return;
+        }
+        match file.size_bytes() {
+            Ok(len) => self.active_len = len as usize,
+            Err(e) => self.failed = Some(StoreError::Failed(e.to_string())),
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        let mut shared = self.shared.inner.lock();
+        for effect in effects {
+            match effect {
+                Effect::Message { id, queues, slot } => {
+                    self.state.on_message(&mut shared.index, id, &queues, slot);
+                }
+                Effect::Pair { kind, queue, id } => self.state.on_pair(&shared.index, self.active, kind, queue, id),
+            }
+        }
+    }
+
+    fn push_retry(&mut self, req: Request) {
+        if self.retry.len() < MAX_RETRY {
+            self.retry.push(req);
+        }
+    }
+
+    /// Starts segment `active + 1`; its first records repeat every queue's delivered marker so
+    /// that deleting older segments never loses one.
+    fn roll(&mut self, chunk: &mut Chunk) -> Result<(), StoreError> {
+        let seq = self.active.checked_add(1).ok_or(StoreError::Invalid("segment numbers exhausted".into()))?;
+        let file = segment::create(&*self.fs, &self.dir, seq, self.state.next_id)?;
+        self.active = seq;
+        self.active_file = Some(file.clone());
+        self.active_len = HEADER_LEN;
+        self.fresh = true;
+        self.state.segments.entry(seq).or_default();
+        self.shared.inner.lock().files.insert(seq, file);
+        for (&queue, &up_to) in &self.state.delivered {
+            record::encode_pair(&mut chunk.buf, kind::DELIVERED, queue, up_to);
+            // As an effect too, so a failed write retries it.
+            chunk.effects.push(Effect::Pair { kind: kind::DELIVERED, queue, id: up_to });
+        }
+        Ok(())
+    }
+
+    /// Deletes every reclaimable segment, oldest first, syncing the directory after each round
+    /// so that a segment's deletion is durable before a segment holding acks for it goes.
+    fn reclaim(&mut self) {
+        loop {
+            let victims = self.state.deletable(self.active);
+            if victims.is_empty() {
+                break;
+            }
+            for seq in victims {
+                match self.fs.remove(&segment::path(&self.dir, seq)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(_) => return,
+                }
+                self.state.segments.remove(&seq);
+                self.shared.inner.lock().files.remove(&seq);
+            }
+            if self.fs.sync_dir(&self.dir).is_err() {
+                return;
+            }
+        }
+        let segments = &self.state.segments;
+        self.shared.inner.lock().index.trim(|s| segments.contains_key(&s));
+    }
+}
+
+fn fail(done: Vec<Completion>, err: &StoreError) {
+    for d in done {
+        d(Err(err.clone()));
+    }
+}

@@ -1,0 +1,136 @@
+//! Crash and corruption tests on `FaultyFs`: lost unsynced data, torn tails, flipped bytes,
+//! disk full.
+
+mod common;
+
+use std::path::Path;
+
+use bytes::Bytes;
+use common::*;
+use warren_store::{FaultyFs, FileSystem, StoreError, StoreOptions};
+
+#[test]
+fn completed_messages_survive_a_crash() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let confirmed: Vec<u64> = (0..20u8).map(|i| append_wait(&store, &[1], &[i; 50]).0).collect();
+    // In flight at the crash: may or may not survive.
+    let mut in_flight = Vec::new();
+    for i in 0..20u8 {
+        let (done, _rx) = completion();
+        in_flight.push(store.append(&[1], Bytes::from(vec![i; 50]), done).unwrap());
+    }
+    let fs = fs.crash(Some(17));
+    drop(store);
+    let (store, recovery) = open(&fs, StoreOptions::default());
+    let got = ids(&recovery, 1);
+    assert_eq!(&got[..confirmed.len()], &confirmed[..]);
+    assert!(got[confirmed.len()..].iter().all(|id| in_flight.contains(id)));
+    for (i, &id) in confirmed.iter().enumerate() {
+        assert_eq!(store.read(id).unwrap(), vec![i as u8; 50]);
+    }
+    assert_eq!(recovery.stats.skipped_count, 0);
+}
+
+#[test]
+fn torn_tail_is_truncated() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let written: Vec<u64> = (0..3u8).map(|i| append_wait(&store, &[1], &[i; 10]).0).collect();
+    drop(store);
+    // A torn record at the end of the last segment: its length says 100 bytes, 15 are there.
+    let last = segment_files(&fs).into_iter().max().unwrap();
+    let file = fs.open(&last).unwrap();
+    let mut torn = 100u32.to_le_bytes().to_vec();
+    torn.extend_from_slice(&[0xAB; 11]);
+    file.append(&torn).unwrap();
+    file.sync_data().unwrap();
+    let (store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(ids(&recovery, 1), written);
+    assert_eq!(recovery.stats.truncated_bytes, 15);
+    assert_eq!(recovery.stats.skipped_count, 0);
+    append_wait(&store, &[1], b"after").1.unwrap();
+    drop(store);
+    let (_store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(recovery.stats.truncated_bytes, 0);
+    assert_eq!(ids(&recovery, 1).len(), 4);
+}
+
+#[test]
+fn flipped_byte_skips_only_that_record() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let written: Vec<u64> = (0..3u8).map(|i| append_wait(&store, &[1], &[i; 10]).0).collect();
+    drop(store);
+    // Segment 1: header (40 bytes), then three records of 10 + 8 + 2 + 8 + 10 = 38 bytes.
+    let first = segment_files(&fs).into_iter().min().unwrap();
+    fs.flip_byte(&first, 40 + 38 + 33, 0x20);
+    let (store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(ids(&recovery, 1), vec![written[0], written[2]]);
+    assert_eq!(recovery.stats.skipped_count, 1);
+    let skip = &recovery.stats.skipped[0];
+    assert_eq!((skip.segment, skip.offset, skip.len, skip.reason), (1, 78, 38, "checksum mismatch"));
+    assert_eq!(store.read(written[1]), Err(StoreError::NotFound(written[1])));
+    assert_eq!(store.read(written[2]).unwrap(), vec![2u8; 10]);
+}
+
+#[test]
+fn corruption_detected_on_read() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let (id, _) = append_wait(&store, &[1], &[5; 10]);
+    let first = segment_files(&fs).into_iter().max().unwrap();
+    fs.flip_byte(&first, 40 + 33, 0x01);
+    assert!(matches!(store.read(id), Err(StoreError::CorruptRecord { .. })));
+}
+
+#[test]
+fn disk_full_fails_the_append_and_recovers_cleanly() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let mut ok = Vec::new();
+    fs.set_space_limit(Some(fs.used_bytes() + 3000));
+    let mut full = 0;
+    for i in 0..60u8 {
+        match append_wait(&store, &[1], &[i; 100]) {
+            (id, Ok(())) => ok.push(id),
+            (_, Err(StoreError::DiskFull)) => full += 1,
+            (_, Err(e)) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(full > 0 && !ok.is_empty(), "ok {} full {full}", ok.len());
+    store.ack(1, ok[0]).unwrap(); // acks wait for space too
+    fs.set_space_limit(None);
+    let (after, r) = append_wait(&store, &[1], b"space is back");
+    r.unwrap();
+    ok.push(after);
+    sync_wait(&store).unwrap();
+    drop(store);
+    let (store, recovery) = open(&fs, small_options());
+    assert_eq!(recovery.stats.skipped_count, 0, "{:?}", recovery.stats.skipped);
+    assert_eq!(recovery.stats.truncated_bytes, 0);
+    assert_eq!(ids(&recovery, 1), ok[1..].to_vec());
+    assert_eq!(store.read(after).unwrap(), Bytes::from_static(b"space is back"));
+}
+
+#[test]
+fn segment_created_but_never_written_is_removed() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let (id, _) = append_wait(&store, &[1], b"x");
+    drop(store);
+    let stray = Path::new(DIR).join("msgs").join(format!("{:020}.seg", 99));
+    fs.write_file(&stray, b"WARR");
+    let (_store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(recovery.stats.removed_segments, 1);
+    assert_eq!(ids(&recovery, 1), vec![id]);
+}
+
+#[test]
+fn misnamed_segment_is_a_clear_error() {
+    let fs = FaultyFs::new();
+    let path = Path::new(DIR).join("msgs").join(format!("{:020}.seg", 5));
+    fs.write_file(&path, &warren_store::segment_header_with_version(6, warren_store::FORMAT_VERSION));
+    let err = warren_store::Store::open(Path::new(DIR), StoreOptions::default(), std::sync::Arc::new(fs.clone()));
+    assert!(matches!(err.err().unwrap(), StoreError::Corrupt { .. }));
+}

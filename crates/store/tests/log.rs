@@ -1,0 +1,233 @@
+//! Message log behaviour: round trip, group commit, acks, delivered markers, reclamation,
+//! version refusal.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use warren_store::{FaultyFs, StdFs, Store, StoreError, StoreOptions};
+
+#[test]
+fn append_then_read_round_trip() {
+    let fs = FaultyFs::new();
+    let (store, recovery) = open(&fs, StoreOptions::default());
+    assert!(recovery.queues.is_empty());
+    let (a, ra) = append_wait(&store, &[1, 2], b"first");
+    let (b, rb) = append_wait(&store, &[1], b"");
+    assert_eq!((ra, rb), (Ok(()), Ok(())));
+    assert!(b > a);
+    assert_eq!(store.read(a).unwrap(), Bytes::from_static(b"first"));
+    assert_eq!(store.read(b).unwrap(), Bytes::new());
+    assert_eq!(store.read(b + 100), Err(StoreError::NotFound(b + 100)));
+    drop(store);
+    let (store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(ids(&recovery, 1), vec![a, b]);
+    assert_eq!(ids(&recovery, 2), vec![a]);
+    assert_eq!(store.read(a).unwrap(), Bytes::from_static(b"first"));
+    let (c, _) = append_wait(&store, &[1], b"x");
+    assert!(c > b, "ids keep growing across restarts");
+}
+
+#[test]
+fn works_on_the_real_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path(), small_options(), StdFs::shared()).unwrap();
+    let mut ids_written = Vec::new();
+    for i in 0..200u32 {
+        let (id, r) = append_wait(&store, &[7], &i.to_le_bytes().repeat(20));
+        r.unwrap();
+        ids_written.push(id);
+    }
+    for &id in &ids_written[..100] {
+        store.ack(7, id).unwrap();
+    }
+    sync_wait(&store).unwrap();
+    drop(store);
+    let (store, recovery) = Store::open(dir.path(), small_options(), StdFs::shared()).unwrap();
+    assert_eq!(ids(&recovery, 7), ids_written[100..].to_vec());
+    assert_eq!(store.read(ids_written[150]).unwrap(), 150u32.to_le_bytes().repeat(20));
+}
+
+#[test]
+fn group_commit_shares_fdatasync_between_publishers() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let store = Arc::new(store);
+    let before = fs.sync_count();
+    let (threads, per_thread) = (8, 250);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let receivers: Vec<_> = (0..per_thread)
+                    .map(|i| {
+                        let (done, rx) = completion();
+                        store.append(&[t], Bytes::from(format!("{t}-{i}")), done).unwrap();
+                        rx
+                    })
+                    .collect();
+                receivers.into_iter().all(|rx| rx.recv().unwrap().is_ok())
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap(), "every append completed Ok");
+    }
+    let n = threads * per_thread;
+    let syncs = fs.sync_count() - before;
+    eprintln!("group commit: {n} appends, {syncs} fdatasync calls");
+    assert!(syncs * 4 < n, "{syncs} fdatasync calls for {n} appends");
+}
+
+#[test]
+fn acks_and_delivered_markers_survive_restart() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let ids_: Vec<u64> = (0..5).map(|i| append_wait(&store, &[1, 2], &[i]).0).collect();
+    store.ack(1, ids_[0]).unwrap();
+    store.ack(1, ids_[0]).unwrap(); // twice: harmless
+    store.ack(2, ids_[4]).unwrap();
+    store.mark_delivered(1, ids_[2]).unwrap();
+    sync_wait(&store).unwrap();
+    drop(store);
+    let (_store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(ids(&recovery, 1), ids_[1..].to_vec());
+    assert_eq!(ids(&recovery, 2), ids_[..4].to_vec());
+    let redelivered: Vec<bool> = recovery.queues[&1].iter().map(|m| m.redelivered).collect();
+    assert_eq!(redelivered, vec![true, true, false, false]);
+    assert!(recovery.queues[&2].iter().all(|m| !m.redelivered));
+}
+
+#[test]
+fn fully_acked_segments_are_deleted() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let body = [7u8; 300];
+    let ids_: Vec<u64> = (0..100).map(|_| append_wait(&store, &[1, 2], &body).0).collect();
+    assert!(segment_files(&fs).len() >= 8, "spread over several segments");
+    for &id in &ids_ {
+        store.ack(1, id).unwrap();
+    }
+    sync_wait(&store).unwrap();
+    assert!(segment_files(&fs).len() >= 8, "still needed by queue 2");
+    for &id in &ids_ {
+        store.ack(2, id).unwrap();
+    }
+    sync_wait(&store).unwrap();
+    // Deletion is prompt; the last round may need one more commit to delete ack-holding segments.
+    sync_wait(&store).unwrap();
+    append_wait(&store, &[3], b"x").1.unwrap();
+    let left = segment_files(&fs);
+    assert!(left.len() <= 2, "left: {left:?}");
+    assert_eq!(store.read(ids_[0]), Err(StoreError::NotFound(ids_[0])));
+    drop(store);
+    let (store, recovery) = open(&fs, small_options());
+    assert_eq!(recovery.queues.len(), 1);
+    assert_eq!(store.stats().index_slots, 1);
+}
+
+#[test]
+fn a_long_lived_message_keeps_the_acks_that_need_it() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let body = [1u8; 300];
+    // Segment 1: message `old` (never acked by queue 9) and messages acked later.
+    let old = append_wait(&store, &[9], &body).0;
+    let early: Vec<u64> = (0..5).map(|_| append_wait(&store, &[1], &body).0).collect();
+    let later: Vec<u64> = (0..60).map(|_| append_wait(&store, &[1], &body).0).collect();
+    for &id in early.iter().chain(&later) {
+        store.ack(1, id).unwrap();
+    }
+    sync_wait(&store).unwrap();
+    append_wait(&store, &[3], b"x").1.unwrap();
+    drop(store);
+    let (_store, recovery) = open(&fs, small_options());
+    assert_eq!(ids(&recovery, 1), Vec::<u64>::new(), "acks of segment-1 messages were kept");
+    assert_eq!(ids(&recovery, 9), vec![old]);
+    assert!(segment_files(&fs).len() < 12, "segments holding only acked data went away");
+}
+
+#[test]
+fn incompatible_version_is_refused_clearly() {
+    let fs = FaultyFs::new();
+    let path = Path::new(DIR).join("msgs").join(format!("{:020}.seg", 1));
+    fs.write_file(&path, &warren_store::segment_header_with_version(1, 99));
+    let err = Store::open(Path::new(DIR), StoreOptions::default(), Arc::new(fs.clone())).err().unwrap();
+    assert!(matches!(err, StoreError::IncompatibleVersion { found: 99, expected: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("version 99"), "{err}");
+}
+
+#[test]
+fn invalid_appends_are_refused() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let (done, _rx) = completion();
+    assert!(matches!(store.append(&[], Bytes::new(), done), Err(StoreError::Invalid(_))));
+    let (done, _rx) = completion();
+    assert!(matches!(store.append(&[1], Bytes::from(vec![0; 5000]), done), Err(StoreError::Invalid(_))));
+    let (done, _rx) = completion();
+    assert!(matches!(
+        Store::open(
+            Path::new("/x"),
+            StoreOptions { segment_size_bytes: 10, ..StoreOptions::default() },
+            Arc::new(fs.clone())
+        ),
+        Err(StoreError::Invalid(_))
+    ));
+    drop(done);
+}
+
+#[test]
+fn try_append_never_blocks_and_hands_the_completion_back() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let (done, rx) = completion();
+    let id = store.try_append(&[1], Bytes::from_static(b"async"), done).map_err(|(e, _)| e).unwrap();
+    rx.recv().unwrap().unwrap();
+    assert_eq!(store.read(id).unwrap(), Bytes::from_static(b"async"));
+    let (done, rx) = completion();
+    let (err, done) = store.try_append(&[], Bytes::new(), done).err().unwrap();
+    assert!(matches!(err, StoreError::Invalid(_)));
+    done(Ok(()));
+    assert_eq!(rx.recv().unwrap(), Ok(()), "the handed-back completion is the caller's own");
+}
+
+#[test]
+fn segments_stay_within_their_size_bound() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    for i in 0..200u32 {
+        store.mark_delivered(i as u64 % 5, i as u64).unwrap();
+        append_wait(&store, &[i as u64 % 5], &vec![1u8; (i as usize * 37) % 900]).1.unwrap();
+    }
+    let files = segment_files(&fs);
+    assert!(files.len() > 10);
+    for f in files {
+        assert!(fs.file_len(&f).unwrap() <= 4096, "{f:?} is {} bytes", fs.file_len(&f).unwrap());
+    }
+}
+
+#[test]
+fn purge_acks_a_queue_up_to_an_id_and_reclaims() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let ids_: Vec<u64> = (0..60).map(|_| append_wait(&store, &[1, 2], &[3; 200]).0).collect();
+    store.mark_delivered(2, ids_[59]).unwrap();
+    store.purge(1, ids_[29]).unwrap();
+    store.purge(2, u64::MAX).unwrap();
+    sync_wait(&store).unwrap();
+    drop(store);
+    let (store, recovery) = open(&fs, small_options());
+    assert_eq!(ids(&recovery, 1), ids_[30..].to_vec());
+    assert!(!recovery.queues.contains_key(&2));
+    store.purge(1, u64::MAX).unwrap();
+    sync_wait(&store).unwrap();
+    append_wait(&store, &[2], b"new").1.unwrap();
+    assert!(segment_files(&fs).len() <= 2, "purged segments reclaimed: {:?}", segment_files(&fs));
+    drop(store);
+    let (_store, recovery) = open(&fs, small_options());
+    assert!(recovery.queues[&2].iter().all(|m| !m.redelivered), "deleting a queue forgot its marker");
+}
