@@ -151,14 +151,12 @@ impl Connection {
             return self.connection_frame(frame);
         }
         if channel > self.channel_max {
-            return Flow::Close(
-                AmqpError::channel_error(format!(
-                    "channel number {channel} is above the negotiated channel_max {}",
-                    self.channel_max
-                )),
-                0,
-                0,
-            );
+            let e = AmqpError::not_allowed(format!(
+                "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                self.channels.len(),
+                self.channel_max
+            ));
+            return Flow::Close(e, 20, 10);
         }
         let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
         let mut ctx =

@@ -1,0 +1,706 @@
+//! The basic class: publish/consume round trips with properties, mandatory returns, consumers
+//! (tags, exclusivity), get, ack/nack/reject/recover, prefetch, round robin and ordering, requeue on
+//! close, CC/BCC, direct reply-to, channel.flow, and the publish-time refusals (immediate,
+//! prefetch_size, message size, user_id).
+
+mod common;
+
+use amqp_codec::Method;
+use common::*;
+use futures_lite::StreamExt;
+use lapin::options::*;
+use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+async fn confirm_channel(conn: &Connection) -> Channel {
+    let ch = within(conn.create_channel()).await.unwrap();
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    ch
+}
+
+/// Publish in confirm mode and return the broker's verdict (or the channel error it caused).
+async fn try_publish(ch: &Channel, exchange: &str, rk: &str, opts: BasicPublishOptions, body: &[u8], props: BasicProperties) -> Result<Confirmation, lapin::Error> {
+    let confirm = within(ch.basic_publish(exchange.into(), rk.into(), opts, body, props)).await?;
+    within(confirm).await
+}
+
+/// Wait for the first error event of a lapin connection (channel or connection close) and return
+/// its reply code. The listener must exist before the error happens.
+async fn next_error(events: &mut (impl futures_lite::Stream<Item = lapin::Event> + Unpin)) -> Option<u16> {
+    next_connection_error(events).await
+}
+
+fn s(v: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(v))
+}
+
+fn headers(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+async fn consume_opts(ch: &Channel, queue: &str, tag: &str, opts: BasicConsumeOptions) -> Result<lapin::Consumer, lapin::Error> {
+    within(ch.basic_consume(queue.into(), tag.into(), opts, FieldTable::default())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_preserves_body_and_properties() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("props");
+    q::declare(&ch, &name).await;
+
+    let mut nested = FieldTable::default();
+    nested.insert("inner".into(), AMQPValue::LongLongInt(-42));
+    let table = headers(&[
+        ("string", s("value")),
+        ("int", AMQPValue::LongInt(7)),
+        ("bool", AMQPValue::Boolean(true)),
+        ("nested", AMQPValue::FieldTable(nested)),
+        ("array", AMQPValue::FieldArray(FieldArray::from(vec![s("a"), AMQPValue::LongInt(1)]))),
+        ("ts", AMQPValue::Timestamp(1_700_000_000)),
+        ("bytes", AMQPValue::ByteArray(vec![0u8, 0xCE, 0xFF].into())),
+    ]);
+    let props = BasicProperties::default()
+        .with_content_type("application/octet-stream".into())
+        .with_content_encoding("identity".into())
+        .with_headers(table)
+        .with_delivery_mode(2)
+        .with_priority(5)
+        .with_correlation_id("corr-1".into())
+        .with_reply_to("replies".into())
+        .with_expiration("600000".into())
+        .with_message_id("msg-1".into())
+        .with_timestamp(1_700_000_123)
+        .with_type("kind".into())
+        .with_user_id("guest".into())
+        .with_app_id("tests".into());
+    let body: Vec<u8> = (0..=255u8).chain([0xCE, 0, 0xCE]).collect();
+    let c = try_publish(&ch, "", &name, BasicPublishOptions::default(), &body, props.clone()).await.unwrap();
+    assert!(c.is_ack());
+
+    let mut consumer = q::consume(&ch, &name, false).await;
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, body);
+    assert_eq!(d.properties, props);
+    assert_eq!(d.routing_key.as_str(), name);
+    assert_eq!(d.exchange.as_str(), "");
+    assert!(!d.redelivered);
+    within(d.ack(BasicAckOptions::default())).await.unwrap();
+
+    // An empty body round-trips too.
+    q::publish(&ch, "", &name, b"").await;
+    let d = next_delivery(&mut consumer).await;
+    assert!(d.data.is_empty());
+
+    // amqprs publisher, lapin consumer: same bytes, same properties.
+    let aconn = server.amqprs().await;
+    let (ach, _events) = amqprs_channel(&aconn).await;
+    let aprops = amqprs::BasicProperties::default()
+        .with_content_type("text/plain")
+        .with_correlation_id("corr-2")
+        .with_message_id("msg-2")
+        .with_priority(3)
+        .with_persistence(true)
+        .finish();
+    let args = amqprs::channel::BasicPublishArguments::new("", &name);
+    within(ach.basic_publish(aprops, b"from amqprs".to_vec(), args)).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, b"from amqprs");
+    assert_eq!(d.properties.content_type().as_ref().map(|s| s.as_str()), Some("text/plain"));
+    assert_eq!(d.properties.correlation_id().as_ref().map(|s| s.as_str()), Some("corr-2"));
+    assert_eq!(d.properties.message_id().as_ref().map(|s| s.as_str()), Some("msg-2"));
+    assert_eq!(*d.properties.priority(), Some(3));
+    assert_eq!(*d.properties.delivery_mode(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqprs_consumer_receives_and_acks() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let name = unique("amqprs-consume");
+    q::declare(&ch, &name).await;
+    let aconn = server.amqprs().await;
+    let (ach, _events) = amqprs_channel(&aconn).await;
+    let (_tag, mut rx) = within(ach.basic_consume_rx(amqprs::channel::BasicConsumeArguments::new(&name, "")))
+        .await
+        .unwrap();
+    let props = BasicProperties::default().with_headers(headers(&[("k", s("v"))])).with_correlation_id("c".into());
+    q::publish_props(&ch, "", &name, b"hello amqprs", props).await;
+    let msg = within(rx.recv()).await.expect("delivery");
+    assert_eq!(msg.content.as_deref(), Some(&b"hello amqprs"[..]));
+    let p = msg.basic_properties.unwrap();
+    assert_eq!(p.correlation_id().map(String::as_str), Some("c"));
+    assert!(p.headers().is_some());
+    let tag = msg.deliver.unwrap().delivery_tag();
+    within(ach.basic_ack(amqprs::channel::BasicAckArguments::new(tag, false))).await.unwrap();
+    // Acked: nothing comes back when the consumer's connection goes away.
+    within(aconn.close()).await.unwrap();
+    eventually(|| server.broker().open_connections() == 1, "the amqprs connection to end").await;
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mandatory_unroutable_publish_is_returned_with_312() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let rk = unique("nowhere");
+    let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+    let c = try_publish(&ch, "amq.direct", &rk, mandatory, b"lost", BasicProperties::default()).await.unwrap();
+    match c {
+        Confirmation::Ack(Some(ret)) => {
+            assert_eq!(ret.reply_code, 312);
+            assert_eq!(ret.reply_text.as_str(), "NO_ROUTE");
+            assert_eq!(ret.delivery.data, b"lost");
+            assert_eq!(ret.delivery.routing_key.as_str(), rk);
+            assert_eq!(ret.delivery.exchange.as_str(), "amq.direct");
+        }
+        other => panic!("expected ack with a returned message, got {other:?}"),
+    }
+    // Without mandatory it is silently dropped.
+    let c = try_publish(&ch, "amq.direct", &rk, BasicPublishOptions::default(), b"lost", BasicProperties::default()).await.unwrap();
+    assert_eq!(c, Confirmation::Ack(None));
+
+    // amqprs hears the basic.return through its channel callback.
+    let aconn = server.amqprs().await;
+    let (ach, mut events) = amqprs_channel(&aconn).await;
+    let mut args = amqprs::channel::BasicPublishArguments::new("amq.direct", &rk);
+    args.mandatory(true);
+    within(ach.basic_publish(amqprs::BasicProperties::default(), b"x".to_vec(), args)).await.unwrap();
+    assert_eq!(next_event(&mut events).await, ChannelEvent::Return(312));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_to_a_missing_exchange_is_404() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let r = try_publish(&ch, &unique("no-exchange"), "k", BasicPublishOptions::default(), b"x", BasicProperties::default()).await;
+    assert_code(r, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consuming_a_missing_queue_is_404() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    assert_code(consume_opts(&ch, &unique("none"), "", BasicConsumeOptions::default()).await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_consumers_conflict_with_403() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = within(conn.create_channel()).await.unwrap();
+    let name = unique("excl-consumer");
+    q::declare(&ch, &name).await;
+    let exclusive = BasicConsumeOptions { exclusive: true, ..Default::default() };
+    let _owner = consume_opts(&ch, &name, "owner", exclusive).await.unwrap();
+    let ch2 = within(conn.create_channel()).await.unwrap();
+    assert_code(consume_opts(&ch2, &name, "second", BasicConsumeOptions::default()).await, 403);
+
+    // The other way round: an exclusive consumer cannot join an already consumed queue.
+    let other = unique("shared-consumer");
+    q::declare(&ch, &other).await;
+    let _shared = consume_opts(&ch, &other, "shared", BasicConsumeOptions::default()).await.unwrap();
+    let ch3 = within(conn.create_channel()).await.unwrap();
+    assert_code(consume_opts(&ch3, &other, "greedy", exclusive).await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_tags_are_generated_and_must_be_unique() {
+    let server = TestServer::start().await;
+    let (conn, ch) = server.lapin_channel().await;
+    let name = unique("tags");
+    q::declare(&ch, &name).await;
+    let c1 = q::consume(&ch, &name, false).await;
+    let c2 = q::consume(&ch, &name, false).await;
+    for c in [&c1, &c2] {
+        assert!(c.tag().as_str().starts_with("amq.ctag-"), "{}", c.tag());
+    }
+    assert_ne!(c1.tag(), c2.tag());
+
+    let aconn = server.amqprs().await;
+    let (ach, _events) = amqprs_channel(&aconn).await;
+    let (tag, _rx) = within(ach.basic_consume_rx(amqprs::channel::BasicConsumeArguments::new(&name, "")))
+        .await
+        .unwrap();
+    assert!(tag.starts_with("amq.ctag-"), "{tag}");
+
+    // Reusing a tag on the same channel is a connection error (530), as in RabbitMQ.
+    let mut events = conn.events_listener();
+    let _first = consume_opts(&ch, &name, "dup", BasicConsumeOptions::default()).await.unwrap();
+    let second = consume_opts(&ch, &name, "dup", BasicConsumeOptions::default()).await;
+    assert_code(second, 530);
+    assert_eq!(next_error(&mut events).await, Some(530));
+    eventually(|| !conn.status().connected(), "the connection to close").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_get_and_get_empty() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("get");
+    q::declare(&ch, &name).await;
+    let get = |no_ack| ch.basic_get(name.as_str().into(), BasicGetOptions { no_ack });
+    assert!(within(get(false)).await.unwrap().is_none(), "get-empty on an empty queue");
+    q::publish(&ch, "", &name, b"one").await;
+    q::publish(&ch, "", &name, b"two").await;
+    let m = within(get(false)).await.unwrap().expect("get-ok");
+    assert_eq!(m.delivery.data, b"one");
+    assert_eq!(m.message_count, 1, "one more message is ready");
+    assert!(!m.delivery.redelivered);
+    assert_eq!(m.delivery.routing_key.as_str(), name);
+    within(m.delivery.ack(BasicAckOptions::default())).await.unwrap();
+    let m = within(get(true)).await.unwrap().expect("get-ok");
+    assert_eq!(m.delivery.data, b"two");
+    assert_eq!(m.message_count, 0);
+    assert!(within(get(false)).await.unwrap().is_none());
+
+    // amqprs basic.get
+    q::publish(&ch, "", &name, b"three").await;
+    let aconn = server.amqprs().await;
+    let (ach, _events) = amqprs_channel(&aconn).await;
+    let mut args = amqprs::channel::BasicGetArguments::new(&name);
+    args.no_ack(true);
+    let (get_ok, _props, body) = within(ach.basic_get(args.clone())).await.unwrap().expect("get-ok");
+    assert_eq!(body, b"three");
+    assert_eq!(get_ok.message_count(), 0);
+    assert!(within(ach.basic_get(args)).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_requeue_redelivers_and_reject_drops() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("nack");
+    q::declare(&ch, &name).await;
+    q::publish(&ch, "", &name, b"again").await;
+    let mut consumer = q::consume(&ch, &name, false).await;
+    let d = next_delivery(&mut consumer).await;
+    assert!(!d.redelivered);
+    within(d.nack(BasicNackOptions { requeue: true, ..Default::default() })).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, b"again");
+    assert!(d.redelivered, "a requeued message is flagged redelivered");
+    within(d.reject(BasicRejectOptions { requeue: true })).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert!(d.redelivered);
+    // reject without requeue: gone for good, even once the channel closes.
+    within(d.reject(BasicRejectOptions { requeue: false })).await.unwrap();
+    within(ch.close(200, "bye".into())).await.unwrap();
+    let ch = within(conn.create_channel()).await.unwrap();
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 0));
+
+    // nack without requeue drops too.
+    let ch = confirm_channel(&conn).await;
+    q::publish(&ch, "", &name, b"drop").await;
+    let m = within(ch.basic_get(name.as_str().into(), BasicGetOptions::default())).await.unwrap().unwrap();
+    within(m.delivery.nack(BasicNackOptions { requeue: false, ..Default::default() })).await.unwrap();
+    within(ch.close(200, "bye".into())).await.unwrap();
+    let ch = within(conn.create_channel()).await.unwrap();
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_multiple_settles_everything_up_to_the_tag() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("ack-multi");
+    q::declare(&ch, &name).await;
+    for i in 0..5u8 {
+        q::publish(&ch, "", &name, &[i]).await;
+    }
+    let mut tags = Vec::new();
+    for _ in 0..5 {
+        let m = within(ch.basic_get(name.as_str().into(), BasicGetOptions::default())).await.unwrap().unwrap();
+        tags.push(m.delivery.delivery_tag);
+    }
+    // Ack the first three at once, leave the last two unacked.
+    within(ch.basic_ack(tags[2], BasicAckOptions { multiple: true })).await.unwrap();
+    within(ch.close(200, "bye".into())).await.unwrap();
+    let ch = within(conn.create_channel()).await.unwrap();
+    // The two unacked came back; the acked three did not.
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (2, 0));
+    let m = within(ch.basic_get(name.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
+    assert_eq!(m.delivery.data, vec![3]);
+    assert!(m.delivery.redelivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acking_an_unknown_delivery_tag_is_406() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let mut events = conn.events_listener();
+    let ch = within(conn.create_channel()).await.unwrap();
+    within(ch.basic_ack(99, BasicAckOptions::default())).await.unwrap();
+    assert_eq!(next_error(&mut events).await, Some(406));
+    eventually(|| !ch.status().connected(), "the channel to close").await;
+    // Only the channel closed.
+    assert!(conn.status().connected());
+    let ch = within(conn.create_channel()).await.unwrap();
+    q::declare(&ch, &unique("still-fine")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_consumer_prefetch_limits_unacked_deliveries() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("prefetch");
+    q::declare(&ch, &name).await;
+    for i in 0..3u8 {
+        q::publish(&ch, "", &name, &[i]).await;
+    }
+    let consumer_ch = within(conn.create_channel()).await.unwrap();
+    within(consumer_ch.basic_qos(2, BasicQosOptions::default())).await.unwrap();
+    let mut consumer = q::consume(&consumer_ch, &name, false).await;
+    let first = next_delivery(&mut consumer).await;
+    let second = next_delivery(&mut consumer).await;
+    assert_eq!((first.data.clone(), second.data.clone()), (vec![0], vec![1]));
+    // The broker holds the third back: it is still ready.
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (1, 1));
+    within(first.ack(BasicAckOptions::default())).await.unwrap();
+    let third = next_delivery(&mut consumer).await;
+    assert_eq!(third.data, vec![2]);
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_prefetch_is_shared_by_the_channels_consumers() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let qa = unique("global-a");
+    let qb = unique("global-b");
+    for name in [&qa, &qb] {
+        q::declare(&ch, name).await;
+        for i in 0..3u8 {
+            q::publish(&ch, "", name, &[i]).await;
+        }
+    }
+    let consumer_ch = within(conn.create_channel()).await.unwrap();
+    within(consumer_ch.basic_qos(2, BasicQosOptions { global: true })).await.unwrap();
+    let mut ca = q::consume(&consumer_ch, &qa, false).await;
+    let mut cb = q::consume(&consumer_ch, &qb, false).await;
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        let d = within(async {
+            tokio::select! {
+                Some(d) = ca.next() => d,
+                Some(d) = cb.next() => d,
+            }
+        })
+        .await
+        .unwrap();
+        received.push(d);
+    }
+    let ready = |name: String| {
+        let ch = ch.clone();
+        async move { q::counts(&ch, &name).await.unwrap().0 }
+    };
+    assert_eq!(ready(qa.clone()).await + ready(qb.clone()).await, 4, "two unacked in total across both consumers");
+    within(received[0].ack(BasicAckOptions::default())).await.unwrap();
+    let d = within(async {
+        tokio::select! {
+            Some(d) = ca.next() => d,
+            Some(d) = cb.next() => d,
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!d.redelivered);
+    assert_eq!(ready(qa).await + ready(qb).await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_across_two_consumers() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let name = unique("rr");
+    let ch = confirm_channel(&conn).await;
+    q::declare(&ch, &name).await;
+    let ch1 = within(conn.create_channel()).await.unwrap();
+    let ch2 = within(conn.create_channel()).await.unwrap();
+    let mut c1 = q::consume(&ch1, &name, false).await;
+    let mut c2 = q::consume(&ch2, &name, false).await;
+    for i in 0..100u32 {
+        q::publish(&ch, "", &name, &i.to_be_bytes()).await;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in [&mut c1, &mut c2] {
+        let mut last = None;
+        for _ in 0..50 {
+            let d = next_delivery(c).await;
+            let n = u32::from_be_bytes(d.data.as_slice().try_into().unwrap());
+            assert!(last.is_none_or(|l| l < n), "each consumer sees its share in order");
+            last = Some(n);
+            assert!(seen.insert(n), "message {n} delivered twice");
+            within(d.ack(BasicAckOptions::default())).await.unwrap();
+        }
+    }
+    assert_eq!(seen.len(), 100);
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_consumer_receives_a_thousand_messages_in_order() {
+    let server = TestServer::start().await;
+    let (conn, ch) = server.lapin_channel().await;
+    let name = unique("order");
+    q::declare(&ch, &name).await;
+    let consumer_ch = within(conn.create_channel()).await.unwrap();
+    let mut consumer = q::consume(&consumer_ch, &name, true).await;
+    for i in 0..1000u32 {
+        let c = within(ch.basic_publish("".into(), name.as_str().into(), BasicPublishOptions::default(), &i.to_be_bytes(), BasicProperties::default()))
+            .await
+            .unwrap();
+        drop(c);
+    }
+    for i in 0..1000u32 {
+        let d = next_delivery(&mut consumer).await;
+        assert_eq!(d.data, i.to_be_bytes(), "message {i} out of order");
+    }
+}
+
+async fn receive_n(consumer: &mut lapin::Consumer, n: usize) -> Vec<lapin::message::Delivery> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(next_delivery(consumer).await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacked_messages_are_requeued_when_the_channel_closes() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("requeue-ch");
+    q::declare(&ch, &name).await;
+    for i in 0..3u8 {
+        q::publish(&ch, "", &name, &[i]).await;
+    }
+    let consumer_ch = within(conn.create_channel()).await.unwrap();
+    let mut consumer = q::consume(&consumer_ch, &name, false).await;
+    let got = receive_n(&mut consumer, 3).await;
+    assert!(got.iter().all(|d| !d.redelivered));
+    within(consumer_ch.close(200, "bye".into())).await.unwrap();
+
+    let ch2 = within(conn.create_channel()).await.unwrap();
+    let mut again = q::consume(&ch2, &name, false).await;
+    let got = receive_n(&mut again, 3).await;
+    for (i, d) in got.iter().enumerate() {
+        assert_eq!(d.data, vec![i as u8], "requeued messages keep their order");
+        assert!(d.redelivered);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacked_messages_are_requeued_when_the_connection_closes() {
+    let server = TestServer::start().await;
+    let (_owner, ch) = server.lapin_channel().await;
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    let name = unique("requeue-conn");
+    q::declare(&ch, &name).await;
+    for i in 0..3u8 {
+        q::publish(&ch, "", &name, &[i]).await;
+    }
+    let (consumer_conn, consumer_ch) = server.lapin_channel().await;
+    let mut consumer = q::consume(&consumer_ch, &name, false).await;
+    let got = receive_n(&mut consumer, 3).await;
+    within(got[0].ack(BasicAckOptions::default())).await.unwrap();
+    within(consumer_conn.close(200, "bye".into())).await.unwrap();
+
+    let mut again = q::consume(&ch, &name, false).await;
+    let got = receive_n(&mut again, 2).await;
+    assert_eq!((got[0].data.clone(), got[1].data.clone()), (vec![1], vec![2]));
+    assert!(got.iter().all(|d| d.redelivered));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_requeue_redelivers_unacked() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("recover");
+    q::declare(&ch, &name).await;
+    q::publish(&ch, "", &name, b"a").await;
+    q::publish(&ch, "", &name, b"b").await;
+    let consumer_ch = within(conn.create_channel()).await.unwrap();
+    let mut consumer = q::consume(&consumer_ch, &name, false).await;
+    let first = receive_n(&mut consumer, 2).await;
+    assert!(first.iter().all(|d| !d.redelivered));
+    within(consumer_ch.basic_recover(BasicRecoverOptions { requeue: true })).await.unwrap();
+    let again = receive_n(&mut consumer, 2).await;
+    let bodies: Vec<Vec<u8>> = again.iter().map(|d| d.data.clone()).collect();
+    assert_eq!(bodies, vec![b"a".to_vec(), b"b".to_vec()]);
+    assert!(again.iter().all(|d| d.redelivered));
+    for d in &again {
+        within(d.ack(BasicAckOptions::default())).await.unwrap();
+    }
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cc_and_bcc_route_to_extra_keys_and_bcc_is_stripped() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let keys: Vec<String> = ["to", "cc", "bcc"].iter().map(|k| unique(k)).collect();
+    for k in &keys {
+        q::declare(&ch, k).await;
+        q::bind(&ch, k, "amq.direct", k).await;
+    }
+    let array = |k: &str| AMQPValue::FieldArray(FieldArray::from(vec![s(k)]));
+    let props = BasicProperties::default().with_headers(headers(&[("CC", array(&keys[1])), ("BCC", array(&keys[2])), ("x-other", s("kept"))]));
+    let c = try_publish(&ch, "amq.direct", &keys[0], BasicPublishOptions { mandatory: true, ..Default::default() }, b"memo", props)
+        .await
+        .unwrap();
+    assert_eq!(c, Confirmation::Ack(None));
+    for k in &keys {
+        let m = within(ch.basic_get(k.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap().expect("a copy in every queue");
+        assert_eq!(m.delivery.data, b"memo");
+        assert_eq!(m.delivery.routing_key.as_str(), keys[0], "the routing key is the original one");
+        let h = m.delivery.properties.headers().clone().expect("headers kept");
+        assert!(h.contains_key("CC"), "CC is delivered");
+        assert!(!h.contains_key("BCC"), "BCC must be stripped");
+        assert!(h.contains_key("x-other"));
+        assert_eq!(q::counts(&ch, k).await.unwrap().0, 0, "exactly one copy");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_reply_to_rpc() {
+    let server = TestServer::start().await;
+    let rpc_queue = unique("rpc");
+    // Responder on its own connection.
+    let (_rc, responder) = server.lapin_channel().await;
+    q::declare(&responder, &rpc_queue).await;
+    let mut requests = q::consume(&responder, &rpc_queue, false).await;
+
+    let (_qc, requester) = server.lapin_channel().await;
+    let mut replies = q::consume(&requester, REPLY_TO, true).await;
+    let props = BasicProperties::default().with_reply_to(REPLY_TO.into()).with_correlation_id("call-1".into());
+    q::publish_props(&requester, "", &rpc_queue, b"ping", props).await;
+
+    let req = next_delivery(&mut requests).await;
+    assert_eq!(req.data, b"ping");
+    let reply_to = req.properties.reply_to().clone().expect("reply_to kept").to_string();
+    assert!(reply_to.starts_with("amq.rabbitmq.reply-to."), "rewritten reply_to: {reply_to}");
+    let corr = req.properties.correlation_id().clone().unwrap();
+    let reply_props = BasicProperties::default().with_correlation_id(corr);
+    q::publish_props(&responder, "", &reply_to, b"pong", reply_props).await;
+    within(req.ack(BasicAckOptions::default())).await.unwrap();
+
+    let reply = next_delivery(&mut replies).await;
+    assert_eq!(reply.data, b"pong");
+    assert_eq!(reply.properties.correlation_id().as_ref().map(ShortString::as_str), Some("call-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_reply_to_misuse_is_406() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    // The reply consumer must be no_ack.
+    let ch = within(conn.create_channel()).await.unwrap();
+    assert_code(consume_opts(&ch, REPLY_TO, "", BasicConsumeOptions::default()).await, 406);
+
+    // Publishing with reply_to = amq.rabbitmq.reply-to without consuming from it first.
+    let ch = confirm_channel(&conn).await;
+    let target = unique("rpc-target");
+    q::declare(&ch, &target).await;
+    let props = BasicProperties::default().with_reply_to(REPLY_TO.into());
+    let r = try_publish(&ch, "", &target, BasicPublishOptions::default(), b"x", props).await;
+    assert_code(r, 406);
+    let ch = within(conn.create_channel()).await.unwrap();
+    assert_eq!(q::counts(&ch, &target).await.unwrap().0, 0, "the refused message was not enqueued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immediate_publish_is_540() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let mut events = conn.events_listener();
+    let ch = confirm_channel(&conn).await;
+    let immediate = BasicPublishOptions { immediate: true, ..Default::default() };
+    let r = try_publish(&ch, "", "anything", immediate, b"x", BasicProperties::default()).await;
+    assert_code(r, 540);
+    assert_eq!(next_error(&mut events).await, Some(540));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_prefetch_size_is_540() {
+    let server = TestServer::start().await;
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    raw.send(1, Method::BasicQos(amqp_codec::BasicQos { prefetch_size: 4096, prefetch_count: 10, global: false })).await;
+    let close = raw.expect_connection_close().await;
+    assert_eq!(close.reply_code, 540, "{close:?}");
+    assert_eq!((close.class_id, close.method_id), (60, 10));
+
+    // prefetch_size 0 is fine.
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    raw.send(1, Method::BasicQos(amqp_codec::BasicQos { prefetch_size: 0, prefetch_count: 10, global: false })).await;
+    assert_eq!(raw.expect_method(1).await, Method::BasicQosOk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_larger_than_the_limit_is_406() {
+    let server = TestServer::start_with(|c| c.limits.max_message_size_bytes = 1024).await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("size");
+    q::declare(&ch, &name).await;
+    let at_limit = vec![7u8; 1024];
+    assert!(try_publish(&ch, "", &name, BasicPublishOptions::default(), &at_limit, BasicProperties::default()).await.unwrap().is_ack());
+    let over = vec![7u8; 1025];
+    assert_code(try_publish(&ch, "", &name, BasicPublishOptions::default(), &over, BasicProperties::default()).await, 406);
+    let ch = within(conn.create_channel()).await.unwrap();
+    assert_eq!(q::counts(&ch, &name).await.unwrap().0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_id_must_match_the_authenticated_user() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("user-id");
+    q::declare(&ch, &name).await;
+    let ok = BasicProperties::default().with_user_id("guest".into());
+    assert!(try_publish(&ch, "", &name, BasicPublishOptions::default(), b"ok", ok).await.unwrap().is_ack());
+    let forged = BasicProperties::default().with_user_id("mallory".into());
+    assert_code(try_publish(&ch, "", &name, BasicPublishOptions::default(), b"forged", forged).await, 406);
+    let ch = within(conn.create_channel()).await.unwrap();
+    assert_eq!(q::counts(&ch, &name).await.unwrap().0, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_flow_pauses_and_resumes_deliveries() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("flow");
+    q::declare(&ch, &name).await;
+    let consumer_ch = within(conn.create_channel()).await.unwrap();
+    let mut consumer = q::consume(&consumer_ch, &name, false).await;
+    let active = within(consumer_ch.channel_flow(ChannelFlowOptions { active: false })).await.unwrap();
+    assert!(!active);
+    q::publish(&ch, "", &name, b"held").await;
+    // Routed and confirmed, but not delivered while the flow is off.
+    assert_eq!(q::counts(&ch, &name).await.unwrap(), (1, 1));
+    let active = within(consumer_ch.channel_flow(ChannelFlowOptions { active: true })).await.unwrap();
+    assert!(active);
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, b"held");
+}
