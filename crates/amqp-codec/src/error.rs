@@ -59,10 +59,7 @@ impl fmt::Display for CodecError {
             CodecError::BadFrameEnd(b) => write!(f, "bad frame end octet 0x{b:02x}, expected 0xce"),
             CodecError::UnknownFrameType(t) => write!(f, "unknown frame type {t}"),
             CodecError::HeartbeatOnChannel(c) => write!(f, "heartbeat frame on channel {c}"),
-            CodecError::UnknownMethod {
-                class_id,
-                method_id,
-            } => write!(f, "unknown method {class_id}.{method_id}"),
+            CodecError::UnknownMethod { class_id, method_id } => write!(f, "unknown method {class_id}.{method_id}"),
             CodecError::Malformed(what) => write!(f, "malformed frame: {what}"),
         }
     }

@@ -21,12 +21,7 @@ pub enum Frame {
     Method { channel: u16, method: Method },
     /// A content header. `properties` is the raw property flags + list; decode it with
     /// [`crate::BasicProperties::decode`] or peek with [`crate::raw_properties`].
-    Header {
-        channel: u16,
-        class_id: u16,
-        body_size: u64,
-        properties: Bytes,
-    },
+    Header { channel: u16, class_id: u16, body_size: u64, properties: Bytes },
     /// A piece of message body.
     Body { channel: u16, payload: Bytes },
     /// A heartbeat; only channel 0 is valid on the wire (decode refuses others).
@@ -71,23 +66,14 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
     let kind = header.get_u8();
     let channel = header.get_u16();
     let size = header.get_u32();
-    if !matches!(
-        kind,
-        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
-    ) {
+    if !matches!(kind, FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT) {
         return Err(CodecError::UnknownFrameType(kind));
     }
     if size > max_payload(frame_max) {
-        return Err(CodecError::FrameTooLarge {
-            size,
-            max: frame_max,
-        });
+        return Err(CodecError::FrameTooLarge { size, max: frame_max });
     }
     let Some(total) = (size as usize).checked_add(crate::FRAME_OVERHEAD) else {
-        return Err(CodecError::FrameTooLarge {
-            size,
-            max: frame_max,
-        });
+        return Err(CodecError::FrameTooLarge { size, max: frame_max });
     };
     let Some(&end) = buf.get(total - 1) else {
         return Ok(None);
@@ -100,21 +86,13 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
     frame.truncate(size as usize);
     let payload = frame;
     let frame = match kind {
-        FRAME_METHOD => Frame::Method {
-            channel,
-            method: Method::decode(payload)?,
-        },
+        FRAME_METHOD => Frame::Method { channel, method: Method::decode(payload)? },
         FRAME_HEADER => {
             let mut p = payload;
             let class_id = get_u16(&mut p)?;
             let _weight = get_u16(&mut p)?;
             let body_size = get_u64(&mut p)?;
-            Frame::Header {
-                channel,
-                class_id,
-                body_size,
-                properties: p,
-            }
+            Frame::Header { channel, class_id, body_size, properties: p }
         }
         FRAME_BODY => Frame::Body { channel, payload },
         _ => {
@@ -144,10 +122,7 @@ fn begin_frame(buf: &mut BytesMut, kind: u8, channel: u16) -> usize {
 #[inline]
 fn end_frame(buf: &mut BytesMut, pos: usize) {
     let size = buf.len() - pos - crate::FRAME_HEADER_SIZE;
-    debug_assert!(
-        u32::try_from(size).is_ok(),
-        "frame payload longer than u32::MAX"
-    );
+    debug_assert!(u32::try_from(size).is_ok(), "frame payload longer than u32::MAX");
     if let Some(slot) = buf.get_mut(pos + 3..pos + 7) {
         slot.copy_from_slice(&(size as u32).to_be_bytes());
     }
@@ -158,12 +133,9 @@ fn end_frame(buf: &mut BytesMut, pos: usize) {
 pub fn encode_frame(buf: &mut BytesMut, frame: &Frame) {
     match frame {
         Frame::Method { channel, method } => encode_method(buf, *channel, method),
-        Frame::Header {
-            channel,
-            class_id,
-            body_size,
-            properties,
-        } => encode_content_header(buf, *channel, *class_id, *body_size, properties),
+        Frame::Header { channel, class_id, body_size, properties } => {
+            encode_content_header(buf, *channel, *class_id, *body_size, properties)
+        }
         Frame::Body { channel, payload } => {
             buf.reserve(payload.len() + crate::FRAME_OVERHEAD);
             buf.put_u8(FRAME_BODY);
@@ -190,13 +162,7 @@ pub fn encode_method(buf: &mut BytesMut, channel: u16, method: &Method) {
 }
 
 /// Writes a content header frame; `properties_raw` is the flags + property list.
-pub fn encode_content_header(
-    buf: &mut BytesMut,
-    channel: u16,
-    class_id: u16,
-    body_size: u64,
-    properties_raw: &[u8],
-) {
+pub fn encode_content_header(buf: &mut BytesMut, channel: u16, class_id: u16, body_size: u64, properties_raw: &[u8]) {
     let size = 12 + properties_raw.len();
     buf.reserve(size + crate::FRAME_OVERHEAD);
     buf.put_u8(FRAME_HEADER);

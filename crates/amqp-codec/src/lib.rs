@@ -29,8 +29,8 @@ mod wire;
 
 pub use error::CodecError;
 pub use frame::{
-    decode_frame, encode_body, encode_content_header, encode_frame, encode_heartbeat,
-    encode_method, Frame, FRAME_BODY, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD,
+    decode_frame, encode_body, encode_content_header, encode_frame, encode_heartbeat, encode_method, Frame, FRAME_BODY,
+    FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD,
 };
 pub use method::*;
 pub use properties::BasicProperties;

@@ -96,31 +96,21 @@ impl BasicProperties {
         let props = BasicProperties {
             content_type: opt_str(&mut buf, f, flag::CONTENT_TYPE)?,
             content_encoding: opt_str(&mut buf, f, flag::CONTENT_ENCODING)?,
-            headers: if f & flag::HEADERS != 0 {
-                Some(FieldTable::decode(&mut buf)?)
-            } else {
-                None
-            },
+            headers: if f & flag::HEADERS != 0 { Some(FieldTable::decode(&mut buf)?) } else { None },
             delivery_mode: opt_u8(&mut buf, f, flag::DELIVERY_MODE)?,
             priority: opt_u8(&mut buf, f, flag::PRIORITY)?,
             correlation_id: opt_str(&mut buf, f, flag::CORRELATION_ID)?,
             reply_to: opt_str(&mut buf, f, flag::REPLY_TO)?,
             expiration: opt_str(&mut buf, f, flag::EXPIRATION)?,
             message_id: opt_str(&mut buf, f, flag::MESSAGE_ID)?,
-            timestamp: if f & flag::TIMESTAMP != 0 {
-                Some(get_u64(&mut buf)?)
-            } else {
-                None
-            },
+            timestamp: if f & flag::TIMESTAMP != 0 { Some(get_u64(&mut buf)?) } else { None },
             kind: opt_str(&mut buf, f, flag::TYPE)?,
             user_id: opt_str(&mut buf, f, flag::USER_ID)?,
             app_id: opt_str(&mut buf, f, flag::APP_ID)?,
             cluster_id: opt_str(&mut buf, f, flag::CLUSTER_ID)?,
         };
         if !buf.is_empty() {
-            return Err(CodecError::Malformed(
-                "trailing bytes after basic properties",
-            ));
+            return Err(CodecError::Malformed("trailing bytes after basic properties"));
         }
         Ok(props)
     }
@@ -216,10 +206,7 @@ mod tests {
     #[test]
     fn empty_properties_are_two_zero_bytes() {
         assert_eq!(&BasicProperties::default().to_raw()[..], &[0, 0]);
-        assert_eq!(
-            BasicProperties::decode(Bytes::from_static(&[0, 0])),
-            Ok(BasicProperties::default())
-        );
+        assert_eq!(BasicProperties::decode(Bytes::from_static(&[0, 0])), Ok(BasicProperties::default()));
     }
 
     #[test]

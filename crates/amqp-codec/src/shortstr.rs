@@ -35,10 +35,7 @@ impl ShortStr {
     /// # Panics
     /// If `s` is longer than 255 bytes (at compile time when used in a `const`).
     pub const fn from_static(s: &'static str) -> Self {
-        assert!(
-            s.len() <= SHORT_STR_MAX,
-            "ShortStr::from_static: longer than 255 bytes"
-        );
+        assert!(s.len() <= SHORT_STR_MAX, "ShortStr::from_static: longer than 255 bytes");
         ShortStr(Bytes::from_static(s.as_bytes()))
     }
 
@@ -153,11 +150,7 @@ impl fmt::Display for ShortStr {
 /// Copies `s`. Debug builds assert `s.len() <= 255`; release builds truncate at a char boundary.
 impl From<&str> for ShortStr {
     fn from(s: &str) -> Self {
-        debug_assert!(
-            s.len() <= SHORT_STR_MAX,
-            "ShortStr::from: {} bytes > 255",
-            s.len()
-        );
+        debug_assert!(s.len() <= SHORT_STR_MAX, "ShortStr::from: {} bytes > 255", s.len());
         ShortStr::truncated(s)
     }
 }
@@ -166,11 +159,7 @@ impl From<&str> for ShortStr {
 /// `s.len() <= 255`; release builds truncate at a char boundary.
 impl From<String> for ShortStr {
     fn from(s: String) -> Self {
-        debug_assert!(
-            s.len() <= SHORT_STR_MAX,
-            "ShortStr::from: {} bytes > 255",
-            s.len()
-        );
+        debug_assert!(s.len() <= SHORT_STR_MAX, "ShortStr::from: {} bytes > 255", s.len());
         if s.len() <= SHORT_STR_MAX {
             ShortStr(Bytes::from(s))
         } else {
@@ -240,20 +229,14 @@ mod tests {
         assert_eq!(t.len(), 254);
         assert!(t.chars().all(|c| c == 'é'));
         assert!(ShortStr::try_from_string(s).is_err());
-        assert_eq!(
-            ShortStr::try_from_string("x".repeat(255)).map(|s| s.len()),
-            Ok(255)
-        );
+        assert_eq!(ShortStr::try_from_string("x".repeat(255)).map(|s| s.len()), Ok(255));
     }
 
     #[test]
     fn try_from_bytes_validates() {
         assert!(ShortStr::try_from_bytes(Bytes::from_static(b"\xff")).is_err());
         assert!(ShortStr::try_from_bytes(Bytes::from(vec![b'a'; 256])).is_err());
-        assert_eq!(
-            ShortStr::try_from_bytes(Bytes::from_static(b"ok")).unwrap(),
-            "ok"
-        );
+        assert_eq!(ShortStr::try_from_bytes(Bytes::from_static(b"ok")).unwrap(), "ok");
     }
 
     #[test]

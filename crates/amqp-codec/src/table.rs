@@ -171,9 +171,7 @@ impl FieldValue {
             FieldValue::I64(_) | FieldValue::F64(_) | FieldValue::Timestamp(_) => 8,
             FieldValue::Decimal { .. } => 5,
             FieldValue::LongStr(b) | FieldValue::ByteArray(b) => 4 + b.len(),
-            FieldValue::Array(items) => {
-                4 + items.iter().map(FieldValue::encoded_len).sum::<usize>()
-            }
+            FieldValue::Array(items) => 4 + items.iter().map(FieldValue::encoded_len).sum::<usize>(),
             FieldValue::Table(t) => t.encoded_len(),
             FieldValue::Void => 0,
         }
@@ -193,10 +191,7 @@ impl FieldValue {
             b'l' | b'L' => FieldValue::I64(get_u64(buf)? as i64),
             b'f' => FieldValue::F32(f32::from_bits(get_u32(buf)?)),
             b'd' => FieldValue::F64(f64::from_bits(get_u64(buf)?)),
-            b'D' => FieldValue::Decimal {
-                scale: get_u8(buf)?,
-                value: get_u32(buf)?,
-            },
+            b'D' => FieldValue::Decimal { scale: get_u8(buf)?, value: get_u32(buf)? },
             b'S' => FieldValue::LongStr(get_longstr(buf)?),
             b'x' => FieldValue::ByteArray(get_longstr(buf)?),
             b'T' => FieldValue::Timestamp(get_u64(buf)?),
@@ -273,10 +268,7 @@ impl FieldTable {
 
     /// The value of the first entry named `key`.
     pub fn get(&self, key: &str) -> Option<&FieldValue> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.as_str() == key)
-            .map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
     }
 
     /// Sets `key` to `v`, replacing the value of the first entry with that name, or appending.
@@ -343,11 +335,7 @@ impl FieldTable {
 
     /// Bytes written by [`FieldTable::encode`], length prefix included.
     pub fn encoded_len(&self) -> usize {
-        4 + self
-            .0
-            .iter()
-            .map(|(k, v)| 1 + k.len() + v.encoded_len())
-            .sum::<usize>()
+        4 + self.0.iter().map(|(k, v)| 1 + k.len() + v.encoded_len()).sum::<usize>()
     }
 }
 
@@ -424,10 +412,7 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.get("b").and_then(FieldValue::as_i64), Some(7));
         assert_eq!(t.get("a").and_then(FieldValue::as_str), Some("text"));
-        assert_eq!(
-            t.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            ["b", "a"]
-        );
+        assert_eq!(t.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["b", "a"]);
         assert_eq!(t.remove("b"), Some(FieldValue::U32(7)));
         assert!(!t.contains_key("b"));
         let mut buf = BytesMut::new();
@@ -445,10 +430,7 @@ mod tests {
     #[test]
     fn unknown_tag_and_truncation() {
         let raw = b"\x00\x00\x00\x03\x01kZ";
-        assert_eq!(
-            FieldTable::decode(&mut Bytes::from_static(raw)),
-            Err(CodecError::Malformed("unknown field type"))
-        );
+        assert_eq!(FieldTable::decode(&mut Bytes::from_static(raw)), Err(CodecError::Malformed("unknown field type")));
         let raw = b"\x00\x00\x00\x04\x01kI\x00";
         assert!(FieldTable::decode(&mut Bytes::from_static(raw)).is_err());
         let raw = b"\x00\x00\x00\x09\x01k";

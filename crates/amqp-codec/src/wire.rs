@@ -83,10 +83,7 @@ pub(crate) fn put_shortstr(buf: &mut BytesMut, s: &ShortStr) {
 
 #[inline]
 pub(crate) fn put_longstr(buf: &mut BytesMut, s: &[u8]) {
-    debug_assert!(
-        u32::try_from(s.len()).is_ok(),
-        "long string longer than u32::MAX"
-    );
+    debug_assert!(u32::try_from(s.len()).is_ok(), "long string longer than u32::MAX");
     buf.put_u32(s.len() as u32);
     buf.put_slice(s);
 }

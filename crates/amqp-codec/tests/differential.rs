@@ -48,14 +48,9 @@ fn value(v: &FieldValue) -> AMQPValue {
         FieldValue::I64(x) => AMQPValue::LongLongInt(*x),
         FieldValue::F32(x) => AMQPValue::Float(*x),
         FieldValue::F64(x) => AMQPValue::Double(*x),
-        FieldValue::Decimal { scale, value } => AMQPValue::DecimalValue(DecimalValue {
-            scale: *scale,
-            value: *value,
-        }),
+        FieldValue::Decimal { scale, value } => AMQPValue::DecimalValue(DecimalValue { scale: *scale, value: *value }),
         FieldValue::LongStr(b) => AMQPValue::LongString(ls(b)),
-        FieldValue::Array(a) => {
-            AMQPValue::FieldArray(FieldArray::from(a.iter().map(value).collect::<Vec<_>>()))
-        }
+        FieldValue::Array(a) => AMQPValue::FieldArray(FieldArray::from(a.iter().map(value).collect::<Vec<_>>())),
         FieldValue::Timestamp(t) => AMQPValue::Timestamp(*t),
         FieldValue::Table(t) => AMQPValue::FieldTable(table(t)),
         FieldValue::Void => AMQPValue::Void,
@@ -107,10 +102,7 @@ fn props(bp: &BasicProperties) -> p::BasicProperties {
 
 /// Our method as amq-protocol's value (reserved fields dropped, as amq-protocol does).
 fn class(m: &Method) -> AMQPClass {
-    use p::{
-        access as a, basic as b, channel as ch, confirm as cf, connection as c, exchange as e,
-        queue as q, tx,
-    };
+    use p::{access as a, basic as b, channel as ch, confirm as cf, connection as c, exchange as e, queue as q, tx};
     match m {
         Method::ConnectionStart(x) => AMQPClass::Connection(c::AMQPMethod::Start(c::Start {
             version_major: x.version_major,
@@ -125,13 +117,11 @@ fn class(m: &Method) -> AMQPClass {
             response: ls(&x.response),
             locale: ss(&x.locale),
         })),
-        Method::ConnectionSecure(x) => AMQPClass::Connection(c::AMQPMethod::Secure(c::Secure {
-            challenge: ls(&x.challenge),
-        })),
+        Method::ConnectionSecure(x) => {
+            AMQPClass::Connection(c::AMQPMethod::Secure(c::Secure { challenge: ls(&x.challenge) }))
+        }
         Method::ConnectionSecureOk(x) => {
-            AMQPClass::Connection(c::AMQPMethod::SecureOk(c::SecureOk {
-                response: ls(&x.response),
-            }))
+            AMQPClass::Connection(c::AMQPMethod::SecureOk(c::SecureOk { response: ls(&x.response) }))
         }
         Method::ConnectionTune(x) => AMQPClass::Connection(c::AMQPMethod::Tune(c::Tune {
             channel_max: x.channel_max,
@@ -143,9 +133,9 @@ fn class(m: &Method) -> AMQPClass {
             frame_max: x.frame_max,
             heartbeat: x.heartbeat,
         })),
-        Method::ConnectionOpen(x) => AMQPClass::Connection(c::AMQPMethod::Open(c::Open {
-            virtual_host: ss(&x.virtual_host),
-        })),
+        Method::ConnectionOpen(x) => {
+            AMQPClass::Connection(c::AMQPMethod::Open(c::Open { virtual_host: ss(&x.virtual_host) }))
+        }
         Method::ConnectionOpenOk(_) => AMQPClass::Connection(c::AMQPMethod::OpenOk(c::OpenOk {})),
         Method::ConnectionClose(x) => AMQPClass::Connection(c::AMQPMethod::Close(c::Close {
             reply_code: x.reply_code,
@@ -154,29 +144,19 @@ fn class(m: &Method) -> AMQPClass {
             method_id: x.method_id,
         })),
         Method::ConnectionCloseOk => AMQPClass::Connection(c::AMQPMethod::CloseOk(c::CloseOk {})),
-        Method::ConnectionBlocked(x) => AMQPClass::Connection(c::AMQPMethod::Blocked(c::Blocked {
+        Method::ConnectionBlocked(x) => {
+            AMQPClass::Connection(c::AMQPMethod::Blocked(c::Blocked { reason: ss(&x.reason) }))
+        }
+        Method::ConnectionUnblocked => AMQPClass::Connection(c::AMQPMethod::Unblocked(c::Unblocked {})),
+        Method::ConnectionUpdateSecret(x) => AMQPClass::Connection(c::AMQPMethod::UpdateSecret(c::UpdateSecret {
+            new_secret: ls(&x.new_secret),
             reason: ss(&x.reason),
         })),
-        Method::ConnectionUnblocked => {
-            AMQPClass::Connection(c::AMQPMethod::Unblocked(c::Unblocked {}))
-        }
-        Method::ConnectionUpdateSecret(x) => {
-            AMQPClass::Connection(c::AMQPMethod::UpdateSecret(c::UpdateSecret {
-                new_secret: ls(&x.new_secret),
-                reason: ss(&x.reason),
-            }))
-        }
-        Method::ConnectionUpdateSecretOk => {
-            AMQPClass::Connection(c::AMQPMethod::UpdateSecretOk(c::UpdateSecretOk {}))
-        }
+        Method::ConnectionUpdateSecretOk => AMQPClass::Connection(c::AMQPMethod::UpdateSecretOk(c::UpdateSecretOk {})),
         Method::ChannelOpen(_) => AMQPClass::Channel(ch::AMQPMethod::Open(ch::Open {})),
         Method::ChannelOpenOk(_) => AMQPClass::Channel(ch::AMQPMethod::OpenOk(ch::OpenOk {})),
-        Method::ChannelFlow(x) => {
-            AMQPClass::Channel(ch::AMQPMethod::Flow(ch::Flow { active: x.active }))
-        }
-        Method::ChannelFlowOk(x) => {
-            AMQPClass::Channel(ch::AMQPMethod::FlowOk(ch::FlowOk { active: x.active }))
-        }
+        Method::ChannelFlow(x) => AMQPClass::Channel(ch::AMQPMethod::Flow(ch::Flow { active: x.active })),
+        Method::ChannelFlowOk(x) => AMQPClass::Channel(ch::AMQPMethod::FlowOk(ch::FlowOk { active: x.active })),
         Method::ChannelClose(x) => AMQPClass::Channel(ch::AMQPMethod::Close(ch::Close {
             reply_code: x.reply_code,
             reply_text: ss(&x.reply_text),
@@ -248,22 +228,21 @@ fn class(m: &Method) -> AMQPClass {
             arguments: table(&x.arguments),
         })),
         Method::QueueBindOk => AMQPClass::Queue(q::AMQPMethod::BindOk(q::BindOk {})),
-        Method::QueuePurge(x) => AMQPClass::Queue(q::AMQPMethod::Purge(q::Purge {
-            queue: ss(&x.queue),
-            nowait: x.nowait,
-        })),
-        Method::QueuePurgeOk(x) => AMQPClass::Queue(q::AMQPMethod::PurgeOk(q::PurgeOk {
-            message_count: x.message_count,
-        })),
+        Method::QueuePurge(x) => {
+            AMQPClass::Queue(q::AMQPMethod::Purge(q::Purge { queue: ss(&x.queue), nowait: x.nowait }))
+        }
+        Method::QueuePurgeOk(x) => {
+            AMQPClass::Queue(q::AMQPMethod::PurgeOk(q::PurgeOk { message_count: x.message_count }))
+        }
         Method::QueueDelete(x) => AMQPClass::Queue(q::AMQPMethod::Delete(q::Delete {
             queue: ss(&x.queue),
             if_unused: x.if_unused,
             if_empty: x.if_empty,
             nowait: x.nowait,
         })),
-        Method::QueueDeleteOk(x) => AMQPClass::Queue(q::AMQPMethod::DeleteOk(q::DeleteOk {
-            message_count: x.message_count,
-        })),
+        Method::QueueDeleteOk(x) => {
+            AMQPClass::Queue(q::AMQPMethod::DeleteOk(q::DeleteOk { message_count: x.message_count }))
+        }
         Method::QueueUnbind(x) => AMQPClass::Queue(q::AMQPMethod::Unbind(q::Unbind {
             queue: ss(&x.queue),
             exchange: ss(&x.exchange),
@@ -271,10 +250,9 @@ fn class(m: &Method) -> AMQPClass {
             arguments: table(&x.arguments),
         })),
         Method::QueueUnbindOk => AMQPClass::Queue(q::AMQPMethod::UnbindOk(q::UnbindOk {})),
-        Method::BasicQos(x) => AMQPClass::Basic(b::AMQPMethod::Qos(b::Qos {
-            prefetch_count: x.prefetch_count,
-            global: x.global,
-        })),
+        Method::BasicQos(x) => {
+            AMQPClass::Basic(b::AMQPMethod::Qos(b::Qos { prefetch_count: x.prefetch_count, global: x.global }))
+        }
         Method::BasicQosOk => AMQPClass::Basic(b::AMQPMethod::QosOk(b::QosOk {})),
         Method::BasicConsume(x) => AMQPClass::Basic(b::AMQPMethod::Consume(b::Consume {
             queue: ss(&x.queue),
@@ -285,16 +263,15 @@ fn class(m: &Method) -> AMQPClass {
             nowait: x.nowait,
             arguments: table(&x.arguments),
         })),
-        Method::BasicConsumeOk(x) => AMQPClass::Basic(b::AMQPMethod::ConsumeOk(b::ConsumeOk {
-            consumer_tag: ss(&x.consumer_tag),
-        })),
-        Method::BasicCancel(x) => AMQPClass::Basic(b::AMQPMethod::Cancel(b::Cancel {
-            consumer_tag: ss(&x.consumer_tag),
-            nowait: x.nowait,
-        })),
-        Method::BasicCancelOk(x) => AMQPClass::Basic(b::AMQPMethod::CancelOk(b::CancelOk {
-            consumer_tag: ss(&x.consumer_tag),
-        })),
+        Method::BasicConsumeOk(x) => {
+            AMQPClass::Basic(b::AMQPMethod::ConsumeOk(b::ConsumeOk { consumer_tag: ss(&x.consumer_tag) }))
+        }
+        Method::BasicCancel(x) => {
+            AMQPClass::Basic(b::AMQPMethod::Cancel(b::Cancel { consumer_tag: ss(&x.consumer_tag), nowait: x.nowait }))
+        }
+        Method::BasicCancelOk(x) => {
+            AMQPClass::Basic(b::AMQPMethod::CancelOk(b::CancelOk { consumer_tag: ss(&x.consumer_tag) }))
+        }
         Method::BasicPublish(x) => AMQPClass::Basic(b::AMQPMethod::Publish(b::Publish {
             exchange: ss(&x.exchange),
             routing_key: ss(&x.routing_key),
@@ -314,10 +291,7 @@ fn class(m: &Method) -> AMQPClass {
             exchange: ss(&x.exchange),
             routing_key: ss(&x.routing_key),
         })),
-        Method::BasicGet(x) => AMQPClass::Basic(b::AMQPMethod::Get(b::Get {
-            queue: ss(&x.queue),
-            no_ack: x.no_ack,
-        })),
+        Method::BasicGet(x) => AMQPClass::Basic(b::AMQPMethod::Get(b::Get { queue: ss(&x.queue), no_ack: x.no_ack })),
         Method::BasicGetOk(x) => AMQPClass::Basic(b::AMQPMethod::GetOk(b::GetOk {
             delivery_tag: x.delivery_tag,
             redelivered: x.redelivered,
@@ -326,22 +300,16 @@ fn class(m: &Method) -> AMQPClass {
             message_count: x.message_count,
         })),
         Method::BasicGetEmpty => AMQPClass::Basic(b::AMQPMethod::GetEmpty(b::GetEmpty {})),
-        Method::BasicAck(x) => AMQPClass::Basic(b::AMQPMethod::Ack(b::Ack {
-            delivery_tag: x.delivery_tag,
-            multiple: x.multiple,
-        })),
-        Method::BasicReject(x) => AMQPClass::Basic(b::AMQPMethod::Reject(b::Reject {
-            delivery_tag: x.delivery_tag,
-            requeue: x.requeue,
-        })),
+        Method::BasicAck(x) => {
+            AMQPClass::Basic(b::AMQPMethod::Ack(b::Ack { delivery_tag: x.delivery_tag, multiple: x.multiple }))
+        }
+        Method::BasicReject(x) => {
+            AMQPClass::Basic(b::AMQPMethod::Reject(b::Reject { delivery_tag: x.delivery_tag, requeue: x.requeue }))
+        }
         Method::BasicRecoverAsync(x) => {
-            AMQPClass::Basic(b::AMQPMethod::RecoverAsync(b::RecoverAsync {
-                requeue: x.requeue,
-            }))
+            AMQPClass::Basic(b::AMQPMethod::RecoverAsync(b::RecoverAsync { requeue: x.requeue }))
         }
-        Method::BasicRecover(x) => {
-            AMQPClass::Basic(b::AMQPMethod::Recover(b::Recover { requeue: x.requeue }))
-        }
+        Method::BasicRecover(x) => AMQPClass::Basic(b::AMQPMethod::Recover(b::Recover { requeue: x.requeue })),
         Method::BasicRecoverOk => AMQPClass::Basic(b::AMQPMethod::RecoverOk(b::RecoverOk {})),
         Method::BasicNack(x) => AMQPClass::Basic(b::AMQPMethod::Nack(b::Nack {
             delivery_tag: x.delivery_tag,
@@ -354,9 +322,7 @@ fn class(m: &Method) -> AMQPClass {
         Method::TxCommitOk => AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
         Method::TxRollback => AMQPClass::Tx(tx::AMQPMethod::Rollback(tx::Rollback {})),
         Method::TxRollbackOk => AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
-        Method::ConfirmSelect(x) => {
-            AMQPClass::Confirm(cf::AMQPMethod::Select(cf::Select { nowait: x.nowait }))
-        }
+        Method::ConfirmSelect(x) => AMQPClass::Confirm(cf::AMQPMethod::Select(cf::Select { nowait: x.nowait })),
         Method::ConfirmSelectOk => AMQPClass::Confirm(cf::AMQPMethod::SelectOk(cf::SelectOk {})),
     }
 }
@@ -449,9 +415,7 @@ fn amq_parse(bytes: &[u8]) -> AMQPFrame {
 
 fn ours_decode(bytes: &[u8]) -> Frame {
     let mut buf = BytesMut::from(bytes);
-    let f = decode_frame(&mut buf, 0)
-        .expect("our decode")
-        .expect("complete frame");
+    let f = decode_frame(&mut buf, 0).expect("our decode").expect("complete frame");
     assert!(buf.is_empty());
     f
 }
@@ -584,9 +548,7 @@ fn heartbeat_agrees() {
 #[test]
 fn protocol_header_agrees() {
     assert_eq!(
-        amq_bytes(&AMQPFrame::ProtocolHeader(
-            amq_protocol::frame::ProtocolVersion::amqp_0_9_1()
-        )),
+        amq_bytes(&AMQPFrame::ProtocolHeader(amq_protocol::frame::ProtocolVersion::amqp_0_9_1())),
         PROTOCOL_HEADER.to_vec()
     );
 }

@@ -140,25 +140,13 @@ fn content_header_with_headers_table() {
         &props_raw,
         &[0xCE],
     ]);
-    let expected = Frame::Header {
-        channel: 1,
-        class_id: 60,
-        body_size: 5,
-        properties: Bytes::from(props_raw.clone()),
-    };
+    let expected = Frame::Header { channel: 1, class_id: 60, body_size: 5, properties: Bytes::from(props_raw.clone()) };
     check(&wire, &expected);
 
     let mut headers = FieldTable::new();
     headers.insert("x-a", FieldValue::I32(1));
-    let props = BasicProperties {
-        headers: Some(headers),
-        delivery_mode: Some(2),
-        ..Default::default()
-    };
-    assert_eq!(
-        BasicProperties::decode(Bytes::from(props_raw.clone())).unwrap(),
-        props
-    );
+    let props = BasicProperties { headers: Some(headers), delivery_mode: Some(2), ..Default::default() };
+    assert_eq!(BasicProperties::decode(Bytes::from(props_raw.clone())).unwrap(), props);
     assert_eq!(&props.to_raw()[..], &props_raw[..]);
     assert_eq!(raw_properties::delivery_mode(&props_raw), Some(2));
 
@@ -169,17 +157,8 @@ fn content_header_with_headers_table() {
 
 #[test]
 fn body_and_heartbeat() {
-    check(
-        b"\x03\x00\x01\x00\x00\x00\x05hello\xce",
-        &Frame::Body {
-            channel: 1,
-            payload: Bytes::from_static(b"hello"),
-        },
-    );
-    check(
-        &[8, 0, 0, 0, 0, 0, 0, 0xCE],
-        &Frame::Heartbeat { channel: 0 },
-    );
+    check(b"\x03\x00\x01\x00\x00\x00\x05hello\xce", &Frame::Body { channel: 1, payload: Bytes::from_static(b"hello") });
+    check(&[8, 0, 0, 0, 0, 0, 0, 0xCE], &Frame::Heartbeat { channel: 0 });
     let mut out = BytesMut::new();
     encode_heartbeat(&mut out);
     assert_eq!(&out[..], &[8, 0, 0, 0, 0, 0, 0, 0xCE]);
@@ -188,13 +167,7 @@ fn body_and_heartbeat() {
 #[test]
 fn basic_get_empty_writes_empty_cluster_id_and_ignores_it() {
     let wire = [1, 0, 1, 0, 0, 0, 5, 0, 60, 0, 72, 0, 0xCE];
-    check(
-        &wire,
-        &Frame::Method {
-            channel: 1,
-            method: Method::BasicGetEmpty,
-        },
-    );
+    check(&wire, &Frame::Method { channel: 1, method: Method::BasicGetEmpty });
     // A non-empty reserved cluster-id is accepted and dropped.
     let m = Method::decode(Bytes::from_static(&[0, 60, 0, 72, 2, b'c', b'1'])).unwrap();
     assert_eq!(m, Method::BasicGetEmpty);
@@ -213,13 +186,7 @@ fn field_value_tags() {
     t.insert("l", FieldValue::I64(-4));
     t.insert("f", FieldValue::F32(1.5));
     t.insert("d", FieldValue::F64(-0.25));
-    t.insert(
-        "D",
-        FieldValue::Decimal {
-            scale: 2,
-            value: 314,
-        },
-    );
+    t.insert("D", FieldValue::Decimal { scale: 2, value: 314 });
     t.insert("S", FieldValue::from("hi"));
     t.insert("A", FieldValue::Array(vec![FieldValue::Void]));
     t.insert("T", FieldValue::Timestamp(9));
@@ -262,10 +229,7 @@ fn connection_close_reply_text() {
     });
     let mut out = BytesMut::new();
     m.encode(&mut out);
-    assert_eq!(
-        &out[..],
-        b"\x00\x0a\x00\x32\x01\x94\x09NOT_FOUND\x00\x32\x00\x0a"
-    );
+    assert_eq!(&out[..], b"\x00\x0a\x00\x32\x01\x94\x09NOT_FOUND\x00\x32\x00\x0a");
     assert_eq!(m.name(), "connection.close");
     assert!(m.is_synchronous_request());
 }

@@ -21,27 +21,15 @@ fn oversize_frame_refused_before_payload_arrives() {
     // Header only: body frame announcing 131_065 bytes, one more than 131_072 - 8.
     let header = [3, 0, 1, 0x00, 0x01, 0xff, 0xf9];
     let err = decode(&header, 131_072).unwrap_err();
-    assert_eq!(
-        err,
-        CodecError::FrameTooLarge {
-            size: 131_065,
-            max: 131_072
-        }
-    );
+    assert_eq!(err, CodecError::FrameTooLarge { size: 131_065, max: 131_072 });
     assert_eq!(err.reply_code(), reply_code::FRAME_ERROR);
     // Exactly the limit: just waits for more bytes.
-    assert_eq!(
-        decode(&[3, 0, 1, 0x00, 0x01, 0xff, 0xf8], 131_072),
-        Ok(None)
-    );
+    assert_eq!(decode(&[3, 0, 1, 0x00, 0x01, 0xff, 0xf8], 131_072), Ok(None));
     // frame_max 0 = no limit.
     assert_eq!(decode(&[3, 0, 1, 0xff, 0xff, 0xff, 0xff], 0), Ok(None));
     // A tiny frame_max refuses everything but empty payloads.
     assert!(decode(&[3, 0, 1, 0, 0, 0, 1], 8).is_err());
-    assert!(matches!(
-        decode(&[3, 0, 1, 0, 0, 0, 1], 4),
-        Err(CodecError::FrameTooLarge { .. })
-    ));
+    assert!(matches!(decode(&[3, 0, 1, 0, 0, 0, 1], 4), Err(CodecError::FrameTooLarge { .. })));
 }
 
 #[test]
@@ -52,13 +40,7 @@ fn incomplete_consumes_nothing() {
         assert_eq!(decode_frame(&mut buf, 4096), Ok(None), "cut {cut}");
         assert_eq!(&buf[..], &full[..cut]);
     }
-    assert_eq!(
-        decode(&full, 4096),
-        Ok(Some(Frame::Method {
-            channel: 1,
-            method: Method::TxSelect
-        }))
-    );
+    assert_eq!(decode(&full, 4096), Ok(Some(Frame::Method { channel: 1, method: Method::TxSelect })));
 }
 
 #[test]
@@ -70,49 +52,25 @@ fn bad_frame_end() {
 
 #[test]
 fn unknown_frame_type() {
-    assert_eq!(
-        decode(&[4, 0, 0, 0, 0, 0, 0], 4096),
-        Err(CodecError::UnknownFrameType(4))
-    );
+    assert_eq!(decode(&[4, 0, 0, 0, 0, 0, 0], 4096), Err(CodecError::UnknownFrameType(4)));
     // A protocol header arriving where a frame is expected.
-    assert_eq!(
-        decode(PROTOCOL_HEADER, 4096),
-        Err(CodecError::UnknownFrameType(b'A'))
-    );
+    assert_eq!(decode(PROTOCOL_HEADER, 4096), Err(CodecError::UnknownFrameType(b'A')));
     assert_eq!(CodecError::UnknownFrameType(4).reply_code(), 501);
 }
 
 #[test]
 fn heartbeat_rules() {
-    assert_eq!(
-        decode(&[8, 0, 5, 0, 0, 0, 0, 0xCE], 4096),
-        Err(CodecError::HeartbeatOnChannel(5))
-    );
-    assert!(matches!(
-        decode(&[8, 0, 0, 0, 0, 0, 1, 0, 0xCE], 4096),
-        Err(CodecError::Malformed(_))
-    ));
+    assert_eq!(decode(&[8, 0, 5, 0, 0, 0, 0, 0xCE], 4096), Err(CodecError::HeartbeatOnChannel(5)));
+    assert!(matches!(decode(&[8, 0, 0, 0, 0, 0, 1, 0, 0xCE], 4096), Err(CodecError::Malformed(_))));
 }
 
 #[test]
 fn unknown_method() {
     let err = decode(&method_frame(&[0, 60, 0, 41]), 4096).unwrap_err();
-    assert_eq!(
-        err,
-        CodecError::UnknownMethod {
-            class_id: 60,
-            method_id: 41
-        }
-    );
+    assert_eq!(err, CodecError::UnknownMethod { class_id: 60, method_id: 41 });
     assert_eq!(err.reply_code(), reply_code::NOT_IMPLEMENTED);
     let err = decode(&method_frame(&[0, 99, 0, 10]), 4096).unwrap_err();
-    assert_eq!(
-        err,
-        CodecError::UnknownMethod {
-            class_id: 99,
-            method_id: 10
-        }
-    );
+    assert_eq!(err, CodecError::UnknownMethod { class_id: 99, method_id: 10 });
 }
 
 #[test]
@@ -122,25 +80,13 @@ fn truncated_and_trailing_method_arguments() {
     assert!(matches!(err, CodecError::Malformed(_)));
     assert_eq!(err.reply_code(), reply_code::SYNTAX_ERROR);
     // A shortstr whose length runs past the payload.
-    assert!(matches!(
-        decode(&method_frame(&[0, 60, 0, 40, 0, 0, 9, b'a']), 4096),
-        Err(CodecError::Malformed(_))
-    ));
+    assert!(matches!(decode(&method_frame(&[0, 60, 0, 40, 0, 0, 9, b'a']), 4096), Err(CodecError::Malformed(_))));
     // Trailing byte after tx.select.
-    assert!(matches!(
-        decode(&method_frame(&[0, 90, 0, 10, 0]), 4096),
-        Err(CodecError::Malformed(_))
-    ));
+    assert!(matches!(decode(&method_frame(&[0, 90, 0, 10, 0]), 4096), Err(CodecError::Malformed(_))));
     // Payload too short for class/method ids.
-    assert!(matches!(
-        decode(&method_frame(&[0, 90, 0]), 4096),
-        Err(CodecError::Malformed(_))
-    ));
+    assert!(matches!(decode(&method_frame(&[0, 90, 0]), 4096), Err(CodecError::Malformed(_))));
     // Content header shorter than class + weight + body size.
-    assert!(matches!(
-        decode(&[2, 0, 1, 0, 0, 0, 4, 0, 60, 0, 0, 0xCE], 4096),
-        Err(CodecError::Malformed(_))
-    ));
+    assert!(matches!(decode(&[2, 0, 1, 0, 0, 0, 4, 0, 60, 0, 0, 0xCE], 4096), Err(CodecError::Malformed(_))));
 }
 
 #[test]
@@ -152,11 +98,7 @@ fn invalid_utf8_short_string() {
 #[test]
 fn table_length_past_end() {
     // queue.declare whose arguments table claims 100 bytes.
-    let err = decode(
-        &method_frame(&[0, 50, 0, 10, 0, 0, 1, b'q', 0, 0, 0, 0, 100]),
-        4096,
-    )
-    .unwrap_err();
+    let err = decode(&method_frame(&[0, 50, 0, 10, 0, 0, 1, b'q', 0, 0, 0, 0, 100]), 4096).unwrap_err();
     assert!(matches!(err, CodecError::Malformed(_)));
 }
 
@@ -174,10 +116,7 @@ fn nested(levels: usize) -> FieldTable {
 #[test]
 fn nesting_depth_limit_in_a_method() {
     for (levels, ok) in [(64, true), (65, false)] {
-        let m = Method::QueueDeclare(QueueDeclare {
-            arguments: nested(levels),
-            ..Default::default()
-        });
+        let m = Method::QueueDeclare(QueueDeclare { arguments: nested(levels), ..Default::default() });
         let mut buf = BytesMut::new();
         encode_method(&mut buf, 1, &m);
         let res = decode_frame(&mut buf, 0);
@@ -195,10 +134,7 @@ fn nesting_depth_limit_in_a_method() {
     t.insert("a", v);
     let mut buf = BytesMut::new();
     t.encode(&mut buf);
-    assert!(matches!(
-        FieldTable::decode(&mut buf.freeze()),
-        Err(CodecError::Malformed(_))
-    ));
+    assert!(matches!(FieldTable::decode(&mut buf.freeze()), Err(CodecError::Malformed(_))));
 }
 
 #[test]
@@ -209,10 +145,7 @@ fn body_splitting() {
     let mut sizes = Vec::new();
     while let Some(f) = decode_frame(&mut buf, 4096).unwrap() {
         match f {
-            Frame::Body {
-                channel: 3,
-                payload,
-            } => sizes.push(payload.len()),
+            Frame::Body { channel: 3, payload } => sizes.push(payload.len()),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -230,17 +163,9 @@ fn body_splitting() {
 fn reply_codes_and_display() {
     assert_eq!(CodecError::BadFrameEnd(0).reply_code(), 501);
     assert_eq!(CodecError::HeartbeatOnChannel(1).reply_code(), 501);
-    assert_eq!(
-        CodecError::FrameTooLarge { size: 1, max: 1 }.reply_code(),
-        501
-    );
+    assert_eq!(CodecError::FrameTooLarge { size: 1, max: 1 }.reply_code(), 501);
     assert_eq!(CodecError::Malformed("x").reply_code(), 502);
-    assert!(CodecError::UnknownMethod {
-        class_id: 1,
-        method_id: 2
-    }
-    .to_string()
-    .contains("1.2"));
+    assert!(CodecError::UnknownMethod { class_id: 1, method_id: 2 }.to_string().contains("1.2"));
 }
 
 #[test]

@@ -32,16 +32,7 @@ impl Args for AccessRequest {
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_shortstr(buf, &self.realm);
-        put_bits(
-            buf,
-            &[
-                self.exclusive,
-                self.passive,
-                self.active,
-                self.write,
-                self.read,
-            ],
-        );
+        put_bits(buf, &[self.exclusive, self.passive, self.active, self.write, self.read]);
     }
 }
 
@@ -53,9 +44,7 @@ pub struct AccessRequestOk {
 
 impl Args for AccessRequestOk {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(AccessRequestOk {
-            ticket: get_u16(buf)?,
-        })
+        Ok(AccessRequestOk { ticket: get_u16(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16(self.ticket);

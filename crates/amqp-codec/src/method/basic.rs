@@ -16,11 +16,7 @@ pub struct BasicQos {
 
 impl Args for BasicQos {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(BasicQos {
-            prefetch_size: get_u32(buf)?,
-            prefetch_count: get_u16(buf)?,
-            global: bit(get_u8(buf)?, 0),
-        })
+        Ok(BasicQos { prefetch_size: get_u32(buf)?, prefetch_count: get_u16(buf)?, global: bit(get_u8(buf)?, 0) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u32(self.prefetch_size);
@@ -64,10 +60,7 @@ impl Args for BasicConsume {
         buf.put_u16(self.ticket);
         put_shortstr(buf, &self.queue);
         put_shortstr(buf, &self.consumer_tag);
-        put_bits(
-            buf,
-            &[self.no_local, self.no_ack, self.exclusive, self.nowait],
-        );
+        put_bits(buf, &[self.no_local, self.no_ack, self.exclusive, self.nowait]);
         self.arguments.encode(buf);
     }
 }
@@ -88,9 +81,7 @@ macro_rules! tag_args {
     ($t:ident) => {
         impl Args for $t {
             fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-                Ok($t {
-                    consumer_tag: get_shortstr(buf)?,
-                })
+                Ok($t { consumer_tag: get_shortstr(buf)? })
             }
             fn encode(&self, buf: &mut BytesMut) {
                 put_shortstr(buf, &self.consumer_tag);
@@ -110,10 +101,7 @@ pub struct BasicCancel {
 
 impl Args for BasicCancel {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(BasicCancel {
-            consumer_tag: get_shortstr(buf)?,
-            nowait: bit(get_u8(buf)?, 0),
-        })
+        Ok(BasicCancel { consumer_tag: get_shortstr(buf)?, nowait: bit(get_u8(buf)?, 0) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_shortstr(buf, &self.consumer_tag);
@@ -137,13 +125,7 @@ impl Args for BasicPublish {
         let exchange = get_shortstr(buf)?;
         let routing_key = get_shortstr(buf)?;
         let f = get_u8(buf)?;
-        Ok(BasicPublish {
-            ticket,
-            exchange,
-            routing_key,
-            mandatory: bit(f, 0),
-            immediate: bit(f, 1),
-        })
+        Ok(BasicPublish { ticket, exchange, routing_key, mandatory: bit(f, 0), immediate: bit(f, 1) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16(self.ticket);
@@ -218,11 +200,7 @@ pub struct BasicGet {
 
 impl Args for BasicGet {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(BasicGet {
-            ticket: get_u16(buf)?,
-            queue: get_shortstr(buf)?,
-            no_ack: bit(get_u8(buf)?, 0),
-        })
+        Ok(BasicGet { ticket: get_u16(buf)?, queue: get_shortstr(buf)?, no_ack: bit(get_u8(buf)?, 0) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16(self.ticket);
@@ -279,10 +257,7 @@ pub struct BasicAck {
 
 impl Args for BasicAck {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(BasicAck {
-            delivery_tag: get_u64(buf)?,
-            multiple: bit(get_u8(buf)?, 0),
-        })
+        Ok(BasicAck { delivery_tag: get_u64(buf)?, multiple: bit(get_u8(buf)?, 0) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u64(self.delivery_tag);
@@ -299,10 +274,7 @@ pub struct BasicReject {
 
 impl Args for BasicReject {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(BasicReject {
-            delivery_tag: get_u64(buf)?,
-            requeue: bit(get_u8(buf)?, 0),
-        })
+        Ok(BasicReject { delivery_tag: get_u64(buf)?, requeue: bit(get_u8(buf)?, 0) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u64(self.delivery_tag);
@@ -326,9 +298,7 @@ macro_rules! requeue_args {
     ($t:ident) => {
         impl Args for $t {
             fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-                Ok($t {
-                    requeue: bit(get_u8(buf)?, 0),
-                })
+                Ok($t { requeue: bit(get_u8(buf)?, 0) })
             }
             fn encode(&self, buf: &mut BytesMut) {
                 put_bits(buf, &[self.requeue]);
@@ -351,11 +321,7 @@ impl Args for BasicNack {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
         let delivery_tag = get_u64(buf)?;
         let f = get_u8(buf)?;
-        Ok(BasicNack {
-            delivery_tag,
-            multiple: bit(f, 0),
-            requeue: bit(f, 1),
-        })
+        Ok(BasicNack { delivery_tag, multiple: bit(f, 0), requeue: bit(f, 1) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u64(self.delivery_tag);

@@ -3,9 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::Args;
-use crate::wire::{
-    bit, get_longstr, get_shortstr, get_u16, get_u8, put_bits, put_longstr, put_shortstr,
-};
+use crate::wire::{bit, get_longstr, get_shortstr, get_u16, get_u8, put_bits, put_longstr, put_shortstr};
 use crate::{CodecError, ShortStr};
 
 /// `channel.open` (20.10).
@@ -17,9 +15,7 @@ pub struct ChannelOpen {
 
 impl Args for ChannelOpen {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ChannelOpen {
-            out_of_band: get_shortstr(buf)?,
-        })
+        Ok(ChannelOpen { out_of_band: get_shortstr(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_shortstr(buf, &self.out_of_band);
@@ -35,9 +31,7 @@ pub struct ChannelOpenOk {
 
 impl Args for ChannelOpenOk {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ChannelOpenOk {
-            channel_id: get_longstr(buf)?,
-        })
+        Ok(ChannelOpenOk { channel_id: get_longstr(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_longstr(buf, &self.channel_id);
@@ -60,9 +54,7 @@ macro_rules! flow_args {
     ($t:ident) => {
         impl Args for $t {
             fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-                Ok($t {
-                    active: bit(get_u8(buf)?, 0),
-                })
+                Ok($t { active: bit(get_u8(buf)?, 0) })
             }
             fn encode(&self, buf: &mut BytesMut) {
                 put_bits(buf, &[self.active]);

@@ -14,9 +14,7 @@ pub struct ConfirmSelect {
 
 impl Args for ConfirmSelect {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ConfirmSelect {
-            nowait: bit(get_u8(buf)?, 0),
-        })
+        Ok(ConfirmSelect { nowait: bit(get_u8(buf)?, 0) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_bits(buf, &[self.nowait]);

@@ -3,9 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::Args;
-use crate::wire::{
-    bit, get_longstr, get_shortstr, get_u16, get_u32, get_u8, put_bits, put_longstr, put_shortstr,
-};
+use crate::wire::{bit, get_longstr, get_shortstr, get_u16, get_u32, get_u8, put_bits, put_longstr, put_shortstr};
 use crate::{CodecError, FieldTable, ShortStr};
 
 /// `connection.start` (10.10): server proposes protocol version, properties, SASL mechanisms, locales.
@@ -73,9 +71,7 @@ pub struct ConnectionSecure {
 
 impl Args for ConnectionSecure {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ConnectionSecure {
-            challenge: get_longstr(buf)?,
-        })
+        Ok(ConnectionSecure { challenge: get_longstr(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_longstr(buf, &self.challenge);
@@ -90,9 +86,7 @@ pub struct ConnectionSecureOk {
 
 impl Args for ConnectionSecureOk {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ConnectionSecureOk {
-            response: get_longstr(buf)?,
-        })
+        Ok(ConnectionSecureOk { response: get_longstr(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_longstr(buf, &self.response);
@@ -120,11 +114,7 @@ macro_rules! tune_args {
     ($t:ident) => {
         impl Args for $t {
             fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-                Ok($t {
-                    channel_max: get_u16(buf)?,
-                    frame_max: get_u32(buf)?,
-                    heartbeat: get_u16(buf)?,
-                })
+                Ok($t { channel_max: get_u16(buf)?, frame_max: get_u32(buf)?, heartbeat: get_u16(buf)? })
             }
             fn encode(&self, buf: &mut BytesMut) {
                 buf.put_u16(self.channel_max);
@@ -171,9 +161,7 @@ pub struct ConnectionOpenOk {
 
 impl Args for ConnectionOpenOk {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ConnectionOpenOk {
-            known_hosts: get_shortstr(buf)?,
-        })
+        Ok(ConnectionOpenOk { known_hosts: get_shortstr(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_shortstr(buf, &self.known_hosts);
@@ -216,9 +204,7 @@ pub struct ConnectionBlocked {
 
 impl Args for ConnectionBlocked {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ConnectionBlocked {
-            reason: get_shortstr(buf)?,
-        })
+        Ok(ConnectionBlocked { reason: get_shortstr(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_shortstr(buf, &self.reason);
@@ -234,10 +220,7 @@ pub struct ConnectionUpdateSecret {
 
 impl Args for ConnectionUpdateSecret {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(ConnectionUpdateSecret {
-            new_secret: get_longstr(buf)?,
-            reason: get_shortstr(buf)?,
-        })
+        Ok(ConnectionUpdateSecret { new_secret: get_longstr(buf)?, reason: get_shortstr(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_longstr(buf, &self.new_secret);

@@ -46,16 +46,7 @@ impl Args for ExchangeDeclare {
         buf.put_u16(self.ticket);
         put_shortstr(buf, &self.exchange);
         put_shortstr(buf, &self.kind);
-        put_bits(
-            buf,
-            &[
-                self.passive,
-                self.durable,
-                self.auto_delete,
-                self.internal,
-                self.nowait,
-            ],
-        );
+        put_bits(buf, &[self.passive, self.durable, self.auto_delete, self.internal, self.nowait]);
         self.arguments.encode(buf);
     }
 }
@@ -74,12 +65,7 @@ impl Args for ExchangeDelete {
         let ticket = get_u16(buf)?;
         let exchange = get_shortstr(buf)?;
         let f = get_u8(buf)?;
-        Ok(ExchangeDelete {
-            ticket,
-            exchange,
-            if_unused: bit(f, 0),
-            nowait: bit(f, 1),
-        })
+        Ok(ExchangeDelete { ticket, exchange, if_unused: bit(f, 0), nowait: bit(f, 1) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16(self.ticket);

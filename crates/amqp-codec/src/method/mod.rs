@@ -260,9 +260,7 @@ impl Method {
             Method::decode_args(class_id, method_id, &mut buf)?
         };
         if !buf.is_empty() {
-            return Err(CodecError::Malformed(
-                "trailing bytes after method arguments",
-            ));
+            return Err(CodecError::Malformed("trailing bytes after method arguments"));
         }
         Ok(method)
     }
@@ -283,10 +281,7 @@ impl Method {
     pub fn has_content(&self) -> bool {
         matches!(
             self,
-            Method::BasicPublish(_)
-                | Method::BasicReturn(_)
-                | Method::BasicDeliver(_)
-                | Method::BasicGetOk(_)
+            Method::BasicPublish(_) | Method::BasicReturn(_) | Method::BasicDeliver(_) | Method::BasicGetOk(_)
         )
     }
 

@@ -39,16 +39,7 @@ impl Args for QueueDeclare {
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16(self.ticket);
         put_shortstr(buf, &self.queue);
-        put_bits(
-            buf,
-            &[
-                self.passive,
-                self.durable,
-                self.exclusive,
-                self.auto_delete,
-                self.nowait,
-            ],
-        );
+        put_bits(buf, &[self.passive, self.durable, self.exclusive, self.auto_delete, self.nowait]);
         self.arguments.encode(buf);
     }
 }
@@ -63,11 +54,7 @@ pub struct QueueDeclareOk {
 
 impl Args for QueueDeclareOk {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(QueueDeclareOk {
-            queue: get_shortstr(buf)?,
-            message_count: get_u32(buf)?,
-            consumer_count: get_u32(buf)?,
-        })
+        Ok(QueueDeclareOk { queue: get_shortstr(buf)?, message_count: get_u32(buf)?, consumer_count: get_u32(buf)? })
     }
     fn encode(&self, buf: &mut BytesMut) {
         put_shortstr(buf, &self.queue);
@@ -147,11 +134,7 @@ pub struct QueuePurge {
 
 impl Args for QueuePurge {
     fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-        Ok(QueuePurge {
-            ticket: get_u16(buf)?,
-            queue: get_shortstr(buf)?,
-            nowait: bit(get_u8(buf)?, 0),
-        })
+        Ok(QueuePurge { ticket: get_u16(buf)?, queue: get_shortstr(buf)?, nowait: bit(get_u8(buf)?, 0) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16(self.ticket);
@@ -176,9 +159,7 @@ macro_rules! count_args {
     ($t:ident) => {
         impl Args for $t {
             fn decode(buf: &mut Bytes) -> Result<Self, CodecError> {
-                Ok($t {
-                    message_count: get_u32(buf)?,
-                })
+                Ok($t { message_count: get_u32(buf)? })
             }
             fn encode(&self, buf: &mut BytesMut) {
                 buf.put_u32(self.message_count);
@@ -204,13 +185,7 @@ impl Args for QueueDelete {
         let ticket = get_u16(buf)?;
         let queue = get_shortstr(buf)?;
         let f = get_u8(buf)?;
-        Ok(QueueDelete {
-            ticket,
-            queue,
-            if_unused: bit(f, 0),
-            if_empty: bit(f, 1),
-            nowait: bit(f, 2),
-        })
+        Ok(QueueDelete { ticket, queue, if_unused: bit(f, 0), if_empty: bit(f, 1), nowait: bit(f, 2) })
     }
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16(self.ticket);
