@@ -27,8 +27,12 @@ impl Channel {
             Method::BasicNack(m) => self.settle_or_buffer(m.delivery_tag, m.multiple, Some(m.requeue))?,
             Method::BasicReject(m) => self.settle_or_buffer(m.delivery_tag, false, Some(m.requeue))?,
             Method::BasicRecover(m) => {
-                self.recover(m.requeue)?;
+                if !m.requeue {
+                    return Err(AmqpError::not_implemented("requeue=false"));
+                }
+                // recover-ok goes first: clients (lapin) drop deliveries prefetched before it.
                 self.send(ctx.out, Method::BasicRecoverOk);
+                self.recover(m.requeue)?;
             }
             Method::BasicRecoverAsync(m) => self.recover(m.requeue)?,
             Method::ConfirmSelect(m) => {
@@ -246,9 +250,10 @@ impl Channel {
                 ChannelConsumer { consumer: consumer.clone(), queue: Some(q.clone()), prefetch, unacked: 0 },
             );
         }
-        // consume-ok must precede the first delivery, which may happen inside add_consumer.
-        self.reply(ctx, m.nowait, Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag.clone() }));
-        if let Err(e) = q.add_consumer(consumer) {
+        // consume-ok must precede the first delivery, which add_consumer may make right away.
+        let ok = Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag.clone() });
+        let send_ok = || self.reply(ctx, m.nowait, ok);
+        if let Err(e) = q.add_consumer(consumer, send_ok) {
             self.sink.state.lock().consumers.remove(&tag);
             return Err(e);
         }

@@ -26,7 +26,6 @@ struct QueueState {
     consumers: Vec<Arc<Consumer>>,
     next_consumer: usize,
     deleted: bool,
-    had_consumer: bool,
 }
 
 /// Result of removing a consumer.
@@ -137,8 +136,10 @@ impl Queue {
         self.dispatch_locked(&mut st);
     }
 
-    /// Register a consumer; 403 if an exclusive consumer is involved, as in RabbitMQ.
-    pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), AmqpError> {
+    /// Register a consumer; 403 if an exclusive consumer is involved, as in RabbitMQ. `on_added`
+    /// runs once the consumer is accepted and before anything is delivered to it (the transport
+    /// sends its consume-ok there).
+    pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>, on_added: impl FnOnce()) -> Result<(), AmqpError> {
         let mut st = self.state.lock();
         if st.deleted {
             return Err(AmqpError::not_found(format!("no queue '{}' in vhost '{}'", self.name, self.vhost)));
@@ -152,7 +153,7 @@ impl Queue {
             )));
         }
         st.consumers.push(consumer);
-        st.had_consumer = true;
+        on_added();
         self.dispatch_locked(&mut st);
         Ok(())
     }
