@@ -21,7 +21,14 @@ async fn confirm_channel(conn: &Connection) -> Channel {
 }
 
 /// Publish in confirm mode and return the broker's verdict (or the channel error it caused).
-async fn try_publish(ch: &Channel, exchange: &str, rk: &str, opts: BasicPublishOptions, body: &[u8], props: BasicProperties) -> Result<Confirmation, lapin::Error> {
+async fn try_publish(
+    ch: &Channel,
+    exchange: &str,
+    rk: &str,
+    opts: BasicPublishOptions,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<Confirmation, lapin::Error> {
     let confirm = within(ch.basic_publish(exchange.into(), rk.into(), opts, body, props)).await?;
     within(confirm).await
 }
@@ -44,7 +51,12 @@ fn headers(pairs: &[(&str, AMQPValue)]) -> FieldTable {
     t
 }
 
-async fn consume_opts(ch: &Channel, queue: &str, tag: &str, opts: BasicConsumeOptions) -> Result<lapin::Consumer, lapin::Error> {
+async fn consume_opts(
+    ch: &Channel,
+    queue: &str,
+    tag: &str,
+    opts: BasicConsumeOptions,
+) -> Result<lapin::Consumer, lapin::Error> {
     within(ch.basic_consume(queue.into(), tag.into(), opts, FieldTable::default())).await
 }
 
@@ -128,9 +140,8 @@ async fn amqprs_consumer_receives_and_acks() {
     q::declare(&ch, &name).await;
     let aconn = server.amqprs().await;
     let (ach, _events) = amqprs_channel(&aconn).await;
-    let (_tag, mut rx) = within(ach.basic_consume_rx(amqprs::channel::BasicConsumeArguments::new(&name, "")))
-        .await
-        .unwrap();
+    let (_tag, mut rx) =
+        within(ach.basic_consume_rx(amqprs::channel::BasicConsumeArguments::new(&name, ""))).await.unwrap();
     let props = BasicProperties::default().with_headers(headers(&[("k", s("v"))])).with_correlation_id("c".into());
     q::publish_props(&ch, "", &name, b"hello amqprs", props).await;
     let msg = within(rx.recv()).await.expect("delivery");
@@ -165,7 +176,9 @@ async fn mandatory_unroutable_publish_is_returned_with_312() {
         other => panic!("expected ack with a returned message, got {other:?}"),
     }
     // Without mandatory it is silently dropped.
-    let c = try_publish(&ch, "amq.direct", &rk, BasicPublishOptions::default(), b"lost", BasicProperties::default()).await.unwrap();
+    let c = try_publish(&ch, "amq.direct", &rk, BasicPublishOptions::default(), b"lost", BasicProperties::default())
+        .await
+        .unwrap();
     assert_eq!(c, Confirmation::Ack(None));
 
     // amqprs hears the basic.return through its channel callback.
@@ -182,7 +195,9 @@ async fn publish_to_a_missing_exchange_is_404() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
     let ch = confirm_channel(&conn).await;
-    let r = try_publish(&ch, &unique("no-exchange"), "k", BasicPublishOptions::default(), b"x", BasicProperties::default()).await;
+    let r =
+        try_publish(&ch, &unique("no-exchange"), "k", BasicPublishOptions::default(), b"x", BasicProperties::default())
+            .await;
     assert_code(r, 404);
 }
 
@@ -228,9 +243,8 @@ async fn consumer_tags_are_generated_and_must_be_unique() {
 
     let aconn = server.amqprs().await;
     let (ach, _events) = amqprs_channel(&aconn).await;
-    let (tag, _rx) = within(ach.basic_consume_rx(amqprs::channel::BasicConsumeArguments::new(&name, "")))
-        .await
-        .unwrap();
+    let (tag, _rx) =
+        within(ach.basic_consume_rx(amqprs::channel::BasicConsumeArguments::new(&name, ""))).await.unwrap();
     assert!(tag.starts_with("amq.ctag-"), "{tag}");
 
     // Reusing a tag on the same channel is a connection error (530), as in RabbitMQ.
@@ -461,9 +475,15 @@ async fn one_consumer_receives_a_thousand_messages_in_order() {
     let consumer_ch = within(conn.create_channel()).await.unwrap();
     let mut consumer = q::consume(&consumer_ch, &name, true).await;
     for i in 0..1000u32 {
-        let c = within(ch.basic_publish("".into(), name.as_str().into(), BasicPublishOptions::default(), &i.to_be_bytes(), BasicProperties::default()))
-            .await
-            .unwrap();
+        let c = within(ch.basic_publish(
+            "".into(),
+            name.as_str().into(),
+            BasicPublishOptions::default(),
+            &i.to_be_bytes(),
+            BasicProperties::default(),
+        ))
+        .await
+        .unwrap();
         drop(c);
     }
     for i in 0..1000u32 {
@@ -562,13 +582,27 @@ async fn cc_and_bcc_route_to_extra_keys_and_bcc_is_stripped() {
         q::bind(&ch, k, "amq.direct", k).await;
     }
     let array = |k: &str| AMQPValue::FieldArray(FieldArray::from(vec![s(k)]));
-    let props = BasicProperties::default().with_headers(headers(&[("CC", array(&keys[1])), ("BCC", array(&keys[2])), ("x-other", s("kept"))]));
-    let c = try_publish(&ch, "amq.direct", &keys[0], BasicPublishOptions { mandatory: true, ..Default::default() }, b"memo", props)
-        .await
-        .unwrap();
+    let props = BasicProperties::default().with_headers(headers(&[
+        ("CC", array(&keys[1])),
+        ("BCC", array(&keys[2])),
+        ("x-other", s("kept")),
+    ]));
+    let c = try_publish(
+        &ch,
+        "amq.direct",
+        &keys[0],
+        BasicPublishOptions { mandatory: true, ..Default::default() },
+        b"memo",
+        props,
+    )
+    .await
+    .unwrap();
     assert_eq!(c, Confirmation::Ack(None));
     for k in &keys {
-        let m = within(ch.basic_get(k.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap().expect("a copy in every queue");
+        let m = within(ch.basic_get(k.as_str().into(), BasicGetOptions { no_ack: true }))
+            .await
+            .unwrap()
+            .expect("a copy in every queue");
         assert_eq!(m.delivery.data, b"memo");
         assert_eq!(m.delivery.routing_key.as_str(), keys[0], "the routing key is the original one");
         let h = m.delivery.properties.headers().clone().expect("headers kept");
@@ -643,7 +677,8 @@ async fn qos_prefetch_size_is_540() {
     let server = TestServer::start().await;
     let (mut raw, _) = RawClient::open(server.addr, 0).await;
     raw.open_channel(1).await;
-    raw.send(1, Method::BasicQos(amqp_codec::BasicQos { prefetch_size: 4096, prefetch_count: 10, global: false })).await;
+    raw.send(1, Method::BasicQos(amqp_codec::BasicQos { prefetch_size: 4096, prefetch_count: 10, global: false }))
+        .await;
     let close = raw.expect_connection_close().await;
     assert_eq!(close.reply_code, 540, "{close:?}");
     assert_eq!((close.class_id, close.method_id), (60, 10));
@@ -663,9 +698,15 @@ async fn message_larger_than_the_limit_is_406() {
     let name = unique("size");
     q::declare(&ch, &name).await;
     let at_limit = vec![7u8; 1024];
-    assert!(try_publish(&ch, "", &name, BasicPublishOptions::default(), &at_limit, BasicProperties::default()).await.unwrap().is_ack());
+    assert!(try_publish(&ch, "", &name, BasicPublishOptions::default(), &at_limit, BasicProperties::default())
+        .await
+        .unwrap()
+        .is_ack());
     let over = vec![7u8; 1025];
-    assert_code(try_publish(&ch, "", &name, BasicPublishOptions::default(), &over, BasicProperties::default()).await, 406);
+    assert_code(
+        try_publish(&ch, "", &name, BasicPublishOptions::default(), &over, BasicProperties::default()).await,
+        406,
+    );
     let ch = within(conn.create_channel()).await.unwrap();
     assert_eq!(q::counts(&ch, &name).await.unwrap().0, 1);
 }
@@ -703,4 +744,33 @@ async fn channel_flow_pauses_and_resumes_deliveries() {
     assert!(active);
     let d = next_delivery(&mut consumer).await;
     assert_eq!(d.data, b"held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_ok_precedes_the_redeliveries() {
+    // Clients (lapin among them) discard deliveries buffered before basic.recover-ok, as
+    // RabbitMQ answers recover-ok before its queues redeliver. So must we.
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let name = unique("recover-raw");
+    q::declare(&ch, &name).await;
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    let consume =
+        amqp_codec::BasicConsume { queue: name.as_str().into(), consumer_tag: "c".into(), ..Default::default() };
+    raw.send(1, Method::BasicConsume(consume)).await;
+    assert!(matches!(raw.expect_method(1).await, Method::BasicConsumeOk(_)));
+    q::publish(&ch, "", &name, b"r").await;
+    match raw.expect_method(1).await {
+        Method::BasicDeliver(d) => assert!(!d.redelivered),
+        other => panic!("expected a delivery, got {other:?}"),
+    }
+    let _header = raw.read_frame().await;
+    let _body = raw.read_frame().await;
+    raw.send(1, Method::BasicRecover(amqp_codec::BasicRecover { requeue: true })).await;
+    assert_eq!(raw.expect_method(1).await, Method::BasicRecoverOk, "recover-ok must come before the redelivery");
+    match raw.expect_method(1).await {
+        Method::BasicDeliver(d) => assert!(d.redelivered),
+        other => panic!("expected the redelivery, got {other:?}"),
+    }
 }

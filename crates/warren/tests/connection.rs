@@ -35,11 +35,7 @@ async fn connection_start_advertises_capabilities_and_mechanisms() {
     let mechanisms: Vec<&str> = start.mechanisms.split(' ').collect();
     assert!(mechanisms.contains(&"PLAIN"), "mechanisms: {mechanisms:?}");
     assert!(mechanisms.contains(&"AMQPLAIN"), "mechanisms: {mechanisms:?}");
-    let caps = start
-        .server_properties
-        .get("capabilities")
-        .and_then(FieldValue::as_table)
-        .expect("capabilities table");
+    let caps = start.server_properties.get("capabilities").and_then(FieldValue::as_table).expect("capabilities table");
     for cap in CAPABILITIES {
         assert_eq!(table_bool(caps, cap), Some(true), "capability {cap}");
     }
@@ -192,32 +188,35 @@ async fn small_frame_max_splits_large_bodies() {
     let d = next_delivery(&mut consumer).await;
     assert_eq!(d.data.len(), body.len());
     assert!(d.data == body, "body differs after the round trip");
-    // The consumer would take the next message; close its channel so basic.get sees it.
-    within(ch.close(200, "done".into())).await.unwrap();
 
     // On the wire: the server never sends a frame above the negotiated 8192 bytes (the raw
-    // client's decoder refuses larger frames), and the pieces add up to the body.
+    // client's decoder refuses larger frames), and the pieces add up to the body. A second queue
+    // without consumers, so basic.get finds the message.
+    let name2 = unique("big-raw");
+    q::declare(&ch, &name2).await;
     let (mut raw, tune) = RawClient::open(server.addr, 0).await;
     assert_eq!(tune.frame_max, 8192);
     raw.open_channel(1).await;
+    raw.send(1, Method::ConfirmSelect(amqp_codec::ConfirmSelect { nowait: false })).await;
+    assert_eq!(raw.expect_method(1).await, Method::ConfirmSelectOk);
     let mut buf = BytesMut::new();
-    RawClient::encode_publish(&mut buf, 1, "", &name, &body, 8192);
+    RawClient::encode_publish(&mut buf, 1, "", &name2, &body, 8192);
     raw.write_raw(&buf).await;
-    raw.send(1, Method::BasicGet(amqp_codec::BasicGet { queue: name.as_str().into(), no_ack: true, ..Default::default() }))
-        .await;
-    // Nothing else is in the queue, but the publish may still be in flight: retry get-empty.
+    match raw.expect_method(1).await {
+        Method::BasicAck(ack) => assert_eq!(ack.delivery_tag, 1),
+        other => panic!("expected the publish to be confirmed, got {other:?}"),
+    }
+    raw.send(
+        1,
+        Method::BasicGet(amqp_codec::BasicGet { queue: name2.as_str().into(), no_ack: true, ..Default::default() }),
+    )
+    .await;
+    match raw.expect_method(1).await {
+        Method::BasicGetOk(ok) => assert_eq!(ok.message_count, 0),
+        other => panic!("expected get-ok, got {other:?}"),
+    }
     let mut received = Vec::new();
     let mut body_frames = 0;
-    loop {
-        match raw.expect_method(1).await {
-            Method::BasicGetOk(_) => break,
-            Method::BasicGetEmpty => {
-                raw.send(1, Method::BasicGet(amqp_codec::BasicGet { queue: name.as_str().into(), no_ack: true, ..Default::default() }))
-                    .await;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
     let size = match raw.read_frame().await {
         Some(Frame::Header { body_size, .. }) => body_size as usize,
         other => panic!("expected a content header, got {other:?}"),
@@ -263,12 +262,19 @@ async fn client_close_completes_and_frees_resources() {
     let server = TestServer::start().await;
     let (conn, ch) = server.lapin_channel().await;
     let name = unique("excl-close");
-    within(ch.queue_declare(name.as_str().into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.queue_declare(
+        name.as_str().into(),
+        QueueDeclareOptions { exclusive: true, ..Default::default() },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     within(conn.close(200, "bye".into())).await.expect("close-ok received");
     assert!(!conn.status().connected());
-    assert!(ch.basic_publish("".into(), "x".into(), BasicPublishOptions::default(), b"x", BasicProperties::default()).await.is_err());
+    assert!(ch
+        .basic_publish("".into(), "x".into(), BasicPublishOptions::default(), b"x", BasicProperties::default())
+        .await
+        .is_err());
 
     // The broker forgets the connection: its slot is freed and its exclusive queue deleted.
     eventually(|| server.broker().open_connections() == 0, "the connection slot to be freed").await;
@@ -389,4 +395,64 @@ async fn connection_close_from_raw_client_gets_close_ok() {
     assert_eq!(raw.expect_method(0).await, Method::ConnectionCloseOk);
     raw.expect_eof(DEADLINE).await;
     let _ = raw.stream.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_must_finish_in_time() {
+    let server = TestServer::start_with(|c| c.limits.handshake_timeout_ms = 300).await;
+    // Silent after the protocol header: dropped once the handshake timeout passes.
+    let mut raw = RawClient::connect(server.addr).await;
+    let start = raw.start().await;
+    assert!(!start.mechanisms.is_empty());
+    let opened = Instant::now();
+    raw.expect_eof(DEADLINE).await;
+    assert!(opened.elapsed() >= Duration::from_millis(200), "dropped before the timeout: {:?}", opened.elapsed());
+    // Silent from the start.
+    let mut raw = RawClient::connect(server.addr).await;
+    raw.expect_eof(DEADLINE).await;
+    // A normal client is unaffected.
+    let (_c, ch) = server.lapin_channel().await;
+    q::declare(&ch, &unique("in-time")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused() {
+    let server = TestServer::start_with(|c| c.limits.max_connections = 1).await;
+    let first = server.lapin().await;
+    // The second socket is closed without a word.
+    let mut raw = RawClient::connect(server.addr).await;
+    let _ = raw.stream.write_all(amqp_codec::PROTOCOL_HEADER).await;
+    assert!(raw.read_frame().await.is_none(), "no connection.start over the limit");
+    assert!(within(Connection::connect(&server.uri(), ConnectionProperties::default())).await.is_err());
+    // Closing the first frees the slot.
+    within(first.close(200, "bye".into())).await.unwrap();
+    eventually(|| server.broker().open_connections() == 0, "the slot to be freed").await;
+    let again = server.lapin().await;
+    assert!(again.status().connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tune_ok_outside_the_offer_is_530() {
+    let server = TestServer::start_with(|c| c.limits.frame_max = 65536).await;
+    // (channel_max, frame_max) the client claims in tune-ok.
+    for (channel_max, frame_max) in [(0u16, 1_000_000u32), (0, 1024), (5000, 0)] {
+        let mut raw = RawClient::connect(server.addr).await;
+        raw.start().await;
+        raw.send(0, Method::ConnectionStartOk(start_ok_plain("guest", "guest"))).await;
+        let tune = match raw.expect_method(0).await {
+            Method::ConnectionTune(t) => t,
+            other => panic!("expected tune, got {other:?}"),
+        };
+        assert_eq!(tune.frame_max, 65536);
+        raw.send(0, Method::ConnectionTuneOk(amqp_codec::ConnectionTuneOk { channel_max, frame_max, heartbeat: 0 }))
+            .await;
+        raw.send(
+            0,
+            Method::ConnectionOpen(amqp_codec::ConnectionOpen { virtual_host: "/".into(), ..Default::default() }),
+        )
+        .await;
+        let close = raw.expect_connection_close().await;
+        assert_eq!(close.reply_code, 530, "tune-ok ({channel_max}, {frame_max}): {close:?}");
+        raw.expect_eof(DEADLINE).await;
+    }
 }

@@ -69,7 +69,8 @@ async fn default_exchange_routes_by_queue_name() {
     assert_eq!(ready(&ch, &name).await, 1);
     // The default exchange cannot be declared, bound to or deleted.
     assert!(passive_ex(&ch, "").await.is_ok());
-    let bind = ch.queue_bind(name.as_str().into(), "".into(), "x".into(), QueueBindOptions::default(), FieldTable::default());
+    let bind =
+        ch.queue_bind(name.as_str().into(), "".into(), "x".into(), QueueBindOptions::default(), FieldTable::default());
     assert_code(within(bind).await, 403);
 }
 
@@ -96,12 +97,18 @@ async fn declare_passive_and_redeclare_rules() {
     declare_ex(&ch, &name, ExchangeKind::Topic, ExchangeDeclareOptions::default(), FieldTable::default()).await;
     passive_ex(&ch, &name).await.expect("passive declare of an existing exchange");
 
-    let other_type = ch.exchange_declare(name.as_str().into(), ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default());
+    let other_type = ch.exchange_declare(
+        name.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    );
     assert_code(within(other_type).await, 406);
 
     let ch = within(conn.create_channel()).await.unwrap();
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
-    let other_durability = ch.exchange_declare(name.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default());
+    let other_durability =
+        ch.exchange_declare(name.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default());
     assert_code(within(other_durability).await, 406);
 
     let ch = within(conn.create_channel()).await.unwrap();
@@ -125,7 +132,12 @@ async fn unknown_exchange_type_is_503() {
 async fn reserved_amq_prefix_is_403() {
     let server = TestServer::start().await;
     let (_c, ch) = server.lapin_channel().await;
-    let r = ch.exchange_declare("amq.custom".into(), ExchangeKind::Direct, ExchangeDeclareOptions::default(), FieldTable::default());
+    let r = ch.exchange_declare(
+        "amq.custom".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    );
     assert_code(within(r).await, 403);
     let (_c, ch) = server.lapin_channel().await;
     assert_code(within(ch.exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default())).await, 403);
@@ -166,22 +178,40 @@ async fn exchange_to_exchange_bind_and_unbind() {
     declare_ex(&ch, &dst, ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default()).await;
     q::declare(&ch, &queue).await;
     q::bind(&ch, &queue, &dst, "").await;
-    within(ch.exchange_bind(dst.as_str().into(), src.as_str().into(), "k".into(), ExchangeBindOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_bind(
+        dst.as_str().into(),
+        src.as_str().into(),
+        "k".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
 
     assert_eq!(publish_mandatory(&ch, &src, "k", BasicProperties::default()).await, None);
     assert_eq!(publish_mandatory(&ch, &src, "other", BasicProperties::default()).await, Some(312));
     assert_eq!(ready(&ch, &queue).await, 1);
 
-    within(ch.exchange_unbind(dst.as_str().into(), src.as_str().into(), "k".into(), ExchangeUnbindOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_unbind(
+        dst.as_str().into(),
+        src.as_str().into(),
+        "k".into(),
+        ExchangeUnbindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(publish_mandatory(&ch, &src, "k", BasicProperties::default()).await, Some(312));
     assert_eq!(ready(&ch, &queue).await, 1);
 
     // Binding to a missing exchange is 404.
-    let r = ch.exchange_bind(unique("gone").as_str().into(), src.as_str().into(), "k".into(), ExchangeBindOptions::default(), FieldTable::default());
+    let r = ch.exchange_bind(
+        unique("gone").as_str().into(),
+        src.as_str().into(),
+        "k".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    );
     assert_code(within(r).await, 404);
 }
 
@@ -195,9 +225,15 @@ async fn exchange_cycle_delivers_once() {
     declare_ex(&ch, &a, ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default()).await;
     declare_ex(&ch, &b, ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default()).await;
     for (d, s) in [(&b, &a), (&a, &b)] {
-        within(ch.exchange_bind(d.as_str().into(), s.as_str().into(), "".into(), ExchangeBindOptions::default(), FieldTable::default()))
-            .await
-            .unwrap();
+        within(ch.exchange_bind(
+            d.as_str().into(),
+            s.as_str().into(),
+            "".into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        ))
+        .await
+        .unwrap();
     }
     q::declare(&ch, &queue).await;
     q::bind(&ch, &queue, &a, "").await;
@@ -269,7 +305,10 @@ async fn topic_wildcards() {
     q::declare(&ch, &via_amq).await;
     q::bind(&ch, &via_amq, "amq.topic", &format!("{via_amq}.*")).await;
     assert_eq!(publish_mandatory(&ch, "amq.topic", &format!("{via_amq}.x"), BasicProperties::default()).await, None);
-    assert_eq!(publish_mandatory(&ch, "amq.topic", &format!("{via_amq}.x.y"), BasicProperties::default()).await, Some(312));
+    assert_eq!(
+        publish_mandatory(&ch, "amq.topic", &format!("{via_amq}.x.y"), BasicProperties::default()).await,
+        Some(312)
+    );
     assert_eq!(ready(&ch, &via_amq).await, 1);
 }
 
@@ -329,15 +368,27 @@ async fn publishing_to_an_internal_exchange_is_403() {
     declare_ex(&ch, &front, ExchangeKind::Fanout, ExchangeDeclareOptions::default(), FieldTable::default()).await;
     q::declare(&ch, &queue).await;
     q::bind(&ch, &queue, &internal, "").await;
-    within(ch.exchange_bind(internal.as_str().into(), front.as_str().into(), "".into(), ExchangeBindOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_bind(
+        internal.as_str().into(),
+        front.as_str().into(),
+        "".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     // Reachable through another exchange...
     assert_eq!(publish_mandatory(&ch, &front, "", BasicProperties::default()).await, None);
     assert_eq!(ready(&ch, &queue).await, 1);
     // ...but not directly.
-    let confirm = within(ch.basic_publish(internal.as_str().into(), "".into(), BasicPublishOptions::default(), b"x", BasicProperties::default()))
-        .await;
+    let confirm = within(ch.basic_publish(
+        internal.as_str().into(),
+        "".into(),
+        BasicPublishOptions::default(),
+        b"x",
+        BasicProperties::default(),
+    ))
+    .await;
     let result = match confirm {
         Ok(c) => within(c).await,
         Err(e) => Err(e),

@@ -19,7 +19,12 @@ fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
     t
 }
 
-async fn declare_with(ch: &Channel, name: &str, opts: QueueDeclareOptions, arguments: FieldTable) -> Result<lapin::Queue, lapin::Error> {
+async fn declare_with(
+    ch: &Channel,
+    name: &str,
+    opts: QueueDeclareOptions,
+    arguments: FieldTable,
+) -> Result<lapin::Queue, lapin::Error> {
     within(ch.queue_declare(name.into(), opts, arguments)).await
 }
 
@@ -54,10 +59,8 @@ async fn server_named_queues_get_amq_gen_names() {
     // amqprs sees the same.
     let conn = server.amqprs().await;
     let (ach, _events) = amqprs_channel(&conn).await;
-    let (name, messages, consumers) = within(ach.queue_declare(QueueDeclareArguments::exclusive_server_named()))
-        .await
-        .unwrap()
-        .expect("declare-ok");
+    let (name, messages, consumers) =
+        within(ach.queue_declare(QueueDeclareArguments::exclusive_server_named())).await.unwrap().expect("declare-ok");
     assert!(name.starts_with("amq.gen-"), "{name}");
     assert_eq!((messages, consumers), (0, 0));
     // Clients may not pick amq.* names themselves.
@@ -185,9 +188,15 @@ async fn bind_and_unbind_change_routing() {
         let ch = ch.clone();
         let rk = name.clone();
         async move {
-            let c = within(ch.basic_publish("amq.direct".into(), rk.as_str().into(), mandatory, b"b", BasicProperties::default()))
-                .await
-                .unwrap();
+            let c = within(ch.basic_publish(
+                "amq.direct".into(),
+                rk.as_str().into(),
+                mandatory,
+                b"b",
+                BasicProperties::default(),
+            ))
+            .await
+            .unwrap();
             match within(c).await.unwrap() {
                 Confirmation::Ack(returned) => returned.is_none(),
                 other => panic!("{other:?}"),
@@ -203,10 +212,22 @@ async fn bind_and_unbind_change_routing() {
     assert_eq!(q::counts(&ch, &name).await.unwrap().0, 1);
 
     // Binding a missing queue or to a missing exchange is 404.
-    let r = ch.queue_bind(unique("nq").as_str().into(), "amq.direct".into(), "k".into(), QueueBindOptions::default(), FieldTable::default());
+    let r = ch.queue_bind(
+        unique("nq").as_str().into(),
+        "amq.direct".into(),
+        "k".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    );
     assert_code(within(r).await, 404);
     let ch = within(conn.create_channel()).await.unwrap();
-    let r = ch.queue_bind(name.as_str().into(), unique("nx").as_str().into(), "k".into(), QueueBindOptions::default(), FieldTable::default());
+    let r = ch.queue_bind(
+        name.as_str().into(),
+        unique("nx").as_str().into(),
+        "k".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    );
     assert_code(within(r).await, 404);
 }
 
@@ -346,10 +367,7 @@ async fn deleting_a_queue_cancels_its_consumers() {
     // amqprs announces it too: its channel callback hears the basic.cancel.
     let aconn = server.amqprs().await;
     let (ach, mut events) = amqprs_channel(&aconn).await;
-    let tag = within(ach.basic_consume_rx(BasicConsumeArguments::new(&name, "amqprs-consumer")))
-        .await
-        .unwrap()
-        .0;
+    let tag = within(ach.basic_consume_rx(BasicConsumeArguments::new(&name, "amqprs-consumer"))).await.unwrap().0;
     assert_eq!(tag, "amqprs-consumer");
     assert_eq!(q::counts(&admin, &name).await.unwrap(), (0, 2));
 

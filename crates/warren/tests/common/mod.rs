@@ -29,11 +29,13 @@ impl TestServer {
 
     pub async fn start_with(configure: impl FnOnce(&mut warren::Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = warren::Config::default();
-        config.bind = "127.0.0.1".parse().unwrap();
-        config.amqp_port = 0;
-        config.http_port = 0;
-        config.data_dir = dir.path().join("data");
+        let mut config = warren::Config {
+            bind: "127.0.0.1".parse().unwrap(),
+            amqp_port: 0,
+            http_port: 0,
+            data_dir: dir.path().join("data"),
+            ..Default::default()
+        };
         configure(&mut config);
         let running = warren::start(config).await.expect("server starts");
         let addr = running.amqp_addr;
@@ -74,9 +76,7 @@ impl TestServer {
 
     /// An amqprs connection as guest to "/".
     pub async fn amqprs(&self) -> amqprs::connection::Connection {
-        within(amqprs::connection::Connection::open(&self.amqprs_args()))
-            .await
-            .expect("amqprs connects")
+        within(amqprs::connection::Connection::open(&self.amqprs_args())).await.expect("amqprs connects")
     }
 
     /// Close every connection with 320 and stop the server.
@@ -153,9 +153,9 @@ pub async fn next_connection_error(
 
 pub mod q {
     //! Short-hands for lapin queue and exchange operations.
+    use super::within;
     use lapin::options::*;
     use lapin::types::FieldTable;
-    use super::within;
     use lapin::{BasicProperties, Channel};
 
     pub async fn declare(ch: &Channel, name: &str) -> lapin::Queue {
@@ -192,9 +192,7 @@ pub mod q {
 
     pub async fn consume(ch: &Channel, queue: &str, no_ack: bool) -> lapin::Consumer {
         let opts = BasicConsumeOptions { no_ack, ..Default::default() };
-        within(ch.basic_consume(queue.into(), "".into(), opts, FieldTable::default()))
-            .await
-            .expect("basic.consume")
+        within(ch.basic_consume(queue.into(), "".into(), opts, FieldTable::default())).await.expect("basic.consume")
     }
 
     pub async fn bind(ch: &Channel, queue: &str, exchange: &str, rk: &str) {
@@ -243,10 +241,14 @@ impl RawClient {
             other => panic!("expected connection.tune, got {other:?}"),
         };
         c.frame_max = tune.frame_max;
-        let tune_ok = amqp_codec::ConnectionTuneOk { channel_max: tune.channel_max, frame_max: tune.frame_max, heartbeat };
+        let tune_ok =
+            amqp_codec::ConnectionTuneOk { channel_max: tune.channel_max, frame_max: tune.frame_max, heartbeat };
         c.send(0, Method::ConnectionTuneOk(tune_ok)).await;
-        c.send(0, Method::ConnectionOpen(amqp_codec::ConnectionOpen { virtual_host: "/".into(), ..Default::default() }))
-            .await;
+        c.send(
+            0,
+            Method::ConnectionOpen(amqp_codec::ConnectionOpen { virtual_host: "/".into(), ..Default::default() }),
+        )
+        .await;
         match c.expect_method(0).await {
             Method::ConnectionOpenOk(_) => {}
             other => panic!("expected connection.open-ok, got {other:?}"),
@@ -278,7 +280,8 @@ impl RawClient {
 
     /// Publish a message with default properties on `channel`.
     pub fn encode_publish(buf: &mut BytesMut, channel: u16, exchange: &str, rk: &str, body: &[u8], frame_max: u32) {
-        let publish = amqp_codec::BasicPublish { exchange: exchange.into(), routing_key: rk.into(), ..Default::default() };
+        let publish =
+            amqp_codec::BasicPublish { exchange: exchange.into(), routing_key: rk.into(), ..Default::default() };
         encode_method(buf, channel, &Method::BasicPublish(publish));
         let props = amqp_codec::BasicProperties::default().to_raw();
         amqp_codec::encode_content_header(buf, channel, amqp_codec::BASIC_CLASS_ID, body.len() as u64, &props);
@@ -332,10 +335,7 @@ impl RawClient {
 
     /// Wait (bounded) until the server closes the socket.
     pub async fn expect_eof(&mut self, deadline: Duration) {
-        let r = tokio::time::timeout(deadline, async {
-            while self.read_frame_no_deadline().await.is_some() {}
-        })
-        .await;
+        let r = tokio::time::timeout(deadline, async { while self.read_frame_no_deadline().await.is_some() {} }).await;
         assert!(r.is_ok(), "server did not close the socket within {deadline:?}");
     }
 
@@ -391,11 +391,19 @@ impl EventCallback {
 
 #[async_trait::async_trait]
 impl amqprs::callbacks::ChannelCallback for EventCallback {
-    async fn close(&mut self, _: &amqprs::channel::Channel, close: amqprs::CloseChannel) -> Result<(), amqprs::error::Error> {
+    async fn close(
+        &mut self,
+        _: &amqprs::channel::Channel,
+        close: amqprs::CloseChannel,
+    ) -> Result<(), amqprs::error::Error> {
         let _ = self.0.send(ChannelEvent::Close(close.reply_code()));
         Ok(())
     }
-    async fn cancel(&mut self, _: &amqprs::channel::Channel, cancel: amqprs::Cancel) -> Result<(), amqprs::error::Error> {
+    async fn cancel(
+        &mut self,
+        _: &amqprs::channel::Channel,
+        cancel: amqprs::Cancel,
+    ) -> Result<(), amqprs::error::Error> {
         let _ = self.0.send(ChannelEvent::Cancel(cancel.consumer_tag().clone()));
         Ok(())
     }
