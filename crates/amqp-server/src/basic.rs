@@ -231,10 +231,18 @@ impl Channel {
                 return Err(AmqpError::resource_error("too many consumers on this channel"));
             }
         }
+        let priority = match m.arguments.get("x-priority") {
+            None => 0,
+            Some(v) => match v.as_i64().and_then(|p| i32::try_from(p).ok()) {
+                Some(p) => p,
+                None => return Err(AmqpError::precondition_failed(format!("invalid arg 'x-priority': {v:?}"))),
+            },
+        };
         let consumer = Arc::new(Consumer {
             tag: tag.clone(),
             no_ack: m.no_ack,
             exclusive: m.exclusive,
+            priority,
             owner: (ctx.connection_id, self.number),
             sink: self.sink.clone(),
         });

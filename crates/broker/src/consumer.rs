@@ -35,6 +35,8 @@ pub struct Consumer {
     pub tag: ShortStr,
     pub no_ack: bool,
     pub exclusive: bool,
+    /// `x-priority`: consumers with a higher priority get messages first while they have credit.
+    pub priority: i32,
     /// Identity of the owning channel (connection id and channel number), so a tag is unique per channel.
     pub owner: (u64, u16),
     pub sink: Arc<dyn ConsumerSink>,

@@ -86,24 +86,32 @@ impl Queue {
     }
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
-        let n = st.consumers.len();
-        let mut refused_in_a_row = 0;
-        while refused_in_a_row < n && st.messages.ready_count() > 0 {
-            let i = st.next_consumer % n;
-            st.next_consumer = (i + 1) % n;
-            let consumer = st.consumers[i].clone();
-            let messages = &mut st.messages;
-            let mut take = || {
-                let entry = messages.pop_next()?;
-                if !consumer.no_ack {
-                    messages.track_unacked(entry.clone());
+        // Consumers are kept sorted by priority, highest first. Each message goes to the first
+        // priority group with a consumer that has credit, round-robin within the group.
+        'messages: while st.messages.ready_count() > 0 {
+            let mut start = 0;
+            while start < st.consumers.len() {
+                let priority = st.consumers[start].priority;
+                let len = st.consumers[start..].iter().take_while(|c| c.priority == priority).count();
+                for k in 0..len {
+                    let i = start + (st.next_consumer + k) % len;
+                    let consumer = st.consumers[i].clone();
+                    let messages = &mut st.messages;
+                    let mut take = || {
+                        let entry = messages.pop_next()?;
+                        if !consumer.no_ack {
+                            messages.track_unacked(entry.clone());
+                        }
+                        Some(entry)
+                    };
+                    if consumer.sink.offer(&consumer, self, &mut take) == Offer::Delivered {
+                        st.next_consumer = i - start + 1;
+                        continue 'messages;
+                    }
                 }
-                Some(entry)
-            };
-            match consumer.sink.offer(&consumer, self, &mut take) {
-                Offer::Delivered => refused_in_a_row = 0,
-                Offer::NoCredit | Offer::Empty => refused_in_a_row += 1,
+                start += len;
             }
+            return; // no consumer can take more now
         }
     }
 
@@ -152,7 +160,8 @@ impl Queue {
                 self.name, self.vhost
             )));
         }
-        st.consumers.push(consumer);
+        let at = st.consumers.iter().position(|c| c.priority < consumer.priority).unwrap_or(st.consumers.len());
+        st.consumers.insert(at, consumer);
         on_added();
         self.dispatch_locked(&mut st);
         Ok(())

@@ -774,3 +774,31 @@ async fn recover_ok_precedes_the_redeliveries() {
         other => panic!("expected the redelivery, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn higher_priority_consumers_are_served_first_while_they_have_credit() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    let name = unique("consumer-priority");
+    q::declare(&ch, &name).await;
+    let low_ch = within(conn.create_channel()).await.unwrap();
+    let high_ch = within(conn.create_channel()).await.unwrap();
+    within(high_ch.basic_qos(2, BasicQosOptions::default())).await.unwrap();
+    let prio = |p: i32| headers(&[("x-priority", AMQPValue::LongInt(p))]);
+    let opts = BasicConsumeOptions::default();
+    let mut low = within(low_ch.basic_consume(name.as_str().into(), "low".into(), opts, prio(0))).await.unwrap();
+    let mut high = within(high_ch.basic_consume(name.as_str().into(), "high".into(), opts, prio(5))).await.unwrap();
+    for i in 0..6u8 {
+        q::publish(&ch, "", &name, &[i]).await;
+    }
+    let high_got: Vec<Vec<u8>> = receive_n(&mut high, 2).await.into_iter().map(|d| d.data).collect();
+    let low_got: Vec<Vec<u8>> = receive_n(&mut low, 4).await.into_iter().map(|d| d.data).collect();
+    assert_eq!(high_got, vec![vec![0], vec![1]], "the high-priority consumer takes messages up to its prefetch");
+    assert_eq!(low_got, vec![vec![2], vec![3], vec![4], vec![5]]);
+
+    let bad =
+        within(low_ch.basic_consume(name.as_str().into(), "bad".into(), opts, headers(&[("x-priority", s("high"))])))
+            .await;
+    assert_code(bad, 406);
+}
