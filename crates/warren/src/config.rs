@@ -9,7 +9,8 @@ use warren_broker::{BrokerConfig, Limits, UserConfig};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address both listeners bind to.
+    /// Address both listeners bind to. The default `::` accepts IPv6 and IPv4 (dual stack); on a
+    /// host without IPv6 it falls back to `0.0.0.0`.
     pub bind: IpAddr,
     /// AMQP 0-9-1 port (0 = any free port).
     pub amqp_port: u16,
@@ -27,7 +28,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            bind: IpAddr::from([0, 0, 0, 0]),
+            bind: IpAddr::from([0u16; 8]),
             amqp_port: 5672,
             http_port: 15672,
             data_dir: PathBuf::from("warren-data"),

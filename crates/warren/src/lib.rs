@@ -6,7 +6,7 @@ pub mod perf;
 
 pub use config::Config;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -35,13 +35,23 @@ impl Running {
     }
 }
 
+/// Bind `addr:port`; the IPv6 wildcard falls back to the IPv4 one where the host has no IPv6.
+async fn bind(addr: IpAddr, port: u16) -> std::io::Result<TcpListener> {
+    match TcpListener::bind((addr, port)).await {
+        Err(e) if addr == IpAddr::from([0u16; 8]) && e.kind() != std::io::ErrorKind::AddrInUse => {
+            TcpListener::bind((IpAddr::from([0u8; 4]), port)).await
+        }
+        result => result,
+    }
+}
+
 /// Bind the listeners and start serving.
 pub async fn start(config: Config) -> Result<Running, String> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
     let broker = Broker::new(config.broker_config());
-    let amqp_listener = TcpListener::bind((config.bind, config.amqp_port))
+    let amqp_listener = bind(config.bind, config.amqp_port)
         .await
         .map_err(|e| format!("cannot listen for AMQP on {}:{}: {e}", config.bind, config.amqp_port))?;
     let amqp_addr = amqp_listener.local_addr().map_err(|e| e.to_string())?;
