@@ -20,7 +20,8 @@ impl ExchangeKind {
             "fanout" => Ok(ExchangeKind::Fanout),
             "topic" => Ok(ExchangeKind::Topic),
             "headers" => Ok(ExchangeKind::Headers),
-            other => Err(AmqpError::command_invalid(format!("unknown exchange type '{other}'"))),
+            // RabbitMQ 3.13+ answers 406 on the channel; older releases closed the connection (503).
+            other => Err(AmqpError::precondition_failed(format!("unknown exchange type '{other}'"))),
         }
     }
 
@@ -147,8 +148,8 @@ mod tests {
     }
 
     #[test]
-    fn unknown_type_is_command_invalid() {
-        assert_eq!(ExchangeKind::parse("nope").unwrap_err().code, 503);
+    fn unknown_type_is_precondition_failed() {
+        assert_eq!(ExchangeKind::parse("nope").unwrap_err().code, 406);
         assert_eq!(ExchangeKind::parse("topic").unwrap(), ExchangeKind::Topic);
     }
 

@@ -116,16 +116,19 @@ async fn declare_passive_and_redeclare_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_exchange_type_is_503() {
+async fn unknown_exchange_type_is_a_406_channel_error() {
+    // As RabbitMQ 3.13+ does (3.10 closed the whole connection with 503): the connection survives.
     let server = TestServer::start().await;
-    let (_c, ch) = server.lapin_channel().await;
+    let (conn, ch) = server.lapin_channel().await;
     let r = ch.exchange_declare(
         unique("weird").as_str().into(),
         ExchangeKind::Custom("x-no-such-type".into()),
         ExchangeDeclareOptions::default(),
         FieldTable::default(),
     );
-    assert_code(within(r).await, 503);
+    assert_code(within(r).await, 406);
+    let other = within(conn.create_channel()).await.expect("the connection is still open");
+    passive_ex(&other, "amq.topic").await.expect("a new channel works");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
