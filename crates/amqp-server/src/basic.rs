@@ -3,6 +3,7 @@
 //! recover.
 
 use crate::channel::{BodyParts, Channel, ConfirmState, Ctx, PendingContent, TxOp};
+use crate::outbound::Outbound;
 use crate::sink::{encode_content, ChannelConsumer};
 use amqp_codec::reply_code::NO_ROUTE;
 use amqp_codec::*;
@@ -23,9 +24,9 @@ impl Channel {
                 self.reply(ctx, m.nowait, Method::BasicCancelOk(BasicCancelOk { consumer_tag: m.consumer_tag }));
             }
             Method::BasicGet(m) => self.get(ctx, m)?,
-            Method::BasicAck(m) => self.settle_or_buffer(m.delivery_tag, m.multiple, None)?,
-            Method::BasicNack(m) => self.settle_or_buffer(m.delivery_tag, m.multiple, Some(m.requeue))?,
-            Method::BasicReject(m) => self.settle_or_buffer(m.delivery_tag, false, Some(m.requeue))?,
+            Method::BasicAck(m) => self.settle_or_buffer(ctx, m.delivery_tag, m.multiple, None)?,
+            Method::BasicNack(m) => self.settle_or_buffer(ctx, m.delivery_tag, m.multiple, Some(m.requeue))?,
+            Method::BasicReject(m) => self.settle_or_buffer(ctx, m.delivery_tag, false, Some(m.requeue))?,
             Method::BasicRecover(m) => {
                 if !m.requeue {
                     return Err(AmqpError::not_implemented("requeue=false"));
@@ -150,10 +151,9 @@ impl Channel {
             properties,
             body.into_bytes(),
         ));
-        if let Some(ops) = self.tx.as_mut() {
+        if self.tx.is_some() {
             ctx.vhost.exchange(&publish.exchange).ok_or_else(|| no_exchange(ctx, &publish.exchange))?;
-            ops.push(TxOp::Publish { publish, message });
-            return Ok(());
+            return self.buffer_tx_op(ctx, TxOp::Publish { publish, message });
         }
         self.route(ctx, &publish, message)
     }
@@ -183,9 +183,14 @@ impl Channel {
     }
 
     /// Send one coalesced basic.ack for every publish confirmed since the last flush.
-    pub fn flush_confirms(&mut self, ctx: &Ctx<'_>) {
+    pub fn flush_confirms(&mut self, out: &Outbound) {
         let Some(upto) = self.confirm.as_mut().and_then(|c| c.ack_upto.take()) else { return };
-        self.send(ctx.out, Method::BasicAck(BasicAck { delivery_tag: upto, multiple: true }));
+        self.send(out, Method::BasicAck(BasicAck { delivery_tag: upto, multiple: true }));
+    }
+
+    /// Whether publishes were confirmed since the last flush.
+    pub fn has_pending_confirms(&self) -> bool {
+        self.confirm.as_ref().is_some_and(|c| c.ack_upto.is_some())
     }
 
     fn rewrite_reply_to(&self, properties: Bytes) -> Result<Bytes, AmqpError> {
@@ -318,12 +323,30 @@ impl Channel {
 
     // ---- acknowledgements ------------------------------------------------------------------
 
-    fn settle_or_buffer(&mut self, tag: u64, multiple: bool, requeue: Option<bool>) -> Result<(), AmqpError> {
-        if let Some(ops) = self.tx.as_mut() {
-            ops.push(TxOp::Settle { tag, multiple, requeue });
-            return Ok(());
+    fn settle_or_buffer(
+        &mut self,
+        ctx: &Ctx<'_>,
+        tag: u64,
+        multiple: bool,
+        requeue: Option<bool>,
+    ) -> Result<(), AmqpError> {
+        if self.tx.is_some() {
+            return self.buffer_tx_op(ctx, TxOp::Settle { tag, multiple, requeue });
         }
         self.settle(tag, multiple, requeue)
+    }
+
+    /// Buffer an operation until tx.commit, within the configured bound.
+    fn buffer_tx_op(&mut self, ctx: &Ctx<'_>, op: TxOp) -> Result<(), AmqpError> {
+        let max = ctx.broker.limits().max_uncommitted_tx_ops;
+        let ops = self.tx.as_mut().ok_or_else(not_transactional)?;
+        if ops.len() >= max {
+            return Err(AmqpError::precondition_failed(format!(
+                "transaction holds {max} uncommitted operations, the configured maximum"
+            )));
+        }
+        ops.push(op);
+        Ok(())
     }
 
     /// Ack (`requeue` None), or nack/reject with or without requeue.

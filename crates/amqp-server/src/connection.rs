@@ -29,6 +29,8 @@ pub struct Connection {
     pub heartbeat_s: u16,
     pub cancel_notify: bool,
     channels: HashMap<u16, Channel>,
+    /// Channels with confirms to flush at the end of the read batch (so the flush is not a scan).
+    confirming: Vec<u16>,
     exclusive_queues: Vec<Arc<Queue>>,
 }
 
@@ -54,6 +56,7 @@ impl Connection {
             heartbeat_s: n.heartbeat_s,
             cancel_notify: n.client_capabilities.consumer_cancel_notify,
             channels: HashMap::new(),
+            confirming: Vec::new(),
             exclusive_queues: Vec::new(),
         }
     }
@@ -135,12 +138,11 @@ impl Connection {
         let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, wait).await;
     }
 
+    /// One coalesced basic.ack per channel that confirmed publishes in this read batch.
     fn flush_confirms(&mut self) {
-        let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
-        let ctx = Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
-        for ch in channels.values_mut() {
-            if ch.confirm.as_ref().is_some_and(|c| c.ack_upto.is_some()) {
-                ch.flush_confirms(&ctx);
+        for number in self.confirming.drain(..) {
+            if let Some(ch) = self.channels.get_mut(&number) {
+                ch.flush_confirms(&self.out);
             }
         }
     }
@@ -218,7 +220,12 @@ impl Connection {
             Frame::Heartbeat { .. } => (Ok(()), 0, 0),
         };
         match result {
-            Ok(()) => Flow::Continue,
+            Ok(()) => {
+                if ch.has_pending_confirms() && !self.confirming.contains(&channel) {
+                    self.confirming.push(channel);
+                }
+                Flow::Continue
+            }
             Err(e) if e.is_connection_error() => Flow::Close(e, class_id, method_id),
             Err(e) => {
                 tracing::debug!(connection = *id, channel, code = e.code, text = %e.text, "channel exception");

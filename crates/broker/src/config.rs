@@ -63,6 +63,8 @@ pub struct Limits {
     pub max_queues: usize,
     /// Exchanges per vhost.
     pub max_exchanges: usize,
+    /// Publishes and acks a transaction may buffer before tx.commit; more gets 406.
+    pub max_uncommitted_tx_ops: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +80,7 @@ impl Default for Limits {
             max_consumers_per_channel: 10_000,
             max_queues: 100_000,
             max_exchanges: 10_000,
+            max_uncommitted_tx_ops: 100_000,
         }
     }
 }

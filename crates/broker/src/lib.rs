@@ -73,10 +73,6 @@ impl Broker {
         self.inner.vhosts.read().get(name).cloned()
     }
 
-    pub fn vhost_names(&self) -> Vec<String> {
-        self.inner.vhosts.read().keys().cloned().collect()
-    }
-
     pub fn reply_to(&self) -> &reply_to::ReplyToRegistry {
         &self.inner.reply_to
     }

@@ -186,10 +186,6 @@ impl Queue {
         (st.messages.ready_count() as u32, st.consumers.len() as u32)
     }
 
-    pub fn is_deleted(&self) -> bool {
-        self.state.lock().deleted
-    }
-
     /// Mark deleted; returns the consumers to notify and the number of ready messages dropped.
     pub(crate) fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
         let mut st = self.state.lock();

@@ -55,7 +55,6 @@ fn route_from(
     if visited.contains(&Arc::as_ptr(exchange)) {
         return;
     }
-    visited.push(Arc::as_ptr(exchange));
     let before = out.len();
     if exchange.is_default() {
         if let Some(q) = vhost.queue(routing_key) {
@@ -66,19 +65,20 @@ fn route_from(
     let mut next_hops: Vec<Arc<Exchange>> = Vec::new();
     {
         let bindings = exchange.bindings.read();
-        let header_table = if bindings.needs_headers() { headers.get().cloned() } else { None };
-        bindings.route(routing_key, header_table.as_ref(), &mut |dest| match dest {
+        let header_table = if bindings.needs_headers() { headers.get() } else { None };
+        bindings.route(routing_key, header_table, &mut |dest| match dest {
             Dest::Queue(q) => push_unique(out, q.clone()),
             Dest::Exchange(e) => next_hops.push(e.clone()),
         });
     }
-    let mut routed_via_hops = false;
-    for hop in next_hops {
-        let n = out.len();
-        route_from(vhost, &hop, routing_key, headers, out, visited);
-        routed_via_hops |= out.len() > n;
+    if next_hops.is_empty() && (out.len() > before || exchange.def.alternate_exchange().is_none()) {
+        return; // the common case: no hop to follow, so no cycle detection and no allocation
     }
-    if out.len() == before && !routed_via_hops {
+    visited.push(Arc::as_ptr(exchange));
+    for hop in next_hops {
+        route_from(vhost, &hop, routing_key, headers, out, visited);
+    }
+    if out.len() == before {
         if let Some(ae) = exchange.def.alternate_exchange().and_then(|name| vhost.exchange(name)) {
             route_from(vhost, &ae, routing_key, headers, out, visited);
         }

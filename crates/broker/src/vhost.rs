@@ -74,10 +74,6 @@ impl VHost {
         self.queues.read().get(name).cloned()
     }
 
-    pub fn queues(&self) -> Vec<Arc<Queue>> {
-        self.queues.read().values().cloned().collect()
-    }
-
     pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
         self.exchanges.read().values().cloned().collect()
     }
@@ -340,10 +336,7 @@ impl VHost {
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&message);
         route::route(self, &ex, &message.routing_key, &mut headers, &mut targets);
-        let extra_keys = match amqp_codec::raw_properties::has_headers(&message.properties) {
-            true => headers.get().map(route::sender_selected_keys).unwrap_or_default(),
-            false => Vec::new(),
-        };
+        let extra_keys = headers.get().map(route::sender_selected_keys).unwrap_or_default();
         for key in &extra_keys {
             route::route(self, &ex, key, &mut headers, &mut targets);
         }

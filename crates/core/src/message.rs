@@ -1,7 +1,7 @@
 //! A published message as the broker holds it: routing info, the client's raw property bytes and
 //! the body. One allocation shared by every queue the message is routed to.
 
-use amqp_codec::{raw_properties, BasicProperties, ShortStr};
+use amqp_codec::{BasicProperties, ShortStr};
 use bytes::Bytes;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,15 +17,6 @@ pub struct Message {
 impl Message {
     pub fn new(exchange: ShortStr, routing_key: ShortStr, properties: Bytes, body: Bytes) -> Self {
         Message { exchange, routing_key, properties, body }
-    }
-
-    /// delivery_mode 2 marks a message persistent.
-    pub fn is_persistent(&self) -> bool {
-        raw_properties::delivery_mode(&self.properties) == Some(2)
-    }
-
-    pub fn priority(&self) -> Option<u8> {
-        raw_properties::priority(&self.properties)
     }
 
     /// Full decode of the properties; `None` if the publisher sent malformed property bytes.

@@ -221,3 +221,25 @@ async fn confirm_and_tx_modes_exclude_each_other() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_buffers_at_most_the_configured_operations() {
+    let server = TestServer::start_with(|c| c.limits.max_uncommitted_tx_ops = 3).await;
+    let conn = server.lapin().await;
+    let ch = channel(&conn).await;
+    let observer = channel(&conn).await;
+    let name = unique("tx-bound");
+    q::declare(&ch, &name).await;
+    within(ch.tx_select()).await.unwrap();
+    for body in [b"1", b"2", b"3"] {
+        q::publish(&ch, "", &name, body).await;
+    }
+    within(ch.tx_commit()).await.unwrap();
+    assert_eq!(q::counts(&observer, &name).await.unwrap(), (3, 0), "the bound counts per transaction");
+
+    for body in [b"4", b"5", b"6", b"7"] {
+        q::publish(&ch, "", &name, body).await;
+    }
+    assert_code(within(ch.tx_commit()).await, 406);
+    assert_eq!(q::counts(&observer, &name).await.unwrap(), (3, 0), "nothing of the refused transaction is enqueued");
+}
