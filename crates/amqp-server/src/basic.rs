@@ -2,14 +2,15 @@
 //! reply-to, publisher confirms and transactions), consume/cancel, get, qos, ack/nack/reject and
 //! recover.
 
-use crate::channel::{BodyParts, Channel, ConfirmState, Ctx, PendingContent, TxOp};
+use crate::channel::{BodyParts, Channel, Ctx, PendingContent, TxOp};
+use crate::confirm::ConfirmLog;
 use crate::outbound::Outbound;
 use crate::sink::{encode_content, ChannelConsumer};
 use amqp_codec::reply_code::NO_ROUTE;
 use amqp_codec::*;
 use bytes::Bytes;
 use std::sync::Arc;
-use warren_broker::Consumer;
+use warren_broker::{Confirm, Consumer, OnDurable};
 use warren_core::names::{self, DIRECT_REPLY_TO};
 use warren_core::{AmqpError, Message};
 
@@ -40,7 +41,9 @@ impl Channel {
                 if self.tx.is_some() {
                     return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
                 }
-                self.confirm.get_or_insert(ConfirmState { next_seq: 1, ack_upto: None });
+                if self.confirm.is_none() {
+                    self.confirm = Some(ConfirmLog::new(self.number, ctx.confirm_wake.clone()));
+                }
                 self.reply(ctx, m.nowait, Method::ConfirmSelectOk);
             }
             Method::TxSelect => {
@@ -158,14 +161,20 @@ impl Channel {
         self.route(ctx, &publish, message)
     }
 
-    /// Route an assembled message; returns it if mandatory and unroutable; confirms it.
+    /// Route an assembled message; returns it if mandatory and unroutable; in confirm mode,
+    /// records its outcome (ack now, ack once durable, or nack when the store refused it).
     fn route(&mut self, ctx: &mut Ctx<'_>, publish: &BasicPublish, message: Arc<Message>) -> Result<(), AmqpError> {
-        let routed = match ctx.broker.publish(ctx.vhost, &publish.exchange, message.clone()) {
+        let confirm = self.confirm.as_ref().map(|log| (log.reserve(), log));
+        let on_durable = confirm.map(|(seq, log)| {
+            let log = log.clone();
+            Box::new(move |durable| log.settle(seq, durable)) as OnDurable
+        });
+        let routed = match ctx.broker.publish(ctx.vhost, &publish.exchange, message.clone(), on_durable) {
             Ok(r) => r,
             Err(e) if e.code == amqp_codec::reply_code::NOT_FOUND => return Err(no_exchange(ctx, &publish.exchange)),
             Err(e) => return Err(e),
         };
-        if routed.queues == 0 && publish.mandatory {
+        if routed.queues == 0 && publish.mandatory && routed.confirm != Confirm::Refused {
             let ret = Method::BasicReturn(BasicReturn {
                 reply_code: NO_ROUTE,
                 reply_text: ShortStr::from_static("NO_ROUTE"),
@@ -175,22 +184,26 @@ impl Channel {
             let frame_max = ctx.out.frame_max();
             ctx.out.write(|b| encode_content(b, self.number, &ret, &message, frame_max));
         }
-        if let Some(confirm) = self.confirm.as_mut() {
-            confirm.ack_upto = Some(confirm.next_seq);
-            confirm.next_seq += 1;
+        if let Some((seq, log)) = confirm {
+            match routed.confirm {
+                Confirm::Now => log.resolve(seq, true),
+                Confirm::Refused => log.resolve(seq, false),
+                Confirm::WhenDurable => {}
+            }
         }
         Ok(())
     }
 
-    /// Send one coalesced basic.ack for every publish confirmed since the last flush.
+    /// Send the confirms that are ready: one `basic.ack(multiple)` per run of acks.
     pub fn flush_confirms(&mut self, out: &Outbound) {
-        let Some(upto) = self.confirm.as_mut().and_then(|c| c.ack_upto.take()) else { return };
-        self.send(out, Method::BasicAck(BasicAck { delivery_tag: upto, multiple: true }));
+        if let Some(log) = &self.confirm {
+            log.flush(out);
+        }
     }
 
-    /// Whether publishes were confirmed since the last flush.
+    /// Whether some confirms could be sent now.
     pub fn has_pending_confirms(&self) -> bool {
-        self.confirm.as_ref().is_some_and(|c| c.ack_upto.is_some())
+        self.confirm.as_ref().is_some_and(|log| log.has_ready())
     }
 
     fn rewrite_reply_to(&self, properties: Bytes) -> Result<Bytes, AmqpError> {

@@ -1,6 +1,7 @@
 //! One AMQP channel: its state machine (open, closing), content assembly for basic.publish, and
 //! the exchange and queue methods. Basic, confirm and tx methods live in `basic.rs`.
 
+use crate::confirm::{ConfirmLog, ConfirmWake};
 use crate::outbound::Outbound;
 use crate::sink::ChannelSink;
 use amqp_codec::*;
@@ -19,6 +20,8 @@ pub struct Ctx<'a> {
     /// Exclusive queues this connection declared, deleted when it closes.
     pub exclusive_queues: &'a mut Vec<Arc<Queue>>,
     pub cancel_notify: bool,
+    /// Wakes the connection task when the store settles publishes of a confirm-mode channel.
+    pub confirm_wake: &'a Arc<ConfirmWake>,
 }
 
 /// A basic.publish whose content header and body frames are still arriving.
@@ -70,12 +73,6 @@ impl BodyParts {
     }
 }
 
-pub struct ConfirmState {
-    pub next_seq: u64,
-    /// Highest publish sequence confirmed but not yet acked to the client (acks are coalesced).
-    pub ack_upto: Option<u64>,
-}
-
 pub enum TxOp {
     Publish { publish: BasicPublish, message: Arc<warren_core::Message> },
     Settle { tag: u64, multiple: bool, requeue: Option<bool> },
@@ -93,7 +90,8 @@ pub struct Channel {
     pub state: ChannelState,
     pub sink: Arc<ChannelSink>,
     pub content: Option<PendingContent>,
-    pub confirm: Option<ConfirmState>,
+    /// Set in confirm mode: the outcome of every publish, sent in order.
+    pub confirm: Option<Arc<ConfirmLog>>,
     pub tx: Option<Vec<TxOp>>,
     /// The last queue declared on this channel: an empty queue name in later methods means it.
     pub last_queue: Option<ShortStr>,

@@ -3,6 +3,7 @@
 //! cleanup that requeues unacked messages and deletes exclusive queues.
 
 use crate::channel::{Channel, ChannelState, Ctx};
+use crate::confirm::ConfirmWake;
 use crate::handshake::{close_method, Negotiated};
 use crate::io::{FrameReader, ReadError};
 use crate::outbound::Outbound;
@@ -32,6 +33,9 @@ pub struct Connection {
     /// Channels with confirms to flush at the end of the read batch (so the flush is not a scan).
     confirming: Vec<u16>,
     exclusive_queues: Vec<Arc<Queue>>,
+    confirm_wake: Arc<ConfirmWake>,
+    /// Definition changes the last frame submitted: its reply is held until they are durable.
+    definitions_pending: Option<u64>,
 }
 
 /// What the frame loop does next.
@@ -58,6 +62,8 @@ impl Connection {
             channels: HashMap::new(),
             confirming: Vec::new(),
             exclusive_queues: Vec::new(),
+            confirm_wake: Arc::new(ConfirmWake::default()),
+            definitions_pending: None,
         }
     }
 
@@ -84,6 +90,7 @@ impl Connection {
     ) -> Option<(AmqpError, u16, u16)> {
         // Two missed heartbeats (no bytes at all for twice the interval) end the connection.
         let read_timeout = (self.heartbeat_s > 0).then(|| Duration::from_secs(2 * self.heartbeat_s as u64));
+        let durability = self.broker.durability().cloned();
         loop {
             loop {
                 match reader.try_decode(self.frame_max) {
@@ -95,13 +102,20 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => return Some((AmqpError::new(e.reply_code(), &e), 0, 0)),
                 }
+                if let Err(e) = self.await_definitions().await {
+                    return Some((e, 0, 0));
+                }
             }
             self.flush_confirms();
             self.out.wait_drained().await;
             if *shutdown.borrow() {
                 return Some((shutdown_error(), 0, 0));
             }
+            // Publishers stop being read while too much is on its way to the disk.
             let read = async {
+                if let Some(d) = &durability {
+                    d.wait_for_room().await;
+                }
                 match read_timeout {
                     Some(t) => tokio::time::timeout(t, reader.fill()).await.ok(),
                     None => Some(reader.fill().await),
@@ -116,9 +130,22 @@ impl Connection {
                         return None;
                     }
                 },
+                _ = self.confirm_wake.notify.notified() => self.flush_settled_confirms(),
                 _ = shutdown.changed() => return Some((shutdown_error(), 0, 0)),
             }
         }
+    }
+
+    /// If the last frame changed durable definitions, waits until they are on disk, then lets
+    /// its reply (held in the output buffer) go. A failed write ends the connection with 541.
+    async fn await_definitions(&mut self) -> Result<(), AmqpError> {
+        let Some(seq) = self.definitions_pending.take() else { return Ok(()) };
+        let durable = match self.broker.durability() {
+            Some(d) => d.defs.wait_durable(seq).await,
+            None => Ok(()),
+        };
+        self.out.release();
+        durable.map_err(|e| AmqpError::internal_error(format!("cannot write definitions to disk: {e}")))
     }
 
     async fn await_close_ok<R: AsyncRead + Unpin>(&mut self, reader: &mut FrameReader<R>) {
@@ -136,6 +163,15 @@ impl Connection {
             }
         };
         let _ = tokio::time::timeout(CLOSE_OK_TIMEOUT, wait).await;
+    }
+
+    /// Confirms the store settled since the last wake-up.
+    fn flush_settled_confirms(&mut self) {
+        for number in self.confirm_wake.take_ready() {
+            if let Some(ch) = self.channels.get_mut(&number) {
+                ch.flush_confirms(&self.out);
+            }
+        }
     }
 
     /// One coalesced basic.ack per channel that confirmed publishes in this read batch.
@@ -160,9 +196,19 @@ impl Connection {
             ));
             return Flow::Close(e, 20, 10);
         }
-        let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
-        let mut ctx =
-            Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
+        let Connection {
+            broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, confirm_wake, ..
+        } = self;
+        let mut ctx = Ctx {
+            broker,
+            vhost,
+            connection_id: *id,
+            out,
+            user,
+            exclusive_queues,
+            cancel_notify: *cancel_notify,
+            confirm_wake,
+        };
         let Some(ch) = channels.get_mut(&channel) else {
             return match frame {
                 Frame::Method { method: Method::ChannelOpen(_), .. } => {
@@ -211,7 +257,23 @@ impl Connection {
             }
             Frame::Method { method, .. } => {
                 let ids = (method.class_id(), method.method_id());
-                (ch.handle_method(&mut ctx, method), ids.0, ids.1)
+                // Exchange and queue methods may change durable definitions: their reply is
+                // held until the change is on disk.
+                let defs = ctx.broker.durability().map(|d| &d.defs).filter(|_| matches!(ids.0, 40 | 50));
+                let before = defs.map(|d| {
+                    ctx.out.hold();
+                    d.submitted()
+                });
+                let result = ch.handle_method(&mut ctx, method);
+                if let (Some(defs), Some(before)) = (defs, before) {
+                    let now = defs.submitted();
+                    if now > before && !defs.is_durable(now) {
+                        self.definitions_pending = Some(now);
+                    } else {
+                        ctx.out.release();
+                    }
+                }
+                (result, ids.0, ids.1)
             }
             Frame::Header { class_id, body_size, properties, .. } => {
                 (ch.content_header(&mut ctx, class_id, body_size, properties), 60, 40)
@@ -271,9 +333,19 @@ impl Connection {
     /// Release everything the connection holds: requeue unacked, cancel consumers, delete
     /// exclusive queues.
     fn cleanup(&mut self) {
-        let Connection { broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, .. } = self;
-        let mut ctx =
-            Ctx { broker, vhost, connection_id: *id, out, user, exclusive_queues, cancel_notify: *cancel_notify };
+        let Connection {
+            broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, confirm_wake, ..
+        } = self;
+        let mut ctx = Ctx {
+            broker,
+            vhost,
+            connection_id: *id,
+            out,
+            user,
+            exclusive_queues,
+            cancel_notify: *cancel_notify,
+            confirm_wake,
+        };
         for (_, mut ch) in channels.drain() {
             close_channel(&mut ctx, &mut ch);
         }

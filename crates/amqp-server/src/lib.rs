@@ -3,6 +3,7 @@
 
 mod basic;
 mod channel;
+mod confirm;
 mod connection;
 mod handshake;
 mod io;

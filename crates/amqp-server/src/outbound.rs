@@ -26,6 +26,9 @@ pub struct Outbound {
     closing: AtomicBool,
     /// Set when the socket is gone: output is discarded.
     dead: AtomicBool,
+    /// While set, the writer leaves the buffer alone: a reply must not reach the client before
+    /// the change it reports is durable (see `Connection::await_definitions`).
+    held: AtomicBool,
 }
 
 impl Outbound {
@@ -40,6 +43,7 @@ impl Outbound {
             heartbeat_s: AtomicU32::new(0),
             closing: AtomicBool::new(false),
             dead: AtomicBool::new(false),
+            held: AtomicBool::new(false),
         })
     }
 
@@ -94,9 +98,22 @@ impl Outbound {
         self.wake_writer.notify_one();
     }
 
+    /// Keep everything written from now on in the buffer until [`Outbound::release`].
+    pub fn hold(&self) {
+        let _buf = self.buf.lock();
+        self.held.store(true, Ordering::Relaxed);
+    }
+
+    /// Let the writer send what was held.
+    pub fn release(&self) {
+        self.held.store(false, Ordering::Relaxed);
+        self.wake_writer.notify_one();
+    }
+
     fn take(&self, spare: &mut BytesMut) -> bool {
         let mut buf = self.buf.lock();
-        if buf.is_empty() {
+        // Set and cleared with the buffer locked (or before a wake-up), so never half seen.
+        if buf.is_empty() || self.held.load(Ordering::Relaxed) {
             return false;
         }
         std::mem::swap(&mut *buf, spare);

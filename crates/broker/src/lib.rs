@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod durable;
 pub mod exchange;
 pub mod queue;
 pub mod reply_to;
@@ -13,9 +14,10 @@ pub mod vhost;
 pub use auth::{User, Users};
 pub use config::{BrokerConfig, Limits, UserConfig};
 pub use consumer::{Consumer, ConsumerSink, Offer, Take};
+pub use durable::{Durability, OnDurable};
 pub use exchange::{Dest, Exchange};
 pub use queue::Queue;
-pub use vhost::{QueueDeclare, Routed, VHost};
+pub use vhost::{Confirm, QueueDeclare, Routed, VHost};
 use warren_core::{AmqpError, Message};
 
 use parking_lot::RwLock;
@@ -36,14 +38,22 @@ struct BrokerInner {
     reply_to: reply_to::ReplyToRegistry,
     next_connection_id: AtomicU64,
     open_connections: AtomicUsize,
+    durability: Option<Arc<Durability>>,
 }
 
 impl Broker {
+    /// A broker that keeps everything in memory.
     pub fn new(config: BrokerConfig) -> Broker {
+        Broker::with_durability(config, None)
+    }
+
+    /// A broker whose durable entities and persistent messages go to `durability` (restore
+    /// what it recovered with [`durable::restore`] before serving).
+    pub fn with_durability(config: BrokerConfig, durability: Option<Arc<Durability>>) -> Broker {
         let users = Users::from_config(&config.users);
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
-            vhosts.insert(name.clone(), Arc::new(VHost::new(name)));
+            vhosts.insert(name.clone(), Arc::new(VHost::with_durability(name, durability.clone())));
         }
         Broker {
             inner: Arc::new(BrokerInner {
@@ -52,6 +62,7 @@ impl Broker {
                 reply_to: reply_to::ReplyToRegistry::default(),
                 next_connection_id: AtomicU64::new(1),
                 open_connections: AtomicUsize::new(0),
+                durability,
                 config,
             }),
         }
@@ -73,6 +84,14 @@ impl Broker {
         self.inner.vhosts.read().get(name).cloned()
     }
 
+    pub fn durability(&self) -> Option<&Arc<Durability>> {
+        self.inner.durability.as_ref()
+    }
+
+    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
+        self.inner.vhosts.read().values().cloned().collect()
+    }
+
     pub fn reply_to(&self) -> &reply_to::ReplyToRegistry {
         &self.inner.reply_to
     }
@@ -91,13 +110,19 @@ impl Broker {
 
     /// Publish through `exchange` of `vhost`; the default exchange also serves direct reply-to
     /// addresses. Returns how many queues (or reply consumers) took the message.
-    pub fn publish(&self, vhost: &VHost, exchange: &str, message: Arc<Message>) -> Result<Routed, AmqpError> {
+    pub fn publish(
+        &self,
+        vhost: &VHost,
+        exchange: &str,
+        message: Arc<Message>,
+        on_durable: Option<OnDurable>,
+    ) -> Result<Routed, AmqpError> {
         if exchange.is_empty() {
             if let Some(delivered) = self.inner.reply_to.deliver(&message.routing_key, &message) {
-                return Ok(Routed { queues: delivered as usize });
+                return Ok(Routed { queues: delivered as usize, confirm: Confirm::Now });
             }
         }
-        vhost.publish(exchange, message)
+        vhost.publish(exchange, message, on_durable)
     }
 
     pub fn open_connections(&self) -> usize {

@@ -2,6 +2,8 @@
 //! queue (never a global one), and round-robin dispatch to consumers with credit.
 
 use crate::consumer::{Consumer, Offer};
+use crate::durable::Durability;
+use crate::vhost::QueueDeclare;
 use amqp_codec::{FieldTable, ShortStr};
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -17,7 +19,16 @@ pub struct Queue {
     pub auto_delete: bool,
     pub arguments: FieldTable,
     pub args: QueueArgs,
+    /// Set for a durable queue: its persistent messages go to the store.
+    pub persist: Option<Persist>,
     state: Mutex<QueueState>,
+}
+
+/// How a durable queue reaches the store.
+pub struct Persist {
+    /// The queue's id in the store and in the definitions; never reused.
+    pub id: u64,
+    pub durability: Arc<Durability>,
 }
 
 #[derive(Default)]
@@ -26,6 +37,8 @@ struct QueueState {
     consumers: Vec<Arc<Consumer>>,
     next_consumer: usize,
     deleted: bool,
+    /// Highest store id this queue told the store it delivered (see `Store::mark_delivered`).
+    marked_delivered: u64,
 }
 
 /// Result of removing a consumer.
@@ -36,25 +49,24 @@ pub struct ConsumerRemoved {
 }
 
 impl Queue {
-    pub fn new(
-        name: ShortStr,
-        vhost: &str,
-        durable: bool,
-        exclusive_owner: Option<u64>,
-        auto_delete: bool,
-        arguments: FieldTable,
-        args: QueueArgs,
-    ) -> Queue {
+    /// A queue as `req` declares it; `owner` is the declaring connection of an exclusive queue.
+    pub fn new(vhost: &str, req: QueueDeclare, owner: Option<u64>, args: QueueArgs, persist: Option<Persist>) -> Queue {
         Queue {
-            name,
+            name: req.name,
             vhost: vhost.to_string(),
-            durable,
-            exclusive_owner,
-            auto_delete,
-            arguments,
+            durable: req.durable,
+            exclusive_owner: owner,
+            auto_delete: req.auto_delete,
+            arguments: req.arguments,
             args,
+            persist,
             state: Mutex::new(QueueState::default()),
         }
+    }
+
+    /// The queue's store id, if it persists messages.
+    pub fn store_id(&self) -> Option<u64> {
+        self.persist.as_ref().map(|p| p.id)
     }
 
     /// 405 unless `connection` may use this queue (it is not exclusive to another connection).
@@ -70,11 +82,21 @@ impl Queue {
 
     /// Append a routed message and deliver what consumers can take. False if the queue is gone.
     pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> bool {
+        self.enqueue_stored(message, None, false)
+    }
+
+    /// Append a message persisted under store id `stored` (the store holds it for this queue).
+    /// If the queue is gone, the store forgets it for this queue.
+    pub fn enqueue_stored(self: &Arc<Self>, message: Arc<Message>, stored: Option<u64>, redelivered: bool) -> bool {
         let mut st = self.state.lock();
         if st.deleted {
+            drop(st);
+            if let (Some(p), Some(id)) = (&self.persist, stored) {
+                let _ = p.durability.store.ack(p.id, id);
+            }
             return false;
         }
-        st.messages.push(message);
+        st.messages.push_with(message, stored, redelivered);
         self.dispatch_locked(&mut st);
         true
     }
@@ -86,6 +108,36 @@ impl Queue {
     }
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+        let mut delivered_upto = 0;
+        self.dispatch_to_consumers(st, &mut delivered_upto);
+        self.mark_delivered(st, delivered_upto);
+    }
+
+    /// Drops the ready message stored under `id`: its write failed and its publisher was
+    /// nacked. A message a consumer already took stays with it.
+    pub fn discard_stored(&self, id: u64) {
+        self.state.lock().messages.remove_ready_stored(id);
+    }
+
+    /// Tells the store that stored messages up to `upto` were delivered, so that after a crash
+    /// they come back marked redelivered. One record per dispatch round, not per message.
+    fn mark_delivered(&self, st: &mut QueueState, upto: u64) {
+        if upto > st.marked_delivered {
+            st.marked_delivered = upto;
+            if let Some(p) = &self.persist {
+                let _ = p.durability.store.mark_delivered(p.id, upto);
+            }
+        }
+    }
+
+    /// A stored message left the queue for good (acked, or delivered with no-ack).
+    fn forget_stored(&self, stored: Option<u64>) {
+        if let (Some(p), Some(id)) = (&self.persist, stored) {
+            let _ = p.durability.store.ack(p.id, id);
+        }
+    }
+
+    fn dispatch_to_consumers(self: &Arc<Self>, st: &mut QueueState, delivered_upto: &mut u64) {
         // Consumers are kept sorted by priority, highest first. Each message goes to the first
         // priority group with a consumer that has credit, round-robin within the group.
         'messages: while st.messages.ready_count() > 0 {
@@ -99,7 +151,12 @@ impl Queue {
                     let messages = &mut st.messages;
                     let mut take = || {
                         let entry = messages.pop_next()?;
-                        if !consumer.no_ack {
+                        if let Some(id) = entry.stored {
+                            *delivered_upto = (*delivered_upto).max(id);
+                        }
+                        if consumer.no_ack {
+                            self.forget_stored(entry.stored);
+                        } else {
                             messages.track_unacked(entry.clone());
                         }
                         Some(entry)
@@ -119,16 +176,21 @@ impl Queue {
     pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
         let mut st = self.state.lock();
         let entry = st.messages.pop_next()?;
-        if !no_ack {
+        if no_ack {
+            self.forget_stored(entry.stored);
+        } else {
             st.messages.track_unacked(entry.clone());
         }
+        self.mark_delivered(&mut st, entry.stored.unwrap_or(0));
         Some((entry, st.messages.ready_count() as u32))
     }
 
     pub fn ack(&self, seqs: impl IntoIterator<Item = u64>) {
         let mut st = self.state.lock();
         for seq in seqs {
-            st.messages.ack(seq);
+            if let Some(entry) = st.messages.ack(seq) {
+                self.forget_stored(entry.stored);
+            }
         }
     }
 
@@ -177,7 +239,18 @@ impl Queue {
     }
 
     pub fn purge(&self) -> usize {
-        self.state.lock().messages.purge()
+        let mut st = self.state.lock();
+        let Some(p) = &self.persist else { return st.messages.purge(|_| {}) };
+        if st.messages.unacked_stored() > 0 {
+            // A purge record would also settle the unacked ones: settle the purged one by one.
+            return st.messages.purge(|e| self.forget_stored(e.stored));
+        }
+        let mut upto = 0;
+        let n = st.messages.purge(|e| upto = upto.max(e.stored.unwrap_or(0)));
+        if upto > 0 {
+            let _ = p.durability.store.purge(p.id, upto);
+        }
+        n
     }
 
     /// Ready messages (as reported in declare-ok, purge-ok and get-ok) and consumers.
@@ -192,6 +265,10 @@ impl Queue {
         st.deleted = true;
         let dropped = st.messages.ready_count() as u32;
         st.messages = QueueMessages::default();
+        if let Some(p) = &self.persist {
+            // Settles every message of the queue in the store and forgets its delivered marker.
+            let _ = p.durability.store.purge(p.id, u64::MAX);
+        }
         (std::mem::take(&mut st.consumers), dropped)
     }
 

@@ -1,10 +1,14 @@
 //! A virtual host: its exchanges and queues, and the AMQP operations on them (declare, bind,
 //! delete, publish) with RabbitMQ's rules and error codes.
 
+use crate::durable::defs::{self, Change, DestKind, StoredBinding, StoredQueue};
+use crate::durable::{Durability, Landing, OnDurable};
 use crate::exchange::{Dest, Exchange};
+use crate::queue::Persist;
 use crate::route::{self, LazyHeaders};
 use crate::{Consumer, Queue};
 use amqp_codec::{FieldTable, ShortStr};
+use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ pub struct VHost {
     pub name: String,
     exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    durability: Option<Arc<Durability>>,
 }
 
 /// What a client asked for in queue.declare (the name already resolved if server-named).
@@ -36,6 +41,19 @@ pub struct QueueDeclare {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Routed {
     pub queues: usize,
+    pub confirm: Confirm,
+}
+
+/// When a publisher confirm for the message may be sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// Now: the message is transient, or reached no durable queue.
+    #[default]
+    Now,
+    /// Once the store has it on disk; the `OnDurable` callback says when.
+    WhenDurable,
+    /// Never: the store refused it (disk full) and no queue took it: nack.
+    Refused,
 }
 
 const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
@@ -49,6 +67,11 @@ const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
 
 impl VHost {
     pub fn new(name: &str) -> VHost {
+        VHost::with_durability(name, None)
+    }
+
+    /// A vhost whose durable entities and persistent messages go to `durability`.
+    pub fn with_durability(name: &str, durability: Option<Arc<Durability>>) -> VHost {
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind)| {
@@ -63,7 +86,67 @@ impl VHost {
                 (def.name.clone(), Arc::new(Exchange::new(def)))
             })
             .collect();
-        VHost { name: name.to_string(), exchanges: RwLock::new(exchanges), queues: RwLock::new(HashMap::new()) }
+        VHost {
+            name: name.to_string(),
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::new(HashMap::new()),
+            durability,
+        }
+    }
+
+    pub fn durability(&self) -> Option<&Arc<Durability>> {
+        self.durability.as_ref()
+    }
+
+    /// Queue definition changes for the writer; call under the lock ordering the change.
+    fn submit(&self, changes: Vec<Change>) {
+        if let Some(d) = &self.durability {
+            if !changes.is_empty() {
+                d.defs.submit(changes);
+            }
+        }
+    }
+
+    /// The stored form of a binding, if it is durable (both ends durable, as in RabbitMQ).
+    fn binding_key(
+        &self,
+        source: &Exchange,
+        dest: &Dest,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> Option<Bytes> {
+        self.durability.as_ref()?;
+        if !source.def.durable || source.is_default() {
+            return None;
+        }
+        let (dest_kind, dest) = match dest {
+            Dest::Queue(q) if q.persist.is_some() => (DestKind::Queue, q.name.clone()),
+            Dest::Exchange(e) if e.def.durable => (DestKind::Exchange, e.def.name.clone()),
+            _ => return None,
+        };
+        let b = StoredBinding {
+            source: source.def.name.clone(),
+            dest_kind,
+            dest,
+            routing_key: routing_key.clone(),
+            arguments: arguments.clone(),
+        };
+        Some(defs::binding_key(&self.name, &b))
+    }
+
+    /// Deletions of every stored binding of `exchange` (as source) whose destination `matches`.
+    fn binding_deletions(&self, exchange: &Exchange, matches: impl Fn(&Dest) -> bool) -> Vec<Change> {
+        if self.durability.is_none() || !exchange.def.durable {
+            return Vec::new();
+        }
+        let bindings = exchange.bindings.read();
+        bindings
+            .list()
+            .iter()
+            .filter(|b| matches(&b.destination))
+            .filter_map(|b| self.binding_key(exchange, &b.destination, &b.routing_key, &b.arguments))
+            .map(|k| (k, None))
+            .collect()
     }
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
@@ -114,6 +197,9 @@ impl VHost {
                 def.name, self.name
             )));
         }
+        if def.durable && self.durability.is_some() {
+            self.submit(vec![(defs::exchange_key(&self.name, &def.name), Some(defs::exchange_value(&def)))]);
+        }
         exchanges.insert(def.name.clone(), Arc::new(Exchange::new(def)));
         Ok(())
     }
@@ -131,9 +217,25 @@ impl VHost {
         if if_unused && !exchange.bindings.read().is_empty() {
             return Err(AmqpError::precondition_failed(format!("exchange '{name}' in vhost '{}' in use", self.name)));
         }
-        self.exchanges.write().remove(name);
-        self.remove_destination_everywhere(&Dest::Exchange(exchange));
+        self.remove_exchange(&exchange);
         Ok(())
+    }
+
+    /// Removes `exchange` if it is still the one by its name, with its bindings both ways.
+    fn remove_exchange(&self, exchange: &Arc<Exchange>) {
+        {
+            let mut exchanges = self.exchanges.write();
+            if !exchanges.get(exchange.name()).is_some_and(|e| Arc::ptr_eq(e, exchange)) {
+                return;
+            }
+            let mut changes = self.binding_deletions(exchange, |_| true);
+            if exchange.def.durable {
+                changes.push((defs::exchange_key(&self.name, exchange.name()), None));
+            }
+            self.submit(changes);
+            exchanges.remove(exchange.name());
+        }
+        self.remove_destination_everywhere(&Dest::Exchange(exchange.clone()));
     }
 
     fn check_bindable_source(&self, exchange: &Exchange) -> Result<(), AmqpError> {
@@ -160,7 +262,12 @@ impl VHost {
                 return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
             }
         }
-        exchange.bindings.write().add(Binding { destination: dest, routing_key, arguments })?;
+        let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
+        let mut bindings = exchange.bindings.write();
+        let added = bindings.add(Binding { destination: dest, routing_key, arguments })?;
+        if let (true, Some(key)) = (added, key) {
+            self.submit(vec![(key, Some(defs::binding_value()))]);
+        }
         Ok(())
     }
 
@@ -173,9 +280,14 @@ impl VHost {
     ) -> Result<(), AmqpError> {
         let exchange = self.existing_exchange(source)?;
         self.check_bindable_source(&exchange)?;
+        let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
         let now_empty = {
             let mut bindings = exchange.bindings.write();
-            bindings.remove(&Binding { destination: dest, routing_key, arguments });
+            if bindings.remove(&Binding { destination: dest, routing_key, arguments }) {
+                if let Some(key) = key {
+                    self.submit(vec![(key, None)]);
+                }
+            }
             bindings.is_empty()
         };
         if now_empty && exchange.def.auto_delete {
@@ -190,19 +302,16 @@ impl VHost {
     }
 
     fn auto_delete_exchange(&self, exchange: &Arc<Exchange>) {
-        let mut exchanges = self.exchanges.write();
-        if exchanges.get(exchange.name()).is_some_and(|e| Arc::ptr_eq(e, exchange)) {
-            exchanges.remove(exchange.name());
-        }
-        drop(exchanges);
-        self.remove_destination_everywhere(&Dest::Exchange(exchange.clone()));
+        self.remove_exchange(exchange);
     }
 
     /// Remove every binding to `dest`; auto-delete exchanges left without bindings go too.
     fn remove_destination_everywhere(&self, dest: &Dest) {
         let mut emptied = Vec::new();
         for exchange in self.exchanges() {
+            let changes = self.binding_deletions(&exchange, |d| d == dest);
             let mut bindings = exchange.bindings.write();
+            self.submit(changes);
             if bindings.remove_destination(dest) > 0 && bindings.is_empty() && exchange.def.auto_delete {
                 emptied.push(exchange.clone());
             }
@@ -246,16 +355,19 @@ impl VHost {
             )));
         }
         let owner = req.exclusive.then_some(connection);
-        let q = Arc::new(Queue::new(
-            req.name.clone(),
-            &self.name,
-            req.durable,
-            owner,
-            req.auto_delete,
-            req.arguments,
-            args,
-        ));
-        queues.insert(req.name, q.clone());
+        // Exclusive queues end with their connection, so they are never stored.
+        let persist = match &self.durability {
+            Some(d) if req.durable && !req.exclusive => {
+                let (id, counter) = d.allocate_queue_id();
+                let stored = StoredQueue { id, auto_delete: req.auto_delete, arguments: req.arguments.clone() };
+                self.submit(vec![counter, (defs::queue_key(&self.name, &req.name), Some(defs::queue_value(&stored)))]);
+                Some(Persist { id, durability: d.clone() })
+            }
+            _ => None,
+        };
+        let name = req.name.clone();
+        let q = Arc::new(Queue::new(&self.name, req, owner, args, persist));
+        queues.insert(name, q.clone());
         Ok((q, 0, 0))
     }
 
@@ -298,6 +410,9 @@ impl VHost {
             let mut queues = self.queues.write();
             match queues.get(&q.name) {
                 Some(current) if Arc::ptr_eq(current, q) => {
+                    if q.persist.is_some() {
+                        self.submit(vec![(defs::queue_key(&self.name, &q.name), None)]);
+                    }
                     queues.remove(&q.name);
                 }
                 _ => return 0,
@@ -322,10 +437,49 @@ impl VHost {
         }
     }
 
+    // ---- restore at start (nothing is written back) -----------------------------------------
+
+    pub(crate) fn restore_exchange(&self, def: ExchangeDef) {
+        self.exchanges.write().insert(def.name.clone(), Arc::new(Exchange::new(def)));
+    }
+
+    pub(crate) fn restore_queue(
+        &self,
+        name: ShortStr,
+        stored: &StoredQueue,
+        durability: Arc<Durability>,
+    ) -> Result<Arc<Queue>, AmqpError> {
+        let args = QueueArgs::parse(&stored.arguments, &name, &self.name)?;
+        let persist = Some(Persist { id: stored.id, durability });
+        let req = QueueDeclare {
+            name: name.clone(),
+            server_named: false,
+            passive: false,
+            durable: true,
+            exclusive: false,
+            auto_delete: stored.auto_delete,
+            arguments: stored.arguments.clone(),
+        };
+        let q = Arc::new(Queue::new(&self.name, req, None, args, persist));
+        self.queues.write().insert(name, q.clone());
+        Ok(q)
+    }
+
+    pub(crate) fn restore_binding(&self, source: &Exchange, dest: Dest, routing_key: ShortStr, arguments: FieldTable) {
+        let _ = source.bindings.write().add(Binding { destination: dest, routing_key, arguments });
+    }
+
     // ---- publish ---------------------------------------------------------------------------
 
-    /// Route a message through `exchange` and enqueue it on every queue reached.
-    pub fn publish(&self, exchange: &str, message: Arc<Message>) -> Result<Routed, AmqpError> {
+    /// Route a message through `exchange` and enqueue it on every queue reached. A persistent
+    /// message reaching durable queues is appended to the store first; `on_durable` is called
+    /// once it is on disk (then `Routed::confirm` is `WhenDurable`).
+    pub fn publish(
+        &self,
+        exchange: &str,
+        message: Arc<Message>,
+        on_durable: Option<OnDurable>,
+    ) -> Result<Routed, AmqpError> {
         let ex = self.existing_exchange(exchange)?;
         if ex.def.internal {
             return Err(AmqpError::access_refused(format!(
@@ -343,10 +497,29 @@ impl VHost {
         drop(headers);
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
         let mut routed = Routed::default();
+        let landing = match &self.durability {
+            Some(d) if amqp_codec::raw_properties::delivery_mode(&message.properties) == Some(2) => {
+                match persist(d, &targets, &message, on_durable) {
+                    Persisted::Nowhere => None,
+                    // All or nothing: a refused message is enqueued nowhere.
+                    Persisted::Refused => return Ok(Routed { queues: 0, confirm: Confirm::Refused }),
+                    Persisted::Appended(id, landing) => {
+                        routed.confirm = Confirm::WhenDurable;
+                        Some((id, landing))
+                    }
+                }
+            }
+            _ => None,
+        };
+        let stored = landing.as_ref().map(|(id, _)| *id);
         for q in targets {
-            if q.enqueue(message.clone()) {
+            let stored = if q.persist.is_some() { stored } else { None };
+            if q.enqueue_stored(message.clone(), stored, false) {
                 routed.queues += 1;
             }
+        }
+        if let Some((_, landing)) = landing {
+            landing.enqueued();
         }
         Ok(routed)
     }
@@ -362,4 +535,40 @@ fn strip_bcc(message: Arc<Message>) -> Arc<Message> {
     let mut m = (*message).clone();
     m.properties = props.to_raw();
     Arc::new(m)
+}
+
+/// What happened to a persistent message on its way to the store.
+enum Persisted {
+    /// No durable queue among the targets: nothing to write.
+    Nowhere,
+    /// The store refused it (disk full or failed).
+    Refused,
+    /// Appended under this id; the landing settles a failed write.
+    Appended(u64, Arc<Landing>),
+}
+
+/// Appends a persistent message for the durable queues among `targets`.
+fn persist(d: &Durability, targets: &[Arc<Queue>], message: &Message, on_durable: Option<OnDurable>) -> Persisted {
+    let durable: Vec<Arc<Queue>> = targets.iter().filter(|q| q.persist.is_some()).cloned().collect();
+    if durable.is_empty() {
+        return Persisted::Nowhere;
+    }
+    let ids: Vec<u64> = durable.iter().filter_map(|q| q.store_id()).collect();
+    let landing = Landing::new(durable);
+    let for_callback = landing.clone();
+    let appended = d.append(&ids, message, move |id| {
+        for_callback.set_id(id);
+        Box::new(move |ok| {
+            if !ok {
+                for_callback.failed();
+            }
+            if let Some(f) = on_durable {
+                f(ok);
+            }
+        })
+    });
+    match appended {
+        Some(id) => Persisted::Appended(id, landing),
+        None => Persisted::Refused,
+    }
 }

@@ -13,6 +13,8 @@ pub struct Entry {
     pub message: Arc<Message>,
     pub redelivered: bool,
     pub delivery_count: u32,
+    /// The message's id in the durable store, when this queue persisted it.
+    pub stored: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -28,10 +30,16 @@ pub struct QueueMessages {
 
 impl QueueMessages {
     pub fn push(&mut self, message: Arc<Message>) -> u64 {
+        self.push_with(message, None, false)
+    }
+
+    /// Appends a message, persisted under store id `stored` if any; `redelivered` for messages
+    /// recovered after a restart that had been delivered before it.
+    pub fn push_with(&mut self, message: Arc<Message>, stored: Option<u64>, redelivered: bool) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.ready_bytes += message.body_len() as u64;
-        self.ready.push_back(Entry { seq, message, redelivered: false, delivery_count: 0 });
+        self.ready.push_back(Entry { seq, message, redelivered, delivery_count: 0, stored });
         seq
     }
 
@@ -69,13 +77,31 @@ impl QueueMessages {
         true
     }
 
-    /// Drop every ready message (unacked ones stay, as in AMQP); returns how many were dropped.
-    pub fn purge(&mut self) -> usize {
+    /// Drop every ready message (unacked ones stay, as in AMQP), showing each to `dropped`;
+    /// returns how many were dropped.
+    pub fn purge(&mut self, mut dropped: impl FnMut(&Entry)) -> usize {
         let n = self.ready_count();
+        self.returned.values().for_each(&mut dropped);
+        self.ready.iter().for_each(&mut dropped);
         self.ready.clear();
         self.returned.clear();
         self.ready_bytes = 0;
         n
+    }
+
+    /// Removes the ready message stored under `id` (its write failed, so its publisher was
+    /// nacked); false if it is not ready (already delivered, or never here). Looks from the
+    /// back: a failed write is reported moments after the publish.
+    pub fn remove_ready_stored(&mut self, id: u64) -> bool {
+        let found = self.ready.iter().rposition(|e| e.stored == Some(id));
+        let Some(entry) = found.and_then(|i| self.ready.remove(i)) else { return false };
+        self.ready_bytes -= entry.message.body_len() as u64;
+        true
+    }
+
+    /// Unacked messages that are persisted in the store.
+    pub fn unacked_stored(&self) -> usize {
+        self.unacked.values().filter(|e| e.stored.is_some()).count()
     }
 
     pub fn ready_count(&self) -> usize {
@@ -139,7 +165,7 @@ mod tests {
         q.push(msg(2));
         let e = q.pop_next().unwrap();
         q.track_unacked(e.clone());
-        assert_eq!(q.purge(), 1);
+        assert_eq!(q.purge(|_| {}), 1);
         assert_eq!(q.unacked_count(), 1);
         assert!(q.ack(e.seq).is_some());
         assert!(q.ack(e.seq).is_none());

@@ -157,6 +157,35 @@ impl Definitions {
         Ok(true)
     }
 
+    /// Applies every change of `batch` (a value sets its key, `None` removes it) with one write
+    /// and one fsync; durable when it returns `Ok`. All or nothing.
+    pub fn apply_batch(&self, batch: &[(Bytes, Option<Bytes>)]) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        let mut inner = self.inner.lock();
+        for (key, value) in batch {
+            match value {
+                Some(value) => {
+                    if key.len() > self.options.max_key_bytes || value.len() > self.options.max_value_bytes {
+                        return Err(StoreError::Invalid("definition key or value too large".into()));
+                    }
+                    encode_put(&mut buf, key, value);
+                }
+                None => record::encode(&mut buf, kind::DEF_DELETE, &[key]),
+            }
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.write(&mut inner, &buf)?;
+        for (key, value) in batch {
+            match value {
+                Some(value) => inner.map.insert(key.clone(), value.clone()),
+                None => inner.map.remove(key),
+            };
+        }
+        self.maybe_compact(&mut inner)
+    }
+
     fn write(&self, inner: &mut Inner, buf: &[u8]) -> Result<(), StoreError> {
         if let Some(err) = &inner.failed {
             return Err(err.clone());

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -30,6 +31,8 @@ pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>;
 /// State shared by the writer thread and readers.
 pub(crate) struct Shared {
     pub inner: Mutex<SharedInner>,
+    /// Appends sent to the writer and not completed yet (bounded by `channel_capacity`).
+    pub pending_appends: AtomicUsize,
 }
 
 pub(crate) struct SharedInner {
@@ -52,7 +55,7 @@ pub struct StoreStats {
 pub struct Store {
     /// Next id; held while sending an append so ids reach the writer in order.
     next_id: Mutex<MessageId>,
-    tx: SyncSender<Request>,
+    tx: Sender<Request>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     options: StoreOptions,
@@ -68,7 +71,10 @@ impl Store {
         fs.create_dir_all(&msgs).map_err(|e| StoreError::io("create store directory", &e))?;
         let log = recover(&*fs, &msgs, &options)?;
         let next_id = log.state.next_id;
-        let shared = Arc::new(Shared { inner: Mutex::new(SharedInner { index: log.index, files: log.files }) });
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(SharedInner { index: log.index, files: log.files }),
+            pending_appends: AtomicUsize::new(0),
+        });
         let mut writer = Writer {
             fs,
             dir: msgs.clone(),
@@ -83,7 +89,7 @@ impl Store {
             failed: None,
         };
         writer.start(log.last_seq)?;
-        let (tx, rx) = mpsc::sync_channel(options.channel_capacity);
+        let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("warren-store-writer".into())
             .spawn(move || writer.run(rx))
@@ -95,47 +101,49 @@ impl Store {
 
     /// Appends a message for `queues` (deduplicated; 1..=max_queues_per_message of them) and
     /// returns its id at once; `done` is called when it is durable or failed (with
-    /// [`StoreError::DiskFull`] when the disk is full). Blocks while the writer's channel is
-    /// full. On `Err`, `done` is not called.
+    /// [`StoreError::DiskFull`] when the disk is full). Never blocks: the channel to the writer is
+    /// unbounded, and once `channel_capacity` appends are in flight the append fails with
+    /// [`StoreError::Busy`]. On `Err`, `done` is dropped uncalled.
     pub fn append(&self, queues: &[QueueId], body: Bytes, done: Completion) -> Result<MessageId, StoreError> {
+        self.append_with(queues, body, |_| done)
+    }
+
+    /// Like [`Store::append`], but the completion is made by `make_done` from the id the message
+    /// gets (so it can name the message). On `Err`, the completion is dropped uncalled.
+    pub fn append_with(
+        &self,
+        queues: &[QueueId],
+        body: Bytes,
+        make_done: impl FnOnce(MessageId) -> Completion,
+    ) -> Result<MessageId, StoreError> {
         let queues = self.check_append(queues, &body)?;
+        if self.pending_appends() >= self.options.channel_capacity {
+            return Err(StoreError::Busy);
+        }
         let mut next_id = self.next_id.lock();
         let id = *next_id;
         if id == u64::MAX {
             return Err(StoreError::Invalid("message ids exhausted".into()));
         }
-        self.tx.send(Request::Append { id, queues, body, done }).map_err(|_| StoreError::Closed)?;
+        let shared = self.shared.clone();
+        shared.pending_appends.fetch_add(1, Ordering::Relaxed);
+        let done = make_done(id);
+        let done: Completion = Box::new(move |result| {
+            shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
+            done(result)
+        });
+        if self.tx.send(Request::Append { id, queues, body, done }).is_err() {
+            // The writer is gone (closed): the completion is dropped uncalled, like on any Err.
+            self.shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Closed);
+        }
         *next_id += 1;
         Ok(id)
     }
 
-    /// Like [`Store::append`] but never blocks (for async callers): when the writer's channel is
-    /// full or another appender is mid-send, fails with [`StoreError::Busy`]. On `Err` the
-    /// completion is handed back, uncalled.
-    pub fn try_append(
-        &self,
-        queues: &[QueueId],
-        body: Bytes,
-        done: Completion,
-    ) -> Result<MessageId, (StoreError, Completion)> {
-        let queues = match self.check_append(queues, &body) {
-            Ok(queues) => queues,
-            Err(err) => return Err((err, done)),
-        };
-        let Some(mut next_id) = self.next_id.try_lock() else { return Err((StoreError::Busy, done)) };
-        let id = *next_id;
-        if id == u64::MAX {
-            return Err((StoreError::Invalid("message ids exhausted".into()), done));
-        }
-        match self.tx.try_send(Request::Append { id, queues, body, done }) {
-            Ok(()) => {
-                *next_id += 1;
-                Ok(id)
-            }
-            Err(TrySendError::Full(Request::Append { done, .. })) => Err((StoreError::Busy, done)),
-            Err(TrySendError::Disconnected(Request::Append { done, .. })) => Err((StoreError::Closed, done)),
-            Err(_) => unreachable!("the request sent is an append"),
-        }
+    /// Appends sent and not completed yet.
+    pub fn pending_appends(&self) -> usize {
+        self.shared.pending_appends.load(Ordering::Relaxed)
     }
 
     fn check_append(&self, queues: &[QueueId], body: &Bytes) -> Result<Vec<QueueId>, StoreError> {
@@ -237,7 +245,9 @@ impl Store {
         drop(self);
     }
 
-    fn shutdown(&self) {
+    /// Like [`Store::close`] through a shared handle: writes everything submitted so far, stops
+    /// the writer and waits for it. Later requests fail with [`StoreError::Closed`].
+    pub fn shutdown(&self) {
         let Some(handle) = self.writer.lock().take() else { return };
         let _ = self.tx.send(Request::Shutdown);
         let _ = handle.join();

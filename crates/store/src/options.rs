@@ -9,7 +9,7 @@ pub struct StoreOptions {
     /// Size at which the active segment is closed and a new one started (a record never spans
     /// segments). Default 64 MiB; between 4 KiB and 4 GiB - 1 (offsets are u32).
     pub segment_size_bytes: u32,
-    /// Depth of the bounded channel to the writer thread; appenders block when it is full.
+    /// Appends in flight at which `append` reports `Busy` (the channel itself is unbounded).
     pub channel_capacity: usize,
     /// Most requests one group commit takes.
     pub max_batch_records: usize,

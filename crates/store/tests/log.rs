@@ -181,18 +181,24 @@ fn invalid_appends_are_refused() {
 }
 
 #[test]
-fn try_append_never_blocks_and_hands_the_completion_back() {
+fn append_with_names_the_message_in_its_completion_and_refusals_drop_it_uncalled() {
     let fs = FaultyFs::new();
     let (store, _) = open(&fs, small_options());
     let (done, rx) = completion();
-    let id = store.try_append(&[1], Bytes::from_static(b"async"), done).map_err(|(e, _)| e).unwrap();
+    let mut named = None;
+    let id = store
+        .append_with(&[1], Bytes::from_static(b"async"), |id| {
+            named = Some(id);
+            done
+        })
+        .unwrap();
+    assert_eq!(named, Some(id));
     rx.recv().unwrap().unwrap();
     assert_eq!(store.read(id).unwrap(), Bytes::from_static(b"async"));
     let (done, rx) = completion();
-    let (err, done) = store.try_append(&[], Bytes::new(), done).err().unwrap();
+    let err = store.append(&[], Bytes::new(), done).unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)));
-    done(Ok(()));
-    assert_eq!(rx.recv().unwrap(), Ok(()), "the handed-back completion is the caller's own");
+    assert!(rx.recv().is_err(), "a refused append's completion is dropped, never called");
 }
 
 #[test]

@@ -6,27 +6,43 @@ pub mod perf;
 
 pub use config::Config;
 
+use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use warren_broker::Broker;
+use warren_broker::durable::{self, DurabilityOptions, RestoreReport};
+use warren_broker::{Broker, Durability};
+use warren_store::{FileSystem, StdFs};
+
+/// The file in the data directory that one running broker holds an exclusive lock on.
+const LOCK_FILE: &str = "LOCK";
 
 /// A running broker: its bound addresses and the means to stop it.
 pub struct Running {
     pub amqp_addr: SocketAddr,
     pub broker: Broker,
+    /// What was restored from the data directory at start.
+    pub restored: RestoreReport,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    /// Held while the broker runs: a second broker on the same directory is refused.
+    _lock: File,
 }
 
 impl Running {
-    /// Close every connection with 320 and wait for the listener task to finish.
+    /// Close every connection with 320, wait for the listener task to finish, then write what
+    /// the store holds and stop its threads (before the data directory's lock is released).
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(d) = self.broker.durability().cloned() {
+            let _ = tokio::task::spawn_blocking(move || d.close()).await;
+        }
     }
 
     /// Wait until the server stops (after `shutdown` from elsewhere, or forever).
@@ -45,12 +61,24 @@ async fn bind(addr: IpAddr, port: u16) -> std::io::Result<TcpListener> {
     }
 }
 
-/// Bind the listeners and start serving.
+/// Open the data directory, restore what it holds, bind the listeners and start serving.
 pub async fn start(config: Config) -> Result<Running, String> {
+    start_with_fs(config, StdFs::shared()).await
+}
+
+/// [`start`] with the store on the file system `fs` (tests pass a faulty one; the data
+/// directory's lock file is always on the real one).
+pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Running, String> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
-    let broker = Broker::new(config.broker_config());
+    let broker_config = config.broker_config();
+    let data_dir = config.data_dir.clone();
+    let (broker, restored, lock) = tokio::task::spawn_blocking(move || {
+        let lock = lock_data_dir(&data_dir)?;
+        let (broker, restored) = open_broker(broker_config, &data_dir, fs)?;
+        Ok::<_, String>((broker, restored, lock))
+    })
+    .await
+    .map_err(|e| format!("opening the data directory failed: {e}"))??;
     let amqp_listener = bind(config.bind, config.amqp_port)
         .await
         .map_err(|e| format!("cannot listen for AMQP on {}:{}: {e}", config.bind, config.amqp_port))?;
@@ -59,5 +87,52 @@ pub async fn start(config: Config) -> Result<Running, String> {
     let task = tokio::spawn(warren_amqp_server::serve(amqp_listener, broker.clone(), async {
         let _ = stopped.await;
     }));
-    Ok(Running { amqp_addr, broker, stop: Some(stop), task })
+    Ok(Running { amqp_addr, broker, restored, stop: Some(stop), task, _lock: lock })
+}
+
+/// Creates `dir` if needed and takes its lock, so two brokers never share one store.
+fn lock_data_dir(dir: &Path) -> Result<File, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    file.try_lock().map_err(|_| format!("data directory {} is in use by another warren process", dir.display()))?;
+    Ok(file)
+}
+
+/// Opens the store in `dir` and rebuilds the broker from it: durable exchanges, queues,
+/// bindings, and every unacknowledged persistent message.
+fn open_broker(
+    config: warren_broker::BrokerConfig,
+    dir: &Path,
+    fs: Arc<dyn FileSystem>,
+) -> Result<(Broker, RestoreReport), String> {
+    let opened = Durability::open(dir, DurabilityOptions::default(), fs)
+        .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
+    let stats = &opened.recovery.stats;
+    if stats.skipped_count > 0 {
+        tracing::error!(
+            skipped = stats.skipped_count,
+            first = ?stats.skipped.first(),
+            "recovery skipped records that failed their checks; they are never delivered"
+        );
+    }
+    let broker = Broker::with_durability(config, Some(opened.durability.clone()));
+    let restored = durable::restore(&broker, opened.definitions, &opened.recovery);
+    tracing::info!(
+        exchanges = restored.exchanges,
+        queues = restored.queues,
+        bindings = restored.bindings,
+        messages = restored.messages,
+        segments = stats.segments,
+        bytes_read = stats.bytes,
+        truncated_bytes = stats.truncated_bytes,
+        recovery_ms = (stats.duration + restored.duration).as_millis() as u64,
+        "recovered the data directory"
+    );
+    Ok((broker, restored))
 }

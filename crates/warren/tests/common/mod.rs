@@ -8,6 +8,7 @@ use bytes::BytesMut;
 use futures_lite::StreamExt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,7 +20,9 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 pub struct TestServer {
     running: Option<warren::Running>,
     pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    config: warren::Config,
+    fs: Arc<dyn warren_store::FileSystem>,
+    dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -28,6 +31,14 @@ impl TestServer {
     }
 
     pub async fn start_with(configure: impl FnOnce(&mut warren::Config)) -> TestServer {
+        Self::start_on(warren_store::StdFs::shared(), configure).await
+    }
+
+    /// A server whose store runs on `fs` (a `FaultyFs` to inject faults).
+    pub async fn start_on(
+        fs: Arc<dyn warren_store::FileSystem>,
+        configure: impl FnOnce(&mut warren::Config),
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = warren::Config {
             bind: "127.0.0.1".parse().unwrap(),
@@ -37,9 +48,40 @@ impl TestServer {
             ..Default::default()
         };
         configure(&mut config);
-        let running = warren::start(config).await.expect("server starts");
+        Self::run(config, fs, dir).await
+    }
+
+    async fn run(config: warren::Config, fs: Arc<dyn warren_store::FileSystem>, dir: tempfile::TempDir) -> TestServer {
+        let running = warren::start_with_fs(config.clone(), fs.clone()).await.expect("server starts");
         let addr = running.amqp_addr;
-        TestServer { running: Some(running), addr, _dir: dir }
+        TestServer { running: Some(running), addr, config, fs, dir }
+    }
+
+    /// Stops the server (as `shutdown`) and starts a new one on the same data directory and
+    /// configuration (on a new port).
+    pub async fn restart(self) -> TestServer {
+        let fs = self.fs.clone();
+        self.restart_on(fs).await
+    }
+
+    /// Stops the server and starts a new one on the same configuration with its store on `fs`
+    /// (the view of a `FaultyFs` after a simulated crash).
+    pub async fn restart_on(mut self, fs: Arc<dyn warren_store::FileSystem>) -> TestServer {
+        if let Some(running) = self.running.take() {
+            within(running.shutdown()).await;
+        }
+        let TestServer { config, dir, .. } = self;
+        Self::run(config, fs, dir).await
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
+    /// What the server restored at start.
+    pub fn restored(&self) -> &warren_broker::durable::RestoreReport {
+        &self.running.as_ref().expect("server running").restored
     }
 
     pub fn port(&self) -> u16 {

@@ -1,0 +1,239 @@
+//! Durability: the message store and the definitions writer behind one handle, the gate that
+//! bounds what publishers may have in flight towards the disk, and the disk-full state that turns
+//! into publisher nacks and `connection.blocked`.
+
+pub mod defs;
+pub mod record;
+pub mod restore;
+
+pub use defs::{DefsWriter, DestKind, StoredBinding, StoredQueue};
+pub use restore::{restore, RestoreReport};
+
+use crate::Queue;
+use parking_lot::Mutex;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+use warren_core::Message;
+use warren_store::{Definitions, DefinitionsOptions, FileSystem, Recovery, Store, StoreError, StoreOptions};
+
+/// Called once when a persisted message is durable (`true`) or could not be written (`false`).
+pub type OnDurable = Box<dyn FnOnce(bool) + Send + 'static>;
+
+/// The meeting point of a publisher enqueueing a persisted message and the store completing its
+/// write: whichever of the two comes second removes the message from its queues if the write
+/// failed, so a nacked message is never delivered (unless a consumer already took it).
+pub(crate) struct Landing {
+    queues: Vec<Arc<Queue>>,
+    id: AtomicU64,
+    state: AtomicU8,
+}
+
+const ENQUEUED: u8 = 1;
+const FAILED: u8 = 2;
+
+impl Landing {
+    pub fn new(queues: Vec<Arc<Queue>>) -> Arc<Landing> {
+        Arc::new(Landing { queues, id: AtomicU64::new(0), state: AtomicU8::new(0) })
+    }
+
+    pub fn set_id(&self, id: u64) {
+        self.id.store(id, Ordering::Release);
+    }
+
+    /// The publisher enqueued the message on every queue.
+    pub fn enqueued(&self) {
+        if self.state.fetch_or(ENQUEUED, Ordering::AcqRel) & FAILED != 0 {
+            self.discard();
+        }
+    }
+
+    /// The store could not write the message.
+    pub fn failed(&self) {
+        if self.state.fetch_or(FAILED, Ordering::AcqRel) & ENQUEUED != 0 {
+            self.discard();
+        }
+    }
+
+    fn discard(&self) {
+        let id = self.id.load(Ordering::Acquire);
+        for q in &self.queues {
+            q.discard_stored(id);
+        }
+    }
+}
+
+/// While the disk is full, one publish per interval is let through to find out whether space
+/// came back (nothing else would write and so notice).
+const DISK_FULL_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bounds of what may be in flight to the store.
+#[derive(Debug, Clone)]
+pub struct DurabilityOptions {
+    pub store: StoreOptions,
+    /// Bytes of persistent messages appended and not yet durable above which publishing
+    /// connections stop reading until the writer catches up.
+    pub max_in_flight_bytes: usize,
+}
+
+impl Default for DurabilityOptions {
+    fn default() -> Self {
+        DurabilityOptions { store: StoreOptions::default(), max_in_flight_bytes: 64 << 20 }
+    }
+}
+
+pub struct Durability {
+    pub store: Store,
+    pub defs: DefsWriter,
+    next_queue_id: AtomicU64,
+    pressure: Arc<Pressure>,
+}
+
+/// The in-flight accounting and disk-full state, shared with the store's completions.
+struct Pressure {
+    in_flight_bytes: AtomicUsize,
+    max_in_flight_bytes: usize,
+    drained: Notify,
+    disk_full: AtomicBool,
+    last_probe: Mutex<Instant>,
+    blocked: watch::Sender<bool>,
+}
+
+/// What was found on disk at start.
+pub struct Opened {
+    pub durability: Arc<Durability>,
+    pub recovery: Recovery,
+    pub definitions: defs::Loaded,
+}
+
+impl Durability {
+    /// Opens the definitions and the message log in `dir` (which the caller has locked).
+    pub fn open(dir: &Path, options: DurabilityOptions, fs: Arc<dyn FileSystem>) -> Result<Opened, StoreError> {
+        let definitions = Arc::new(Definitions::open(dir, definitions_options(), fs.clone())?);
+        if definitions.skipped_records() > 0 {
+            tracing::warn!(records = definitions.skipped_records(), "skipped unreadable definition records");
+        }
+        let loaded = defs::load(definitions.entries());
+        for key in &loaded.unreadable {
+            tracing::warn!(key = ?key, "ignoring a definition this version cannot read");
+        }
+        let (store, recovery) = Store::open(dir, options.store, fs)?;
+        let defs = DefsWriter::start(definitions).map_err(|e| StoreError::io("start definitions writer", &e))?;
+        let durability = Arc::new(Durability {
+            store,
+            defs,
+            next_queue_id: AtomicU64::new(loaded.next_queue_id),
+            pressure: Arc::new(Pressure {
+                in_flight_bytes: AtomicUsize::new(0),
+                max_in_flight_bytes: options.max_in_flight_bytes,
+                drained: Notify::new(),
+                disk_full: AtomicBool::new(false),
+                last_probe: Mutex::new(Instant::now()),
+                blocked: watch::channel(false).0,
+            }),
+        });
+        Ok(Opened { durability, recovery, definitions: loaded })
+    }
+
+    /// A new durable queue id and the changes that persist the counter.
+    pub fn allocate_queue_id(&self) -> (u64, defs::Change) {
+        let id = self.next_queue_id.fetch_add(1, Ordering::Relaxed);
+        let next = bytes::Bytes::copy_from_slice(&(id + 1).to_le_bytes());
+        (id, (bytes::Bytes::from_static(defs::NEXT_QUEUE_ID_KEY), Some(next)))
+    }
+
+    /// Appends `message` for the store queues `queues`; `make_done(id)` makes the callback
+    /// called once it is durable or failed. `None` when it is refused (disk full, or the store
+    /// failed): nothing was written and no callback was made.
+    pub fn append(&self, queues: &[u64], message: &Message, make_done: impl FnOnce(u64) -> OnDurable) -> Option<u64> {
+        let pressure = &self.pressure;
+        if pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due() {
+            return None;
+        }
+        let bytes = record::encode(message);
+        let len = bytes.len();
+        pressure.in_flight_bytes.fetch_add(len, Ordering::Relaxed);
+        let shared = pressure.clone();
+        let appended = self.store.append_with(queues, bytes, |id| {
+            let on_durable = make_done(id);
+            Box::new(move |result: Result<(), StoreError>| {
+                shared.settled(len, &result);
+                on_durable(result.is_ok());
+            })
+        });
+        match appended {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot persist a message");
+                pressure.in_flight_bytes.fetch_sub(len, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Writes everything submitted and stops the storage threads (at shutdown, once no
+    /// connection is left). Later appends and definition changes fail.
+    pub fn close(&self) {
+        self.defs.close();
+        self.store.shutdown();
+    }
+
+    /// Whether the disk is full (publishers are blocked).
+    pub fn disk_full(&self) -> bool {
+        self.pressure.disk_full.load(Ordering::Relaxed)
+    }
+
+    /// Changes of the disk-full state, for `connection.blocked` / `unblocked`.
+    pub fn blocked(&self) -> watch::Receiver<bool> {
+        self.pressure.blocked.subscribe()
+    }
+
+    /// Waits while more than the allowed bytes are on their way to the disk.
+    pub async fn wait_for_room(&self) {
+        let pressure = &self.pressure;
+        loop {
+            let notified = pressure.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if pressure.in_flight_bytes.load(Ordering::Relaxed) < pressure.max_in_flight_bytes {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Pressure {
+    fn settled(&self, len: usize, result: &Result<(), StoreError>) {
+        let before = self.in_flight_bytes.fetch_sub(len, Ordering::Relaxed);
+        if before >= self.max_in_flight_bytes && before - len < self.max_in_flight_bytes {
+            self.drained.notify_waiters();
+        }
+        let full = matches!(result, Err(StoreError::DiskFull));
+        if full != self.disk_full.load(Ordering::Relaxed) && (full || result.is_ok()) {
+            self.disk_full.store(full, Ordering::Relaxed);
+            if full {
+                tracing::error!("disk full: refusing persistent messages until space is freed");
+            } else {
+                tracing::warn!("disk space is back: accepting persistent messages again");
+            }
+            self.blocked.send_replace(full);
+        }
+    }
+
+    fn probe_due(&self) -> bool {
+        let mut last = self.last_probe.lock();
+        if last.elapsed() < DISK_FULL_PROBE_INTERVAL {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+}
+
+fn definitions_options() -> DefinitionsOptions {
+    // Binding keys carry their arguments, so keys may be larger than the default.
+    DefinitionsOptions { max_key_bytes: 1 << 20, ..DefinitionsOptions::default() }
+}
