@@ -219,7 +219,13 @@ async fn crash_round(data_dir: &Path, rng: &mut rand::rngs::StdRng, round: usize
     let conn = broker.connect().await;
     let recovered = drain(&conn, QUEUE).await;
     drain(&conn, MARKER_QUEUE).await;
-    let seen = seen.lock().unwrap();
+    check_round(round, kill_after, &seen.lock().unwrap(), &recovered);
+    drop(conn);
+    broker.kill().await;
+}
+
+/// The invariants of one round, from what the clients saw and what came back after the restart.
+fn check_round(round: usize, kill_after: usize, seen: &Seen, recovered: &[String]) {
     let recovered_set: HashSet<&String> = recovered.iter().collect();
     assert_eq!(recovered_set.len(), recovered.len(), "round {round}: a message came back twice");
     let lost: Vec<&String> =
@@ -239,8 +245,6 @@ async fn crash_round(data_dir: &Path, rng: &mut rand::rngs::StdRng, round: usize
         seen.sealed.len(),
         recovered.len()
     );
-    drop(conn);
-    broker.kill().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
