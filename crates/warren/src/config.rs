@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use warren_broker::durable::DurabilityOptions;
 use warren_broker::{BrokerConfig, Limits, UserConfig};
+use warren_store::StoreOptions;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -21,8 +23,50 @@ pub struct Config {
     /// Create the default guest/guest user (loopback only).
     pub default_user: bool,
     pub limits: Limits,
+    pub storage: StorageConfig,
     pub users: Vec<UserConfig>,
     pub vhosts: Vec<String>,
+}
+
+/// The `[storage]` section: bounds of the message store in the data directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Size at which a segment file is closed and a new one started; fully acknowledged
+    /// segments are deleted whole. 4 KiB ..= 4 GiB - 1; also the largest persistent message.
+    pub segment_size_bytes: u32,
+    /// Persistent message bytes on their way to the disk (appended, not yet fsynced) above which
+    /// publishing connections stop being read until the disk catches up.
+    pub max_in_flight_bytes: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let store = StoreOptions::default();
+        let durability = DurabilityOptions::default();
+        StorageConfig {
+            segment_size_bytes: store.segment_size_bytes,
+            max_in_flight_bytes: durability.max_in_flight_bytes,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The options the store is opened with.
+    pub fn durability_options(&self) -> DurabilityOptions {
+        DurabilityOptions {
+            store: StoreOptions { segment_size_bytes: self.segment_size_bytes, ..StoreOptions::default() },
+            max_in_flight_bytes: self.max_in_flight_bytes,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.durability_options().store.validate().map_err(|e| format!("storage: {e}"))?;
+        if self.max_in_flight_bytes == 0 {
+            return Err("storage: max_in_flight_bytes must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -34,6 +78,7 @@ impl Default for Config {
             data_dir: PathBuf::from("warren-data"),
             default_user: true,
             limits: Limits::default(),
+            storage: StorageConfig::default(),
             users: Vec::new(),
             vhosts: vec!["/".into()],
         }
@@ -49,6 +94,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
+        self.storage.validate()?;
         for u in &self.users {
             if u.name.is_empty() {
                 return Err("users: a user has an empty name".into());
@@ -98,5 +144,9 @@ mod tests {
         assert!(toml::from_str::<Config>("amqp_prot = 1").is_err());
         let bad: Config = toml::from_str("[limits]\nframe_max = 100").unwrap();
         assert!(bad.validate().unwrap_err().contains("frame_max"));
+        let small: Config = toml::from_str("[storage]\nsegment_size_bytes = 65536").unwrap();
+        assert_eq!(small.storage.durability_options().store.segment_size_bytes, 65536);
+        let bad: Config = toml::from_str("[storage]\nsegment_size_bytes = 100").unwrap();
+        assert!(bad.validate().unwrap_err().contains("segment_size_bytes"), "{:?}", bad.validate());
     }
 }

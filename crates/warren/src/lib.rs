@@ -72,9 +72,10 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
     config.validate()?;
     let broker_config = config.broker_config();
     let data_dir = config.data_dir.clone();
+    let options = config.storage.durability_options();
     let (broker, restored, lock) = tokio::task::spawn_blocking(move || {
         let lock = lock_data_dir(&data_dir)?;
-        let (broker, restored) = open_broker(broker_config, &data_dir, fs)?;
+        let (broker, restored) = open_broker(broker_config, &data_dir, options, fs)?;
         Ok::<_, String>((broker, restored, lock))
     })
     .await
@@ -109,10 +110,11 @@ fn lock_data_dir(dir: &Path) -> Result<File, String> {
 fn open_broker(
     config: warren_broker::BrokerConfig,
     dir: &Path,
+    options: DurabilityOptions,
     fs: Arc<dyn FileSystem>,
 ) -> Result<(Broker, RestoreReport), String> {
-    let opened = Durability::open(dir, DurabilityOptions::default(), fs)
-        .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
+    let opened =
+        Durability::open(dir, options, fs).map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
     let stats = &opened.recovery.stats;
     if stats.skipped_count > 0 {
         tracing::error!(

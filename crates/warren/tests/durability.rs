@@ -309,3 +309,33 @@ async fn power_loss_keeps_every_confirmed_message_and_every_acknowledged_declara
     let in_order: Vec<String> = (0..got.len()).map(|i| format!("m-{i}")).collect();
     assert_eq!(got, in_order, "nothing but published messages, each once, in order");
 }
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumed_messages_give_their_disk_space_back() {
+    const SEGMENT: u32 = 256 * 1024;
+    let server = TestServer::start_with(|c| c.storage.segment_size_bytes = SEGMENT).await;
+    let msgs_dir = server.data_dir().join("msgs");
+    let (conn, ch) = server.lapin_channel().await;
+    declare(&ch, "reclaim", durable()).await;
+    let confirms = confirm_channel(&conn).await;
+    let body = "r".repeat(16 * 1024);
+    let batch: Vec<String> = (0..64).map(|_| body.clone()).collect();
+    for _ in 0..32 {
+        publish_all(&confirms, "", "reclaim", &batch, persistent()).await;
+    }
+    let written = dir_bytes(&msgs_dir);
+    assert!(written > 32 << 20, "2048 x 16 KiB are on disk: {written} bytes");
+    within(ch.basic_qos(500, BasicQosOptions::default())).await.unwrap();
+    let mut consumer = q::consume(&ch, "reclaim", false).await;
+    for _ in 0..2048 {
+        let d = next_delivery(&mut consumer).await;
+        within(d.ack(BasicAckOptions::default())).await.unwrap();
+    }
+    // Acks reach the disk with the writer's next group commit; then whole segments go.
+    eventually(|| dir_bytes(&msgs_dir) <= 2 * SEGMENT as u64, "acked segments deleted").await;
+}
