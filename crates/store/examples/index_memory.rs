@@ -30,13 +30,20 @@ fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let dir = std::env::temp_dir().join(format!("warren-index-memory-{}", std::process::id()));
     let (store, _) = Store::open(&dir, StoreOptions::default(), StdFs::shared()).expect("open");
+    let sync = || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        store.sync(Box::new(move |r| drop(tx.send(r)))).expect("sync");
+        rx.recv().expect("sync done").expect("sync ok");
+    };
     let before = LIVE_BYTES.load(Ordering::Relaxed);
-    for _ in 0..n {
+    for i in 0..n {
+        // Appends in flight are bounded (`channel_capacity`): wait for the disk now and then.
+        if i % 2048 == 0 {
+            sync();
+        }
         store.append(&[1], Bytes::new(), Box::new(|r| r.expect("append"))).expect("submit");
     }
-    let (tx, rx) = std::sync::mpsc::channel();
-    store.sync(Box::new(move |r| drop(tx.send(r)))).expect("sync");
-    rx.recv().expect("sync done").expect("sync ok");
+    sync();
     let after = LIVE_BYTES.load(Ordering::Relaxed);
     let stats = store.stats();
     println!(

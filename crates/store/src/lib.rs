@@ -10,6 +10,7 @@ mod error;
 pub mod faulty_fs;
 pub mod fs;
 mod header;
+mod id_set;
 mod index;
 mod log;
 mod options;
@@ -24,9 +25,10 @@ pub use error::StoreError;
 pub use faulty_fs::FaultyFs;
 pub use fs::{FileSystem, FsFile, StdFs};
 pub use header::FORMAT_VERSION;
+pub use id_set::{IdRun, IdSet};
 pub use log::{Completion, MessageId, QueueId, Store, StoreStats};
 pub use options::StoreOptions;
-pub use recovery::{RecoveredMessage, Recovery, RecoveryStats, SkippedRecord};
+pub use recovery::{RecoveredMessage, RecoveredQueue, Recovery, RecoveryStats, SkippedRecord};
 
 /// Test support: writes a segment header of another format version (to test refusal).
 #[doc(hidden)]

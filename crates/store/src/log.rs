@@ -191,18 +191,29 @@ impl Store {
     /// Reads the body of message `id` from its segment, verifying its checksum. Valid once the
     /// append's completion said `Ok` and until the segment is reclaimed.
     pub fn read(&self, id: MessageId) -> Result<Bytes, StoreError> {
-        let (slot, file) = {
+        let (place, file) = {
             let shared = self.shared.inner.lock();
-            let slot = shared.index.get(id).ok_or(StoreError::NotFound(id))?;
-            let file = shared.files.get(&slot.segment).cloned().ok_or(StoreError::NotFound(id))?;
-            (slot, file)
+            let place = shared.index.get(id).ok_or(StoreError::NotFound(id))?;
+            let file = shared.files.get(&place.segment).cloned().ok_or(StoreError::NotFound(id))?;
+            (place, file)
         };
-        let mut buf = vec![0; slot.len as usize];
-        file.read_at(slot.offset as u64, &mut buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => StoreError::NotFound(id),
-            _ => StoreError::io("read message", &e),
-        })?;
         let corrupt = |reason: &str| StoreError::CorruptRecord { id, reason: reason.to_string() };
+        let read_at = |offset: u64, buf: &mut [u8]| {
+            file.read_at(offset, buf).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StoreError::NotFound(id),
+                std::io::ErrorKind::UnexpectedEof => corrupt("record beyond the end of its segment"),
+                _ => StoreError::io("read message", &e),
+            })
+        };
+        // The record's length is in its own header: read that first, then the record.
+        let mut len = [0u8; 4];
+        read_at(place.offset as u64, &mut len)?;
+        let record_len = record::FRAME_LEN - 2 + u32::from_le_bytes(len) as usize;
+        if record_len > self.options.max_record_bytes() {
+            return Err(corrupt("record length beyond the segment size"));
+        }
+        let mut buf = vec![0; record_len];
+        read_at(place.offset as u64, &mut buf)?;
         let payload_range = match record::parse(&buf, buf.len()) {
             Parsed::Ok { kind: record::kind::MESSAGE, payload, .. } => buf.len() - payload.len()..buf.len(),
             Parsed::Ok { .. } => return Err(corrupt("not a message record")),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::fs::{read_all, FileSystem, FsFile};
 use crate::header::{self, FileKind, HEADER_LEN};
+use crate::id_set::IdSet;
 use crate::index::{Index, Slot};
 use crate::record::{self, kind, FRAME_LEN};
 use crate::segment;
@@ -21,6 +22,27 @@ pub struct RecoveredMessage {
     pub id: MessageId,
     /// The message was delivered (per the queue's delivered marker) before the restart.
     pub redelivered: bool,
+}
+
+/// The unacked messages of one queue after recovery: their ids (a compact set, about a bit per
+/// message when dense) and the delivered marker.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveredQueue {
+    pub ids: IdSet,
+    /// Every message with an id up to this one was delivered before the restart.
+    pub delivered_up_to: MessageId,
+}
+
+impl RecoveredQueue {
+    /// The messages one by one, in id (publish) order.
+    pub fn messages(&self) -> impl Iterator<Item = RecoveredMessage> + '_ {
+        let marker = self.delivered_up_to;
+        self.ids
+            .runs()
+            .into_iter()
+            .flat_map(|r| r.first..r.first + r.count)
+            .map(move |id| RecoveredMessage { id, redelivered: id <= marker })
+    }
 }
 
 /// A record (or stretch of bytes) recovery did not trust.
@@ -56,8 +78,8 @@ pub struct RecoveryStats {
 /// What `Store::open` found on disk.
 #[derive(Debug, Clone, Default)]
 pub struct Recovery {
-    /// Per queue, its unacked messages in id (publish) order.
-    pub queues: BTreeMap<QueueId, Vec<RecoveredMessage>>,
+    /// Per queue, its unacked messages.
+    pub queues: BTreeMap<QueueId, RecoveredQueue>,
     pub stats: RecoveryStats,
 }
 
@@ -75,7 +97,7 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, options: &StoreOptions) -
     let started = Instant::now();
     let mut log = RecoveredLog {
         state: LogState { next_id: 1, ..LogState::default() },
-        index: Index::default(),
+        index: Index::new(options.segment_size_bytes as usize / (FRAME_LEN + 10)),
         files: BTreeMap::new(),
         last_seq: 0,
         report: Recovery::default(),
@@ -86,11 +108,11 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, options: &StoreOptions) -
     }
     let RecoveredLog { state, report, .. } = &mut log;
     for (&queue, ids) in &state.queues {
-        let marker = state.delivered.get(&queue).copied().unwrap_or(0);
-        let msgs = ids.iter().map(|&id| RecoveredMessage { id, redelivered: id <= marker }).collect();
-        report.queues.insert(queue, msgs);
+        let delivered_up_to = state.delivered.get(&queue).copied().unwrap_or(0);
+        report.queues.insert(queue, RecoveredQueue { ids: ids.clone(), delivered_up_to });
     }
     report.stats.duration = started.elapsed();
+    log.index.shrink_closed();
     Ok(log)
 }
 

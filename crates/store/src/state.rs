@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::id_set::IdSet;
+
 use crate::index::{Index, Slot};
 use crate::record::kind;
 
@@ -21,7 +23,7 @@ pub struct SegMeta {
 #[derive(Debug, Default)]
 pub struct LogState {
     pub segments: BTreeMap<u32, SegMeta>,
-    pub queues: HashMap<u64, BTreeSet<u64>>,
+    pub queues: HashMap<u64, IdSet>,
     pub delivered: HashMap<u64, u64>,
     pub next_id: u64,
 }
@@ -59,11 +61,8 @@ impl LogState {
             self.delivered.remove(&queue);
         }
         let Some(set) = self.queues.get_mut(&queue) else { return };
-        let kept = match up_to.checked_add(1) {
-            Some(first_kept) => set.split_off(&first_kept),
-            None => Default::default(),
-        };
-        let purged = std::mem::replace(set, kept);
+        let mut purged = Vec::new();
+        set.remove_up_to(up_to, |id| purged.push(id));
         if set.is_empty() {
             self.queues.remove(&queue);
         }
@@ -88,7 +87,7 @@ impl LogState {
     pub fn on_ack(&mut self, index: &Index, segment: u32, queue: u64, id: u64) {
         self.next_id = self.next_id.max(id.saturating_add(1));
         let Some(set) = self.queues.get_mut(&queue) else { return };
-        if !set.remove(&id) {
+        if !set.remove(id) {
             return;
         }
         if set.is_empty() {
@@ -152,7 +151,7 @@ mod tests {
         }
         st.on_pair(&ix, 3, kind::DELIVERED, 7, 4);
         st.on_pair(&ix, 3, kind::PURGE, 7, 2);
-        assert_eq!(st.queues[&7].iter().copied().collect::<Vec<_>>(), vec![3, 4]);
+        assert_eq!(st.queues[&7].runs(), vec![crate::IdRun { first: 3, count: 2 }]);
         assert_eq!(st.segments[&1].live, 2);
         assert_eq!(st.segments[&3].deps.iter().copied().collect::<Vec<_>>(), vec![1]);
         st.on_pair(&ix, 3, kind::PURGE, 7, u64::MAX);

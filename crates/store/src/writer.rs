@@ -241,7 +241,12 @@ impl Writer {
         self.active_len = HEADER_LEN;
         self.fresh = true;
         self.state.segments.entry(seq).or_default();
-        self.shared.inner.lock().files.insert(seq, file);
+        {
+            let mut shared = self.shared.inner.lock();
+            shared.files.insert(seq, file);
+            // The segment just closed will not grow: give back its index's growth slack.
+            shared.index.shrink_closed();
+        }
         for (&queue, &up_to) in &self.state.delivered {
             record::encode_pair(&mut chunk.buf, kind::DELIVERED, queue, up_to);
             // As an effect too, so a failed write retries it.

@@ -72,11 +72,11 @@ impl Model {
         assert_eq!(recovery.stats.skipped_count, 0, "{:?}", recovery.stats.skipped);
         let mut live = Vec::new();
         for (&queue, msgs) in &recovery.queues {
-            let ids: Vec<u64> = msgs.iter().map(|m| m.id).collect();
+            let ids: Vec<u64> = msgs.messages().map(|m| m.id).collect();
             assert!(ids.windows(2).all(|w| w[0] < w[1]), "queue {queue}: ordered, no duplicates");
             let durable_marker = self.marker_durable.get(&queue).copied().unwrap_or(0);
             let any_marker = self.marker_any.get(&queue).copied().unwrap_or(0);
-            for m in msgs {
+            for m in msgs.messages() {
                 assert!(m.id > durable_marker || m.redelivered, "{} <= synced marker {durable_marker}", m.id);
                 assert!(m.id <= any_marker || !m.redelivered, "{} above every marker", m.id);
             }

@@ -96,9 +96,9 @@ fn acks_and_delivered_markers_survive_restart() {
     let (_store, recovery) = open(&fs, StoreOptions::default());
     assert_eq!(ids(&recovery, 1), ids_[1..].to_vec());
     assert_eq!(ids(&recovery, 2), ids_[..4].to_vec());
-    let redelivered: Vec<bool> = recovery.queues[&1].iter().map(|m| m.redelivered).collect();
+    let redelivered: Vec<bool> = recovery.queues[&1].messages().map(|m| m.redelivered).collect();
     assert_eq!(redelivered, vec![true, true, false, false]);
-    assert!(recovery.queues[&2].iter().all(|m| !m.redelivered));
+    assert!(recovery.queues[&2].messages().all(|m| !m.redelivered));
 }
 
 #[test]
@@ -235,5 +235,5 @@ fn purge_acks_a_queue_up_to_an_id_and_reclaims() {
     assert!(segment_files(&fs).len() <= 2, "purged segments reclaimed: {:?}", segment_files(&fs));
     drop(store);
     let (_store, recovery) = open(&fs, small_options());
-    assert!(recovery.queues[&2].iter().all(|m| !m.redelivered), "deleting a queue forgot its marker");
+    assert!(recovery.queues[&2].messages().all(|m| !m.redelivered), "deleting a queue forgot its marker");
 }

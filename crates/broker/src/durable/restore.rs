@@ -80,7 +80,7 @@ pub fn restore(broker: &Broker, loaded: Loaded, recovery: &Recovery) -> RestoreR
             let _ = durability.store.purge(queue_id, u64::MAX);
             continue;
         };
-        for m in messages {
+        for m in messages.messages() {
             let decoded = durability.store.read(m.id).ok().and_then(record::decode);
             let Some(message) = decoded else {
                 tracing::error!(queue = %q.name, id = m.id, "skipping a stored message that cannot be read back");

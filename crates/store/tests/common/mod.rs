@@ -39,7 +39,7 @@ pub fn sync_wait(store: &Store) -> Result<(), StoreError> {
 
 /// Ids recovered for `queue`.
 pub fn ids(recovery: &Recovery, queue: u64) -> Vec<u64> {
-    recovery.queues.get(&queue).map(|m| m.iter().map(|m| m.id).collect()).unwrap_or_default()
+    recovery.queues.get(&queue).map(|m| m.messages().map(|m| m.id).collect()).unwrap_or_default()
 }
 
 pub fn segment_files(fs: &FaultyFs) -> Vec<std::path::PathBuf> {

@@ -41,6 +41,11 @@ pub struct PerfArgs {
     /// Consume with auto-ack instead of manual multiple acks.
     #[arg(long)]
     pub auto_ack: bool,
+    /// Use this queue (declared if missing) and leave it and its messages in place at the end,
+    /// e.g. to measure memory with a full queue or recovery after a restart. By default a fresh
+    /// queue is declared and deleted at the end.
+    #[arg(long)]
+    pub queue: Option<String>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
@@ -54,7 +59,7 @@ pub struct PerfResult {
 }
 
 pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
-    let queue = format!("warren-perf-{:08x}", rand_u32());
+    let queue = args.queue.clone().unwrap_or_else(|| format!("warren-perf-{:08x}", rand_u32()));
     let mut setup = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
     let declare = QueueDeclare { queue: queue.as_str().into(), durable: args.persistent, ..Default::default() };
     setup.send(1, &Method::QueueDeclare(declare)).await?;
@@ -86,8 +91,10 @@ pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
     let (published_at, consumed) =
         tokio::time::timeout(deadline, work).await.map_err(|_| "timed out".to_string())??;
     let finished_at = start.elapsed();
-    setup.send(1, &Method::QueueDelete(QueueDelete { queue: queue.as_str().into(), ..Default::default() })).await?;
-    setup.expect(1, |m| matches!(m, Method::QueueDeleteOk(_))).await?;
+    if args.queue.is_none() {
+        setup.send(1, &Method::QueueDelete(QueueDelete { queue: queue.as_str().into(), ..Default::default() })).await?;
+        setup.expect(1, |m| matches!(m, Method::QueueDeleteOk(_))).await?;
+    }
     Ok(PerfResult {
         published: total,
         consumed,
