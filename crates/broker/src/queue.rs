@@ -98,7 +98,34 @@ impl Queue {
         }
         st.messages.push_with(message, stored, redelivered);
         self.dispatch_locked(&mut st);
+        if let Some(p) = &self.persist {
+            st.messages.page_out(p.durability.queue_memory_bytes, p.durability.durable_up_to());
+        }
         true
+    }
+
+    /// Appends messages recovered from the store, paged out: `count` consecutive store ids from
+    /// `first_id`. Call before the queue takes anything else.
+    pub(crate) fn restore_paged(&self, first_id: u64, count: u64, redelivered: bool) {
+        if count == 0 {
+            return;
+        }
+        let mut st = self.state.lock();
+        st.messages.push_paged(first_id, count, redelivered);
+        if redelivered {
+            st.marked_delivered = st.marked_delivered.max(first_id + count - 1);
+        }
+    }
+
+    /// Loads a paged-out message for delivery; an unreadable one is settled in the store so it
+    /// never comes back (the loader logged why).
+    fn load_stored(&self, id: u64) -> Option<Arc<Message>> {
+        let p = self.persist.as_ref()?;
+        let loaded = p.durability.load(id);
+        if loaded.is_none() {
+            let _ = p.durability.store.ack(p.id, id);
+        }
+        loaded
     }
 
     /// Deliver to consumers that have credit; called when credit may have been freed.
@@ -150,7 +177,7 @@ impl Queue {
                     let consumer = st.consumers[i].clone();
                     let messages = &mut st.messages;
                     let mut take = || {
-                        let entry = messages.pop_next()?;
+                        let entry = messages.pop_next(&mut |id| self.load_stored(id))?;
                         if let Some(id) = entry.stored {
                             *delivered_upto = (*delivered_upto).max(id);
                         }
@@ -175,7 +202,7 @@ impl Queue {
     /// basic.get: the next message and how many remain ready after it.
     pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
         let mut st = self.state.lock();
-        let entry = st.messages.pop_next()?;
+        let entry = st.messages.pop_next(&mut |id| self.load_stored(id))?;
         if no_ack {
             self.forget_stored(entry.stored);
         } else {
@@ -243,14 +270,20 @@ impl Queue {
         let Some(p) = &self.persist else { return st.messages.purge(|_| {}) };
         if st.messages.unacked_stored() > 0 {
             // A purge record would also settle the unacked ones: settle the purged one by one.
-            return st.messages.purge(|e| self.forget_stored(e.stored));
+            return st.messages.purge(|id| self.forget_stored(Some(id)));
         }
-        let mut upto = 0;
-        let n = st.messages.purge(|e| upto = upto.max(e.stored.unwrap_or(0)));
-        if upto > 0 {
-            let _ = p.durability.store.purge(p.id, upto);
+        let up_to = st.messages.max_ready_stored();
+        let n = st.messages.purge(|_| {});
+        if let Some(up_to) = up_to {
+            let _ = p.durability.store.purge(p.id, up_to);
         }
         n
+    }
+
+    /// Memory charged to the in-memory ready messages, and how many ready ones are paged out.
+    pub fn memory(&self) -> (u64, u64) {
+        let st = self.state.lock();
+        (st.messages.memory_bytes(), st.messages.paged_count())
     }
 
     /// Ready messages (as reported in declare-ok, purge-ok and get-ok) and consumers.

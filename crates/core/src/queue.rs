@@ -1,5 +1,8 @@
 //! The message state of one queue: ready messages in order, requeued messages that go out first in
 //! their original order, and delivered-but-unacknowledged messages keyed by queue sequence number.
+//! Ready messages whose bodies are safely in the store can be paged out: they then cost a few
+//! bytes per run of consecutive store ids instead of their bodies, and are loaded back (through a
+//! loader the caller passes: this crate does no IO) when they are delivered.
 
 use crate::Message;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -17,9 +20,30 @@ pub struct Entry {
     pub stored: Option<u64>,
 }
 
+/// Ready messages that live only in the store: consecutive queue positions holding consecutive
+/// store ids, all with the same redelivered flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PagedRun {
+    first_seq: u64,
+    first_id: u64,
+    count: u64,
+    redelivered: bool,
+    /// Body bytes of the run as far as known (counted in `ready_bytes`); recovered runs have
+    /// none known, so a queue's byte count after a restart starts from what is published later.
+    bytes: u64,
+}
+
+/// Memory an in-memory ready message is charged beyond its body (entry, message, headers).
+pub const ENTRY_OVERHEAD_BYTES: u64 = 256;
+
 #[derive(Debug, Default)]
 pub struct QueueMessages {
     next_seq: u64,
+    /// Paged-out ready messages, oldest first; all of them precede `ready`.
+    paged: VecDeque<PagedRun>,
+    paged_count: u64,
+    /// Bodies of the in-memory ready messages, plus [`ENTRY_OVERHEAD_BYTES`] each.
+    memory_bytes: u64,
     ready: VecDeque<Entry>,
     /// Requeued messages; delivered before `ready` so a queue keeps its order across redelivery.
     returned: BTreeMap<u64, Entry>,
@@ -39,18 +63,97 @@ impl QueueMessages {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.ready_bytes += message.body_len() as u64;
+        self.memory_bytes += message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
         self.ready.push_back(Entry { seq, message, redelivered, delivery_count: 0, stored });
         seq
     }
 
-    /// Take the next message to deliver. The caller either hands it to `track_unacked` (manual ack)
-    /// or lets it go (auto-ack / no-ack).
-    pub fn pop_next(&mut self) -> Option<Entry> {
-        let mut entry = match self.returned.first_entry() {
-            Some(e) => e.remove(),
-            None => self.ready.pop_front()?,
-        };
+    /// Appends `count` messages stored under consecutive ids from `first_id`, paged out from the
+    /// start (a queue recovered after a restart). They must come before anything in memory.
+    pub fn push_paged(&mut self, first_id: u64, count: u64, redelivered: bool) {
+        debug_assert!(self.ready.is_empty(), "paged messages precede in-memory ones");
+        if count == 0 {
+            return;
+        }
+        let run = PagedRun { first_seq: self.next_seq, first_id, count, redelivered, bytes: 0 };
+        self.next_seq += count;
+        self.paged_count += count;
+        self.append_run(run);
+    }
+
+    fn append_run(&mut self, run: PagedRun) {
+        if let Some(last) = self.paged.back_mut() {
+            let follows = last.first_seq + last.count == run.first_seq && last.first_id + last.count == run.first_id;
+            if follows && last.redelivered == run.redelivered {
+                last.count += run.count;
+                last.bytes += run.bytes;
+                return;
+            }
+        }
+        self.paged.push_back(run);
+    }
+
+    /// Pages out in-memory ready messages, oldest first, while they take more than
+    /// `budget_bytes`. Only messages stored under an id up to `durable_up_to` (so the store can
+    /// read them back) that were never delivered can go; paging stops at the first that cannot,
+    /// so the order of the queue is kept. Returns how many were paged out.
+    pub fn page_out(&mut self, budget_bytes: u64, durable_up_to: u64) -> u64 {
+        let mut paged = 0;
+        while self.memory_bytes > budget_bytes {
+            let Some(front) = self.ready.front() else { break };
+            let Some(id) = front.stored.filter(|&id| id <= durable_up_to && front.delivery_count == 0) else { break };
+            let entry = self.ready.pop_front().expect("front exists");
+            self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
+            self.paged_count += 1;
+            let bytes = entry.message.body_len() as u64;
+            self.append_run(PagedRun {
+                first_seq: entry.seq,
+                first_id: id,
+                count: 1,
+                redelivered: entry.redelivered,
+                bytes,
+            });
+            paged += 1;
+        }
+        paged
+    }
+
+    /// Take the next message to deliver, loading a paged-out one with `load` (given its store
+    /// id; `None` when it cannot be read, and then it is skipped: the loader reports it). The
+    /// caller either hands the entry to `track_unacked` (manual ack) or lets it go (no-ack).
+    pub fn pop_next(&mut self, load: &mut dyn FnMut(u64) -> Option<Arc<Message>>) -> Option<Entry> {
+        if let Some(e) = self.returned.first_entry() {
+            let mut entry = e.remove();
+            self.ready_bytes -= entry.message.body_len() as u64;
+            entry.delivery_count += 1;
+            return Some(entry);
+        }
+        while let Some(run) = self.paged.front_mut() {
+            let (seq, id, redelivered) = (run.first_seq, run.first_id, run.redelivered);
+            run.first_seq += 1;
+            run.first_id += 1;
+            run.count -= 1;
+            let message = load(id);
+            // A run's bytes leave with its messages; its last one takes what is left (an
+            // unreadable message's size is unknown).
+            let known = match &message {
+                _ if run.count == 0 => run.bytes,
+                Some(m) => (m.body_len() as u64).min(run.bytes),
+                None => 0,
+            };
+            run.bytes -= known;
+            self.ready_bytes -= known;
+            if run.count == 0 {
+                self.paged.pop_front();
+            }
+            self.paged_count -= 1;
+            if let Some(message) = message {
+                return Some(Entry { seq, message, redelivered, delivery_count: 1, stored: Some(id) });
+            }
+        }
+        let mut entry = self.ready.pop_front()?;
         self.ready_bytes -= entry.message.body_len() as u64;
+        self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
         entry.delivery_count += 1;
         Some(entry)
     }
@@ -77,16 +180,26 @@ impl QueueMessages {
         true
     }
 
-    /// Drop every ready message (unacked ones stay, as in AMQP), showing each to `dropped`;
-    /// returns how many were dropped.
-    pub fn purge(&mut self, mut dropped: impl FnMut(&Entry)) -> usize {
+    /// Drop every ready message (unacked ones stay, as in AMQP), showing the store id of each
+    /// stored one to `dropped`; returns how many were dropped.
+    pub fn purge(&mut self, mut dropped: impl FnMut(u64)) -> usize {
         let n = self.ready_count();
-        self.returned.values().for_each(&mut dropped);
-        self.ready.iter().for_each(&mut dropped);
+        self.returned.values().chain(&self.ready).filter_map(|e| e.stored).for_each(&mut dropped);
+        self.paged.iter().flat_map(|r| r.first_id..r.first_id + r.count).for_each(&mut dropped);
         self.ready.clear();
         self.returned.clear();
+        self.paged.clear();
+        self.paged_count = 0;
         self.ready_bytes = 0;
+        self.memory_bytes = 0;
         n
+    }
+
+    /// The highest store id among the ready messages (paged out or not).
+    pub fn max_ready_stored(&self) -> Option<u64> {
+        let in_memory = self.returned.values().chain(&self.ready).filter_map(|e| e.stored).max();
+        let paged = self.paged.back().map(|r| r.first_id + r.count - 1);
+        in_memory.max(paged)
     }
 
     /// Removes the ready message stored under `id` (its write failed, so its publisher was
@@ -96,6 +209,7 @@ impl QueueMessages {
         let found = self.ready.iter().rposition(|e| e.stored == Some(id));
         let Some(entry) = found.and_then(|i| self.ready.remove(i)) else { return false };
         self.ready_bytes -= entry.message.body_len() as u64;
+        self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
         true
     }
 
@@ -105,7 +219,17 @@ impl QueueMessages {
     }
 
     pub fn ready_count(&self) -> usize {
-        self.ready.len() + self.returned.len()
+        self.paged_count as usize + self.ready.len() + self.returned.len()
+    }
+
+    /// Ready messages paged out to the store.
+    pub fn paged_count(&self) -> u64 {
+        self.paged_count
+    }
+
+    /// Memory the in-memory ready messages are charged (see [`ENTRY_OVERHEAD_BYTES`]).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
     }
 
     pub fn unacked_count(&self) -> usize {
@@ -142,19 +266,76 @@ mod tests {
         ))
     }
 
+    fn no_load(_: u64) -> Option<Arc<Message>> {
+        None
+    }
+
+    #[test]
+    fn paged_out_messages_are_loaded_back_in_order_and_unreadable_ones_skipped() {
+        let mut q = QueueMessages::default();
+        q.push_paged(10, 3, true); // recovered: ids 10..=12, delivered before the restart
+        for id in 13..17 {
+            q.push_with(msg(id as u8), Some(id), false);
+        }
+        q.push(msg(99)); // transient: never paged
+        q.push_with(msg(17), Some(17), false);
+        assert_eq!(q.ready_count(), 9);
+        // Only what is durable pages out, and paging stops where order would break.
+        assert_eq!(q.page_out(0, 14), 2);
+        assert_eq!(q.page_out(0, 100), 2, "stops at the transient message");
+        assert_eq!((q.paged_count(), q.ready_count()), (7, 9));
+        assert_eq!(q.memory_bytes(), 2 * (1 + ENTRY_OVERHEAD_BYTES));
+        let mut loads = Vec::new();
+        let mut load = |id: u64| {
+            loads.push(id);
+            (id != 11).then(|| msg(id as u8))
+        };
+        let mut got = Vec::new();
+        while let Some(e) = q.pop_next(&mut load) {
+            got.push((e.seq, e.stored, e.redelivered, e.message.body[0]));
+        }
+        assert_eq!(loads, vec![10, 11, 12, 13, 14, 15, 16]);
+        let expected = vec![
+            (0, Some(10), true, 10),
+            (2, Some(12), true, 12),
+            (3, Some(13), false, 13),
+            (4, Some(14), false, 14),
+            (5, Some(15), false, 15),
+            (6, Some(16), false, 16),
+            (7, None, false, 99),
+            (8, Some(17), false, 17),
+        ];
+        assert_eq!(got, expected, "id 11 could not be read and was skipped");
+        assert_eq!((q.ready_count(), q.memory_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn purge_reports_every_stored_id_including_paged_ones() {
+        let mut q = QueueMessages::default();
+        q.push_paged(5, 2, false);
+        q.push_with(msg(7), Some(7), false);
+        q.push(msg(0));
+        assert_eq!(q.max_ready_stored(), Some(7));
+        let mut ids = Vec::new();
+        assert_eq!(q.purge(|id| ids.push(id)), 4);
+        assert_eq!(ids, vec![7, 5, 6]);
+        assert_eq!((q.ready_count(), q.paged_count(), q.max_ready_stored()), (0, 0, None));
+    }
+
     #[test]
     fn requeued_messages_go_first_in_original_order() {
         let mut q = QueueMessages::default();
         for i in 0..4 {
             q.push(msg(i));
         }
-        let a = q.pop_next().unwrap();
-        let b = q.pop_next().unwrap();
+        let a = q.pop_next(&mut no_load).unwrap();
+        let b = q.pop_next(&mut no_load).unwrap();
         q.track_unacked(a.clone());
         q.track_unacked(b.clone());
         assert!(q.requeue(b.seq));
         assert!(q.requeue(a.seq));
-        let order: Vec<(u64, bool)> = std::iter::from_fn(|| q.pop_next()).map(|e| (e.seq, e.redelivered)).collect();
+        let order: Vec<(u64, bool)> =
+            std::iter::from_fn(|| q.pop_next(&mut no_load)).map(|e| (e.seq, e.redelivered)).collect();
         assert_eq!(order, vec![(0, true), (1, true), (2, false), (3, false)]);
     }
 
@@ -163,7 +344,7 @@ mod tests {
         let mut q = QueueMessages::default();
         q.push(msg(1));
         q.push(msg(2));
-        let e = q.pop_next().unwrap();
+        let e = q.pop_next(&mut no_load).unwrap();
         q.track_unacked(e.clone());
         assert_eq!(q.purge(|_| {}), 1);
         assert_eq!(q.unacked_count(), 1);
@@ -179,14 +360,16 @@ mod tests {
         Deliver,
         Ack(usize),
         Requeue(usize),
+        PageOut,
     }
 
     proptest! {
         /// Against a model: every pushed message is, at all times, exactly one of ready, unacked or
-        /// acked; nothing is lost or duplicated.
+        /// acked; nothing is lost or duplicated, paged out or not.
         #[test]
         fn nothing_lost_or_duplicated(ops in prop::collection::vec(prop_oneof![
-            Just(Op::Push), Just(Op::Deliver), (0usize..16).prop_map(Op::Ack), (0usize..16).prop_map(Op::Requeue)
+            Just(Op::Push), Just(Op::Deliver), (0usize..16).prop_map(Op::Ack), (0usize..16).prop_map(Op::Requeue),
+            Just(Op::PageOut)
         ], 0..200)) {
             let mut q = QueueMessages::default();
             let mut pushed = 0u64;
@@ -194,8 +377,11 @@ mod tests {
             let mut acked = BTreeSet::new();
             for op in ops {
                 match op {
-                    Op::Push => { q.push(msg(0)); pushed += 1; }
-                    Op::Deliver => if let Some(e) = q.pop_next() {
+                    // Every message is stored under its own id (= its seq), so all can page out.
+                    Op::Push => { q.push_with(msg(0), Some(pushed), false); pushed += 1; }
+                    Op::PageOut => { q.page_out(0, u64::MAX); }
+                    Op::Deliver => if let Some(e) = q.pop_next(&mut |_| Some(msg(0))) {
+                        prop_assert_eq!(e.stored, Some(e.seq));
                         prop_assert!(!acked.contains(&e.seq));
                         prop_assert!(!unacked.contains(&e.seq));
                         unacked.push(e.seq);

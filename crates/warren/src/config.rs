@@ -38,6 +38,9 @@ pub struct StorageConfig {
     /// Persistent message bytes on their way to the disk (appended, not yet fsynced) above which
     /// publishing connections stop being read until the disk catches up.
     pub max_in_flight_bytes: usize,
+    /// Memory the ready messages of one durable queue may take; beyond it the oldest persistent
+    /// ones are dropped from memory and read back from the log when delivered.
+    pub queue_memory_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -47,6 +50,7 @@ impl Default for StorageConfig {
         StorageConfig {
             segment_size_bytes: store.segment_size_bytes,
             max_in_flight_bytes: durability.max_in_flight_bytes,
+            queue_memory_bytes: durability.queue_memory_bytes,
         }
     }
 }
@@ -57,6 +61,7 @@ impl StorageConfig {
         DurabilityOptions {
             store: StoreOptions { segment_size_bytes: self.segment_size_bytes, ..StoreOptions::default() },
             max_in_flight_bytes: self.max_in_flight_bytes,
+            queue_memory_bytes: self.queue_memory_bytes,
         }
     }
 

@@ -76,11 +76,14 @@ pub struct DurabilityOptions {
     /// Bytes of persistent messages appended and not yet durable above which publishing
     /// connections stop reading until the writer catches up.
     pub max_in_flight_bytes: usize,
+    /// Memory the ready messages of one durable queue may take before the oldest durable ones
+    /// are paged out (dropped from memory, read back from the log when delivered).
+    pub queue_memory_bytes: u64,
 }
 
 impl Default for DurabilityOptions {
     fn default() -> Self {
-        DurabilityOptions { store: StoreOptions::default(), max_in_flight_bytes: 64 << 20 }
+        DurabilityOptions { store: StoreOptions::default(), max_in_flight_bytes: 32 << 20, queue_memory_bytes: 4 << 20 }
     }
 }
 
@@ -89,10 +92,15 @@ pub struct Durability {
     pub defs: DefsWriter,
     next_queue_id: AtomicU64,
     pressure: Arc<Pressure>,
+    /// See [`DurabilityOptions::queue_memory_bytes`].
+    pub queue_memory_bytes: u64,
 }
 
 /// The in-flight accounting and disk-full state, shared with the store's completions.
 struct Pressure {
+    /// The highest message id whose write completed: the store can read it back. Completions
+    /// come in id order, so every id below is either readable or failed (and then discarded).
+    durable_up_to: AtomicU64,
     in_flight_bytes: AtomicUsize,
     max_in_flight_bytes: usize,
     drained: Notify,
@@ -125,7 +133,9 @@ impl Durability {
             store,
             defs,
             next_queue_id: AtomicU64::new(loaded.next_queue_id),
+            queue_memory_bytes: options.queue_memory_bytes,
             pressure: Arc::new(Pressure {
+                durable_up_to: AtomicU64::new(0),
                 in_flight_bytes: AtomicUsize::new(0),
                 max_in_flight_bytes: options.max_in_flight_bytes,
                 drained: Notify::new(),
@@ -160,7 +170,12 @@ impl Durability {
             let on_durable = make_done(id);
             Box::new(move |result: Result<(), StoreError>| {
                 shared.settled(len, &result);
-                on_durable(result.is_ok());
+                let ok = result.is_ok();
+                // A failed message leaves the queues first, so it is never paged out.
+                on_durable(ok);
+                if ok {
+                    shared.durable_up_to.fetch_max(id, Ordering::Release);
+                }
             })
         });
         match appended {
@@ -168,6 +183,27 @@ impl Durability {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot persist a message");
                 pressure.in_flight_bytes.fetch_sub(len, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// The highest message id the store can read back (see `Pressure::durable_up_to`).
+    pub fn durable_up_to(&self) -> u64 {
+        self.pressure.durable_up_to.load(Ordering::Acquire)
+    }
+
+    /// The body of stored message `id`, read back from the log; `None` (logged) when it cannot
+    /// be read or decoded.
+    pub fn load(&self, id: u64) -> Option<Arc<Message>> {
+        match self.store.read(id).map(record::decode) {
+            Ok(Some(message)) => Some(Arc::new(message)),
+            Ok(None) => {
+                tracing::error!(id, "a stored message does not decode; skipping it");
+                None
+            }
+            Err(e) => {
+                tracing::error!(id, error = %e, "a stored message cannot be read back; skipping it");
                 None
             }
         }

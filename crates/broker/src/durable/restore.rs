@@ -2,11 +2,9 @@
 //! definitions, then every durable queue's unsettled messages from the message log, in order.
 
 use super::defs::{self, DestKind, Loaded};
-use super::record;
 use crate::exchange::Dest;
 use crate::Broker;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use warren_store::Recovery;
 
@@ -16,10 +14,8 @@ pub struct RestoreReport {
     pub exchanges: usize,
     pub queues: usize,
     pub bindings: usize,
+    /// Unacknowledged messages restored (their bodies stay on disk until delivered).
     pub messages: u64,
-    /// Messages the log held but that could not be read back (reported, settled, never
-    /// delivered).
-    pub unreadable_messages: u64,
     /// Definitions left out: an unknown vhost, invalid arguments, or a binding missing an end.
     pub skipped_definitions: usize,
     pub duration: Duration,
@@ -80,16 +76,15 @@ pub fn restore(broker: &Broker, loaded: Loaded, recovery: &Recovery) -> RestoreR
             let _ = durability.store.purge(queue_id, u64::MAX);
             continue;
         };
-        for m in messages.messages() {
-            let decoded = durability.store.read(m.id).ok().and_then(record::decode);
-            let Some(message) = decoded else {
-                tracing::error!(queue = %q.name, id = m.id, "skipping a stored message that cannot be read back");
-                report.unreadable_messages += 1;
-                let _ = durability.store.ack(queue_id, m.id);
-                continue;
-            };
-            q.enqueue_stored(Arc::new(message), Some(m.id), m.redelivered);
-            report.messages += 1;
+        // Bodies stay on disk: the queue holds runs of ids and reads each body when it
+        // delivers it. Messages up to the delivered marker come back redelivered.
+        let marker = messages.delivered_up_to;
+        for run in messages.ids.runs() {
+            let last = run.first + run.count - 1;
+            let before = if run.first <= marker { marker.min(last) - run.first + 1 } else { 0 };
+            q.restore_paged(run.first, before, true);
+            q.restore_paged(run.first + before, run.count - before, false);
+            report.messages += run.count;
         }
     }
     report.duration = started.elapsed();
