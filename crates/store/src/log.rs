@@ -154,7 +154,7 @@ impl Store {
         if queues.is_empty() || queues.len() > max {
             return Err(StoreError::Invalid(format!("a message needs 1..={max} queues")));
         }
-        if record::message_len(queues.len(), body.len()) > self.options.max_record_bytes() {
+        if record::message_len(queues.len(), body.len()) > self.options.max_record_bytes {
             return Err(StoreError::Invalid(format!("message larger than a segment ({} bytes)", body.len())));
         }
         Ok(queues)
@@ -209,7 +209,7 @@ impl Store {
         let mut len = [0u8; 4];
         read_at(place.offset as u64, &mut len)?;
         let record_len = record::FRAME_LEN - 2 + u32::from_le_bytes(len) as usize;
-        if record_len > self.options.max_record_bytes() {
+        if record_len > self.options.max_record_bytes {
             return Err(corrupt("record length beyond the segment size"));
         }
         let mut buf = vec![0; record_len];

@@ -7,8 +7,12 @@ use crate::StoreError;
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Size at which the active segment is closed and a new one started (a record never spans
-    /// segments). Default 64 MiB; between 4 KiB and 4 GiB - 1 (offsets are u32).
+    /// segments). Default 16 MiB; between 4 KiB and 4 GiB - 1 (offsets are u32). Recovery reads
+    /// one segment at a time into memory, so this also bounds its peak memory.
     pub segment_size_bytes: u32,
+    /// Largest record the log accepts. A record larger than a segment gets a fresh segment of its
+    /// own. Default 256 MiB (above the broker's largest message); below 4 GiB - 40.
+    pub max_record_bytes: usize,
     /// Appends in flight at which `append` reports `Busy` (the channel itself is unbounded).
     pub channel_capacity: usize,
     /// Most requests one group commit takes.
@@ -24,7 +28,8 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            segment_size_bytes: 64 << 20,
+            segment_size_bytes: 16 << 20,
+            max_record_bytes: 256 << 20,
             channel_capacity: 4096,
             max_batch_records: 1024,
             max_batch_bytes: 8 << 20,
@@ -44,6 +49,9 @@ impl StoreOptions {
         if self.segment_size_bytes == u32::MAX {
             return invalid("segment_size_bytes must be below 4 GiB");
         }
+        if self.max_record_bytes < 64 || self.max_record_bytes > u32::MAX as usize - HEADER_LEN {
+            return invalid("max_record_bytes must be in 64 ..= 4 GiB - 41");
+        }
         if self.channel_capacity == 0 || self.max_batch_records == 0 || self.max_batch_bytes == 0 {
             return invalid("channel_capacity, max_batch_records and max_batch_bytes must be positive");
         }
@@ -51,10 +59,5 @@ impl StoreOptions {
             return invalid("max_queues_per_message must be in 1..=65535");
         }
         Ok(())
-    }
-
-    /// Largest record the log accepts: one that fits in an empty segment.
-    pub fn max_record_bytes(&self) -> usize {
-        self.segment_size_bytes as usize - HEADER_LEN
     }
 }

@@ -161,9 +161,29 @@ fn incompatible_version_is_refused_clearly() {
 }
 
 #[test]
-fn invalid_appends_are_refused() {
+fn a_record_larger_than_a_segment_gets_a_segment_of_its_own() {
     let fs = FaultyFs::new();
     let (store, _) = open(&fs, small_options());
+    let (small, r) = append_wait(&store, &[1], b"before");
+    r.unwrap();
+    let big: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+    let (large, r) = append_wait(&store, &[1], &big);
+    r.unwrap();
+    let (after, r) = append_wait(&store, &[1], b"after");
+    r.unwrap();
+    assert_eq!(store.read(large).unwrap(), Bytes::from(big.clone()));
+    drop(store);
+    let (store, recovery) = open(&fs, small_options());
+    assert_eq!(recovery.stats.skipped_count, 0);
+    assert_eq!(ids(&recovery, 1), vec![small, large, after]);
+    assert_eq!(store.read(large).unwrap(), Bytes::from(big));
+    assert_eq!(store.read(after).unwrap(), Bytes::from_static(b"after"));
+}
+
+#[test]
+fn invalid_appends_are_refused() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions { max_record_bytes: 4096, ..small_options() });
     let (done, _rx) = completion();
     assert!(matches!(store.append(&[], Bytes::new(), done), Err(StoreError::Invalid(_))));
     let (done, _rx) = completion();
