@@ -5,6 +5,7 @@
 use crate::channel::{BodyParts, Channel, Ctx, PendingContent, TxOp};
 use crate::confirm::ConfirmLog;
 use crate::outbound::Outbound;
+use crate::pending::{DurableCount, Pending};
 use crate::sink::{encode_content, ChannelConsumer};
 use amqp_codec::reply_code::NO_ROUTE;
 use amqp_codec::*;
@@ -55,13 +56,19 @@ impl Channel {
             }
             Method::TxCommit => {
                 let ops = self.tx.replace(Vec::new()).ok_or_else(not_transactional)?;
+                // commit-ok promises the persistent messages are on disk: it waits for them.
+                let wait = Arc::new(DurableCount::default());
                 for op in ops {
                     match op {
-                        TxOp::Publish { publish, message } => self.route(ctx, &publish, message)?,
+                        TxOp::Publish { publish, message } => self.route(ctx, &publish, message, Some(&wait))?,
                         TxOp::Settle { tag, multiple, requeue } => self.settle(tag, multiple, requeue)?,
                     }
                 }
-                self.send(ctx.out, Method::TxCommitOk);
+                if wait.is_settled() {
+                    self.send(ctx.out, Method::TxCommitOk);
+                } else {
+                    *ctx.pending = Some(Pending::TxCommit { channel: self.number, wait });
+                }
             }
             Method::TxRollback => {
                 self.tx.as_mut().ok_or_else(not_transactional)?.clear();
@@ -158,18 +165,46 @@ impl Channel {
             ctx.vhost.exchange(&publish.exchange).ok_or_else(|| no_exchange(ctx, &publish.exchange))?;
             return self.buffer_tx_op(ctx, TxOp::Publish { publish, message });
         }
-        self.route(ctx, &publish, message)
+        self.route(ctx, &publish, message, None)
     }
 
     /// Route an assembled message; returns it if mandatory and unroutable; in confirm mode,
-    /// records its outcome (ack now, ack once durable, or nack when the store refused it).
-    fn route(&mut self, ctx: &mut Ctx<'_>, publish: &BasicPublish, message: Arc<Message>) -> Result<(), AmqpError> {
+    /// records its outcome (ack now, ack once durable, or nack when the store refused it). In a
+    /// transaction's commit, `tx_wait` counts the persistent messages still on their way to disk.
+    fn route(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        publish: &BasicPublish,
+        message: Arc<Message>,
+        tx_wait: Option<&Arc<DurableCount>>,
+    ) -> Result<(), AmqpError> {
+        // Only a persistent message can wait for the disk: transient ones need no callback.
+        let persistent = raw_properties::delivery_mode(&message.properties) == Some(2);
         let confirm = self.confirm.as_ref().map(|log| (log.reserve(), log));
-        let on_durable = confirm.map(|(seq, log)| {
-            let log = log.clone();
-            Box::new(move |durable| log.settle(seq, durable)) as OnDurable
-        });
-        let routed = match ctx.broker.publish(ctx.vhost, &publish.exchange, message.clone(), on_durable) {
+        let on_durable: Option<OnDurable> = match (confirm, tx_wait) {
+            _ if !persistent => None,
+            (Some((seq, log)), _) => {
+                let log = log.clone();
+                Some(Box::new(move |durable| log.settle(seq, durable)))
+            }
+            (None, Some(wait)) => {
+                wait.add();
+                let wait = wait.clone();
+                Some(Box::new(move |durable| wait.settle(durable)))
+            }
+            (None, None) => None,
+        };
+        let waits_in_tx = persistent && confirm.is_none() && tx_wait.is_some();
+        let routed = ctx.broker.publish(ctx.vhost, &publish.exchange, message.clone(), on_durable);
+        if let (true, Some(wait)) = (waits_in_tx, tx_wait) {
+            // The callback was dropped uncalled unless the store took the message: settle here.
+            match &routed {
+                Ok(r) if r.confirm == Confirm::WhenDurable => {}
+                Ok(r) => wait.settle(r.confirm != Confirm::Refused),
+                Err(_) => wait.settle(false),
+            }
+        }
+        let routed = match routed {
             Ok(r) => r,
             Err(e) if e.code == amqp_codec::reply_code::NOT_FOUND => return Err(no_exchange(ctx, &publish.exchange)),
             Err(e) => return Err(e),

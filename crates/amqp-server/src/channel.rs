@@ -3,6 +3,7 @@
 
 use crate::confirm::{ConfirmLog, ConfirmWake};
 use crate::outbound::Outbound;
+use crate::pending::Pending;
 use crate::sink::ChannelSink;
 use amqp_codec::*;
 use bytes::{Bytes, BytesMut};
@@ -22,6 +23,8 @@ pub struct Ctx<'a> {
     pub cancel_notify: bool,
     /// Wakes the connection task when the store settles publishes of a confirm-mode channel.
     pub confirm_wake: &'a Arc<ConfirmWake>,
+    /// Set by a method whose reply must wait for the disk (see `pending.rs`).
+    pub pending: &'a mut Option<Pending>,
 }
 
 /// A basic.publish whose content header and body frames are still arriving.

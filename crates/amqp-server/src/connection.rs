@@ -7,6 +7,7 @@ use crate::confirm::ConfirmWake;
 use crate::handshake::{close_method, Negotiated};
 use crate::io::{FrameReader, ReadError};
 use crate::outbound::Outbound;
+use crate::pending::Pending;
 use amqp_codec::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,8 +35,8 @@ pub struct Connection {
     confirming: Vec<u16>,
     exclusive_queues: Vec<Arc<Queue>>,
     confirm_wake: Arc<ConfirmWake>,
-    /// Definition changes the last frame submitted: its reply is held until they are durable.
-    definitions_pending: Option<u64>,
+    /// What the last frame left waiting on the disk (see `pending.rs`).
+    pending: Option<Pending>,
 }
 
 /// What the frame loop does next.
@@ -63,7 +64,7 @@ impl Connection {
             confirming: Vec::new(),
             exclusive_queues: Vec::new(),
             confirm_wake: Arc::new(ConfirmWake::default()),
-            definitions_pending: None,
+            pending: None,
         }
     }
 
@@ -102,7 +103,7 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => return Some((AmqpError::new(e.reply_code(), &e), 0, 0)),
                 }
-                if let Err(e) = self.await_definitions().await {
+                if let Err(e) = self.await_pending().await {
                     return Some((e, 0, 0));
                 }
             }
@@ -136,16 +137,32 @@ impl Connection {
         }
     }
 
-    /// If the last frame changed durable definitions, waits until they are on disk, then lets
-    /// its reply (held in the output buffer) go. A failed write ends the connection with 541.
-    async fn await_definitions(&mut self) -> Result<(), AmqpError> {
-        let Some(seq) = self.definitions_pending.take() else { return Ok(()) };
-        let durable = match self.broker.durability() {
-            Some(d) => d.defs.wait_durable(seq).await,
+    /// Waits for what the last frame left pending on the disk, then lets its reply go: the held
+    /// output after definition changes, or `tx.commit-ok` once the transaction's persistent
+    /// messages are durable. A failed write ends the connection with 541.
+    async fn await_pending(&mut self) -> Result<(), AmqpError> {
+        match self.pending.take() {
             None => Ok(()),
-        };
-        self.out.release();
-        durable.map_err(|e| AmqpError::internal_error(format!("cannot write definitions to disk: {e}")))
+            Some(Pending::Definitions(seq)) => {
+                let durable = match self.broker.durability() {
+                    Some(d) => d.defs.wait_durable(seq).await,
+                    None => Ok(()),
+                };
+                self.out.release();
+                durable.map_err(|e| AmqpError::internal_error(format!("cannot write definitions to disk: {e}")))
+            }
+            Some(Pending::TxCommit { channel, wait }) => {
+                if !wait.wait().await {
+                    return Err(AmqpError::internal_error(
+                        "cannot write the transaction's persistent messages to disk",
+                    ));
+                }
+                if let Some(ch) = self.channels.get(&channel) {
+                    ch.send(&self.out, Method::TxCommitOk);
+                }
+                Ok(())
+            }
+        }
     }
 
     async fn await_close_ok<R: AsyncRead + Unpin>(&mut self, reader: &mut FrameReader<R>) {
@@ -197,7 +214,17 @@ impl Connection {
             return Flow::Close(e, 20, 10);
         }
         let Connection {
-            broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, confirm_wake, ..
+            broker,
+            vhost,
+            id,
+            out,
+            user,
+            exclusive_queues,
+            cancel_notify,
+            channels,
+            confirm_wake,
+            pending,
+            ..
         } = self;
         let mut ctx = Ctx {
             broker,
@@ -208,6 +235,7 @@ impl Connection {
             exclusive_queues,
             cancel_notify: *cancel_notify,
             confirm_wake,
+            pending,
         };
         let Some(ch) = channels.get_mut(&channel) else {
             return match frame {
@@ -268,7 +296,7 @@ impl Connection {
                 if let (Some(defs), Some(before)) = (defs, before) {
                     let now = defs.submitted();
                     if now > before && !defs.is_durable(now) {
-                        self.definitions_pending = Some(now);
+                        *ctx.pending = Some(Pending::Definitions(now));
                     } else {
                         ctx.out.release();
                     }
@@ -334,7 +362,17 @@ impl Connection {
     /// exclusive queues.
     fn cleanup(&mut self) {
         let Connection {
-            broker, vhost, id, out, user, exclusive_queues, cancel_notify, channels, confirm_wake, ..
+            broker,
+            vhost,
+            id,
+            out,
+            user,
+            exclusive_queues,
+            cancel_notify,
+            channels,
+            confirm_wake,
+            pending,
+            ..
         } = self;
         let mut ctx = Ctx {
             broker,
@@ -345,6 +383,7 @@ impl Connection {
             exclusive_queues,
             cancel_notify: *cancel_notify,
             confirm_wake,
+            pending,
         };
         for (_, mut ch) in channels.drain() {
             close_channel(&mut ctx, &mut ch);

@@ -8,6 +8,7 @@ mod connection;
 mod handshake;
 mod io;
 mod outbound;
+mod pending;
 mod sink;
 
 use handshake::HandshakeError;

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::fs::{FileSystem, FsFile};
 
@@ -28,6 +28,10 @@ struct State {
     /// Total bytes all files may hold; `None` is unlimited.
     space_bytes: Option<u64>,
     syncs: u64,
+    /// While set, `sync_data` blocks (a slow disk) until resumed or a crash.
+    syncs_paused: bool,
+    /// `sync_data` calls blocked right now.
+    syncs_waiting: u64,
 }
 
 impl State {
@@ -42,6 +46,8 @@ impl State {
 #[derive(Clone, Default)]
 pub struct FaultyFs {
     state: Arc<Mutex<State>>,
+    /// Wakes `sync_data` calls blocked by [`FaultyFs::pause_syncs`].
+    sync_gate: Arc<Condvar>,
     generation: u64,
 }
 
@@ -67,7 +73,9 @@ impl FaultyFs {
     pub fn crash(&self, torn_bytes: Option<usize>) -> FaultyFs {
         let mut st = self.state.lock();
         st.generation += 1;
-        let next = FaultyFs { state: self.state.clone(), generation: st.generation };
+        let next = FaultyFs { state: self.state.clone(), sync_gate: self.sync_gate.clone(), generation: st.generation };
+        st.syncs_paused = false;
+        self.sync_gate.notify_all();
         for f in st.files.values_mut() {
             let mut kept = f.durable.clone();
             if let Some(n) = torn_bytes {
@@ -108,6 +116,23 @@ impl FaultyFs {
         self.state.lock().space_bytes = bytes;
     }
 
+    /// Makes every `sync_data` block until [`FaultyFs::resume_syncs`] (or a crash): a disk whose
+    /// flushes take as long as a test needs.
+    pub fn pause_syncs(&self) {
+        self.state.lock().syncs_paused = true;
+    }
+
+    /// Lets blocked and later `sync_data` calls through.
+    pub fn resume_syncs(&self) {
+        self.state.lock().syncs_paused = false;
+        self.sync_gate.notify_all();
+    }
+
+    /// `sync_data` calls blocked by [`FaultyFs::pause_syncs`] right now.
+    pub fn syncs_waiting(&self) -> u64 {
+        self.state.lock().syncs_waiting
+    }
+
     /// Total bytes currently held.
     pub fn used_bytes(&self) -> u64 {
         self.state.lock().used()
@@ -140,6 +165,7 @@ impl FaultyFs {
 
 struct FaultyFile {
     state: Arc<Mutex<State>>,
+    sync_gate: Arc<Condvar>,
     path: PathBuf,
     generation: u64,
 }
@@ -181,6 +207,14 @@ impl FsFile for FaultyFile {
         })
     }
     fn sync_data(&self) -> io::Result<()> {
+        {
+            let mut st = self.state.lock();
+            while st.syncs_paused && st.generation == self.generation {
+                st.syncs_waiting += 1;
+                self.sync_gate.wait(&mut st);
+                st.syncs_waiting -= 1;
+            }
+        }
         self.with(|st| {
             st.syncs += 1;
             let f = st.files.get_mut(&self.path).ok_or_else(|| not_found(&self.path))?;
@@ -212,14 +246,24 @@ impl FileSystem for FaultyFs {
     fn create(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
         let mut st = self.live()?;
         st.files.insert(path.to_path_buf(), MemFile::default());
-        Ok(Arc::new(FaultyFile { state: self.state.clone(), path: path.to_path_buf(), generation: st.generation }))
+        Ok(Arc::new(FaultyFile {
+            state: self.state.clone(),
+            sync_gate: self.sync_gate.clone(),
+            path: path.to_path_buf(),
+            generation: st.generation,
+        }))
     }
     fn open(&self, path: &Path) -> io::Result<Arc<dyn FsFile>> {
         let st = self.live()?;
         if !st.files.contains_key(path) {
             return Err(not_found(path));
         }
-        Ok(Arc::new(FaultyFile { state: self.state.clone(), path: path.to_path_buf(), generation: st.generation }))
+        Ok(Arc::new(FaultyFile {
+            state: self.state.clone(),
+            sync_gate: self.sync_gate.clone(),
+            path: path.to_path_buf(),
+            generation: st.generation,
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.live()?;

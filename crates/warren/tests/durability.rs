@@ -374,3 +374,70 @@ async fn a_long_queue_pages_bodies_out_and_delivers_them_in_order_from_disk() {
     assert!(got == expected, "every message once, in publish order");
     assert_eq!(q.memory(), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tx_commit_ok_waits_until_the_transaction_is_on_disk() {
+    let fs = Arc::new(warren_store::FaultyFs::new());
+    let server = TestServer::start_on(fs.clone(), |_| {}).await;
+    let (conn, ch) = server.lapin_channel().await;
+    declare(&ch, "tx-durable", durable()).await;
+    let tx = within(conn.create_channel()).await.unwrap();
+    within(tx.tx_select()).await.unwrap();
+    for i in 0..200 {
+        let opts = BasicPublishOptions::default();
+        let body = format!("tx-{i}");
+        within(tx.basic_publish("".into(), "tx-durable".into(), opts, body.as_bytes(), persistent())).await.unwrap();
+    }
+    // A disk that does not finish its flush: commit-ok must not come while it hangs.
+    fs.pause_syncs();
+    let mut commit = tokio::spawn(async move { tx.tx_commit().await.map(|()| tx) });
+    eventually(|| fs.syncs_waiting() > 0, "the group commit waits on the disk").await;
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), &mut commit).await;
+    assert!(early.is_err(), "commit-ok arrived before the messages were on disk");
+    fs.resume_syncs();
+    let _tx = within(commit).await.unwrap().expect("tx.commit-ok");
+    // Power loss right after commit-ok: only fsynced data is left, and that is all of it.
+    let after_crash = Arc::new(fs.crash(None));
+    drop(conn);
+    let server = server.restart_on(after_crash).await;
+    let (_conn, ch) = server.lapin_channel().await;
+    let got: Vec<String> = drain(&ch, "tx-durable").await.into_iter().map(|(b, _)| b).collect();
+    assert_eq!(got, bodies("tx", 200));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirms_and_declare_ok_wait_for_the_disk() {
+    let fs = Arc::new(warren_store::FaultyFs::new());
+    let server = TestServer::start_on(fs.clone(), |_| {}).await;
+    let (conn, ch) = server.lapin_channel().await;
+    declare(&ch, "slow-disk", durable()).await;
+    let confirms = confirm_channel(&conn).await;
+    let hang = std::time::Duration::from_millis(200);
+
+    // A persistent publish is confirmed only after its fsync.
+    fs.pause_syncs();
+    let opts = BasicPublishOptions::default();
+    let pending =
+        within(confirms.basic_publish("".into(), "slow-disk".into(), opts, b"p", persistent())).await.unwrap();
+    let mut pending = tokio::spawn(pending);
+    eventually(|| fs.syncs_waiting() > 0, "the group commit waits on the disk").await;
+    assert!(tokio::time::timeout(hang, &mut pending).await.is_err(), "confirmed before it was on disk");
+    // A transient publish on another channel is not held up by the disk.
+    let other = confirm_channel(&conn).await;
+    let transient = publish_all(&other, "", "slow-disk", &["t".to_string()], BasicProperties::default()).await;
+    assert_eq!(transient, vec![Confirmation::Ack(None)]);
+    fs.resume_syncs();
+    assert_eq!(within(pending).await.unwrap().unwrap(), Confirmation::Ack(None));
+
+    // A durable declaration is answered only after its fsync.
+    fs.pause_syncs();
+    let declaring = {
+        let ch = ch.clone();
+        tokio::spawn(async move { ch.queue_declare("declared".into(), durable(), FieldTable::default()).await })
+    };
+    let mut declaring = declaring;
+    eventually(|| fs.syncs_waiting() > 0, "the definitions write waits on the disk").await;
+    assert!(tokio::time::timeout(hang, &mut declaring).await.is_err(), "declare-ok before it was on disk");
+    fs.resume_syncs();
+    within(declaring).await.unwrap().expect("declare-ok");
+}
