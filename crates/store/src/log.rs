@@ -116,6 +116,27 @@ impl Store {
         body: Bytes,
         make_done: impl FnOnce(MessageId) -> Completion,
     ) -> Result<MessageId, StoreError> {
+        self.submit_message(kind::MESSAGE, queues, body, make_done)
+    }
+
+    /// Writes a copy of a transient message that is paged out of memory: read back, acked and
+    /// reclaimed like a message, but recovery ignores it (it does not survive a restart).
+    pub fn page_with(
+        &self,
+        queues: &[QueueId],
+        body: Bytes,
+        make_done: impl FnOnce(MessageId) -> Completion,
+    ) -> Result<MessageId, StoreError> {
+        self.submit_message(kind::PAGED, queues, body, make_done)
+    }
+
+    fn submit_message(
+        &self,
+        kind: u8,
+        queues: &[QueueId],
+        body: Bytes,
+        make_done: impl FnOnce(MessageId) -> Completion,
+    ) -> Result<MessageId, StoreError> {
         let queues = self.check_append(queues, &body)?;
         if self.pending_appends() >= self.options.channel_capacity {
             return Err(StoreError::Busy);
@@ -132,7 +153,7 @@ impl Store {
             shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
             done(result)
         });
-        if self.tx.send(Request::Append { id, queues, body, done }).is_err() {
+        if self.tx.send(Request::Append { kind, id, queues, body, done }).is_err() {
             // The writer is gone (closed): the completion is dropped uncalled, like on any Err.
             self.shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Closed);
@@ -215,7 +236,7 @@ impl Store {
         let mut buf = vec![0; record_len];
         read_at(place.offset as u64, &mut buf)?;
         let payload_range = match record::parse(&buf, buf.len()) {
-            Parsed::Ok { kind: record::kind::MESSAGE, payload, .. } => buf.len() - payload.len()..buf.len(),
+            Parsed::Ok { kind: kind::MESSAGE | kind::PAGED, payload, .. } => buf.len() - payload.len()..buf.len(),
             Parsed::Ok { .. } => return Err(corrupt("not a message record")),
             Parsed::Bad { reason, .. } => return Err(corrupt(reason)),
             Parsed::Incomplete => return Err(corrupt("short record")),

@@ -20,6 +20,9 @@ pub mod kind {
     /// `queue u64 | up_to id u64`: every message of the queue with id <= up_to is acked;
     /// `up_to = u64::MAX` (queue deleted) also drops the queue's delivered marker.
     pub const PURGE: u8 = 4;
+    /// Like MESSAGE, but a copy of a transient message paged out of memory: readable and acked
+    /// like a message while the store runs, ignored by recovery (it never survives a restart).
+    pub const PAGED: u8 = 5;
     /// Definitions: `key len u32 | key | value`.
     pub const DEF_PUT: u8 = 16;
     /// Definitions: `key`.
@@ -47,15 +50,15 @@ pub fn message_len(queues: usize, body: usize) -> usize {
     FRAME_LEN + 8 + 2 + 8 * queues + body
 }
 
-/// Encodes a MESSAGE record.
-pub fn encode_message(buf: &mut Vec<u8>, id: u64, queues: &[u64], body: &[u8]) {
+/// Encodes a MESSAGE (or PAGED) record.
+pub fn encode_message(buf: &mut Vec<u8>, kind: u8, id: u64, queues: &[u64], body: &[u8]) {
     let mut head = Vec::with_capacity(10 + 8 * queues.len());
     head.extend_from_slice(&id.to_le_bytes());
     head.extend_from_slice(&(queues.len() as u16).to_le_bytes());
     for q in queues {
         head.extend_from_slice(&q.to_le_bytes());
     }
-    encode(buf, kind::MESSAGE, &[&head, body]);
+    encode(buf, kind, &[&head, body]);
 }
 
 /// Size of an ACK, DELIVERED or PURGE record.
@@ -183,9 +186,9 @@ mod tests {
 
     fn three() -> Vec<u8> {
         let mut buf = Vec::new();
-        encode_message(&mut buf, 1, &[7, 8], b"hello");
+        encode_message(&mut buf, kind::MESSAGE, 1, &[7, 8], b"hello");
         encode_pair(&mut buf, kind::ACK, 7, 1);
-        encode_message(&mut buf, 2, &[7], b"world");
+        encode_message(&mut buf, kind::MESSAGE, 2, &[7], b"world");
         buf
     }
 
@@ -198,7 +201,7 @@ mod tests {
     #[test]
     fn message_round_trip() {
         let mut buf = Vec::new();
-        encode_message(&mut buf, 42, &[1, 2, 3], b"body");
+        encode_message(&mut buf, kind::MESSAGE, 42, &[1, 2, 3], b"body");
         assert_eq!(buf.len(), message_len(3, 4));
         let Parsed::Ok { kind, payload, total } = parse(&buf, 1 << 20) else { panic!("parse") };
         assert_eq!((kind, total), (kind::MESSAGE, buf.len()));

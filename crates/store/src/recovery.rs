@@ -186,6 +186,13 @@ fn apply(
             let slot = Slot { segment: seq, offset, len };
             state.on_message(index, m.id, &m.queues, slot).then_some(()).ok_or("message id out of order")
         }
+        kind::PAGED => {
+            // A transient message paged out before the restart: gone with it. Its id is never
+            // handed out again all the same.
+            let m = record::decode_message(payload).ok_or("bad paged message payload")?;
+            state.next_id = state.next_id.max(m.id.saturating_add(1));
+            Ok(())
+        }
         kind::ACK | kind::DELIVERED | kind::PURGE => {
             let (queue, id) = record::decode_pair(payload).ok_or("bad ack/delivered/purge payload")?;
             state.on_pair(index, seq, kind, queue, id);

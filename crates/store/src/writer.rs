@@ -21,6 +21,8 @@ use crate::{Completion, StoreError, StoreOptions};
 /// A request to the writer thread.
 pub(crate) enum Request {
     Append {
+        /// `kind::MESSAGE`, or `kind::PAGED` for a transient message paged out of memory.
+        kind: u8,
         id: u64,
         queues: Vec<u64>,
         body: Bytes,
@@ -114,7 +116,7 @@ impl Writer {
         let mut chunk = Chunk::default();
         for req in batch {
             match req {
-                Request::Append { id, queues, body, done } => {
+                Request::Append { kind, id, queues, body, done } => {
                     let len = record::message_len(queues.len(), body.len());
                     if let Err(err) = self.ensure_room(&mut chunk, len) {
                         done(Err(err));
@@ -122,7 +124,7 @@ impl Writer {
                     }
                     let offset = (self.active_len + chunk.buf.len()) as u32;
                     let slot = Slot { segment: self.active, offset, len: len as u32 };
-                    record::encode_message(&mut chunk.buf, id, &queues, &body);
+                    record::encode_message(&mut chunk.buf, kind, id, &queues, &body);
                     chunk.effects.push(Effect::Message { id, queues, slot });
                     chunk.done.push(done);
                 }

@@ -257,3 +257,22 @@ fn purge_acks_a_queue_up_to_an_id_and_reclaims() {
     let (_store, recovery) = open(&fs, small_options());
     assert!(recovery.queues[&2].messages().all(|m| !m.redelivered), "deleting a queue forgot its marker");
 }
+
+#[test]
+fn paged_copies_read_back_like_messages_but_never_survive_a_restart() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let (done, rx) = completion();
+    let paged = store.page_with(&[1], Bytes::from_static(b"transient"), |_| done).unwrap();
+    rx.recv().unwrap().unwrap();
+    let (kept, r) = append_wait(&store, &[1], b"persistent");
+    r.unwrap();
+    assert_eq!(store.read(paged).unwrap(), Bytes::from_static(b"transient"));
+    drop(store);
+    let (store, recovery) = open(&fs, small_options());
+    assert_eq!(ids(&recovery, 1), vec![kept]);
+    assert!(matches!(store.read(paged), Err(StoreError::NotFound(_))));
+    let (next, r) = append_wait(&store, &[1], b"next");
+    r.unwrap();
+    assert!(next > kept && next > paged, "no id is handed out twice");
+}
