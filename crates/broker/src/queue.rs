@@ -19,16 +19,19 @@ pub struct Queue {
     pub auto_delete: bool,
     pub arguments: FieldTable,
     pub args: QueueArgs,
-    /// Set for a durable queue: its persistent messages go to the store.
+    /// The queue's link to the store (every queue of a broker with a data directory).
     pub persist: Option<Persist>,
     state: Mutex<QueueState>,
 }
 
-/// How a durable queue reaches the store.
+/// How a queue reaches the store: a durable queue writes its persistent messages there, and
+/// any queue pages messages out there when it holds more than `queue_memory_bytes`.
 pub struct Persist {
-    /// The queue's id in the store and in the definitions; never reused.
+    /// The queue's id in the store (and, for a durable queue, in the definitions); never reused.
     pub id: u64,
     pub durability: Arc<Durability>,
+    /// Persistent messages are written durably and the queue comes back after a restart.
+    pub durable: bool,
 }
 
 #[derive(Default)]
@@ -39,6 +42,8 @@ struct QueueState {
     deleted: bool,
     /// Highest store id this queue told the store it delivered (see `Store::mark_delivered`).
     marked_delivered: u64,
+    /// The queue wrote paged copies: its deletion must settle them in the store.
+    paged_any: bool,
 }
 
 /// Result of removing a consumer.
@@ -64,9 +69,14 @@ impl Queue {
         }
     }
 
-    /// The queue's store id, if it persists messages.
-    pub fn store_id(&self) -> Option<u64> {
-        self.persist.as_ref().map(|p| p.id)
+    /// The queue's store id, if it keeps persistent messages durably.
+    pub fn durable_store_id(&self) -> Option<u64> {
+        self.persist.as_ref().filter(|p| p.durable).map(|p| p.id)
+    }
+
+    /// Whether the queue keeps persistent messages durably (it is durable and not exclusive).
+    pub fn persists(&self) -> bool {
+        self.durable_store_id().is_some()
     }
 
     /// 405 unless `connection` may use this queue (it is not exclusive to another connection).
@@ -98,10 +108,24 @@ impl Queue {
         }
         st.messages.push_with(message, stored, redelivered);
         self.dispatch_locked(&mut st);
-        if let Some(p) = &self.persist {
-            st.messages.page_out(p.durability.queue_memory_bytes, p.durability.durable_up_to());
-        }
+        self.bound_memory(&mut st);
         true
+    }
+
+    /// Keeps the in-memory ready messages within `queue_memory_bytes`: writes those not in the
+    /// store yet (as paged copies) and drops from memory the oldest that are durable.
+    fn bound_memory(self: &Arc<Self>, st: &mut QueueState) {
+        let Some(p) = &self.persist else { return };
+        let budget = p.durability.queue_memory_bytes;
+        if st.messages.memory_bytes() <= budget {
+            return;
+        }
+        let written = st.messages.spill(budget, &mut |message| {
+            let queue = self.clone();
+            p.durability.page(p.id, message, move |id| queue.state.lock().messages.unstore(id))
+        });
+        st.paged_any |= written > 0;
+        st.messages.page_out(budget, p.durability.durable_up_to());
     }
 
     /// Appends messages recovered from the store, paged out: `count` consecutive store ids from
@@ -151,7 +175,7 @@ impl Queue {
     fn mark_delivered(&self, st: &mut QueueState, upto: u64) {
         if upto > st.marked_delivered {
             st.marked_delivered = upto;
-            if let Some(p) = &self.persist {
+            if let Some(p) = self.persist.as_ref().filter(|p| p.durable) {
                 let _ = p.durability.store.mark_delivered(p.id, upto);
             }
         }
@@ -298,7 +322,7 @@ impl Queue {
         st.deleted = true;
         let dropped = st.messages.ready_count() as u32;
         st.messages = QueueMessages::default();
-        if let Some(p) = &self.persist {
+        if let Some(p) = self.persist.as_ref().filter(|p| p.durable || st.paged_any) {
             // Settles every message of the queue in the store and forgets its delivered marker.
             let _ = p.durability.store.purge(p.id, u64::MAX);
         }

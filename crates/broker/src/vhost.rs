@@ -120,7 +120,7 @@ impl VHost {
             return None;
         }
         let (dest_kind, dest) = match dest {
-            Dest::Queue(q) if q.persist.is_some() => (DestKind::Queue, q.name.clone()),
+            Dest::Queue(q) if q.persists() => (DestKind::Queue, q.name.clone()),
             Dest::Exchange(e) if e.def.durable => (DestKind::Exchange, e.def.name.clone()),
             _ => return None,
         };
@@ -361,9 +361,11 @@ impl VHost {
                 let (id, counter) = d.allocate_queue_id();
                 let stored = StoredQueue { id, auto_delete: req.auto_delete, arguments: req.arguments.clone() };
                 self.submit(vec![counter, (defs::queue_key(&self.name, &req.name), Some(defs::queue_value(&stored)))]);
-                Some(Persist { id, durability: d.clone() })
+                Some(Persist { id, durability: d.clone(), durable: true })
             }
-            _ => None,
+            // Others get an id for paging only: nothing of theirs survives a restart.
+            Some(d) => Some(Persist { id: d.allocate_paging_queue_id(), durability: d.clone(), durable: false }),
+            None => None,
         };
         let name = req.name.clone();
         let q = Arc::new(Queue::new(&self.name, req, owner, args, persist));
@@ -410,7 +412,7 @@ impl VHost {
             let mut queues = self.queues.write();
             match queues.get(&q.name) {
                 Some(current) if Arc::ptr_eq(current, q) => {
-                    if q.persist.is_some() {
+                    if q.persists() {
                         self.submit(vec![(defs::queue_key(&self.name, &q.name), None)]);
                     }
                     queues.remove(&q.name);
@@ -450,7 +452,7 @@ impl VHost {
         durability: Arc<Durability>,
     ) -> Result<Arc<Queue>, AmqpError> {
         let args = QueueArgs::parse(&stored.arguments, &name, &self.name)?;
-        let persist = Some(Persist { id: stored.id, durability });
+        let persist = Some(Persist { id: stored.id, durability, durable: true });
         let req = QueueDeclare {
             name: name.clone(),
             server_named: false,
@@ -513,7 +515,7 @@ impl VHost {
         };
         let stored = landing.as_ref().map(|(id, _)| *id);
         for q in targets {
-            let stored = if q.persist.is_some() { stored } else { None };
+            let stored = if q.persists() { stored } else { None };
             if q.enqueue_stored(message.clone(), stored, false) {
                 routed.queues += 1;
             }
@@ -549,11 +551,11 @@ enum Persisted {
 
 /// Appends a persistent message for the durable queues among `targets`.
 fn persist(d: &Durability, targets: &[Arc<Queue>], message: &Message, on_durable: Option<OnDurable>) -> Persisted {
-    let durable: Vec<Arc<Queue>> = targets.iter().filter(|q| q.persist.is_some()).cloned().collect();
+    let durable: Vec<Arc<Queue>> = targets.iter().filter(|q| q.persists()).cloned().collect();
     if durable.is_empty() {
         return Persisted::Nowhere;
     }
-    let ids: Vec<u64> = durable.iter().filter_map(|q| q.store_id()).collect();
+    let ids: Vec<u64> = durable.iter().filter_map(|q| q.durable_store_id()).collect();
     let landing = Landing::new(durable);
     let for_callback = landing.clone();
     let appended = d.append(&ids, message, move |id| {

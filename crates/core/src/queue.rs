@@ -44,6 +44,8 @@ pub struct QueueMessages {
     paged_count: u64,
     /// Bodies of the in-memory ready messages, plus [`ENTRY_OVERHEAD_BYTES`] each.
     memory_bytes: u64,
+    /// In-memory ready messages with a lower seq have been considered by `spill`.
+    spill_cursor: u64,
     ready: VecDeque<Entry>,
     /// Requeued messages; delivered before `ready` so a queue keeps its order across redelivery.
     returned: BTreeMap<u64, Entry>,
@@ -116,6 +118,36 @@ impl QueueMessages {
             paged += 1;
         }
         paged
+    }
+
+    /// While in-memory ready messages take more than `budget_bytes`, writes every one not in the
+    /// store yet through `store` (which returns its store id, or `None` when it cannot write
+    /// now), so that `page_out` can drop them once durable. Each message is offered once.
+    /// Returns how many were written.
+    pub fn spill(&mut self, budget_bytes: u64, store: &mut dyn FnMut(&Arc<Message>) -> Option<u64>) -> u64 {
+        if self.memory_bytes <= budget_bytes {
+            return 0;
+        }
+        let mut written = 0;
+        let from = self.ready.partition_point(|e| e.seq < self.spill_cursor);
+        for entry in self.ready.range_mut(from..) {
+            if entry.stored.is_none() {
+                let Some(id) = store(&entry.message) else { break };
+                entry.stored = Some(id);
+                written += 1;
+            }
+            self.spill_cursor = entry.seq + 1;
+        }
+        written
+    }
+
+    /// Forgets the store id of the ready message written under `id` (the write failed): it
+    /// stays in memory and may be written again.
+    pub fn unstore(&mut self, id: u64) {
+        if let Some(entry) = self.ready.iter_mut().rev().find(|e| e.stored == Some(id)) {
+            entry.stored = None;
+            self.spill_cursor = self.spill_cursor.min(entry.seq);
+        }
     }
 
     /// Take the next message to deliver, loading a paged-out one with `load` (given its store
@@ -307,6 +339,41 @@ mod tests {
         ];
         assert_eq!(got, expected, "id 11 could not be read and was skipped");
         assert_eq!((q.ready_count(), q.memory_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn spill_writes_what_is_not_stored_once_and_only_over_budget() {
+        let mut q = QueueMessages::default();
+        q.push_with(msg(1), Some(1), false);
+        q.push(msg(2));
+        q.push(msg(3));
+        let mut next_id = 10;
+        let mut writes = Vec::new();
+        let mut store = |m: &Arc<Message>| {
+            writes.push(m.body[0]);
+            next_id += 1;
+            Some(next_id)
+        };
+        assert_eq!(q.spill(u64::MAX, &mut store), 0, "within budget: nothing to write");
+        assert_eq!(q.spill(0, &mut store), 2);
+        assert_eq!(q.spill(0, &mut store), 0, "each message is written once");
+        q.push(msg(4));
+        assert_eq!(q.spill(0, &mut store), 1);
+        assert_eq!(writes, vec![2, 3, 4]);
+        q.unstore(12); // the write of message 3 failed: it may be written again
+        let mut rewrites = Vec::new();
+        assert_eq!(
+            q.spill(0, &mut |m: &Arc<Message>| {
+                rewrites.push(m.body[0]);
+                Some(20)
+            }),
+            1
+        );
+        assert_eq!(rewrites, vec![3]);
+        assert_eq!(q.page_out(0, 20), 4, "all are stored now and page out in order");
+        let ids: Vec<Option<u64>> =
+            std::iter::from_fn(|| q.pop_next(&mut |id| Some(msg(id as u8)))).map(|e| e.stored).collect();
+        assert_eq!(ids, vec![Some(1), Some(11), Some(20), Some(13)]);
     }
 
     #[test]

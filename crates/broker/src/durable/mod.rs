@@ -65,6 +65,10 @@ impl Landing {
     }
 }
 
+/// Set in the store ids of queues that only page messages out (see
+/// [`Durability::allocate_paging_queue_id`]).
+pub const PAGING_QUEUE_ID_BIT: u64 = 1 << 63;
+
 /// While the disk is full, one publish per interval is let through to find out whether space
 /// came back (nothing else would write and so notice).
 const DISK_FULL_PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,6 +95,7 @@ pub struct Durability {
     pub store: Store,
     pub defs: DefsWriter,
     next_queue_id: AtomicU64,
+    next_paging_queue_id: AtomicU64,
     pressure: Arc<Pressure>,
     /// See [`DurabilityOptions::queue_memory_bytes`].
     pub queue_memory_bytes: u64,
@@ -133,6 +138,7 @@ impl Durability {
             store,
             defs,
             next_queue_id: AtomicU64::new(loaded.next_queue_id),
+            next_paging_queue_id: AtomicU64::new(1),
             queue_memory_bytes: options.queue_memory_bytes,
             pressure: Arc::new(Pressure {
                 durable_up_to: AtomicU64::new(0),
@@ -145,6 +151,12 @@ impl Durability {
             }),
         });
         Ok(Opened { durability, recovery, definitions: loaded })
+    }
+
+    /// A store id for a queue that only pages messages out (not durable): the top bit keeps it
+    /// apart from durable queue ids; it is never written to the definitions.
+    pub fn allocate_paging_queue_id(&self) -> u64 {
+        PAGING_QUEUE_ID_BIT | self.next_paging_queue_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A new durable queue id and the changes that persist the counter.
@@ -186,6 +198,35 @@ impl Durability {
                 None
             }
         }
+    }
+
+    /// Writes a paged copy of `message` (transient, or of a queue that is not durable) for store
+    /// queue `queue`, so the queue can drop it from memory once it is on disk; `on_failed(id)` is
+    /// called if the write fails. `None` when the store refuses it now (disk full, too much in
+    /// flight): the message stays in memory.
+    pub fn page(&self, queue: u64, message: &Message, on_failed: impl FnOnce(u64) + Send + 'static) -> Option<u64> {
+        let pressure = &self.pressure;
+        if pressure.disk_full.load(Ordering::Relaxed)
+            || pressure.in_flight_bytes.load(Ordering::Relaxed) >= pressure.max_in_flight_bytes
+        {
+            return None;
+        }
+        let bytes = record::encode(message);
+        let len = bytes.len();
+        pressure.in_flight_bytes.fetch_add(len, Ordering::Relaxed);
+        let shared = pressure.clone();
+        let paged = self.store.page_with(&[queue], bytes, |id| {
+            Box::new(move |result: Result<(), StoreError>| {
+                shared.settled(len, &result);
+                match result {
+                    Ok(()) => {
+                        shared.durable_up_to.fetch_max(id, Ordering::Release);
+                    }
+                    Err(_) => on_failed(id),
+                }
+            })
+        });
+        paged.map_err(|_| pressure.in_flight_bytes.fetch_sub(len, Ordering::Relaxed)).ok()
     }
 
     /// The highest message id the store can read back (see `Pressure::durable_up_to`).
