@@ -44,7 +44,13 @@ struct QueueState {
     marked_delivered: u64,
     /// The queue wrote paged copies: its deletion must settle them in the store.
     paged_any: bool,
+    /// In-memory ready bytes last added to the broker-wide count (`Durability::report_memory`).
+    reported_memory: u64,
 }
+
+/// A queue reports its memory to the broker-wide count when it moved by this much (so the shared
+/// counter is not touched per message).
+const MEMORY_REPORT_STEP_BYTES: u64 = 256 * 1024;
 
 /// Result of removing a consumer.
 pub struct ConsumerRemoved {
@@ -112,13 +118,18 @@ impl Queue {
         true
     }
 
-    /// Keeps the in-memory ready messages within `queue_memory_bytes`: writes those not in the
-    /// store yet (as paged copies) and drops from memory the oldest that are durable.
+    /// Keeps the in-memory ready messages within `queue_memory_bytes`: drops from memory the
+    /// oldest that are durable in the log and, when all queues together are over the memory
+    /// watermark, first writes those not in the log yet (as paged copies).
     fn bound_memory(self: &Arc<Self>, st: &mut QueueState) {
         let Some(p) = &self.persist else { return };
         let budget = p.durability.queue_memory_bytes;
         if st.messages.memory_bytes() <= budget {
-            return;
+            return self.report_memory(st);
+        }
+        if !p.durability.over_memory_watermark() {
+            st.messages.page_out(budget, p.durability.durable_up_to());
+            return self.report_memory(st);
         }
         let written = st.messages.spill(budget, &mut |message| {
             let queue = self.clone();
@@ -126,6 +137,18 @@ impl Queue {
         });
         st.paged_any |= written > 0;
         st.messages.page_out(budget, p.durability.durable_up_to());
+        self.report_memory(st);
+    }
+
+    /// Adds this queue's memory change to the broker-wide count once it moved by a step (or
+    /// the queue emptied its memory).
+    fn report_memory(&self, st: &mut QueueState) {
+        let Some(p) = &self.persist else { return };
+        let now = st.messages.memory_bytes();
+        if now.abs_diff(st.reported_memory) >= MEMORY_REPORT_STEP_BYTES || (now == 0 && st.reported_memory != 0) {
+            p.durability.report_memory(now as i64 - st.reported_memory as i64);
+            st.reported_memory = now;
+        }
     }
 
     /// Appends messages recovered from the store, paged out: `count` consecutive store ids from
@@ -162,6 +185,7 @@ impl Queue {
         let mut delivered_upto = 0;
         self.dispatch_to_consumers(st, &mut delivered_upto);
         self.mark_delivered(st, delivered_upto);
+        self.report_memory(st);
     }
 
     /// Drops the ready message stored under `id`: its write failed and its publisher was
@@ -233,6 +257,7 @@ impl Queue {
             st.messages.track_unacked(entry.clone());
         }
         self.mark_delivered(&mut st, entry.stored.unwrap_or(0));
+        self.report_memory(&mut st);
         Some((entry, st.messages.ready_count() as u32))
     }
 
@@ -292,15 +317,18 @@ impl Queue {
     pub fn purge(&self) -> usize {
         let mut st = self.state.lock();
         let Some(p) = &self.persist else { return st.messages.purge(|_| {}) };
-        if st.messages.unacked_stored() > 0 {
+        let n = if st.messages.unacked_stored() > 0 {
             // A purge record would also settle the unacked ones: settle the purged one by one.
-            return st.messages.purge(|id| self.forget_stored(Some(id)));
-        }
-        let up_to = st.messages.max_ready_stored();
-        let n = st.messages.purge(|_| {});
-        if let Some(up_to) = up_to {
-            let _ = p.durability.store.purge(p.id, up_to);
-        }
+            st.messages.purge(|id| self.forget_stored(Some(id)))
+        } else {
+            let up_to = st.messages.max_ready_stored();
+            let n = st.messages.purge(|_| {});
+            if let Some(up_to) = up_to {
+                let _ = p.durability.store.purge(p.id, up_to);
+            }
+            n
+        };
+        self.report_memory(&mut st);
         n
     }
 
@@ -322,6 +350,7 @@ impl Queue {
         st.deleted = true;
         let dropped = st.messages.ready_count() as u32;
         st.messages = QueueMessages::default();
+        self.report_memory(&mut st);
         if let Some(p) = self.persist.as_ref().filter(|p| p.durable || st.paged_any) {
             // Settles every message of the queue in the store and forgets its delivered marker.
             let _ = p.durability.store.purge(p.id, u64::MAX);

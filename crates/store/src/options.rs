@@ -13,7 +13,8 @@ pub struct StoreOptions {
     /// Largest record the log accepts. A record larger than a segment gets a fresh segment of its
     /// own. Default 256 MiB (above the broker's largest message); below 4 GiB - 40.
     pub max_record_bytes: usize,
-    /// Appends in flight at which `append` reports `Busy` (the channel itself is unbounded).
+    /// Appends in flight at which `append` reports `Busy` (the channel itself is unbounded): a
+    /// hard bound; callers keep their own, lower one (the broker's `max_in_flight_messages`).
     pub channel_capacity: usize,
     /// Most requests one group commit takes.
     pub max_batch_records: usize,
@@ -30,7 +31,7 @@ impl Default for StoreOptions {
         StoreOptions {
             segment_size_bytes: 16 << 20,
             max_record_bytes: 256 << 20,
-            channel_capacity: 4096,
+            channel_capacity: 65536,
             max_batch_records: 1024,
             max_batch_bytes: 8 << 20,
             max_queues_per_message: 4096,

@@ -38,9 +38,15 @@ pub struct StorageConfig {
     /// Persistent message bytes on their way to the disk (appended, not yet fsynced) above which
     /// publishing connections stop being read until the disk catches up.
     pub max_in_flight_bytes: usize,
-    /// Memory the ready messages of one durable queue may take; beyond it the oldest persistent
-    /// ones are dropped from memory and read back from the log when delivered.
+    /// Messages on their way to the disk above which publishing connections stop being read.
+    pub max_in_flight_messages: usize,
+    /// Memory the ready messages of one queue may take; beyond it the oldest ones already in the
+    /// log (persistent messages of durable queues) are dropped from memory and read back when
+    /// delivered.
     pub queue_memory_bytes: u64,
+    /// Memory all queues' ready messages may take together; beyond it, queues over
+    /// `queue_memory_bytes` also write their other messages to the log to page them out.
+    pub memory_high_watermark_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -50,7 +56,9 @@ impl Default for StorageConfig {
         StorageConfig {
             segment_size_bytes: store.segment_size_bytes,
             max_in_flight_bytes: durability.max_in_flight_bytes,
+            max_in_flight_messages: durability.max_in_flight_messages,
             queue_memory_bytes: durability.queue_memory_bytes,
+            memory_high_watermark_bytes: durability.memory_high_watermark_bytes,
         }
     }
 }
@@ -61,14 +69,16 @@ impl StorageConfig {
         DurabilityOptions {
             store: StoreOptions { segment_size_bytes: self.segment_size_bytes, ..StoreOptions::default() },
             max_in_flight_bytes: self.max_in_flight_bytes,
+            max_in_flight_messages: self.max_in_flight_messages,
             queue_memory_bytes: self.queue_memory_bytes,
+            memory_high_watermark_bytes: self.memory_high_watermark_bytes,
         }
     }
 
     fn validate(&self) -> Result<(), String> {
         self.durability_options().store.validate().map_err(|e| format!("storage: {e}"))?;
-        if self.max_in_flight_bytes == 0 {
-            return Err("storage: max_in_flight_bytes must be positive".into());
+        if self.max_in_flight_bytes == 0 || self.max_in_flight_messages == 0 {
+            return Err("storage: max_in_flight_bytes and max_in_flight_messages must be positive".into());
         }
         Ok(())
     }

@@ -445,7 +445,11 @@ async fn confirms_and_declare_ok_wait_for_the_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_messages_page_out_under_memory_pressure_and_do_not_survive_a_restart() {
     const BUDGET: u64 = 64 * 1024;
-    let server = TestServer::start_with(|c| c.storage.queue_memory_bytes = BUDGET).await;
+    let server = TestServer::start_with(|c| {
+        c.storage.queue_memory_bytes = BUDGET;
+        c.storage.memory_high_watermark_bytes = 2 * BUDGET;
+    })
+    .await;
     let (conn, ch) = server.lapin_channel().await;
     declare(&ch, "mixed", durable()).await;
     declare(&ch, "scratch", QueueDeclareOptions::default()).await;
@@ -476,4 +480,19 @@ async fn transient_messages_page_out_under_memory_pressure_and_do_not_survive_a_
     let persistent_half: Vec<String> =
         sent.chunks(100).enumerate().filter(|(i, _)| i % 2 == 0).flat_map(|(_, c)| c.to_vec()).collect();
     assert!(got == persistent_half, "after a restart: the persistent messages, in order, and nothing else");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_memory_watermark_transient_messages_stay_in_memory_and_off_the_disk() {
+    let server = TestServer::start_with(|c| c.storage.queue_memory_bytes = 64 * 1024).await;
+    let (conn, ch) = server.lapin_channel().await;
+    declare(&ch, "fast-lane", QueueDeclareOptions::default()).await;
+    let confirms = confirm_channel(&conn).await;
+    let sent: Vec<String> = (0..500).map(|i| format!("{i:04}-{}", "z".repeat(1000))).collect();
+    publish_all(&confirms, "", "fast-lane", &sent, BasicProperties::default()).await;
+    let (memory, paged) = server.broker().vhost("/").unwrap().queue("fast-lane").unwrap().memory();
+    assert_eq!(paged, 0, "nothing paged while the broker is under its memory watermark");
+    assert!(memory > 500 * 1000, "the queue holds its messages in memory: {memory}");
+    assert!(dir_bytes(&server.data_dir().join("msgs")) < 64 * 1024, "no message was written");
+    assert_eq!(drain(&ch, "fast-lane").await.len(), 500);
 }

@@ -12,7 +12,7 @@ pub use restore::{restore, RestoreReport};
 use crate::Queue;
 use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -80,14 +80,27 @@ pub struct DurabilityOptions {
     /// Bytes of persistent messages appended and not yet durable above which publishing
     /// connections stop reading until the writer catches up.
     pub max_in_flight_bytes: usize,
-    /// Memory the ready messages of one durable queue may take before the oldest durable ones
-    /// are paged out (dropped from memory, read back from the log when delivered).
+    /// Messages appended and not yet durable above which publishing connections stop reading
+    /// (kept well under the store's hard `channel_capacity`, past which appends are refused).
+    pub max_in_flight_messages: usize,
+    /// Memory the ready messages of one queue may take before the oldest ones already in the
+    /// log are paged out (dropped from memory, read back from the log when delivered).
     pub queue_memory_bytes: u64,
+    /// Memory all queues' in-memory ready messages may take together before queues over
+    /// `queue_memory_bytes` also write their other messages (transient ones, or those of
+    /// queues that are not durable) to the log, to page them out too.
+    pub memory_high_watermark_bytes: u64,
 }
 
 impl Default for DurabilityOptions {
     fn default() -> Self {
-        DurabilityOptions { store: StoreOptions::default(), max_in_flight_bytes: 32 << 20, queue_memory_bytes: 4 << 20 }
+        DurabilityOptions {
+            store: StoreOptions::default(),
+            max_in_flight_bytes: 32 << 20,
+            max_in_flight_messages: 8192,
+            queue_memory_bytes: 4 << 20,
+            memory_high_watermark_bytes: 512 << 20,
+        }
     }
 }
 
@@ -99,6 +112,9 @@ pub struct Durability {
     pressure: Arc<Pressure>,
     /// See [`DurabilityOptions::queue_memory_bytes`].
     pub queue_memory_bytes: u64,
+    memory_high_watermark_bytes: u64,
+    /// In-memory ready bytes of all queues, as they report them (in steps, see `Queue`).
+    memory_bytes: AtomicI64,
 }
 
 /// The in-flight accounting and disk-full state, shared with the store's completions.
@@ -108,6 +124,8 @@ struct Pressure {
     durable_up_to: AtomicU64,
     in_flight_bytes: AtomicUsize,
     max_in_flight_bytes: usize,
+    in_flight_messages: AtomicUsize,
+    max_in_flight_messages: usize,
     drained: Notify,
     disk_full: AtomicBool,
     last_probe: Mutex<Instant>,
@@ -140,10 +158,14 @@ impl Durability {
             next_queue_id: AtomicU64::new(loaded.next_queue_id),
             next_paging_queue_id: AtomicU64::new(1),
             queue_memory_bytes: options.queue_memory_bytes,
+            memory_high_watermark_bytes: options.memory_high_watermark_bytes,
+            memory_bytes: AtomicI64::new(0),
             pressure: Arc::new(Pressure {
                 durable_up_to: AtomicU64::new(0),
                 in_flight_bytes: AtomicUsize::new(0),
                 max_in_flight_bytes: options.max_in_flight_bytes,
+                in_flight_messages: AtomicUsize::new(0),
+                max_in_flight_messages: options.max_in_flight_messages,
                 drained: Notify::new(),
                 disk_full: AtomicBool::new(false),
                 last_probe: Mutex::new(Instant::now()),
@@ -176,7 +198,7 @@ impl Durability {
         }
         let bytes = record::encode(message);
         let len = bytes.len();
-        pressure.in_flight_bytes.fetch_add(len, Ordering::Relaxed);
+        pressure.admit(len);
         let shared = pressure.clone();
         let appended = self.store.append_with(queues, bytes, |id| {
             let on_durable = make_done(id);
@@ -194,10 +216,21 @@ impl Durability {
             Ok(id) => Some(id),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot persist a message");
-                pressure.in_flight_bytes.fetch_sub(len, Ordering::Relaxed);
+                pressure.release(len);
                 None
             }
         }
+    }
+
+    /// A queue's in-memory ready bytes changed by `delta` (reported in steps, not per message).
+    pub fn report_memory(&self, delta: i64) {
+        self.memory_bytes.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Whether queues hold so much in memory that messages not in the log yet must be written
+    /// there to be paged out.
+    pub fn over_memory_watermark(&self) -> bool {
+        self.memory_bytes.load(Ordering::Relaxed) > self.memory_high_watermark_bytes as i64
     }
 
     /// Writes a paged copy of `message` (transient, or of a queue that is not durable) for store
@@ -206,14 +239,12 @@ impl Durability {
     /// flight): the message stays in memory.
     pub fn page(&self, queue: u64, message: &Message, on_failed: impl FnOnce(u64) + Send + 'static) -> Option<u64> {
         let pressure = &self.pressure;
-        if pressure.disk_full.load(Ordering::Relaxed)
-            || pressure.in_flight_bytes.load(Ordering::Relaxed) >= pressure.max_in_flight_bytes
-        {
+        if !pressure.has_room() || (pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due()) {
             return None;
         }
         let bytes = record::encode(message);
         let len = bytes.len();
-        pressure.in_flight_bytes.fetch_add(len, Ordering::Relaxed);
+        pressure.admit(len);
         let shared = pressure.clone();
         let paged = self.store.page_with(&[queue], bytes, |id| {
             Box::new(move |result: Result<(), StoreError>| {
@@ -226,7 +257,7 @@ impl Durability {
                 }
             })
         });
-        paged.map_err(|_| pressure.in_flight_bytes.fetch_sub(len, Ordering::Relaxed)).ok()
+        paged.map_err(|_| pressure.release(len)).ok()
     }
 
     /// The highest message id the store can read back (see `Pressure::durable_up_to`).
@@ -274,7 +305,7 @@ impl Durability {
             let notified = pressure.drained.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if pressure.in_flight_bytes.load(Ordering::Relaxed) < pressure.max_in_flight_bytes {
+            if pressure.has_room() {
                 return;
             }
             notified.await;
@@ -283,11 +314,34 @@ impl Durability {
 }
 
 impl Pressure {
-    fn settled(&self, len: usize, result: &Result<(), StoreError>) {
-        let before = self.in_flight_bytes.fetch_sub(len, Ordering::Relaxed);
-        if before >= self.max_in_flight_bytes && before - len < self.max_in_flight_bytes {
+    /// Counts a message of `len` bytes on its way to the disk.
+    fn admit(&self, len: usize) {
+        self.in_flight_bytes.fetch_add(len, Ordering::Relaxed);
+        self.in_flight_messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether publishers may go on (both in-flight bounds are respected).
+    fn has_room(&self) -> bool {
+        self.in_flight_bytes.load(Ordering::Relaxed) < self.max_in_flight_bytes
+            && self.in_flight_messages.load(Ordering::Relaxed) < self.max_in_flight_messages
+    }
+
+    /// A message counted by `admit` left the way to the disk (written, failed, or never
+    /// submitted); wakes the publishers when that brings the counts under their bounds.
+    fn release(&self, len: usize) {
+        let bytes = self.in_flight_bytes.fetch_sub(len, Ordering::Relaxed);
+        let messages = self.in_flight_messages.fetch_sub(1, Ordering::Relaxed);
+        let crossed = |before: usize, after: usize, max: usize| before >= max && after < max;
+        if crossed(bytes, bytes - len, self.max_in_flight_bytes)
+            || crossed(messages, messages - 1, self.max_in_flight_messages)
+        {
             self.drained.notify_waiters();
         }
+    }
+
+    /// The store completed a write of `len` bytes with `result`; updates the disk-full state.
+    fn settled(&self, len: usize, result: &Result<(), StoreError>) {
+        self.release(len);
         let full = matches!(result, Err(StoreError::DiskFull));
         if full != self.disk_full.load(Ordering::Relaxed) && (full || result.is_ok()) {
             self.disk_full.store(full, Ordering::Relaxed);
