@@ -37,8 +37,14 @@ struct Broker {
 
 impl Broker {
     async fn start(data_dir: &Path) -> Broker {
+        // A small queue memory budget, so that most of the queue is paged out to the log and
+        // delivered from it, across the kills too.
+        let config = data_dir.with_extension("toml");
+        std::fs::write(&config, "[storage]\nqueue_memory_bytes = 32768\n").expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["server", "--bind", "127.0.0.1", "--amqp-port", "0", "--log", "info", "--data-dir"])
+            .args(["server", "--bind", "127.0.0.1", "--amqp-port", "0", "--log", "info", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
             .arg(data_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
