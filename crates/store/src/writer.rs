@@ -81,7 +81,8 @@ impl Writer {
         self.active = last_seq;
         let mut chunk = Chunk::default();
         self.roll(&mut chunk)?;
-        self.commit(&mut chunk);
+        // A full disk here keeps the carried markers for a retry; only a failed fsync is fatal.
+        let _ = self.commit(&mut chunk);
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
@@ -114,12 +115,22 @@ impl Writer {
 
     fn process(&mut self, batch: Vec<Request>) {
         let mut chunk = Chunk::default();
+        // Once a write of this batch failed, the rest of the batch is refused too (appends fail,
+        // acks and markers wait for a retry): nothing may reach the log ahead of a record that
+        // was submitted before it and is now waiting (a retried PURGE written after a later
+        // message would settle that message at recovery).
+        let mut failed: Option<StoreError> = None;
         for req in batch {
+            if let Some(err) = &failed {
+                self.refuse(req, err);
+                continue;
+            }
             match req {
                 Request::Append { kind, id, queues, body, done } => {
                     let len = record::message_len(queues.len(), body.len());
                     if let Err(err) = self.ensure_room(&mut chunk, len) {
-                        done(Err(err));
+                        done(Err(err.clone()));
+                        failed = Some(err);
                         continue;
                     }
                     let offset = (self.active_len + chunk.buf.len()) as u32;
@@ -129,8 +140,9 @@ impl Writer {
                     chunk.done.push(done);
                 }
                 Request::Pair { kind, queue, id } => {
-                    if self.ensure_room(&mut chunk, PAIR_RECORD_LEN).is_err() {
+                    if let Err(err) = self.ensure_room(&mut chunk, PAIR_RECORD_LEN) {
                         self.push_retry(Request::Pair { kind, queue, id });
+                        failed = Some(err);
                         continue;
                     }
                     record::encode_pair(&mut chunk.buf, kind, queue, id);
@@ -144,8 +156,19 @@ impl Writer {
             }
             self.fresh = false;
         }
-        self.commit(&mut chunk);
+        // A chunk that follows a failure is empty but may hold sync barriers: they fail.
+        let _ = self.commit(&mut chunk);
         self.reclaim();
+    }
+
+    /// A request of a batch in which an earlier write failed: appends and barriers fail with
+    /// that error, acks and markers are kept for a retry.
+    fn refuse(&mut self, req: Request, err: &StoreError) {
+        match req {
+            Request::Append { done, .. } | Request::Sync { done } => done(Err(err.clone())),
+            pair @ Request::Pair { .. } => self.push_retry(pair),
+            Request::Shutdown => {}
+        }
     }
 
     /// Commits `chunk` and rolls to a new segment when a record of `len` bytes does not fit in
@@ -157,20 +180,24 @@ impl Writer {
         if self.active_len + chunk.buf.len() + len <= self.options.segment_size_bytes as usize || self.fresh {
             return Ok(());
         }
-        self.commit(chunk);
+        self.commit(chunk)?;
         self.roll(chunk)
     }
 
-    /// Writes, syncs and applies `chunk`, then completes its requests.
-    fn commit(&mut self, chunk: &mut Chunk) {
+    /// Writes, syncs and applies `chunk`, then completes its requests. On failure every
+    /// completion of the chunk gets the error, its acks and markers wait for a retry, and the
+    /// error is returned.
+    fn commit(&mut self, chunk: &mut Chunk) -> Result<(), StoreError> {
         let Chunk { buf, effects, mut done, syncs } = mem::take(chunk);
-        if let Some(err) = &self.failed {
+        if let Some(err) = self.failed.clone() {
             done.extend(syncs);
-            return fail(done, err);
+            fail(done, &err);
+            return Err(err);
         }
         let Some(file) = self.active_file.clone() else {
             done.extend(syncs);
-            return fail(done, &StoreError::Closed);
+            fail(done, &StoreError::Closed);
+            return Err(StoreError::Closed);
         };
         if !buf.is_empty() {
             if let Err(e) = file.append(&buf) {
@@ -182,13 +209,15 @@ impl Writer {
                     }
                 }
                 done.extend(syncs);
-                return fail(done, &err);
+                fail(done, &err);
+                return Err(err);
             }
             if let Err(e) = file.sync_data() {
                 let err = StoreError::Failed(e.to_string());
                 self.failed = Some(err.clone());
                 done.extend(syncs);
-                return fail(done, &err);
+                fail(done, &err);
+                return Err(err);
             }
             self.active_len += buf.len();
         }
@@ -201,6 +230,7 @@ impl Writer {
         for s in syncs {
             s(barrier.clone());
         }
+        Ok(())
     }
 
     /// After a failed append, cuts the partial record so the log stays a sequence of whole

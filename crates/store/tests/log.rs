@@ -276,3 +276,37 @@ fn paged_copies_read_back_like_messages_but_never_survive_a_restart() {
     r.unwrap();
     assert!(next > kept && next > paged, "no id is handed out twice");
 }
+
+#[test]
+fn after_a_failed_write_the_rest_of_the_batch_waits_so_nothing_overtakes_a_retried_purge() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    // Hold the writer in the fsync of a first append, so the next three form one batch.
+    fs.pause_syncs();
+    let (first_done, first) = completion();
+    store.append(&[1], Bytes::from_static(b"first"), first_done).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while fs.syncs_waiting() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the writer never reached its fsync");
+        std::thread::yield_now();
+    }
+    fs.set_space_limit(Some(fs.used_bytes() + 2000));
+    let (big_done, big) = completion();
+    store.append(&[1], Bytes::from(vec![1u8; 3000]), big_done).unwrap();
+    store.purge(1, u64::MAX).unwrap(); // the queue is deleted...
+    let (later_done, later) = completion();
+    // ...and this one does not fit in the segment, so the failed part is committed first and a
+    // new segment (which would have room) is started.
+    let later_id = store.append(&[1], Bytes::from(vec![2u8; 1100]), later_done).unwrap();
+    fs.resume_syncs();
+    first.recv().unwrap().unwrap();
+    assert_eq!(big.recv().unwrap(), Err(StoreError::DiskFull));
+    assert_eq!(later.recv().unwrap(), Err(StoreError::DiskFull), "refused: written, it would overtake the purge");
+    fs.set_space_limit(None);
+    let (after, r) = append_wait(&store, &[1], b"after");
+    r.unwrap();
+    drop(store);
+    let (_store, recovery) = open(&fs, small_options());
+    assert_eq!(ids(&recovery, 1), vec![after], "the retried purge settled what preceded it, nothing after");
+    assert!(after > later_id);
+}
