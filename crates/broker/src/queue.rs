@@ -2,13 +2,14 @@
 //! queue (never a global one), and round-robin dispatch to consumers with credit.
 
 use crate::consumer::{Consumer, Offer};
-use crate::durable::Durability;
+use crate::durable::{self, Durability};
 use crate::vhost::QueueDeclare;
 use amqp_codec::{FieldTable, ShortStr};
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use warren_core::queue_args::QueueArgs;
-use warren_core::{AmqpError, Entry, Message, QueueMessages};
+use warren_core::{AmqpError, Entry, Load, Message, QueueMessages};
 
 pub struct Queue {
     pub name: ShortStr,
@@ -46,7 +47,14 @@ struct QueueState {
     paged_any: bool,
     /// In-memory ready bytes last added to the broker-wide count (`Durability::report_memory`).
     reported_memory: u64,
+    /// Bodies of the next paged-out messages, loaded by the reader thread (`None`: unreadable).
+    loaded: BTreeMap<u64, Option<Arc<Message>>>,
+    /// A request to the reader thread is in flight.
+    loading: bool,
 }
+
+/// Paged-out messages asked of the reader thread at once (it also stops at 1 MiB of bodies).
+const LOAD_AHEAD: usize = 64;
 
 /// A queue reports its memory to the broker-wide count when it moved by this much (so the shared
 /// counter is not touched per message).
@@ -164,15 +172,41 @@ impl Queue {
         }
     }
 
-    /// Loads a paged-out message for delivery; an unreadable one is settled in the store so it
-    /// never comes back (the loader logged why).
-    fn load_stored(&self, id: u64) -> Option<Arc<Message>> {
-        let p = self.persist.as_ref()?;
-        let loaded = p.durability.load(id);
-        if loaded.is_none() {
-            let _ = p.durability.store.ack(p.id, id);
+    /// What dispatch has for paged-out message `id`: its body if the reader thread loaded it,
+    /// `NotYet` otherwise (dispatch then waits for `load_ahead`'s request). An unreadable one is
+    /// settled in the store so it never comes back (the reader logged why).
+    fn take_loaded(&self, loaded: &mut BTreeMap<u64, Option<Arc<Message>>>, id: u64) -> Load {
+        match loaded.remove(&id) {
+            Some(Some(message)) => Load::Loaded(message),
+            Some(None) => {
+                self.forget_stored(Some(id));
+                Load::Unreadable
+            }
+            None => Load::NotYet,
         }
-        loaded
+    }
+
+    /// When the next message in line is paged out and not loaded, asks the reader thread for it
+    /// and the few after it; their arrival dispatches again. Only while consumers wait.
+    fn load_ahead(self: &Arc<Self>, st: &mut QueueState) {
+        let Some(p) = &self.persist else { return };
+        let Some(first) = st.messages.first_paged_id() else { return };
+        if st.loading || st.consumers.is_empty() || st.loaded.contains_key(&first) {
+            return;
+        }
+        let queue = self.clone();
+        let done = Box::new(move |loaded: durable::reader::Loaded| {
+            let mut st = queue.state.lock();
+            st.loading = false;
+            if st.deleted {
+                return;
+            }
+            // A purge may have taken these messages meanwhile: keep what is still in line.
+            let front = st.messages.first_paged_id().unwrap_or(u64::MAX);
+            st.loaded.extend(loaded.into_iter().filter(|(id, _)| *id >= front));
+            queue.dispatch_locked(&mut st);
+        });
+        st.loading = p.durability.reader.request(st.messages.next_paged_ids(LOAD_AHEAD), done);
     }
 
     /// Deliver to consumers that have credit; called when credit may have been freed.
@@ -185,6 +219,7 @@ impl Queue {
         let mut delivered_upto = 0;
         self.dispatch_to_consumers(st, &mut delivered_upto);
         self.mark_delivered(st, delivered_upto);
+        self.load_ahead(st);
         self.report_memory(st);
     }
 
@@ -223,9 +258,9 @@ impl Queue {
                 for k in 0..len {
                     let i = start + (st.next_consumer + k) % len;
                     let consumer = st.consumers[i].clone();
-                    let messages = &mut st.messages;
+                    let (messages, loaded) = (&mut st.messages, &mut st.loaded);
                     let mut take = || {
-                        let entry = messages.pop_next(&mut |id| self.load_stored(id))?;
+                        let entry = messages.pop_next(&mut |id| self.take_loaded(loaded, id))?;
                         if let Some(id) = entry.stored {
                             *delivered_upto = (*delivered_upto).max(id);
                         }
@@ -248,16 +283,29 @@ impl Queue {
     }
 
     /// basic.get: the next message and how many remain ready after it.
+    /// A paged-out message that was not loaded ahead is read right here: basic.get answers at
+    /// once, so it cannot wait for the reader thread.
     pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
         let mut st = self.state.lock();
-        let entry = st.messages.pop_next(&mut |id| self.load_stored(id))?;
+        let st = &mut *st;
+        let (messages, loaded) = (&mut st.messages, &mut st.loaded);
+        let entry = messages.pop_next(&mut |id| match self.take_loaded(loaded, id) {
+            Load::NotYet => match self.persist.as_ref().and_then(|p| p.durability.load(id)) {
+                Some(message) => Load::Loaded(message),
+                None => {
+                    self.forget_stored(Some(id));
+                    Load::Unreadable
+                }
+            },
+            other => other,
+        })?;
         if no_ack {
             self.forget_stored(entry.stored);
         } else {
             st.messages.track_unacked(entry.clone());
         }
-        self.mark_delivered(&mut st, entry.stored.unwrap_or(0));
-        self.report_memory(&mut st);
+        self.mark_delivered(st, entry.stored.unwrap_or(0));
+        self.report_memory(st);
         Some((entry, st.messages.ready_count() as u32))
     }
 
@@ -316,6 +364,7 @@ impl Queue {
 
     pub fn purge(&self) -> usize {
         let mut st = self.state.lock();
+        st.loaded.clear();
         let Some(p) = &self.persist else { return st.messages.purge(|_| {}) };
         let n = if st.messages.unacked_stored() > 0 {
             // A purge record would also settle the unacked ones: settle the purged one by one.
@@ -350,6 +399,7 @@ impl Queue {
         st.deleted = true;
         let dropped = st.messages.ready_count() as u32;
         st.messages = QueueMessages::default();
+        st.loaded.clear();
         self.report_memory(&mut st);
         if let Some(p) = self.persist.as_ref().filter(|p| p.durable || st.paged_any) {
             // Settles every message of the queue in the store and forgets its delivered marker.

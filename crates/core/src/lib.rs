@@ -12,4 +12,4 @@ pub mod routing;
 pub use error::AmqpError;
 pub use exchange::{ExchangeDef, ExchangeKind};
 pub use message::Message;
-pub use queue::{Entry, QueueMessages};
+pub use queue::{Entry, Load, QueueMessages};

@@ -33,6 +33,17 @@ struct PagedRun {
     bytes: u64,
 }
 
+/// What a loader of paged-out messages has for one store id.
+#[derive(Debug)]
+pub enum Load {
+    /// The body, read back from the store.
+    Loaded(Arc<Message>),
+    /// Not read yet: delivery waits (the loader has asked for it).
+    NotYet,
+    /// It cannot be read: it is skipped (the loader reports it).
+    Unreadable,
+}
+
 /// Memory an in-memory ready message is charged beyond its body (entry, message, headers).
 pub const ENTRY_OVERHEAD_BYTES: u64 = 256;
 
@@ -151,9 +162,10 @@ impl QueueMessages {
     }
 
     /// Take the next message to deliver, loading a paged-out one with `load` (given its store
-    /// id; `None` when it cannot be read, and then it is skipped: the loader reports it). The
-    /// caller either hands the entry to `track_unacked` (manual ack) or lets it go (no-ack).
-    pub fn pop_next(&mut self, load: &mut dyn FnMut(u64) -> Option<Arc<Message>>) -> Option<Entry> {
+    /// id). The caller either hands the entry to `track_unacked` (manual ack) or lets it go
+    /// (no-ack). `None` when nothing is ready, or when the next message is paged out and its body
+    /// is not loaded yet ([`Load::NotYet`]: it stays first in line).
+    pub fn pop_next(&mut self, load: &mut dyn FnMut(u64) -> Load) -> Option<Entry> {
         if let Some(e) = self.returned.first_entry() {
             let mut entry = e.remove();
             self.ready_bytes -= entry.message.body_len() as u64;
@@ -162,10 +174,14 @@ impl QueueMessages {
         }
         while let Some(run) = self.paged.front_mut() {
             let (seq, id, redelivered) = (run.first_seq, run.first_id, run.redelivered);
+            let message = match load(id) {
+                Load::NotYet => return None,
+                Load::Loaded(m) => Some(m),
+                Load::Unreadable => None,
+            };
             run.first_seq += 1;
             run.first_id += 1;
             run.count -= 1;
-            let message = load(id);
             // A run's bytes leave with its messages; its last one takes what is left (an
             // unreadable message's size is unknown).
             let known = match &message {
@@ -188,6 +204,17 @@ impl QueueMessages {
         self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
         entry.delivery_count += 1;
         Some(entry)
+    }
+
+    /// The store ids of the first paged-out messages in line, at most `max` of them (what to
+    /// load next).
+    pub fn next_paged_ids(&self, max: usize) -> Vec<u64> {
+        self.paged.iter().flat_map(|r| r.first_id..r.first_id + r.count).take(max).collect()
+    }
+
+    /// The store id of the first paged-out message in line, if the next message is paged out.
+    pub fn first_paged_id(&self) -> Option<u64> {
+        self.paged.front().filter(|_| self.returned.is_empty()).map(|r| r.first_id)
     }
 
     pub fn track_unacked(&mut self, entry: Entry) {
@@ -298,8 +325,8 @@ mod tests {
         ))
     }
 
-    fn no_load(_: u64) -> Option<Arc<Message>> {
-        None
+    fn no_load(_: u64) -> Load {
+        Load::Unreadable
     }
 
     #[test]
@@ -320,8 +347,15 @@ mod tests {
         let mut loads = Vec::new();
         let mut load = |id: u64| {
             loads.push(id);
-            (id != 11).then(|| msg(id as u8))
+            if id == 11 {
+                Load::Unreadable
+            } else {
+                Load::Loaded(msg(id as u8))
+            }
         };
+        assert!(q.pop_next(&mut |_| Load::NotYet).is_none(), "not loaded yet: nothing to deliver");
+        assert_eq!((q.ready_count(), q.first_paged_id()), (9, Some(10)), "and it stays first in line");
+        assert_eq!(q.next_paged_ids(4), vec![10, 11, 12, 13]);
         let mut got = Vec::new();
         while let Some(e) = q.pop_next(&mut load) {
             got.push((e.seq, e.stored, e.redelivered, e.message.body[0]));
@@ -372,7 +406,7 @@ mod tests {
         assert_eq!(rewrites, vec![3]);
         assert_eq!(q.page_out(0, 20), 4, "all are stored now and page out in order");
         let ids: Vec<Option<u64>> =
-            std::iter::from_fn(|| q.pop_next(&mut |id| Some(msg(id as u8)))).map(|e| e.stored).collect();
+            std::iter::from_fn(|| q.pop_next(&mut |id| Load::Loaded(msg(id as u8)))).map(|e| e.stored).collect();
         assert_eq!(ids, vec![Some(1), Some(11), Some(20), Some(13)]);
     }
 
@@ -447,7 +481,7 @@ mod tests {
                     // Every message is stored under its own id (= its seq), so all can page out.
                     Op::Push => { q.push_with(msg(0), Some(pushed), false); pushed += 1; }
                     Op::PageOut => { q.page_out(0, u64::MAX); }
-                    Op::Deliver => if let Some(e) = q.pop_next(&mut |_| Some(msg(0))) {
+                    Op::Deliver => if let Some(e) = q.pop_next(&mut |_| Load::Loaded(msg(0))) {
                         prop_assert_eq!(e.stored, Some(e.seq));
                         prop_assert!(!acked.contains(&e.seq));
                         prop_assert!(!unacked.contains(&e.seq));

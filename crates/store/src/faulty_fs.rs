@@ -148,6 +148,11 @@ impl FaultyFs {
         self.state.lock().files.get(path).map(|f| f.data.len())
     }
 
+    /// The current content of a file, if it exists.
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        self.state.lock().files.get(path).map(|f| f.data.clone())
+    }
+
     /// Paths of all files.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.state.lock().files.keys().cloned().collect()

@@ -496,3 +496,35 @@ async fn under_the_memory_watermark_transient_messages_stay_in_memory_and_off_th
     assert!(dir_bytes(&server.data_dir().join("msgs")) < 64 * 1024, "no message was written");
     assert_eq!(drain(&ch, "fast-lane").await.len(), 500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paged_out_message_that_fails_its_checksum_is_skipped_and_never_delivered() {
+    let fs = Arc::new(warren_store::FaultyFs::new());
+    let server = TestServer::start_on(fs.clone(), |c| c.storage.queue_memory_bytes = 1).await;
+    let (conn, ch) = server.lapin_channel().await;
+    declare(&ch, "rot", durable()).await;
+    let confirms = confirm_channel(&conn).await;
+    let sent = vec!["first-body".to_string(), "rotten-body".to_string(), "third-body".to_string()];
+    publish_all(&confirms, "", "rot", &sent, persistent()).await;
+    // One more publish pages the three out (they are durable now); it stays in memory itself.
+    publish_all(&confirms, "", "rot", &["last".to_string()], BasicProperties::default()).await;
+    assert_eq!(server.broker().vhost("/").unwrap().queue("rot").unwrap().memory().1, 3);
+    // Bit rot in the second message's record, on disk, after it was written.
+    let segment = fs.paths().into_iter().filter(|p| p.extension().is_some_and(|e| e == "seg")).max().unwrap();
+    let data = fs.read_file(&segment).unwrap();
+    let at = data.windows(11).position(|w| w == b"rotten-body").expect("the record is in the active segment");
+    fs.flip_byte(&segment, at + 3, 0x20);
+    let mut consumer = q::consume(&ch, "rot", false).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let d = next_delivery(&mut consumer).await;
+        got.push(String::from_utf8(d.data.clone()).unwrap());
+        within(d.ack(BasicAckOptions::default())).await.unwrap();
+    }
+    assert_eq!(got, vec!["first-body", "third-body", "last"]);
+    // It was settled in the store, so it does not come back after a restart either.
+    drop(consumer);
+    drop(conn);
+    let server = server.restart().await;
+    assert_eq!(server.restored().messages, 0);
+}

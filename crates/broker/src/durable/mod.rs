@@ -3,6 +3,7 @@
 //! into publisher nacks and `connection.blocked`.
 
 pub mod defs;
+pub mod reader;
 pub mod record;
 pub mod restore;
 
@@ -115,6 +116,8 @@ pub struct Durability {
     memory_high_watermark_bytes: u64,
     /// In-memory ready bytes of all queues, as they report them (in steps, see `Queue`).
     memory_bytes: AtomicI64,
+    /// Loads paged-out messages ahead of delivery.
+    pub reader: reader::Reader,
 }
 
 /// The in-flight accounting and disk-full state, shared with the store's completions.
@@ -160,6 +163,7 @@ impl Durability {
             queue_memory_bytes: options.queue_memory_bytes,
             memory_high_watermark_bytes: options.memory_high_watermark_bytes,
             memory_bytes: AtomicI64::new(0),
+            reader: reader::Reader::default(),
             pressure: Arc::new(Pressure {
                 durable_up_to: AtomicU64::new(0),
                 in_flight_bytes: AtomicUsize::new(0),
@@ -172,6 +176,7 @@ impl Durability {
                 blocked: watch::channel(false).0,
             }),
         });
+        durability.reader.start(Arc::downgrade(&durability)).map_err(|e| StoreError::io("start reader thread", &e))?;
         Ok(Opened { durability, recovery, definitions: loaded })
     }
 
@@ -284,6 +289,7 @@ impl Durability {
     /// Writes everything submitted and stops the storage threads (at shutdown, once no
     /// connection is left). Later appends and definition changes fail.
     pub fn close(&self) {
+        self.reader.close();
         self.defs.close();
         self.store.shutdown();
     }
