@@ -24,6 +24,7 @@ pub struct PerfArgs {
     /// Body size in bytes.
     #[arg(long, default_value_t = 16)]
     pub size: usize,
+    /// 0 = consume only: the consumers take `--count` messages from a pre-filled `--queue`.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
     /// 0 = publish only (no consumer).
@@ -59,13 +60,16 @@ pub struct PerfResult {
 }
 
 pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
+    if args.producers == 0 && (args.queue.is_none() || args.consumers == 0) {
+        return Err("--producers 0 (consume only) needs --queue and at least one consumer".into());
+    }
     let queue = args.queue.clone().unwrap_or_else(|| format!("warren-perf-{:08x}", rand_u32()));
     let mut setup = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
     let declare = QueueDeclare { queue: queue.as_str().into(), durable: args.persistent, ..Default::default() };
     setup.send(1, &Method::QueueDeclare(declare)).await?;
     setup.expect(1, |m| matches!(m, Method::QueueDeclareOk(_))).await?;
 
-    let total = args.count * args.producers as u64;
+    let total = args.count * args.producers.max(1) as u64;
     let deadline = Duration::from_secs(args.timeout_s);
     let start = Instant::now();
     let mut consumers = Vec::new();
@@ -95,10 +99,11 @@ pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
         setup.send(1, &Method::QueueDelete(QueueDelete { queue: queue.as_str().into(), ..Default::default() })).await?;
         setup.expect(1, |m| matches!(m, Method::QueueDeleteOk(_))).await?;
     }
+    let published = if args.producers == 0 { 0 } else { total };
     Ok(PerfResult {
-        published: total,
+        published,
         consumed,
-        publish_rate: total as f64 / published_at.as_secs_f64(),
+        publish_rate: published as f64 / published_at.as_secs_f64(),
         end_to_end_rate: if consumed > 0 { consumed as f64 / finished_at.as_secs_f64() } else { 0.0 },
     })
 }
