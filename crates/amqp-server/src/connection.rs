@@ -75,6 +75,10 @@ impl Connection {
         shutdown: &mut watch::Receiver<bool>,
     ) {
         let end = self.frame_loop(reader, shutdown).await;
+        // A frame that failed the connection may have left its reply held for the disk: settle
+        // it (the close goes out after it either way).
+        let _ = self.await_pending().await;
+        self.out.release();
         if let Some((error, class_id, method_id)) = end {
             tracing::info!(connection = self.id, code = error.code, text = %error.text, "closing connection");
             self.out.write(|b| encode_method(b, 0, &close_method(&error, class_id, method_id)));
