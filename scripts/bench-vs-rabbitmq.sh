@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of Warren and RabbitMQ on this machine, in one run, with one tool.
+#
+#   scripts/bench-vs-rabbitmq.sh [ROUNDS]        (default 3 rounds; the whole run is bounded)
+#
+# - Installs rabbitmq-server from Debian if it is missing (needs root and apt).
+# - Starts its own RabbitMQ node (its own name, ports, data directory, cookie) and a release
+#   build of Warren (its own data directory, port 0); never touches another running broker.
+# - Runs every scenario of the matrix against both, alternating (A B A B ...), ROUNDS times,
+#   with `warren perf`, and records each run's rate and the broker's CPU time and RSS.
+# - Writes the medians, the Warren/RabbitMQ ratios, the machine and the date into the generated
+#   section at the top of BENCHMARKS.md (between the bench-vs-rabbitmq markers), keeping the
+#   rest of the file, and the raw runs into target/bench/runs.jsonl.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+ROUNDS=${1:-3}
+MAX_SECONDS=${BENCH_MAX_SECONDS:-840}
+STARTED=$SECONDS
+OUT=$ROOT/target/bench
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-bench.XXXXXX")
+RUNS=$OUT/runs.jsonl
+: >"$RUNS"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- the brokers ----------------------------------------------------------------------------
+if ! command -v rabbitmq-server >/dev/null && [[ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
+    echo "bench: installing rabbitmq-server from Debian"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server >"$WORK/apt.log" 2>&1
+fi
+RMQ_BIN=/usr/lib/rabbitmq/bin
+[[ -x $RMQ_BIN/rabbitmq-server ]] || RMQ_BIN=$(dirname "$(command -v rabbitmq-server)")
+
+cargo build --release -p warren >/dev/null
+WARREN=$ROOT/target/release/warren
+
+RMQ_PORT=$(free_port)
+export RABBITMQ_NODENAME=warrenbench$$@localhost
+export RABBITMQ_NODE_PORT=$RMQ_PORT
+export RABBITMQ_DIST_PORT=$(free_port)
+export RABBITMQ_MNESIA_BASE=$WORK/rabbitmq/mnesia
+export RABBITMQ_LOG_BASE=$WORK/rabbitmq/log
+export RABBITMQ_ENABLED_PLUGINS_FILE=$WORK/rabbitmq/enabled_plugins
+export RABBITMQ_CONFIG_FILE=$WORK/rabbitmq/rabbitmq
+export HOME=$WORK/rabbitmq # its own Erlang cookie
+mkdir -p "$WORK/rabbitmq"
+echo "[]." >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+echo "loopback_users.guest = false" >"$WORK/rabbitmq/rabbitmq.conf"
+
+WARREN_PID=""
+cleanup() {
+    [[ -n "$WARREN_PID" ]] && kill "$WARREN_PID" 2>/dev/null || true
+    "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$RMQ_BIN/rabbitmq-server" >"$WORK/rabbitmq.out" 2>&1 &
+# await_startup needs the node registered first: retry it for at most a minute.
+for attempt in $(seq 1 60); do
+    "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" await_startup >/dev/null 2>&1 && break
+    ((attempt < 60)) || { echo "bench: rabbitmq did not start"; tail -n 20 "$WORK/rabbitmq.out"; exit 1; }
+    sleep 1
+done
+RMQ_PID=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" eval 'os:getpid().' | tr -dc '0-9')
+RMQ_VERSION=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" version 2>/dev/null || echo unknown)
+
+"$WARREN" server --bind 127.0.0.1 --amqp-port 0 --data-dir "$WORK/warren-data" --log info \
+    2>"$WORK/warren.log" &
+WARREN_PID=$!
+for _ in $(seq 1 100); do
+    grep -q "warren ready" "$WORK/warren.log" && break
+    sleep 0.1
+done
+WARREN_PORT=$(grep -o 'amqp_addr=[^ ]*' "$WORK/warren.log" | head -n 1 | sed 's/.*://')
+[[ -n "$WARREN_PORT" ]] || { echo "bench: warren did not start"; cat "$WORK/warren.log"; exit 1; }
+
+# ---- the matrix -----------------------------------------------------------------------------
+# name | metric (publish or e2e) | warren perf arguments
+SCENARIOS=(
+    "16 B transient, publish only|publish|--count 500000 --size 16 --consumers 0"
+    "16 B transient, end-to-end|e2e|--count 500000 --size 16 --consumers 1"
+    "16 B transient, confirms, end-to-end|e2e|--count 500000 --size 16 --consumers 1 --confirm 1000"
+    "16 B persistent, confirms, publish only|publish|--count 200000 --size 16 --consumers 0 --persistent --confirm 1000"
+    "16 B persistent, confirms, end-to-end|e2e|--count 200000 --size 16 --consumers 1 --persistent --confirm 1000"
+    "1 KiB persistent, confirms, publish only|publish|--count 100000 --size 1024 --consumers 0 --persistent --confirm 1000"
+    "1 KiB persistent, confirms, end-to-end|e2e|--count 100000 --size 1024 --consumers 1 --persistent --confirm 1000"
+)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+run_one() { # broker port pid scenario-index round
+    local broker=$1 port=$2 pid=$3 i=$4 round=$5
+    IFS='|' read -r name metric args <<<"${SCENARIOS[$i]}"
+    local t0 c0 result c1 t1
+    t0=$(date +%s.%N)
+    c0=$(cpu_ticks "$pid")
+    # shellcheck disable=SC2086
+    result=$("$WARREN" perf --addr "127.0.0.1:$port" --timeout-s 120 $args 2>&1 | tail -n 1) || result='{}'
+    c1=$(cpu_ticks "$pid")
+    t1=$(date +%s.%N)
+    python3 - "$broker" "$name" "$metric" "$round" "$t0" "$t1" "$c0" "$c1" "$(rss_kb "$pid")" "$result" >>"$RUNS" <<'EOF'
+import json, os, sys
+broker, name, metric, round_, t0, t1, c0, c1, rss, result = sys.argv[1:]
+try:
+    r = json.loads(result)
+    rate = r["publish_msgs_per_s"] if metric == "publish" else r["end_to_end_msgs_per_s"]
+except (ValueError, KeyError):
+    rate = None
+wall = float(t1) - float(t0)
+cpu = (int(c1) - int(c0)) / os.sysconf("SC_CLK_TCK")
+print(json.dumps({"broker": broker, "scenario": name, "round": int(round_), "rate": rate,
+                  "cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else None,
+                  "rss_mb": round(int(rss) / 1024, 1)}))
+EOF
+    printf '  %-9s %-45s %s\n' "$broker" "$name" "$(tail -n 1 "$RUNS")"
+}
+
+IDLE_WARREN_RSS=$(rss_kb "$WARREN_PID")
+IDLE_RMQ_RSS=$(rss_kb "$RMQ_PID")
+for round in $(seq 1 "$ROUNDS"); do
+    echo "round $round"
+    for i in "${!SCENARIOS[@]}"; do
+        if ((SECONDS - STARTED > MAX_SECONDS)); then
+            echo "bench: time bound of $MAX_SECONDS s reached; reporting what ran"
+            break 2
+        fi
+        # Alternate which broker goes first, so neither always runs on a warmer machine.
+        if (((round + i) % 2)); then
+            run_one warren "$WARREN_PORT" "$WARREN_PID" "$i" "$round"
+            run_one rabbitmq "$RMQ_PORT" "$RMQ_PID" "$i" "$round"
+        else
+            run_one rabbitmq "$RMQ_PORT" "$RMQ_PID" "$i" "$round"
+            run_one warren "$WARREN_PORT" "$WARREN_PID" "$i" "$round"
+        fi
+    done
+done
+
+# ---- the report -----------------------------------------------------------------------------
+python3 "$ROOT/scripts/bench_report.py" "$RUNS" "$ROOT/BENCHMARKS.md" "$RMQ_VERSION" "$IDLE_WARREN_RSS" "$IDLE_RMQ_RSS" \
+    "$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')" "$(nproc)" \
+    "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)" "$SECONDS"
