@@ -96,6 +96,15 @@ impl RawClient {
         }
     }
 
+    /// Closes the connection with the AMQP handshake and waits for close-ok, so the broker has
+    /// handled everything sent before (a broker may drop what is still unread in a socket that
+    /// is simply closed: RabbitMQ does, under flow control).
+    pub async fn close(mut self) -> Result<(), Error> {
+        let close = ConnectionClose { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 };
+        self.send(0, &Method::ConnectionClose(close)).await?;
+        self.expect(0, |m| matches!(m, Method::ConnectionCloseOk)).await.map(|_| ())
+    }
+
     /// Wait for a method on `channel` matching `want`; a close from the server is an error.
     pub async fn expect(&mut self, channel: u16, want: impl Fn(&Method) -> bool) -> Result<Method, Error> {
         loop {

@@ -99,6 +99,7 @@ pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
         setup.send(1, &Method::QueueDelete(QueueDelete { queue: queue.as_str().into(), ..Default::default() })).await?;
         setup.expect(1, |m| matches!(m, Method::QueueDeleteOk(_))).await?;
     }
+    setup.close().await?;
     let published = if args.producers == 0 { 0 } else { total };
     Ok(PerfResult {
         published,
@@ -131,7 +132,7 @@ async fn produce(args: PerfArgs, queue: String) -> Result<(), String> {
     while args.confirm > 0 && confirmed < sent {
         confirmed = read_confirm(&mut c, confirmed).await?;
     }
-    Ok(())
+    c.close().await
 }
 
 async fn read_confirm(c: &mut RawClient, confirmed: u64) -> Result<u64, String> {
@@ -182,6 +183,7 @@ async fn consume(args: PerfArgs, queue: String, expected: u64) -> Result<u64, St
     if !args.auto_ack && unacked > 0 {
         c.send(1, &Method::BasicAck(BasicAck { delivery_tag: last_tag, multiple: true })).await?;
     }
+    c.close().await?;
     Ok(received)
 }
 
