@@ -217,30 +217,7 @@ impl Connection {
             ));
             return Flow::Close(e, 20, 10);
         }
-        let Connection {
-            broker,
-            vhost,
-            id,
-            out,
-            user,
-            exclusive_queues,
-            cancel_notify,
-            channels,
-            confirm_wake,
-            pending,
-            ..
-        } = self;
-        let mut ctx = Ctx {
-            broker,
-            vhost,
-            connection_id: *id,
-            out,
-            user,
-            exclusive_queues,
-            cancel_notify: *cancel_notify,
-            confirm_wake,
-            pending,
-        };
+        let (mut ctx, channels) = self.split();
         let Some(ch) = channels.get_mut(&channel) else {
             return match frame {
                 Frame::Method { method: Method::ChannelOpen(_), .. } => {
@@ -322,7 +299,7 @@ impl Connection {
             }
             Err(e) if e.is_connection_error() => Flow::Close(e, class_id, method_id),
             Err(e) => {
-                tracing::debug!(connection = *id, channel, code = e.code, text = %e.text, "channel exception");
+                tracing::debug!(connection = ctx.connection_id, channel, code = e.code, text = %e.text, "channel exception");
                 close_channel(&mut ctx, ch);
                 ch.content = None;
                 ch.state = ChannelState::Closing;
@@ -362,9 +339,8 @@ impl Connection {
         }
     }
 
-    /// Release everything the connection holds: requeue unacked, cancel consumers, delete
-    /// exclusive queues.
-    fn cleanup(&mut self) {
+    /// The context channel methods run in, and the channels, borrowed together.
+    fn split(&mut self) -> (Ctx<'_>, &mut HashMap<u16, Channel>) {
         let Connection {
             broker,
             vhost,
@@ -378,7 +354,7 @@ impl Connection {
             pending,
             ..
         } = self;
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             broker,
             vhost,
             connection_id: *id,
@@ -389,6 +365,13 @@ impl Connection {
             confirm_wake,
             pending,
         };
+        (ctx, channels)
+    }
+
+    /// Release everything the connection holds: requeue unacked, cancel consumers, delete
+    /// exclusive queues.
+    fn cleanup(&mut self) {
+        let (mut ctx, channels) = self.split();
         for (_, mut ch) in channels.drain() {
             close_channel(&mut ctx, &mut ch);
         }
