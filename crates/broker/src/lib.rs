@@ -88,10 +88,6 @@ impl Broker {
         self.inner.durability.as_ref()
     }
 
-    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
-        self.inner.vhosts.read().values().cloned().collect()
-    }
-
     pub fn reply_to(&self) -> &reply_to::ReplyToRegistry {
         &self.inner.reply_to
     }

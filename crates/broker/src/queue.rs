@@ -104,14 +104,10 @@ impl Queue {
         }
     }
 
-    /// Append a routed message and deliver what consumers can take. False if the queue is gone.
-    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>) -> bool {
-        self.enqueue_stored(message, None, false)
-    }
-
-    /// Append a message persisted under store id `stored` (the store holds it for this queue).
-    /// If the queue is gone, the store forgets it for this queue.
-    pub fn enqueue_stored(self: &Arc<Self>, message: Arc<Message>, stored: Option<u64>, redelivered: bool) -> bool {
+    /// Append a routed message, stored in the log under `stored` for this queue if it was
+    /// persisted, and deliver what consumers can take. False if the queue is gone (the store
+    /// then forgets the message for this queue).
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>, stored: Option<u64>) -> bool {
         let mut st = self.state.lock();
         if st.deleted {
             drop(st);
@@ -120,7 +116,7 @@ impl Queue {
             }
             return false;
         }
-        st.messages.push_with(message, stored, redelivered);
+        st.messages.push_with(message, stored);
         self.dispatch_locked(&mut st);
         self.bound_memory(&mut st);
         true

@@ -516,7 +516,7 @@ impl VHost {
         let stored = landing.as_ref().map(|(id, _)| *id);
         for q in targets {
             let stored = if q.persists() { stored } else { None };
-            if q.enqueue_stored(message.clone(), stored, false) {
+            if q.enqueue(message.clone(), stored) {
                 routed.queues += 1;
             }
         }

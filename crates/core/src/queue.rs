@@ -67,17 +67,16 @@ pub struct QueueMessages {
 
 impl QueueMessages {
     pub fn push(&mut self, message: Arc<Message>) -> u64 {
-        self.push_with(message, None, false)
+        self.push_with(message, None)
     }
 
-    /// Appends a message, persisted under store id `stored` if any; `redelivered` for messages
-    /// recovered after a restart that had been delivered before it.
-    pub fn push_with(&mut self, message: Arc<Message>, stored: Option<u64>, redelivered: bool) -> u64 {
+    /// Appends a message, stored in the log under id `stored` if any.
+    pub fn push_with(&mut self, message: Arc<Message>, stored: Option<u64>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.ready_bytes += message.body_len() as u64;
         self.memory_bytes += message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
-        self.ready.push_back(Entry { seq, message, redelivered, delivery_count: 0, stored });
+        self.ready.push_back(Entry { seq, message, redelivered: false, delivery_count: 0, stored });
         seq
     }
 
@@ -334,10 +333,10 @@ mod tests {
         let mut q = QueueMessages::default();
         q.push_paged(10, 3, true); // recovered: ids 10..=12, delivered before the restart
         for id in 13..17 {
-            q.push_with(msg(id as u8), Some(id), false);
+            q.push_with(msg(id as u8), Some(id));
         }
         q.push(msg(99)); // transient: never paged
-        q.push_with(msg(17), Some(17), false);
+        q.push_with(msg(17), Some(17));
         assert_eq!(q.ready_count(), 9);
         // Only what is durable pages out, and paging stops where order would break.
         assert_eq!(q.page_out(0, 14), 2);
@@ -378,7 +377,7 @@ mod tests {
     #[test]
     fn spill_writes_what_is_not_stored_once_and_only_over_budget() {
         let mut q = QueueMessages::default();
-        q.push_with(msg(1), Some(1), false);
+        q.push_with(msg(1), Some(1));
         q.push(msg(2));
         q.push(msg(3));
         let mut next_id = 10;
@@ -414,7 +413,7 @@ mod tests {
     fn purge_reports_every_stored_id_including_paged_ones() {
         let mut q = QueueMessages::default();
         q.push_paged(5, 2, false);
-        q.push_with(msg(7), Some(7), false);
+        q.push_with(msg(7), Some(7));
         q.push(msg(0));
         assert_eq!(q.max_ready_stored(), Some(7));
         let mut ids = Vec::new();
@@ -479,7 +478,7 @@ mod tests {
             for op in ops {
                 match op {
                     // Every message is stored under its own id (= its seq), so all can page out.
-                    Op::Push => { q.push_with(msg(0), Some(pushed), false); pushed += 1; }
+                    Op::Push => { q.push_with(msg(0), Some(pushed)); pushed += 1; }
                     Op::PageOut => { q.page_out(0, u64::MAX); }
                     Op::Deliver => if let Some(e) = q.pop_next(&mut |_| Load::Loaded(msg(0))) {
                         prop_assert_eq!(e.stored, Some(e.seq));

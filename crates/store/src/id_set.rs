@@ -127,11 +127,6 @@ impl IdSet {
         runs
     }
 
-    /// Bytes allocated.
-    pub fn allocated_bytes(&self) -> usize {
-        self.blocks.capacity() * std::mem::size_of::<Block>()
-    }
-
     fn find(&self, base: u64) -> Result<usize, usize> {
         self.blocks.binary_search_by_key(&base, |b| b.base)
     }

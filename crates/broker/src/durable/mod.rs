@@ -1,6 +1,6 @@
 //! Durability: the message store and the definitions writer behind one handle, the gate that
 //! bounds what publishers may have in flight towards the disk, and the disk-full state that turns
-//! into publisher nacks and `connection.blocked`.
+//! into publisher nacks.
 
 pub mod defs;
 pub mod reader;
@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use warren_core::Message;
 use warren_store::{Definitions, DefinitionsOptions, FileSystem, Recovery, Store, StoreError, StoreOptions};
 
@@ -132,7 +132,6 @@ struct Pressure {
     drained: Notify,
     disk_full: AtomicBool,
     last_probe: Mutex<Instant>,
-    blocked: watch::Sender<bool>,
 }
 
 /// What was found on disk at start.
@@ -173,7 +172,6 @@ impl Durability {
                 drained: Notify::new(),
                 disk_full: AtomicBool::new(false),
                 last_probe: Mutex::new(Instant::now()),
-                blocked: watch::channel(false).0,
             }),
         });
         durability.reader.start(Arc::downgrade(&durability)).map_err(|e| StoreError::io("start reader thread", &e))?;
@@ -294,16 +292,6 @@ impl Durability {
         self.store.shutdown();
     }
 
-    /// Whether the disk is full (publishers are blocked).
-    pub fn disk_full(&self) -> bool {
-        self.pressure.disk_full.load(Ordering::Relaxed)
-    }
-
-    /// Changes of the disk-full state, for `connection.blocked` / `unblocked`.
-    pub fn blocked(&self) -> watch::Receiver<bool> {
-        self.pressure.blocked.subscribe()
-    }
-
     /// Waits while more than the allowed bytes are on their way to the disk.
     pub async fn wait_for_room(&self) {
         let pressure = &self.pressure;
@@ -356,7 +344,6 @@ impl Pressure {
             } else {
                 tracing::warn!("disk space is back: accepting persistent messages again");
             }
-            self.blocked.send_replace(full);
         }
     }
 
