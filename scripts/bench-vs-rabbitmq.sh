@@ -110,12 +110,12 @@ try:
     r = json.loads(result)
     rate = r["publish_msgs_per_s"] if metric == "publish" else r["end_to_end_msgs_per_s"]
 except (ValueError, KeyError):
-    rate = None
+    r, rate = {}, None
 wall = float(t1) - float(t0)
 cpu = (int(c1) - int(c0)) / os.sysconf("SC_CLK_TCK")
 print(json.dumps({"broker": broker, "scenario": name, "round": int(round_), "rate": rate,
                   "cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else None,
-                  "rss_mb": round(int(rss) / 1024, 1)}))
+                  "rss_mb": round(int(rss) / 1024, 1), "tool_cpu_percent": r.get("tool_cpu_percent")}))
 EOF
     printf '  %-9s %-45s %s\n' "$broker" "$name" "$(tail -n 1 "$RUNS")"
 }

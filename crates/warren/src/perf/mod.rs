@@ -57,6 +57,19 @@ pub struct PerfResult {
     pub consumed: u64,
     pub publish_rate: f64,
     pub end_to_end_rate: f64,
+    /// The tool's own CPU time over the run's wall time, in percent (it shares the machine with
+    /// the broker, so this says how much it took from it); `None` where `/proc` is missing.
+    pub tool_cpu_percent: Option<f64>,
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`.
+fn own_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every platform it supports.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
@@ -72,6 +85,7 @@ pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
     let total = args.count * args.producers.max(1) as u64;
     let deadline = Duration::from_secs(args.timeout_s);
     let start = Instant::now();
+    let cpu_at_start = own_cpu_time();
     let mut consumers = Vec::new();
     for i in 0..args.consumers {
         let share = total / args.consumers as u64 + u64::from((i as u64) < total % args.consumers as u64);
@@ -95,6 +109,9 @@ pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
     let (published_at, consumed) =
         tokio::time::timeout(deadline, work).await.map_err(|_| "timed out".to_string())??;
     let finished_at = start.elapsed();
+    let tool_cpu_percent = cpu_at_start
+        .zip(own_cpu_time())
+        .map(|(before, after)| 100.0 * (after - before).as_secs_f64() / finished_at.as_secs_f64());
     if args.queue.is_none() {
         setup.send(1, &Method::QueueDelete(QueueDelete { queue: queue.as_str().into(), ..Default::default() })).await?;
         setup.expect(1, |m| matches!(m, Method::QueueDeleteOk(_))).await?;
@@ -106,6 +123,7 @@ pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
         consumed,
         publish_rate: published as f64 / published_at.as_secs_f64(),
         end_to_end_rate: if consumed > 0 { consumed as f64 / finished_at.as_secs_f64() } else { 0.0 },
+        tool_cpu_percent,
     })
 }
 
