@@ -1,8 +1,9 @@
 //! Warren's durable storage: a segmented, checksummed message log with group commit, acks,
 //! delivered markers, reclamation of fully acked segments and crash recovery, plus a small
 //! durable definitions map. Knows nothing of AMQP: it stores opaque bytes for queues identified
-//! by `u64` ids. All storage IO runs on a dedicated std thread (no tokio); completions are
-//! callbacks called on that thread. The on-disk format is described in `docs/storage.md`.
+//! by `u64` ids. All writes run on a dedicated std thread (no tokio), reads on the caller's;
+//! completions are callbacks called on the writer thread. The on-disk format is described in
+//! `docs/storage.md`.
 
 mod crc;
 pub mod definitions;

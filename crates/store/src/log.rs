@@ -1,5 +1,6 @@
 //! `Store`: the public handle of the message log. Appends, acks and delivered markers go to the
-//! writer thread over a bounded channel; reads go straight to the segment files via the index.
+//! writer thread over a channel (appends in flight are bounded by `channel_capacity`); reads go
+//! straight to the segment files via the index, from any thread.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

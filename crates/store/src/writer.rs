@@ -1,4 +1,4 @@
-//! The writer thread and its group commit: take a batch of requests from the bounded channel,
+//! The writer thread and its group commit: take a batch of requests from the channel,
 //! encode them, write them with one append, `fdatasync` once, then apply them to the index and
 //! state and call every completion. Also rolls segments and deletes reclaimable ones.
 
