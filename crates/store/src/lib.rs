@@ -27,7 +27,7 @@ pub use faulty_fs::FaultyFs;
 pub use fs::{FileSystem, FsFile, StdFs};
 pub use header::FORMAT_VERSION;
 pub use id_set::{IdRun, IdSet};
-pub use log::{Completion, MessageId, QueueId, Store, StoreStats};
+pub use log::{Completion, Keep, MessageId, QueueId, Store, StoreStats};
 pub use options::StoreOptions;
 pub use recovery::{RecoveredMessage, RecoveredQueue, Recovery, RecoveryStats, SkippedRecord};
 

@@ -29,6 +29,16 @@ pub type QueueId = u64;
 /// never call back into the `Store` (the writer would wait on itself when the channel is full).
 pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>;
 
+/// How long an appended message is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Until acked: recovery brings it back after a restart (a MESSAGE record).
+    Durable,
+    /// Until acked or the next restart: a copy of a transient message paged out of memory,
+    /// which recovery ignores (a PAGED record).
+    UntilRestart,
+}
+
 /// State shared by the writer thread and readers.
 pub(crate) struct Shared {
     pub inner: Mutex<SharedInner>,
@@ -106,38 +116,23 @@ impl Store {
     /// unbounded, and once `channel_capacity` appends are in flight the append fails with
     /// [`StoreError::Busy`]. On `Err`, `done` is dropped uncalled.
     pub fn append(&self, queues: &[QueueId], body: Bytes, done: Completion) -> Result<MessageId, StoreError> {
-        self.append_with(queues, body, |_| done)
+        self.append_with(Keep::Durable, queues, body, |_| done)
     }
 
-    /// Like [`Store::append`], but the completion is made by `make_done` from the id the message
-    /// gets (so it can name the message). On `Err`, the completion is dropped uncalled.
+    /// Like [`Store::append`], but the record is kept as `keep` says, and the completion is
+    /// made by `make_done` from the id the message gets (so it can name the message). On `Err`,
+    /// the completion is dropped uncalled.
     pub fn append_with(
         &self,
+        keep: Keep,
         queues: &[QueueId],
         body: Bytes,
         make_done: impl FnOnce(MessageId) -> Completion,
     ) -> Result<MessageId, StoreError> {
-        self.submit_message(kind::MESSAGE, queues, body, make_done)
-    }
-
-    /// Writes a copy of a transient message that is paged out of memory: read back, acked and
-    /// reclaimed like a message, but recovery ignores it (it does not survive a restart).
-    pub fn page_with(
-        &self,
-        queues: &[QueueId],
-        body: Bytes,
-        make_done: impl FnOnce(MessageId) -> Completion,
-    ) -> Result<MessageId, StoreError> {
-        self.submit_message(kind::PAGED, queues, body, make_done)
-    }
-
-    fn submit_message(
-        &self,
-        kind: u8,
-        queues: &[QueueId],
-        body: Bytes,
-        make_done: impl FnOnce(MessageId) -> Completion,
-    ) -> Result<MessageId, StoreError> {
+        let kind = match keep {
+            Keep::Durable => kind::MESSAGE,
+            Keep::UntilRestart => kind::PAGED,
+        };
         let queues = self.check_append(queues, &body)?;
         if self.pending_appends() >= self.options.channel_capacity {
             return Err(StoreError::Busy);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
-use warren_store::{FaultyFs, StdFs, Store, StoreError, StoreOptions};
+use warren_store::{FaultyFs, Keep, StdFs, Store, StoreError, StoreOptions};
 
 #[test]
 fn append_then_read_round_trip() {
@@ -207,7 +207,7 @@ fn append_with_names_the_message_in_its_completion_and_refusals_drop_it_uncalled
     let (done, rx) = completion();
     let mut named = None;
     let id = store
-        .append_with(&[1], Bytes::from_static(b"async"), |id| {
+        .append_with(Keep::Durable, &[1], Bytes::from_static(b"async"), |id| {
             named = Some(id);
             done
         })
@@ -263,7 +263,7 @@ fn paged_copies_read_back_like_messages_but_never_survive_a_restart() {
     let fs = FaultyFs::new();
     let (store, _) = open(&fs, small_options());
     let (done, rx) = completion();
-    let paged = store.page_with(&[1], Bytes::from_static(b"transient"), |_| done).unwrap();
+    let paged = store.append_with(Keep::UntilRestart, &[1], Bytes::from_static(b"transient"), |_| done).unwrap();
     rx.recv().unwrap().unwrap();
     let (kept, r) = append_wait(&store, &[1], b"persistent");
     r.unwrap();

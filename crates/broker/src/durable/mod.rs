@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use warren_core::Message;
-use warren_store::{Definitions, DefinitionsOptions, FileSystem, Recovery, Store, StoreError, StoreOptions};
+use warren_store::{Definitions, DefinitionsOptions, FileSystem, Keep, Recovery, Store, StoreError, StoreOptions};
 
 /// Called once when a persisted message is durable (`true`) or could not be written (`false`).
 pub type OnDurable = Box<dyn FnOnce(bool) + Send + 'static>;
@@ -195,34 +195,7 @@ impl Durability {
     /// called once it is durable or failed. `None` when it is refused (disk full, or the store
     /// failed): nothing was written and no callback was made.
     pub fn append(&self, queues: &[u64], message: &Message, make_done: impl FnOnce(u64) -> OnDurable) -> Option<u64> {
-        let pressure = &self.pressure;
-        if pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due() {
-            return None;
-        }
-        let bytes = record::encode(message);
-        let len = bytes.len();
-        pressure.admit(len);
-        let shared = pressure.clone();
-        let appended = self.store.append_with(queues, bytes, |id| {
-            let on_durable = make_done(id);
-            Box::new(move |result: Result<(), StoreError>| {
-                shared.settled(len, &result);
-                let ok = result.is_ok();
-                // A failed message leaves the queues first, so it is never paged out.
-                on_durable(ok);
-                if ok {
-                    shared.durable_up_to.fetch_max(id, Ordering::Release);
-                }
-            })
-        });
-        match appended {
-            Ok(id) => Some(id),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot persist a message");
-                pressure.release(len);
-                None
-            }
-        }
+        self.write(Keep::Durable, queues, message, make_done)
     }
 
     /// A queue's in-memory ready bytes changed by `delta` (reported in steps, not per message).
@@ -241,26 +214,54 @@ impl Durability {
     /// called if the write fails. `None` when the store refuses it now (disk full, too much in
     /// flight): the message stays in memory.
     pub fn page(&self, queue: u64, message: &Message, on_failed: impl FnOnce(u64) + Send + 'static) -> Option<u64> {
+        if !self.pressure.has_room() {
+            return None;
+        }
+        self.write(Keep::UntilRestart, &[queue], message, |id| {
+            Box::new(move |ok| {
+                if !ok {
+                    on_failed(id);
+                }
+            })
+        })
+    }
+
+    /// Submits a message record, counting it in flight until its write completes; the callback
+    /// runs before `durable_up_to` moves past the id (a failed message leaves the queues first,
+    /// so it is never paged out).
+    fn write(
+        &self,
+        keep: Keep,
+        queues: &[u64],
+        message: &Message,
+        make_done: impl FnOnce(u64) -> OnDurable,
+    ) -> Option<u64> {
         let pressure = &self.pressure;
-        if !pressure.has_room() || (pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due()) {
+        if pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due() {
             return None;
         }
         let bytes = record::encode(message);
         let len = bytes.len();
         pressure.admit(len);
         let shared = pressure.clone();
-        let paged = self.store.page_with(&[queue], bytes, |id| {
+        let written = self.store.append_with(keep, queues, bytes, |id| {
+            let on_durable = make_done(id);
             Box::new(move |result: Result<(), StoreError>| {
                 shared.settled(len, &result);
-                match result {
-                    Ok(()) => {
-                        shared.durable_up_to.fetch_max(id, Ordering::Release);
-                    }
-                    Err(_) => on_failed(id),
+                on_durable(result.is_ok());
+                if result.is_ok() {
+                    shared.durable_up_to.fetch_max(id, Ordering::Release);
                 }
             })
         });
-        paged.map_err(|_| pressure.release(len)).ok()
+        match written {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write a message to the store");
+                pressure.release(len);
+                None
+            }
+        }
     }
 
     /// The highest message id the store can read back (see `Pressure::durable_up_to`).
