@@ -152,15 +152,18 @@ impl Channel {
                 )));
             }
         }
+        if let Some(expiration) = raw_properties::expiration(&properties) {
+            if let Err(why) = warren_core::message::parse_expiration(expiration) {
+                return Err(AmqpError::precondition_failed(format!("invalid expiration '{expiration}': {why}")));
+            }
+        }
         if raw_properties::reply_to(&properties) == Some(DIRECT_REPLY_TO) {
             properties = self.rewrite_reply_to(properties)?;
         }
-        let message = Arc::new(Message::new(
-            publish.exchange.clone(),
-            publish.routing_key.clone(),
-            properties,
-            body.into_bytes(),
-        ));
+        let message = Arc::new(
+            Message::new(publish.exchange.clone(), publish.routing_key.clone(), properties, body.into_bytes())
+                .at(ctx.broker.now_ms()),
+        );
         if self.tx.is_some() {
             ctx.vhost.exchange(&publish.exchange).ok_or_else(|| no_exchange(ctx, &publish.exchange))?;
             return self.buffer_tx_op(ctx, TxOp::Publish { publish, message });
@@ -209,7 +212,7 @@ impl Channel {
             Err(e) if e.code == amqp_codec::reply_code::NOT_FOUND => return Err(no_exchange(ctx, &publish.exchange)),
             Err(e) => return Err(e),
         };
-        if routed.queues == 0 && publish.mandatory && routed.confirm != Confirm::Refused {
+        if routed.queues == 0 && publish.mandatory && routed.confirm != Confirm::Refused && !routed.rejected {
             let ret = Method::BasicReturn(BasicReturn {
                 reply_code: NO_ROUTE,
                 reply_text: ShortStr::from_static("NO_ROUTE"),
@@ -221,6 +224,8 @@ impl Channel {
         }
         if let Some((seq, log)) = confirm {
             match routed.confirm {
+                // A full queue refused it: nack, even if other queues (or the disk) took it.
+                _ if routed.rejected => log.resolve(seq, false),
                 Confirm::Now => log.resolve(seq, true),
                 Confirm::Refused => log.resolve(seq, false),
                 Confirm::WhenDurable => {}
@@ -403,7 +408,12 @@ impl Channel {
         let Some(settled) = settled else {
             return Err(AmqpError::precondition_failed(format!("unknown delivery tag {tag}")));
         };
-        apply_settlement(settled, requeue == Some(true));
+        let how = match requeue {
+            None => Settlement::Ack,
+            Some(true) => Settlement::Requeue,
+            Some(false) => Settlement::Reject,
+        };
+        apply_settlement(settled, how);
         self.redispatch();
         Ok(())
     }
@@ -413,14 +423,24 @@ impl Channel {
             return Err(AmqpError::not_implemented("requeue=false"));
         }
         let all = self.sink.state.lock().take_all_unacked();
-        apply_settlement(all, true);
+        apply_settlement(all, Settlement::Requeue);
         self.redispatch();
         Ok(())
     }
 }
 
-/// Ack or requeue settled deliveries, one queue call per run of the same queue.
-pub fn apply_settlement(settled: Vec<crate::sink::Unacked>, requeue: bool) {
+/// What the client (or its going away) decided for settled deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    Ack,
+    /// Back to the queue (nack/reject with requeue, recover, or the channel closed).
+    Requeue,
+    /// Nack or reject without requeue: dead-lettered or dropped.
+    Reject,
+}
+
+/// Apply a settlement to deliveries, one queue call per run of the same queue.
+pub fn apply_settlement(settled: Vec<crate::sink::Unacked>, how: Settlement) {
     let mut i = 0;
     while i < settled.len() {
         let q = settled[i].queue.clone();
@@ -429,10 +449,10 @@ pub fn apply_settlement(settled: Vec<crate::sink::Unacked>, requeue: bool) {
             j += 1;
         }
         let seqs = settled[i..j].iter().map(|u| u.seq);
-        if requeue {
-            q.requeue(seqs);
-        } else {
-            q.ack(seqs);
+        match how {
+            Settlement::Ack => q.ack(seqs),
+            Settlement::Requeue => q.requeue(seqs),
+            Settlement::Reject => q.reject(seqs),
         }
         i = j;
     }

@@ -85,7 +85,10 @@ impl ConfirmLog {
         let mut st = self.state.lock();
         let Some(i) = seq.checked_sub(st.base) else { return false };
         if let Some(o) = st.outcomes.get_mut(i as usize) {
-            *o = if ack { Outcome::Ack } else { Outcome::Nack };
+            // A nack is final: a publish a full queue refused stays nacked once it is durable.
+            if *o != Outcome::Nack {
+                *o = if ack { Outcome::Ack } else { Outcome::Nack };
+            }
         }
         i == 0
     }

@@ -392,7 +392,7 @@ fn close_channel(ctx: &mut Ctx<'_>, ch: &mut Channel) {
         ch.cancel(ctx, &tag);
     }
     let unacked = ch.sink.state.lock().take_all_unacked();
-    crate::basic::apply_settlement(unacked, true);
+    crate::basic::apply_settlement(unacked, crate::basic::Settlement::Requeue);
 }
 
 fn shutdown_error() -> AmqpError {

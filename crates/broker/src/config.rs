@@ -13,11 +13,20 @@ pub struct BrokerConfig {
     pub vhosts: Vec<String>,
     /// Create the RabbitMQ default user guest/guest (loopback only).
     pub default_user: bool,
+    /// Where time comes from; tests use a manual clock to run timers deterministically.
+    #[serde(skip)]
+    pub clock: crate::ClockKind,
 }
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        BrokerConfig { limits: Limits::default(), users: Vec::new(), vhosts: vec!["/".to_string()], default_user: true }
+        BrokerConfig {
+            limits: Limits::default(),
+            users: Vec::new(),
+            vhosts: vec!["/".to_string()],
+            default_user: true,
+            clock: crate::ClockKind::System,
+        }
     }
 }
 

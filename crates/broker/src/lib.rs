@@ -8,7 +8,9 @@ pub mod durable;
 pub mod exchange;
 pub mod queue;
 pub mod reply_to;
+mod republish;
 pub mod route;
+pub mod timers;
 pub mod vhost;
 
 pub use auth::{User, Users};
@@ -16,7 +18,8 @@ pub use config::{BrokerConfig, Limits, UserConfig};
 pub use consumer::{Consumer, ConsumerSink, Offer, Take};
 pub use durable::{Durability, OnDurable};
 pub use exchange::{Dest, Exchange};
-pub use queue::Queue;
+pub use queue::{Enqueued, Queue};
+pub use timers::{ClockKind, Timers};
 pub use vhost::{Confirm, QueueDeclare, Routed, VHost};
 use warren_core::{AmqpError, Message};
 
@@ -39,6 +42,7 @@ struct BrokerInner {
     next_connection_id: AtomicU64,
     open_connections: AtomicUsize,
     durability: Option<Arc<Durability>>,
+    timers: Arc<Timers>,
 }
 
 impl Broker {
@@ -51,9 +55,10 @@ impl Broker {
     /// what it recovered with [`durable::restore`] before serving).
     pub fn with_durability(config: BrokerConfig, durability: Option<Arc<Durability>>) -> Broker {
         let users = Users::from_config(&config.users);
+        let timers = Timers::new(config.clock);
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
-            vhosts.insert(name.clone(), Arc::new(VHost::with_durability(name, durability.clone())));
+            vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), timers.clone())));
         }
         Broker {
             inner: Arc::new(BrokerInner {
@@ -63,9 +68,20 @@ impl Broker {
                 next_connection_id: AtomicU64::new(1),
                 open_connections: AtomicUsize::new(0),
                 durability,
+                timers,
                 config,
             }),
         }
+    }
+
+    /// The broker's clock and timers; run [`Timers::run`] on the runtime for deadlines to fire.
+    pub fn timers(&self) -> &Arc<Timers> {
+        &self.inner.timers
+    }
+
+    /// Now, by the broker's clock (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.timers.now_ms()
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -115,7 +131,7 @@ impl Broker {
     ) -> Result<Routed, AmqpError> {
         if exchange.is_empty() {
             if let Some(delivered) = self.inner.reply_to.deliver(&message.routing_key, &message) {
-                return Ok(Routed { queues: delivered as usize, confirm: Confirm::Now });
+                return Ok(Routed { queues: delivered as usize, ..Routed::default() });
             }
         }
         vhost.publish(exchange, message, on_durable)

@@ -4,8 +4,9 @@
 use crate::durable::defs::{self, Change, DestKind, StoredBinding, StoredQueue};
 use crate::durable::{Durability, Landing, OnDurable};
 use crate::exchange::{Dest, Exchange};
-use crate::queue::Persist;
+use crate::queue::{Enqueued, Persist};
 use crate::route::{self, LazyHeaders};
+use crate::timers::Timers;
 use crate::{Consumer, Queue};
 use amqp_codec::{FieldTable, ShortStr};
 use bytes::Bytes;
@@ -22,6 +23,7 @@ pub struct VHost {
     exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
     durability: Option<Arc<Durability>>,
+    timers: Arc<Timers>,
 }
 
 /// What a client asked for in queue.declare (the name already resolved if server-named).
@@ -42,6 +44,9 @@ pub struct QueueDeclare {
 pub struct Routed {
     pub queues: usize,
     pub confirm: Confirm,
+    /// Some queue refused the message (full, with a reject overflow): a publisher in confirm
+    /// mode gets a nack.
+    pub rejected: bool,
 }
 
 /// When a publisher confirm for the message may be sent.
@@ -66,12 +71,9 @@ const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
 ];
 
 impl VHost {
-    pub fn new(name: &str) -> VHost {
-        VHost::with_durability(name, None)
-    }
-
-    /// A vhost whose durable entities and persistent messages go to `durability`.
-    pub fn with_durability(name: &str, durability: Option<Arc<Durability>>) -> VHost {
+    /// A vhost whose durable entities and persistent messages go to `durability` (if any), and
+    /// whose queues keep time and schedule their deadlines with `timers`.
+    pub fn new(name: &str, durability: Option<Arc<Durability>>, timers: Arc<Timers>) -> VHost {
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind)| {
@@ -91,7 +93,12 @@ impl VHost {
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(HashMap::new()),
             durability,
+            timers,
         }
+    }
+
+    pub fn timers(&self) -> &Arc<Timers> {
+        &self.timers
     }
 
     pub fn durability(&self) -> Option<&Arc<Durability>> {
@@ -325,7 +332,7 @@ impl VHost {
 
     /// queue.declare: returns the queue with its ready-message and consumer counts.
     pub fn declare_queue(
-        &self,
+        self: &Arc<Self>,
         req: QueueDeclare,
         connection: u64,
         max_queues: usize,
@@ -340,6 +347,7 @@ impl VHost {
             drop(queues);
             q.check_access(connection)?;
             self.check_queue_equivalent(&q, &req)?;
+            q.touch();
             let (messages, consumers) = q.counts();
             return Ok((q, messages, consumers));
         }
@@ -368,7 +376,7 @@ impl VHost {
             None => None,
         };
         let name = req.name.clone();
-        let q = Arc::new(Queue::new(&self.name, req, owner, args, persist));
+        let q = Queue::new(self, req, owner, args, persist);
         queues.insert(name, q.clone());
         Ok((q, 0, 0))
     }
@@ -446,7 +454,7 @@ impl VHost {
     }
 
     pub(crate) fn restore_queue(
-        &self,
+        self: &Arc<Self>,
         name: ShortStr,
         stored: &StoredQueue,
         durability: Arc<Durability>,
@@ -462,7 +470,7 @@ impl VHost {
             auto_delete: stored.auto_delete,
             arguments: stored.arguments.clone(),
         };
-        let q = Arc::new(Queue::new(&self.name, req, None, args, persist));
+        let q = Queue::new(self, req, None, args, persist);
         self.queues.write().insert(name, q.clone());
         Ok(q)
     }
@@ -498,13 +506,24 @@ impl VHost {
         }
         drop(headers);
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
+        Ok(self.deliver(targets, message, on_durable))
+    }
+
+    /// Enqueues a routed message on each of `targets`, appending it to the store first if it
+    /// is persistent and some of them are durable (see [`VHost::publish`]).
+    pub(crate) fn deliver(
+        &self,
+        targets: Vec<Arc<Queue>>,
+        message: Arc<Message>,
+        on_durable: Option<OnDurable>,
+    ) -> Routed {
         let mut routed = Routed::default();
         let landing = match &self.durability {
             Some(d) if amqp_codec::raw_properties::delivery_mode(&message.properties) == Some(2) => {
                 match persist(d, &targets, &message, on_durable) {
                     Persisted::Nowhere => None,
                     // All or nothing: a refused message is enqueued nowhere.
-                    Persisted::Refused => return Ok(Routed { queues: 0, confirm: Confirm::Refused }),
+                    Persisted::Refused => return Routed { queues: 0, confirm: Confirm::Refused, rejected: false },
                     Persisted::Appended(id, landing) => {
                         routed.confirm = Confirm::WhenDurable;
                         Some((id, landing))
@@ -516,14 +535,16 @@ impl VHost {
         let stored = landing.as_ref().map(|(id, _)| *id);
         for q in targets {
             let stored = if q.persists() { stored } else { None };
-            if q.enqueue(message.clone(), stored) {
-                routed.queues += 1;
+            match q.enqueue(message.clone(), stored) {
+                Enqueued::Accepted => routed.queues += 1,
+                Enqueued::Rejected => routed.rejected = true,
+                Enqueued::Gone => {}
             }
         }
         if let Some((_, landing)) = landing {
             landing.enqueued();
         }
-        Ok(routed)
+        routed
     }
 }
 

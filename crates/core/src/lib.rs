@@ -1,6 +1,7 @@
 //! Warren's broker domain: exchanges, bindings and routing, queue message state, and the argument
 //! rules RabbitMQ clients rely on. Pure logic: no IO, no tasks, and time is always passed in.
 
+pub mod dead_letter;
 pub mod error;
 pub mod exchange;
 pub mod message;
@@ -12,4 +13,4 @@ pub mod routing;
 pub use error::AmqpError;
 pub use exchange::{ExchangeDef, ExchangeKind};
 pub use message::Message;
-pub use queue::{Entry, Load, QueueMessages};
+pub use queue::{Dropped, Entry, Load, QueueMessages};

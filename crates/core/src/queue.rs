@@ -2,7 +2,9 @@
 //! their original order, and delivered-but-unacknowledged messages keyed by queue sequence number.
 //! Ready messages whose bodies are safely in the store can be paged out: they then cost a few
 //! bytes per run of consecutive store ids instead of their bodies, and are loaded back (through a
-//! loader the caller passes: this crate does no IO) when they are delivered.
+//! loader the caller passes: this crate does no IO) when they are delivered. Messages expire by
+//! their deadline (queue TTL or `expiration`, time passed in): at the head whenever the queue is
+//! looked at, and anywhere in the queue on a sweep.
 
 use crate::Message;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -18,6 +20,52 @@ pub struct Entry {
     pub delivery_count: u32,
     /// The message's id in the durable store, when this queue persisted it.
     pub stored: Option<u64>,
+    /// When the message expires in this queue (ms since the epoch); `None` if never.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Entry {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|d| d <= now_ms)
+    }
+}
+
+/// A ready message taken out of the queue without being delivered (expired, or dropped to keep
+/// a length limit).
+#[derive(Debug, Clone)]
+pub enum Dropped {
+    Entry(Entry),
+    /// A paged-out message, by store id: its body is only in the store.
+    Paged(u64),
+}
+
+impl Dropped {
+    pub fn stored(&self) -> Option<u64> {
+        match self {
+            Dropped::Entry(e) => e.stored,
+            Dropped::Paged(id) => Some(*id),
+        }
+    }
+}
+
+/// When the messages of a paged run expire: all at once, as runs only merge messages with the
+/// same deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunDeadline {
+    Never,
+    At(u64),
+    /// Recovered after a restart: known once a message is loaded (from its timestamp).
+    Unknown,
+}
+
+impl RunDeadline {
+    fn of(deadline: Option<u64>) -> RunDeadline {
+        deadline.map_or(RunDeadline::Never, RunDeadline::At)
+    }
+
+    fn passed(self, now_ms: u64) -> bool {
+        matches!(self, RunDeadline::At(d) if d <= now_ms)
+    }
 }
 
 /// Ready messages that live only in the store: consecutive queue positions holding consecutive
@@ -31,6 +79,7 @@ struct PagedRun {
     /// Body bytes of the run as far as known (counted in `ready_bytes`); recovered runs have
     /// none known, so a queue's byte count after a restart starts from what is published later.
     bytes: u64,
+    deadline: RunDeadline,
 }
 
 /// What a loader of paged-out messages has for one store id.
@@ -63,9 +112,23 @@ pub struct QueueMessages {
     unacked: HashMap<u64, Entry>,
     ready_bytes: u64,
     unacked_bytes: u64,
+    /// The queue's `x-message-ttl`.
+    message_ttl_ms: Option<u64>,
+    /// No deadline among the ready messages is earlier than this (exact after a sweep).
+    min_deadline_ms: Option<u64>,
+    /// Some ready message has an earlier deadline than one before it, so the head is not
+    /// necessarily the first to expire and expiry needs a sweep.
+    out_of_order: bool,
+    /// Deadline of the last message pushed (`u64::MAX`: never), for `out_of_order`.
+    last_deadline_ms: u64,
 }
 
 impl QueueMessages {
+    /// Messages of a queue whose `x-message-ttl` is `message_ttl_ms`.
+    pub fn with_message_ttl(message_ttl_ms: Option<u64>) -> QueueMessages {
+        QueueMessages { message_ttl_ms, ..QueueMessages::default() }
+    }
+
     pub fn push(&mut self, message: Arc<Message>) -> u64 {
         self.push_with(message, None)
     }
@@ -74,10 +137,25 @@ impl QueueMessages {
     pub fn push_with(&mut self, message: Arc<Message>, stored: Option<u64>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let expires_at_ms = message.deadline_ms(self.message_ttl_ms);
+        self.note_deadline(expires_at_ms);
         self.ready_bytes += message.body_len() as u64;
         self.memory_bytes += message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
-        self.ready.push_back(Entry { seq, message, redelivered: false, delivery_count: 0, stored });
+        self.ready.push_back(Entry { seq, message, redelivered: false, delivery_count: 0, stored, expires_at_ms });
         seq
+    }
+
+    fn note_deadline(&mut self, deadline: Option<u64>) {
+        if self.ready_count() == 0 {
+            self.out_of_order = false;
+            self.last_deadline_ms = 0;
+        }
+        let d = deadline.unwrap_or(u64::MAX);
+        self.out_of_order |= d < self.last_deadline_ms;
+        self.last_deadline_ms = d;
+        if let Some(d) = deadline {
+            self.min_deadline_ms = Some(self.min_deadline_ms.map_or(d, |m| m.min(d)));
+        }
     }
 
     /// Appends `count` messages stored under consecutive ids from `first_id`, paged out from the
@@ -87,7 +165,14 @@ impl QueueMessages {
         if count == 0 {
             return;
         }
-        let run = PagedRun { first_seq: self.next_seq, first_id, count, redelivered, bytes: 0 };
+        let run = PagedRun {
+            first_seq: self.next_seq,
+            first_id,
+            count,
+            redelivered,
+            bytes: 0,
+            deadline: RunDeadline::Unknown,
+        };
         self.next_seq += count;
         self.paged_count += count;
         self.append_run(run);
@@ -96,7 +181,7 @@ impl QueueMessages {
     fn append_run(&mut self, run: PagedRun) {
         if let Some(last) = self.paged.back_mut() {
             let follows = last.first_seq + last.count == run.first_seq && last.first_id + last.count == run.first_id;
-            if follows && last.redelivered == run.redelivered {
+            if follows && last.redelivered == run.redelivered && last.deadline == run.deadline {
                 last.count += run.count;
                 last.bytes += run.bytes;
                 return;
@@ -124,6 +209,7 @@ impl QueueMessages {
                 count: 1,
                 redelivered: entry.redelivered,
                 bytes,
+                deadline: RunDeadline::of(entry.expires_at_ms),
             });
             paged += 1;
         }
@@ -162,47 +248,213 @@ impl QueueMessages {
 
     /// Take the next message to deliver, loading a paged-out one with `load` (given its store
     /// id). The caller either hands the entry to `track_unacked` (manual ack) or lets it go
-    /// (no-ack). `None` when nothing is ready, or when the next message is paged out and its body
-    /// is not loaded yet ([`Load::NotYet`]: it stays first in line).
-    pub fn pop_next(&mut self, load: &mut dyn FnMut(u64) -> Load) -> Option<Entry> {
-        if let Some(e) = self.returned.first_entry() {
-            let mut entry = e.remove();
-            self.ready_bytes -= entry.message.body_len() as u64;
+    /// (no-ack). Messages whose deadline passed by `now_ms` are taken out on the way, into
+    /// `expired`. `None` when nothing is ready, or when the next message is paged out and its
+    /// body is not loaded yet ([`Load::NotYet`]: it stays first in line).
+    pub fn pop_next(
+        &mut self,
+        now_ms: u64,
+        expired: &mut Vec<Dropped>,
+        load: &mut dyn FnMut(u64) -> Load,
+    ) -> Option<Entry> {
+        loop {
+            self.expire_head(now_ms, expired);
+            let mut entry = self.take_head(load)?;
+            if entry.expired(now_ms) {
+                expired.push(Dropped::Entry(entry));
+                continue;
+            }
             entry.delivery_count += 1;
             return Some(entry);
         }
-        while let Some(run) = self.paged.front_mut() {
-            let (seq, id, redelivered) = (run.first_seq, run.first_id, run.redelivered);
+    }
+
+    /// Takes the first ready message (loading it if paged out), without counting a delivery.
+    fn take_head(&mut self, load: &mut dyn FnMut(u64) -> Load) -> Option<Entry> {
+        if let Some((_, entry)) = self.returned.pop_first() {
+            self.ready_bytes -= entry.message.body_len() as u64;
+            return Some(entry);
+        }
+        while let Some(run) = self.paged.front() {
+            let (seq, id, redelivered, deadline) = (run.first_seq, run.first_id, run.redelivered, run.deadline);
             let message = match load(id) {
                 Load::NotYet => return None,
                 Load::Loaded(m) => Some(m),
                 Load::Unreadable => None,
             };
-            run.first_seq += 1;
-            run.first_id += 1;
-            run.count -= 1;
-            // A run's bytes leave with its messages; its last one takes what is left (an
-            // unreadable message's size is unknown).
-            let known = match &message {
-                _ if run.count == 0 => run.bytes,
-                Some(m) => (m.body_len() as u64).min(run.bytes),
-                None => 0,
-            };
-            run.bytes -= known;
-            self.ready_bytes -= known;
-            if run.count == 0 {
-                self.paged.pop_front();
-            }
-            self.paged_count -= 1;
+            self.advance_paged_front(message.as_ref().map(|m| m.body_len() as u64));
             if let Some(message) = message {
-                return Some(Entry { seq, message, redelivered, delivery_count: 1, stored: Some(id) });
+                let expires_at_ms = match deadline {
+                    RunDeadline::Never => None,
+                    RunDeadline::At(d) => Some(d),
+                    RunDeadline::Unknown => message.deadline_ms(self.message_ttl_ms),
+                };
+                return Some(Entry { seq, message, redelivered, delivery_count: 0, stored: Some(id), expires_at_ms });
             }
         }
-        let mut entry = self.ready.pop_front()?;
+        let entry = self.ready.pop_front()?;
         self.ready_bytes -= entry.message.body_len() as u64;
         self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
-        entry.delivery_count += 1;
         Some(entry)
+    }
+
+    /// Takes the first message off the first paged run; `body_len` if known (else the run's
+    /// average is uncounted).
+    fn advance_paged_front(&mut self, body_len: Option<u64>) {
+        let run = self.paged.front_mut().expect("a paged run");
+        let known = match body_len {
+            _ if run.count == 1 => run.bytes,
+            Some(len) => len.min(run.bytes),
+            None => run.bytes / run.count,
+        };
+        run.first_seq += 1;
+        run.first_id += 1;
+        run.count -= 1;
+        run.bytes -= known;
+        self.ready_bytes -= known;
+        if run.count == 0 {
+            self.paged.pop_front();
+        }
+        self.paged_count -= 1;
+    }
+
+    /// Takes the first ready message out without delivering it or reading a paged-out body
+    /// (to keep a length limit by dropping the head).
+    pub fn drop_head(&mut self) -> Option<Dropped> {
+        if let Some((_, entry)) = self.returned.pop_first() {
+            self.ready_bytes -= entry.message.body_len() as u64;
+            return Some(Dropped::Entry(entry));
+        }
+        if let Some(id) = self.paged.front().map(|r| r.first_id) {
+            self.advance_paged_front(None);
+            return Some(Dropped::Paged(id));
+        }
+        let entry = self.ready.pop_front()?;
+        self.ready_bytes -= entry.message.body_len() as u64;
+        self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
+        Some(Dropped::Entry(entry))
+    }
+
+    /// Takes out the messages at the head of the queue whose deadline passed by `now_ms`.
+    pub fn expire_head(&mut self, now_ms: u64, expired: &mut Vec<Dropped>) {
+        if self.min_deadline_ms.is_none_or(|d| d > now_ms) {
+            return;
+        }
+        loop {
+            if let Some((_, first)) = self.returned.first_key_value() {
+                if !first.expired(now_ms) {
+                    return;
+                }
+                let (_, entry) = self.returned.pop_first().expect("first exists");
+                self.ready_bytes -= entry.message.body_len() as u64;
+                expired.push(Dropped::Entry(entry));
+                continue;
+            }
+            if let Some(run) = self.paged.front() {
+                if !run.deadline.passed(now_ms) {
+                    return;
+                }
+                let run = self.paged.pop_front().expect("front exists");
+                self.paged_count -= run.count;
+                self.ready_bytes -= run.bytes;
+                expired.extend((run.first_id..run.first_id + run.count).map(Dropped::Paged));
+                continue;
+            }
+            match self.ready.front() {
+                Some(e) if e.expired(now_ms) => {
+                    let entry = self.ready.pop_front().expect("front exists");
+                    self.ready_bytes -= entry.message.body_len() as u64;
+                    self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
+                    expired.push(Dropped::Entry(entry));
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Takes out every ready message whose deadline passed by `now_ms`, wherever it is in the
+    /// queue (a full pass only when deadlines are out of queue order; else the head suffices).
+    /// Paged-out messages recovered after a restart expire when they are loaded.
+    pub fn sweep_expired(&mut self, now_ms: u64, expired: &mut Vec<Dropped>) {
+        self.expire_head(now_ms, expired);
+        if !self.out_of_order || self.min_deadline_ms.is_none_or(|d| d > now_ms) {
+            return;
+        }
+        let gone: Vec<u64> = self.returned.iter().filter(|(_, e)| e.expired(now_ms)).map(|(s, _)| *s).collect();
+        for seq in gone {
+            let entry = self.returned.remove(&seq).expect("listed");
+            self.ready_bytes -= entry.message.body_len() as u64;
+            expired.push(Dropped::Entry(entry));
+        }
+        let mut kept_runs = VecDeque::with_capacity(self.paged.len());
+        for run in std::mem::take(&mut self.paged) {
+            if run.deadline.passed(now_ms) {
+                self.paged_count -= run.count;
+                self.ready_bytes -= run.bytes;
+                expired.extend((run.first_id..run.first_id + run.count).map(Dropped::Paged));
+            } else {
+                kept_runs.push_back(run);
+            }
+        }
+        self.paged = kept_runs;
+        let mut kept = VecDeque::with_capacity(self.ready.len());
+        for entry in std::mem::take(&mut self.ready) {
+            if entry.expired(now_ms) {
+                self.ready_bytes -= entry.message.body_len() as u64;
+                self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
+                expired.push(Dropped::Entry(entry));
+            } else {
+                kept.push_back(entry);
+            }
+        }
+        self.ready = kept;
+        self.recompute_deadlines();
+    }
+
+    /// Exact `min_deadline_ms`, `out_of_order` and `last_deadline_ms` from what is ready.
+    fn recompute_deadlines(&mut self) {
+        let run_deadline = |r: &PagedRun| match r.deadline {
+            RunDeadline::At(d) => Some(d),
+            _ => None,
+        };
+        let deadlines = self
+            .returned
+            .values()
+            .map(|e| e.expires_at_ms)
+            .chain(self.paged.iter().map(run_deadline))
+            .chain(self.ready.iter().map(|e| e.expires_at_ms));
+        let (mut min, mut last, mut out_of_order) = (None, 0, false);
+        for d in deadlines {
+            let key = d.unwrap_or(u64::MAX);
+            out_of_order |= key < last;
+            last = key;
+            if let Some(d) = d {
+                min = Some(min.map_or(d, |m: u64| m.min(d)));
+            }
+        }
+        (self.min_deadline_ms, self.last_deadline_ms, self.out_of_order) = (min, last, out_of_order);
+    }
+
+    /// Whether the head is always the next to expire (else expiry needs `sweep_expired`).
+    pub fn deadlines_in_order(&self) -> bool {
+        !self.out_of_order
+    }
+
+    /// When the next message may expire (for the caller's timer); `None` if none can.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        if self.out_of_order {
+            return self.min_deadline_ms;
+        }
+        if let Some((_, e)) = self.returned.first_key_value() {
+            return e.expires_at_ms;
+        }
+        if let Some(run) = self.paged.front() {
+            return match run.deadline {
+                RunDeadline::At(d) => Some(d),
+                _ => None,
+            };
+        }
+        self.ready.front().and_then(|e| e.expires_at_ms)
     }
 
     /// The store ids of the first paged-out messages in line, at most `max` of them (what to
@@ -231,11 +483,28 @@ impl QueueMessages {
 
     /// Put a delivered message back, marked redelivered, at its original position.
     pub fn requeue(&mut self, seq: u64) -> bool {
-        let Some(mut entry) = self.ack(seq) else { return false };
-        entry.redelivered = true;
-        self.ready_bytes += entry.message.body_len() as u64;
-        self.returned.insert(seq, entry);
+        let Some(entry) = self.ack(seq) else { return false };
+        self.return_entry(entry);
         true
+    }
+
+    /// Put back a delivered message the caller took with [`QueueMessages::ack`] (maybe with
+    /// its message changed), marked redelivered, at its original position.
+    pub fn return_entry(&mut self, mut entry: Entry) {
+        entry.redelivered = true;
+        let deadline = entry.expires_at_ms;
+        if self.ready_count() == 0 {
+            (self.out_of_order, self.last_deadline_ms) = (false, deadline.unwrap_or(u64::MAX));
+        } else {
+            let at_front = self.returned.first_key_value().is_none_or(|(s, _)| entry.seq < *s);
+            let head = self.next_deadline_ms().unwrap_or(u64::MAX);
+            self.out_of_order |= !at_front || deadline.unwrap_or(u64::MAX) > head;
+        }
+        if let Some(d) = deadline {
+            self.min_deadline_ms = Some(self.min_deadline_ms.map_or(d, |m| m.min(d)));
+        }
+        self.ready_bytes += entry.message.body_len() as u64;
+        self.returned.insert(entry.seq, entry);
     }
 
     /// Drop every ready message (unacked ones stay, as in AMQP), showing the store id of each
@@ -250,6 +519,7 @@ impl QueueMessages {
         self.paged_count = 0;
         self.ready_bytes = 0;
         self.memory_bytes = 0;
+        self.min_deadline_ms = None;
         n
     }
 
@@ -352,11 +622,11 @@ mod tests {
                 Load::Loaded(msg(id as u8))
             }
         };
-        assert!(q.pop_next(&mut |_| Load::NotYet).is_none(), "not loaded yet: nothing to deliver");
+        assert!(q.pop_next(0, &mut Vec::new(), &mut |_| Load::NotYet).is_none(), "not loaded yet: nothing to deliver");
         assert_eq!((q.ready_count(), q.first_paged_id()), (9, Some(10)), "and it stays first in line");
         assert_eq!(q.next_paged_ids(4), vec![10, 11, 12, 13]);
         let mut got = Vec::new();
-        while let Some(e) = q.pop_next(&mut load) {
+        while let Some(e) = q.pop_next(0, &mut Vec::new(), &mut load) {
             got.push((e.seq, e.stored, e.redelivered, e.message.body[0]));
         }
         assert_eq!(loads, vec![10, 11, 12, 13, 14, 15, 16]);
@@ -405,7 +675,9 @@ mod tests {
         assert_eq!(rewrites, vec![3]);
         assert_eq!(q.page_out(0, 20), 4, "all are stored now and page out in order");
         let ids: Vec<Option<u64>> =
-            std::iter::from_fn(|| q.pop_next(&mut |id| Load::Loaded(msg(id as u8)))).map(|e| e.stored).collect();
+            std::iter::from_fn(|| q.pop_next(0, &mut Vec::new(), &mut |id| Load::Loaded(msg(id as u8))))
+                .map(|e| e.stored)
+                .collect();
         assert_eq!(ids, vec![Some(1), Some(11), Some(20), Some(13)]);
     }
 
@@ -428,14 +700,15 @@ mod tests {
         for i in 0..4 {
             q.push(msg(i));
         }
-        let a = q.pop_next(&mut no_load).unwrap();
-        let b = q.pop_next(&mut no_load).unwrap();
+        let a = q.pop_next(0, &mut Vec::new(), &mut no_load).unwrap();
+        let b = q.pop_next(0, &mut Vec::new(), &mut no_load).unwrap();
         q.track_unacked(a.clone());
         q.track_unacked(b.clone());
         assert!(q.requeue(b.seq));
         assert!(q.requeue(a.seq));
-        let order: Vec<(u64, bool)> =
-            std::iter::from_fn(|| q.pop_next(&mut no_load)).map(|e| (e.seq, e.redelivered)).collect();
+        let order: Vec<(u64, bool)> = std::iter::from_fn(|| q.pop_next(0, &mut Vec::new(), &mut no_load))
+            .map(|e| (e.seq, e.redelivered))
+            .collect();
         assert_eq!(order, vec![(0, true), (1, true), (2, false), (3, false)]);
     }
 
@@ -444,7 +717,7 @@ mod tests {
         let mut q = QueueMessages::default();
         q.push(msg(1));
         q.push(msg(2));
-        let e = q.pop_next(&mut no_load).unwrap();
+        let e = q.pop_next(0, &mut Vec::new(), &mut no_load).unwrap();
         q.track_unacked(e.clone());
         assert_eq!(q.purge(|_| {}), 1);
         assert_eq!(q.unacked_count(), 1);
@@ -480,7 +753,7 @@ mod tests {
                     // Every message is stored under its own id (= its seq), so all can page out.
                     Op::Push => { q.push_with(msg(0), Some(pushed)); pushed += 1; }
                     Op::PageOut => { q.page_out(0, u64::MAX); }
-                    Op::Deliver => if let Some(e) = q.pop_next(&mut |_| Load::Loaded(msg(0))) {
+                    Op::Deliver => if let Some(e) = q.pop_next(0, &mut Vec::new(), &mut |_| Load::Loaded(msg(0))) {
                         prop_assert_eq!(e.stored, Some(e.seq));
                         prop_assert!(!acked.contains(&e.seq));
                         prop_assert!(!unacked.contains(&e.seq));

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use warren_broker::durable::DurabilityOptions;
-use warren_broker::{BrokerConfig, Limits, UserConfig};
+use warren_broker::{BrokerConfig, ClockKind, Limits, UserConfig};
 use warren_store::StoreOptions;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +26,9 @@ pub struct Config {
     pub storage: StorageConfig,
     pub users: Vec<UserConfig>,
     pub vhosts: Vec<String>,
+    /// Where the broker's time comes from (tests run timers on a manual clock).
+    #[serde(skip)]
+    pub clock: ClockKind,
 }
 
 /// The `[storage]` section: bounds of the message store in the data directory.
@@ -96,6 +99,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             users: Vec::new(),
             vhosts: vec!["/".into()],
+            clock: ClockKind::System,
         }
     }
 }
@@ -124,6 +128,7 @@ impl Config {
             users: self.users.clone(),
             vhosts: self.vhosts.clone(),
             default_user: self.default_user,
+            clock: self.clock,
         }
         .normalized()
     }

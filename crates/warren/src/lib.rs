@@ -28,6 +28,8 @@ pub struct Running {
     pub restored: RestoreReport,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    /// Ticks queues at their deadlines (TTL, expiry, timeouts).
+    timers: JoinHandle<()>,
     /// Held while the broker runs: a second broker on the same directory is refused.
     _lock: File,
 }
@@ -40,6 +42,7 @@ impl Running {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+        self.timers.abort();
         if let Some(d) = self.broker.durability().cloned() {
             let _ = tokio::task::spawn_blocking(move || d.close()).await;
         }
@@ -48,6 +51,7 @@ impl Running {
     /// Wait until the server stops (after `shutdown` from elsewhere, or forever).
     pub async fn wait(self) {
         let _ = self.task.await;
+        self.timers.abort();
     }
 }
 
@@ -84,11 +88,12 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         .await
         .map_err(|e| format!("cannot listen for AMQP on {}:{}: {e}", config.bind, config.amqp_port))?;
     let amqp_addr = amqp_listener.local_addr().map_err(|e| e.to_string())?;
+    let timers = tokio::spawn(broker.timers().clone().run());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(warren_amqp_server::serve(amqp_listener, broker.clone(), async {
         let _ = stopped.await;
     }));
-    Ok(Running { amqp_addr, broker, restored, stop: Some(stop), task, _lock: lock })
+    Ok(Running { amqp_addr, broker, restored, stop: Some(stop), task, timers, _lock: lock })
 }
 
 /// Creates `dir` if needed and takes its lock, so two brokers never share one store.

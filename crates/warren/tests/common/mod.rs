@@ -30,6 +30,21 @@ impl TestServer {
         Self::start_with(|_| {}).await
     }
 
+    /// A server whose clock moves only by [`TestServer::advance_ms`], so timers (TTL, expiry,
+    /// timeouts) fire exactly when a test says.
+    pub async fn start_manual_clock(configure: impl FnOnce(&mut warren::Config)) -> TestServer {
+        Self::start_with(|c| {
+            c.clock = warren_broker::ClockKind::Manual;
+            configure(c)
+        })
+        .await
+    }
+
+    /// Moves a manual clock forward and runs, before returning, what became due.
+    pub fn advance_ms(&self, ms: u64) {
+        self.broker().timers().advance(ms);
+    }
+
     pub async fn start_with(configure: impl FnOnce(&mut warren::Config)) -> TestServer {
         Self::start_on(warren_store::StdFs::shared(), configure).await
     }

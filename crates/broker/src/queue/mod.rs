@@ -1,15 +1,23 @@
 //! A queue at run time: its definition, its message state and its consumers behind one lock per
-//! queue (never a global one), and round-robin dispatch to consumers with credit.
+//! queue (never a global one), and round-robin dispatch to consumers with credit. Its policies
+//! (TTL, length limits, delivery limits, dead-lettering) live in the submodules.
+
+mod dead_letter;
+mod limits;
+mod tick;
 
 use crate::consumer::{Consumer, Offer};
 use crate::durable::{self, Durability};
+use crate::timers::Timers;
 use crate::vhost::QueueDeclare;
+use crate::VHost;
 use amqp_codec::{FieldTable, ShortStr};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use warren_core::dead_letter::Reason;
 use warren_core::queue_args::QueueArgs;
-use warren_core::{AmqpError, Entry, Load, Message, QueueMessages};
+use warren_core::{AmqpError, Dropped, Entry, Load, Message, QueueMessages};
 
 pub struct Queue {
     pub name: ShortStr,
@@ -22,6 +30,9 @@ pub struct Queue {
     pub args: QueueArgs,
     /// The queue's link to the store (every queue of a broker with a data directory).
     pub persist: Option<Persist>,
+    /// The vhost, to route dead letters through and to delete an expired queue from.
+    vhost_ref: Weak<VHost>,
+    timers: Arc<Timers>,
     state: Mutex<QueueState>,
 }
 
@@ -35,7 +46,6 @@ pub struct Persist {
     pub durable: bool,
 }
 
-#[derive(Default)]
 struct QueueState {
     messages: QueueMessages,
     consumers: Vec<Arc<Consumer>>,
@@ -51,6 +61,24 @@ struct QueueState {
     loaded: BTreeMap<u64, Option<Arc<Message>>>,
     /// A request to the reader thread is in flight.
     loading: bool,
+    /// Messages taken out by a policy, to dead-letter (or drop) once the lock is released.
+    dead: Vec<(Dropped, Reason)>,
+    /// The deadline the timer task will tick this queue at, if one is scheduled.
+    scheduled_ms: Option<u64>,
+    /// When the queue was last used (for `x-expires`): declared, consumed from, or read by get.
+    last_used_ms: u64,
+    /// When the timer last swept the whole queue for expired messages.
+    last_sweep_ms: u64,
+}
+
+/// What a queue did with a message routed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    /// Refused: the queue is full and its overflow is `reject-publish` or `reject-publish-dlx`.
+    Rejected,
+    /// The queue was deleted meanwhile.
+    Gone,
 }
 
 /// Paged-out messages asked of the reader thread at once (it also stops at 1 MiB of bodies).
@@ -68,19 +96,46 @@ pub struct ConsumerRemoved {
 }
 
 impl Queue {
-    /// A queue as `req` declares it; `owner` is the declaring connection of an exclusive queue.
-    pub fn new(vhost: &str, req: QueueDeclare, owner: Option<u64>, args: QueueArgs, persist: Option<Persist>) -> Queue {
-        Queue {
+    /// A queue of `vhost` as `req` declares it; `owner` is the declaring connection of an
+    /// exclusive queue.
+    pub fn new(
+        vhost: &Arc<VHost>,
+        req: QueueDeclare,
+        owner: Option<u64>,
+        args: QueueArgs,
+        persist: Option<Persist>,
+    ) -> Arc<Queue> {
+        let timers = vhost.timers().clone();
+        let state = QueueState {
+            messages: QueueMessages::with_message_ttl(args.message_ttl_ms),
+            consumers: Vec::new(),
+            next_consumer: 0,
+            deleted: false,
+            marked_delivered: 0,
+            paged_any: false,
+            reported_memory: 0,
+            loaded: BTreeMap::new(),
+            loading: false,
+            dead: Vec::new(),
+            scheduled_ms: None,
+            last_used_ms: timers.now_ms(),
+            last_sweep_ms: 0,
+        };
+        let q = Arc::new(Queue {
             name: req.name,
-            vhost: vhost.to_string(),
+            vhost: vhost.name.clone(),
             durable: req.durable,
             exclusive_owner: owner,
             auto_delete: req.auto_delete,
             arguments: req.arguments,
             args,
             persist,
-            state: Mutex::new(QueueState::default()),
-        }
+            vhost_ref: Arc::downgrade(vhost),
+            timers,
+            state: Mutex::new(state),
+        });
+        q.schedule(&mut q.state.lock());
+        q
     }
 
     /// The queue's store id, if it keeps persistent messages durably.
@@ -105,21 +160,45 @@ impl Queue {
     }
 
     /// Append a routed message, stored in the log under `stored` for this queue if it was
-    /// persisted, and deliver what consumers can take. False if the queue is gone (the store
-    /// then forgets the message for this queue).
-    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>, stored: Option<u64>) -> bool {
+    /// persisted, and deliver what consumers can take. A full queue drops its head or refuses
+    /// the message, as its overflow says; the store then forgets a refused or gone message for
+    /// this queue.
+    pub fn enqueue(self: &Arc<Self>, message: Arc<Message>, stored: Option<u64>) -> Enqueued {
         let mut st = self.state.lock();
         if st.deleted {
             drop(st);
-            if let (Some(p), Some(id)) = (&self.persist, stored) {
-                let _ = p.durability.store.ack(p.id, id);
-            }
-            return false;
+            self.forget_stored(stored);
+            return Enqueued::Gone;
+        }
+        if self.refuses(&st, &message) {
+            drop(st);
+            self.forget_stored(stored);
+            self.refused(message);
+            return Enqueued::Rejected;
         }
         st.messages.push_with(message, stored);
-        self.dispatch_locked(&mut st);
+        let now = self.timers.now_ms();
+        // Offered as it arrives, before its TTL can have run: a TTL of 0 reaches a waiting
+        // consumer and expires otherwise (RabbitMQ's rule).
+        self.dispatch_at(&mut st, now.saturating_sub(1));
+        self.drop_over_limit(&mut st);
+        let mut expired = Vec::new();
+        st.messages.expire_head(now, &mut expired);
+        st.dead.extend(expired.into_iter().map(|d| (d, Reason::Expired)));
         self.bound_memory(&mut st);
-        true
+        self.schedule(&mut st);
+        self.unlock(st);
+        Enqueued::Accepted
+    }
+
+    /// Releases the lock, then dead-letters what a policy took out meanwhile.
+    fn unlock(self: &Arc<Self>, mut st: MutexGuard<'_, QueueState>) {
+        if st.dead.is_empty() {
+            return;
+        }
+        let dead = std::mem::take(&mut st.dead);
+        drop(st);
+        self.dead_letter(dead);
     }
 
     /// Keeps the in-memory ready messages within `queue_memory_bytes`: drops from memory the
@@ -201,6 +280,7 @@ impl Queue {
             let front = st.messages.first_paged_id().unwrap_or(u64::MAX);
             st.loaded.extend(loaded.into_iter().filter(|(id, _)| *id >= front));
             queue.dispatch_locked(&mut st);
+            queue.unlock(st);
         });
         st.loading = p.durability.reader.request(st.messages.next_paged_ids(LOAD_AHEAD), done);
     }
@@ -209,11 +289,19 @@ impl Queue {
     pub fn dispatch(self: &Arc<Self>) {
         let mut st = self.state.lock();
         self.dispatch_locked(&mut st);
+        self.unlock(st);
     }
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
+        self.dispatch_at(st, self.timers.now_ms());
+    }
+
+    /// [`Queue::dispatch_locked`] as of `now_ms` (for expiry).
+    fn dispatch_at(self: &Arc<Self>, st: &mut QueueState, now_ms: u64) {
         let mut delivered_upto = 0;
-        self.dispatch_to_consumers(st, &mut delivered_upto);
+        let mut expired = Vec::new();
+        self.dispatch_to_consumers(st, now_ms, &mut delivered_upto, &mut expired);
+        st.dead.extend(expired.into_iter().map(|d| (d, Reason::Expired)));
         self.mark_delivered(st, delivered_upto);
         self.load_ahead(st);
         self.report_memory(st);
@@ -243,7 +331,13 @@ impl Queue {
         }
     }
 
-    fn dispatch_to_consumers(self: &Arc<Self>, st: &mut QueueState, delivered_upto: &mut u64) {
+    fn dispatch_to_consumers(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        now: u64,
+        delivered_upto: &mut u64,
+        expired: &mut Vec<Dropped>,
+    ) {
         // Consumers are kept sorted by priority, highest first. Each message goes to the first
         // priority group with a consumer that has credit, round-robin within the group.
         'messages: while st.messages.ready_count() > 0 {
@@ -256,7 +350,7 @@ impl Queue {
                     let consumer = st.consumers[i].clone();
                     let (messages, loaded) = (&mut st.messages, &mut st.loaded);
                     let mut take = || {
-                        let entry = messages.pop_next(&mut |id| self.take_loaded(loaded, id))?;
+                        let entry = messages.pop_next(now, expired, &mut |id| self.take_loaded(loaded, id))?;
                         if let Some(id) = entry.stored {
                             *delivered_upto = (*delivered_upto).max(id);
                         }
@@ -281,11 +375,14 @@ impl Queue {
     /// basic.get: the next message and how many remain ready after it.
     /// A paged-out message that was not loaded ahead is read right here: basic.get answers at
     /// once, so it cannot wait for the reader thread.
-    pub fn get(&self, no_ack: bool) -> Option<(Entry, u32)> {
-        let mut st = self.state.lock();
-        let st = &mut *st;
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
+        let mut guard = self.state.lock();
+        let now = self.timers.now_ms();
+        let st = &mut *guard;
+        st.last_used_ms = now;
         let (messages, loaded) = (&mut st.messages, &mut st.loaded);
-        let entry = messages.pop_next(&mut |id| match self.take_loaded(loaded, id) {
+        let mut expired = Vec::new();
+        let entry = messages.pop_next(now, &mut expired, &mut |id| match self.take_loaded(loaded, id) {
             Load::NotYet => match self.persist.as_ref().and_then(|p| p.durability.load(id)) {
                 Some(message) => Load::Loaded(message),
                 None => {
@@ -294,7 +391,13 @@ impl Queue {
                 }
             },
             other => other,
-        })?;
+        });
+        st.dead.extend(expired.into_iter().map(|d| (d, Reason::Expired)));
+        let Some(entry) = entry else {
+            self.schedule(st);
+            self.unlock(guard);
+            return None;
+        };
         if no_ack {
             self.forget_stored(entry.stored);
         } else {
@@ -302,7 +405,10 @@ impl Queue {
         }
         self.mark_delivered(st, entry.stored.unwrap_or(0));
         self.report_memory(st);
-        Some((entry, st.messages.ready_count() as u32))
+        self.schedule(st);
+        let remaining = st.messages.ready_count() as u32;
+        self.unlock(guard);
+        Some((entry, remaining))
     }
 
     pub fn ack(&self, seqs: impl IntoIterator<Item = u64>) {
@@ -312,18 +418,6 @@ impl Queue {
                 self.forget_stored(entry.stored);
             }
         }
-    }
-
-    /// Return delivered messages to the queue (redelivered) and deliver them again if possible.
-    pub fn requeue(self: &Arc<Self>, seqs: impl IntoIterator<Item = u64>) {
-        let mut st = self.state.lock();
-        if st.deleted {
-            return;
-        }
-        for seq in seqs {
-            st.messages.requeue(seq);
-        }
-        self.dispatch_locked(&mut st);
     }
 
     /// Register a consumer; 403 if an exclusive consumer is involved, as in RabbitMQ. `on_added`
@@ -344,18 +438,32 @@ impl Queue {
         }
         let at = st.consumers.iter().position(|c| c.priority < consumer.priority).unwrap_or(st.consumers.len());
         st.consumers.insert(at, consumer);
+        st.last_used_ms = self.timers.now_ms();
         on_added();
         self.dispatch_locked(&mut st);
+        self.schedule(&mut st);
+        self.unlock(st);
         Ok(())
     }
 
-    pub fn remove_consumer(&self, owner: (u64, u16), tag: &str) -> ConsumerRemoved {
+    pub fn remove_consumer(self: &Arc<Self>, owner: (u64, u16), tag: &str) -> ConsumerRemoved {
         let mut st = self.state.lock();
         let before = st.consumers.len();
         st.consumers.retain(|c| !(c.owner == owner && c.tag.as_str() == tag));
         let found = st.consumers.len() != before;
         let auto_delete_now = found && self.auto_delete && st.consumers.is_empty() && !st.deleted;
+        if found {
+            st.last_used_ms = self.timers.now_ms();
+            self.schedule(&mut st);
+        }
         ConsumerRemoved { found, auto_delete_now }
+    }
+
+    /// The queue was declared again (which counts as a use for `x-expires`).
+    pub fn touch(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        st.last_used_ms = self.timers.now_ms();
+        self.schedule(&mut st);
     }
 
     pub fn purge(&self) -> usize {
@@ -395,6 +503,7 @@ impl Queue {
         st.deleted = true;
         let dropped = st.messages.ready_count() as u32;
         st.messages = QueueMessages::default();
+        st.dead.clear();
         st.loaded.clear();
         self.report_memory(&mut st);
         if let Some(p) = self.persist.as_ref().filter(|p| p.durable || st.paged_any) {

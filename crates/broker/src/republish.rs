@@ -1,0 +1,42 @@
+//! Dead letters republished through their queue's dead-letter exchange: routed with the
+//! dead-letter routing key or the keys the message was published with, never back into a
+//! queue in a cycle that no consumer took part in (RabbitMQ's rule), and persisted like any
+//! publish when persistent and bound for durable queues.
+
+use crate::route::{self, LazyHeaders};
+use crate::{Queue, VHost};
+use std::sync::Arc;
+use warren_core::dead_letter::{self, Death, Reason};
+use warren_core::Message;
+
+impl VHost {
+    /// Republishes `message`, which died in `from` for `reason`, through `from`'s dead-letter
+    /// exchange. A missing dead-letter exchange drops the message (as in RabbitMQ).
+    pub(crate) fn republish_dead_letter(&self, from: &Queue, message: &Message, reason: Reason, now_ms: u64) {
+        let Some(dlx_name) = from.args.dead_letter_exchange.as_deref() else { return };
+        let death = Death { queue: &from.name, reason, now_ms };
+        let dlrk = from.args.dead_letter_routing_key.as_deref();
+        let Some((republished, keys)) = dead_letter::dead_letter(message, &death, dlx_name, dlrk) else {
+            tracing::warn!(queue = %from.name, "a message to dead-letter has undecodable properties; dropped");
+            return;
+        };
+        let Some(dlx) = self.exchange(dlx_name) else {
+            tracing::debug!(queue = %from.name, exchange = dlx_name, "dead-letter exchange missing; message dropped");
+            return;
+        };
+        let mut targets: Vec<Arc<Queue>> = Vec::new();
+        let mut headers = LazyHeaders::new(&republished);
+        for key in &keys {
+            route::route(self, &dlx, key, &mut headers, &mut targets);
+        }
+        let headers = dead_letter::headers_of(&republished.properties);
+        targets.retain(|q| {
+            let cycle = dead_letter::is_cycle(reason, headers.as_ref(), &q.name);
+            if cycle {
+                tracing::warn!(queue = %q.name, reason = reason.as_str(), "dead-letter cycle detected; message dropped");
+            }
+            !cycle
+        });
+        self.deliver(targets, Arc::new(republished), None);
+    }
+}

@@ -1,0 +1,417 @@
+//! Dead-lettering and the policies that feed it: rejects, TTL (queue and message), length
+//! limits with every overflow mode, delivery limits, queue expiry, cycles, and the headers
+//! (`x-death`, `x-first-death-*`, `x-last-death-*`) compared field by field with what RabbitMQ
+//! documents. Timers run on a manual clock: a test moves time and the due work runs at once.
+
+mod common;
+
+use common::*;
+use lapin::message::Delivery;
+use lapin::options::*;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation};
+use std::collections::BTreeMap;
+
+fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+fn s(v: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(v))
+}
+
+fn text(v: Option<&AMQPValue>) -> String {
+    match v {
+        Some(AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("expected a longstr, got {other:?}"),
+    }
+}
+
+fn header<'a>(d: &'a Delivery, key: &str) -> Option<&'a AMQPValue> {
+    d.properties.headers().as_ref().and_then(|h| h.inner().get(key))
+}
+
+/// The `x-death` entries of a delivery, most recent first.
+fn deaths(d: &Delivery) -> Vec<BTreeMap<String, AMQPValue>> {
+    let Some(AMQPValue::FieldArray(entries)) = header(d, "x-death") else { panic!("no x-death array") };
+    entries
+        .as_slice()
+        .iter()
+        .map(|e| match e {
+            AMQPValue::FieldTable(t) => t.inner().iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            other => panic!("x-death entry is not a table: {other:?}"),
+        })
+        .collect()
+}
+
+/// A fanout dead-letter exchange with a queue bound to it, and a work queue dead-lettering
+/// there with `extra` arguments. Returns (work queue, dead-letter queue, dead-letter exchange).
+async fn with_dlq(ch: &Channel, extra: &[(&str, AMQPValue)]) -> (String, String, String) {
+    let (work, dlq, dlx) = (unique("work"), unique("dlq"), unique("dlx"));
+    within(ch.exchange_declare(
+        dlx.as_str().into(),
+        lapin::ExchangeKind::Fanout,
+        Default::default(),
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+    q::declare(ch, &dlq).await;
+    q::bind(ch, &dlq, &dlx, "").await;
+    let mut pairs = vec![("x-dead-letter-exchange", s(&dlx))];
+    pairs.extend(extra.iter().cloned());
+    within(ch.queue_declare(work.as_str().into(), QueueDeclareOptions::default(), args(&pairs))).await.unwrap();
+    (work, dlq, dlx)
+}
+
+async fn get(ch: &Channel, queue: &str) -> Option<Delivery> {
+    within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.expect("basic.get").map(|m| m.delivery)
+}
+
+/// A connection and a channel in confirm mode: a publish returns once the broker took the
+/// message, so moving the clock afterwards never races the publish.
+async fn channel(server: &TestServer) -> (lapin::Connection, Channel) {
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    (conn, ch)
+}
+
+async fn confirm_channel(conn: &lapin::Connection) -> Channel {
+    let ch = within(conn.create_channel()).await.unwrap();
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    ch
+}
+
+async fn publish_confirmed(ch: &Channel, rk: &str, body: &[u8], props: BasicProperties) -> Confirmation {
+    let pending =
+        within(ch.basic_publish("".into(), rk.into(), BasicPublishOptions::default(), body, props)).await.unwrap();
+    within(pending).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_message_is_dead_lettered_with_rabbitmq_headers() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq, dlx) = with_dlq(&ch, &[]).await;
+    let mut cc = lapin::types::FieldArray::default();
+    cc.push(s("audit.copy"));
+    let props = BasicProperties::default()
+        .with_headers(args(&[("CC", AMQPValue::FieldArray(cc)), ("app", s("kept"))]))
+        .with_correlation_id("c-1".into());
+    q::publish_props(&ch, "", &work, b"poison", props).await;
+    let mut consumer = q::consume(&ch, &work, false).await;
+    let d = next_delivery(&mut consumer).await;
+    within(d.nack(BasicNackOptions { requeue: false, multiple: false })).await.unwrap();
+
+    let dead = get(&ch, &dlq).await.expect("the rejected message is in the dead-letter queue");
+    assert_eq!(dead.data, b"poison");
+    assert_eq!((dead.exchange.as_str(), dead.routing_key.as_str()), (dlx.as_str(), work.as_str()));
+    assert_eq!(dead.properties.correlation_id().as_ref().map(|c| c.as_str()), Some("c-1"));
+    assert_eq!(text(header(&dead, "app")), "kept", "other headers are kept");
+    let deaths = deaths(&dead);
+    assert_eq!(deaths.len(), 1);
+    let death = &deaths[0];
+    let mut keys: Vec<&str> = death.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["count", "exchange", "queue", "reason", "routing-keys", "time"]);
+    assert_eq!(death["count"], AMQPValue::LongLongInt(1));
+    assert_eq!(text(death.get("reason")), "rejected");
+    assert_eq!(text(death.get("queue")), work);
+    assert_eq!(text(death.get("exchange")), "", "published to the default exchange");
+    let AMQPValue::FieldArray(keys) = &death["routing-keys"] else { panic!("routing-keys is an array") };
+    let keys: Vec<String> = keys.as_slice().iter().map(|k| text(Some(k))).collect();
+    assert_eq!(keys, [work.clone(), "audit.copy".to_string()], "routing key then CC keys");
+    let AMQPValue::Timestamp(time) = death["time"] else { panic!("time is a timestamp") };
+    assert_eq!(time, server.broker().now_ms() / 1000);
+    for (name, value) in [("reason", "rejected"), ("queue", work.as_str()), ("exchange", "")] {
+        assert_eq!(text(header(&dead, &format!("x-first-death-{name}"))), value);
+        assert_eq!(text(header(&dead, &format!("x-last-death-{name}"))), value);
+    }
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_without_dead_letter_exchange_drops_and_with_routing_key_overrides() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    // No dead-letter exchange: dropped.
+    let plain = unique("plain");
+    q::declare(&ch, &plain).await;
+    q::publish(&ch, "", &plain, b"gone").await;
+    let m = within(ch.basic_get(plain.as_str().into(), BasicGetOptions { no_ack: false })).await.unwrap().unwrap();
+    within(m.delivery.reject(BasicRejectOptions { requeue: false })).await.unwrap();
+    assert_eq!(q::counts(&ch, &plain).await.unwrap(), (0, 0));
+
+    // x-dead-letter-routing-key replaces the routing key; the default exchange routes by it.
+    let target = unique("target");
+    q::declare(&ch, &target).await;
+    let work = unique("work");
+    let a = args(&[("x-dead-letter-exchange", s("")), ("x-dead-letter-routing-key", s(&target))]);
+    within(ch.queue_declare(work.as_str().into(), QueueDeclareOptions::default(), a)).await.unwrap();
+    q::publish(&ch, "", &work, b"redirected").await;
+    let m = within(ch.basic_get(work.as_str().into(), BasicGetOptions { no_ack: false })).await.unwrap().unwrap();
+    within(m.delivery.reject(BasicRejectOptions { requeue: false })).await.unwrap();
+    let dead = get(&ch, &target).await.expect("routed by the dead-letter routing key");
+    assert_eq!(dead.routing_key.as_str(), target);
+    let AMQPValue::FieldArray(keys) = &deaths(&dead)[0]["routing-keys"] else { panic!() };
+    assert_eq!(text(keys.as_slice().first()), work, "x-death keeps the original key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_ttl_expires_messages_without_a_consumer_exactly_on_time() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq, _) = with_dlq(&ch, &[("x-message-ttl", AMQPValue::LongInt(1000))]).await;
+    q::publish(&ch, "", &work, b"first").await;
+    server.advance_ms(400);
+    q::publish(&ch, "", &work, b"second").await;
+    server.advance_ms(599);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (2, 0), "nothing expired at 999 ms");
+    server.advance_ms(1);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (1, 0), "the first expired at 1000 ms");
+    let dead = get(&ch, &dlq).await.expect("expired message dead-lettered");
+    assert_eq!(dead.data, b"first");
+    let death = &deaths(&dead)[0];
+    assert_eq!(text(death.get("reason")), "expired");
+    assert!(!death.contains_key("original-expiration"), "the queue's TTL, not the message's");
+    server.advance_ms(400);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0));
+    assert_eq!(get(&ch, &dlq).await.expect("second expired too").data, b"second");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_expiration_applies_anywhere_in_the_queue() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq, _) = with_dlq(&ch, &[]).await;
+    q::publish(&ch, "", &work, b"forever").await;
+    let short = BasicProperties::default().with_expiration("250".into());
+    q::publish_props(&ch, "", &work, b"short-lived", short).await;
+    server.advance_ms(249);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (2, 0));
+    // Behind a message that never expires; RabbitMQ would wait for it to reach the head.
+    server.advance_ms(1);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (1, 0));
+    let dead = get(&ch, &dlq).await.expect("expired behind the head");
+    assert_eq!(dead.data, b"short-lived");
+    assert_eq!(dead.properties.expiration(), &None, "the expiration is removed from a dead letter");
+    assert_eq!(text(deaths(&dead)[0].get("original-expiration")), "250");
+    assert_eq!(get(&ch, &work).await.expect("the other stays").data, b"forever");
+
+    // The smaller of queue and message TTL applies.
+    let (work, dlq, _) = with_dlq(&ch, &[("x-message-ttl", AMQPValue::LongInt(100))]).await;
+    q::publish_props(&ch, "", &work, b"m", BasicProperties::default().with_expiration("5000".into())).await;
+    server.advance_ms(100);
+    assert_eq!(get(&ch, &dlq).await.expect("expired by the queue TTL").data, b"m");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_zero_delivers_only_to_a_waiting_consumer_and_invalid_expiration_is_406() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq, _) = with_dlq(&ch, &[]).await;
+    let zero = || BasicProperties::default().with_expiration("0".into());
+    q::publish_props(&ch, "", &work, b"nobody-waits", zero()).await;
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0));
+    assert_eq!(get(&ch, &dlq).await.expect("expired at once").data, b"nobody-waits");
+    let mut consumer = q::consume(&ch, &work, true).await;
+    q::publish_props(&ch, "", &work, b"taken", zero()).await;
+    assert_eq!(next_delivery(&mut consumer).await.data, b"taken");
+
+    for bad in ["-1", "soon", "1.5"] {
+        let ch = confirm_channel(&_c).await;
+        let props = BasicProperties::default().with_expiration(ShortString::from(bad));
+        let published = async {
+            let pending =
+                ch.basic_publish("".into(), work.as_str().into(), BasicPublishOptions::default(), b"x", props).await?;
+            pending.await
+        };
+        assert_code(within(published).await, 406);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_length_drops_the_head_into_the_dead_letter_queue() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq, _) = with_dlq(&ch, &[("x-max-length", AMQPValue::LongInt(2))]).await;
+    for body in [b"m1", b"m2", b"m3", b"m4"] {
+        q::publish(&ch, "", &work, body).await;
+    }
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (2, 0));
+    for expected in [b"m1", b"m2"] {
+        let dead = get(&ch, &dlq).await.expect("dropped head dead-lettered");
+        assert_eq!(dead.data, expected);
+        assert_eq!(text(deaths(&dead)[0].get("reason")), "maxlen");
+    }
+    assert_eq!(get(&ch, &work).await.unwrap().data, b"m3");
+
+    // Bytes: 10-byte limit, 4-byte bodies: the third pushes the oldest out.
+    let (work, dlq, _) = with_dlq(&ch, &[("x-max-length-bytes", AMQPValue::LongInt(10))]).await;
+    for body in [b"aaaa", b"bbbb", b"cccc"] {
+        q::publish(&ch, "", &work, body).await;
+    }
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (2, 0));
+    assert_eq!(get(&ch, &dlq).await.unwrap().data, b"aaaa");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_publish_nacks_the_publisher_and_the_dlx_variant_dead_letters() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let conn = server.lapin().await;
+    let ch = confirm_channel(&conn).await;
+    for (overflow, dead_lettered) in [("reject-publish", false), ("reject-publish-dlx", true)] {
+        let limit = [("x-max-length", AMQPValue::LongInt(1)), ("x-overflow", s(overflow))];
+        let (work, dlq, _) = with_dlq(&ch, &limit).await;
+        let first = publish_confirmed(&ch, &work, b"fits", BasicProperties::default()).await;
+        assert!(first.is_ack(), "{overflow}: {first:?}");
+        let second = publish_confirmed(&ch, &work, b"full", BasicProperties::default()).await;
+        assert!(second.is_nack(), "{overflow}: a refused publish is nacked: {second:?}");
+        // Persistent, too: the nack wins over the disk's confirmation.
+        let third = publish_confirmed(&ch, &work, b"full", BasicProperties::default().with_delivery_mode(2)).await;
+        assert!(third.is_nack(), "{overflow}: {third:?}");
+        assert_eq!(q::counts(&ch, &work).await.unwrap(), (1, 0));
+        assert_eq!(get(&ch, &work).await.unwrap().data, b"fits", "the queue kept its head");
+        let dead = get(&ch, &dlq).await;
+        assert_eq!(dead.is_some(), dead_lettered, "{overflow}");
+        if let Some(dead) = dead {
+            assert_eq!(text(deaths(&dead)[0].get("reason")), "maxlen");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_limit_counts_returns_then_dead_letters() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq, _) = with_dlq(&ch, &[("x-delivery-limit", AMQPValue::LongInt(2))]).await;
+    q::publish(&ch, "", &work, b"flaky").await;
+    let mut consumer = q::consume(&ch, &work, false).await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let d = next_delivery(&mut consumer).await;
+        seen.push(header(&d, "x-delivery-count").cloned());
+        within(d.nack(BasicNackOptions { requeue: true, multiple: false })).await.unwrap();
+    }
+    assert_eq!(seen, [None, Some(AMQPValue::LongLongInt(1)), Some(AMQPValue::LongLongInt(2))]);
+    let mut dead_consumer = q::consume(&ch, &dlq, true).await;
+    let dead = next_delivery(&mut dead_consumer).await;
+    assert_eq!(dead.data, b"flaky");
+    assert_eq!(text(deaths(&dead)[0].get("reason")), "delivery_limit");
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_queue_expires_and_a_consumer_keeps_it() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let expiring = args(&[("x-expires", AMQPValue::LongInt(1000))]);
+    let (idle, busy) = (unique("idle"), unique("busy"));
+    for name in [&idle, &busy] {
+        within(ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), expiring.clone())).await.unwrap();
+    }
+    let _consumer = q::consume(&ch, &busy, false).await;
+    server.advance_ms(600);
+    // Redeclaring counts as a use.
+    within(ch.queue_declare(idle.as_str().into(), QueueDeclareOptions::default(), expiring.clone())).await.unwrap();
+    server.advance_ms(600);
+    assert!(q::counts(&ch, &idle).await.is_ok(), "used 600 ms ago");
+    server.advance_ms(400);
+    let vhost = server.broker().vhost("/").unwrap();
+    assert!(vhost.queue(&idle).is_none(), "unused for 1000 ms: deleted");
+    assert!(vhost.queue(&busy).is_some(), "a queue with a consumer is in use");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_cycles_without_a_rejection_are_broken() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    // A queue whose expired messages go back to itself through the default exchange.
+    let looping = unique("loop");
+    let a = args(&[("x-message-ttl", AMQPValue::LongInt(10)), ("x-dead-letter-exchange", s(""))]);
+    within(ch.queue_declare(looping.as_str().into(), QueueDeclareOptions::default(), a)).await.unwrap();
+    q::publish(&ch, "", &looping, b"round").await;
+    server.advance_ms(10);
+    assert_eq!(q::counts(&ch, &looping).await.unwrap(), (0, 0), "dropped, not looping forever");
+
+    // With a rejection in the loop, the message may go round (a consumer decides each time).
+    let b = args(&[("x-dead-letter-exchange", s(""))]);
+    let rejecting = unique("rejecting");
+    within(ch.queue_declare(rejecting.as_str().into(), QueueDeclareOptions::default(), b)).await.unwrap();
+    q::publish(&ch, "", &rejecting, b"again").await;
+    for round in 1..=2i64 {
+        let m = within(ch.basic_get(rejecting.as_str().into(), BasicGetOptions { no_ack: false }))
+            .await
+            .unwrap()
+            .expect("back in the queue");
+        if round == 2 {
+            assert_eq!(deaths(&m.delivery)[0]["count"], AMQPValue::LongLongInt(1));
+        }
+        within(m.delivery.reject(BasicRejectOptions { requeue: false })).await.unwrap();
+    }
+    let m = get(&ch, &rejecting).await.expect("rejected twice, still cycling");
+    assert_eq!(deaths(&m)[0]["count"], AMQPValue::LongLongInt(2), "one x-death entry counting up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_dead_letters_survive_a_restart_in_their_new_queue() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (work, dlq) = (unique("work"), unique("dlq"));
+    {
+        let (_c, ch) = channel(&server).await;
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        within(ch.queue_declare(dlq.as_str().into(), durable, FieldTable::default())).await.unwrap();
+        let a = args(&[
+            ("x-dead-letter-exchange", s("")),
+            ("x-dead-letter-routing-key", s(&dlq)),
+            ("x-message-ttl", AMQPValue::LongInt(50)),
+        ]);
+        within(ch.queue_declare(work.as_str().into(), durable, a)).await.unwrap();
+        let ch = confirm_channel(&_c).await;
+        for i in 0..3u8 {
+            let c = publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2)).await;
+            assert!(c.is_ack());
+        }
+        server.advance_ms(50);
+        assert_eq!(q::counts(&ch, &dlq).await.unwrap(), (3, 0));
+    }
+    let server = server.restart().await;
+    let (_c, ch) = channel(&server).await;
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0), "gone from the queue they expired in");
+    for i in 0..3u8 {
+        let dead = get(&ch, &dlq).await.expect("dead letter recovered");
+        assert_eq!(dead.data, [i]);
+        assert_eq!(text(deaths(&dead)[0].get("reason")), "expired");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_out_messages_expire_and_are_read_back_for_their_dead_letter_queue() {
+    let server = TestServer::start_manual_clock(|c| c.storage.queue_memory_bytes = 4096).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq) = (unique("work"), unique("dlq"));
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    within(ch.queue_declare(dlq.as_str().into(), durable, FieldTable::default())).await.unwrap();
+    let a = args(&[
+        ("x-dead-letter-exchange", s("")),
+        ("x-dead-letter-routing-key", s(&dlq)),
+        ("x-message-ttl", AMQPValue::LongInt(1000)),
+    ]);
+    within(ch.queue_declare(work.as_str().into(), durable, a)).await.unwrap();
+    let ch = confirm_channel(&_c).await;
+    let body = vec![7u8; 1024];
+    for _ in 0..64 {
+        assert!(publish_confirmed(&ch, &work, &body, BasicProperties::default().with_delivery_mode(2)).await.is_ack());
+    }
+    let queue = server.broker().vhost("/").unwrap().queue(&work).unwrap();
+    eventually(|| queue.memory().1 > 0, "messages paged out").await;
+    server.advance_ms(1000);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0));
+    assert_eq!(q::counts(&ch, &dlq).await.unwrap().0, 64, "every one, paged out or not, dead-lettered");
+    let dead = get(&ch, &dlq).await.unwrap();
+    assert_eq!(dead.data, body);
+}
