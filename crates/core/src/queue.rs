@@ -776,4 +776,147 @@ mod tests {
             }
         }
     }
+
+    #[derive(Debug, Clone)]
+    enum PolicyOp {
+        Push(Option<u64>),
+        Deliver,
+        Ack(usize),
+        Requeue(usize),
+        Reject(usize),
+        PageOut,
+        Tick(u64),
+        Sweep,
+        DropHead,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Fate {
+        Ready,
+        Unacked,
+        Gone,
+    }
+
+    fn expiring(n: u64, expiration_ms: Option<u64>, now_ms: u64) -> Arc<Message> {
+        let props = amqp_codec::BasicProperties {
+            expiration: expiration_ms.map(|e| ShortStr::from(e.to_string().as_str())),
+            ..Default::default()
+        };
+        Arc::new(
+            Message::new(
+                ShortStr::from_static(""),
+                ShortStr::from_static("q"),
+                props.to_raw(),
+                Bytes::from(n.to_le_bytes().to_vec()),
+            )
+            .at(now_ms),
+        )
+    }
+
+    proptest! {
+        /// The queue state machine with TTLs, paging, requeues, rejects, length-limit drops and
+        /// clock ticks, against a model: every message is ready, unacked or gone (acked,
+        /// rejected, expired, dropped), never two at once; a delivered message had not expired;
+        /// an expired one had; after a sweep nothing expired is left; first deliveries keep
+        /// publish order; a dropped head is the oldest ready message.
+        #[test]
+        fn policies_keep_every_message_accounted_for(
+            queue_ttl in prop::option::of(0u64..40),
+            ops in prop::collection::vec(prop_oneof![
+                3 => prop::option::of(0u64..40).prop_map(PolicyOp::Push),
+                3 => Just(PolicyOp::Deliver),
+                1 => (0usize..16).prop_map(PolicyOp::Ack),
+                1 => (0usize..16).prop_map(PolicyOp::Requeue),
+                1 => (0usize..16).prop_map(PolicyOp::Reject),
+                1 => Just(PolicyOp::PageOut),
+                2 => (0u64..25).prop_map(PolicyOp::Tick),
+                1 => Just(PolicyOp::Sweep),
+                1 => Just(PolicyOp::DropHead),
+            ], 0..250),
+        ) {
+            let mut q = QueueMessages::with_message_ttl(queue_ttl);
+            let mut now = 1_000u64;
+            let mut fate: Vec<Fate> = Vec::new();
+            let mut deadline: Vec<Option<u64>> = Vec::new();
+            let mut bodies: Vec<Arc<Message>> = Vec::new();
+            let mut unacked: Vec<u64> = Vec::new();
+            let mut last_first_delivery: Option<u64> = None;
+            let mut expired = Vec::new();
+            for op in ops {
+                expired.clear();
+                match op {
+                    PolicyOp::Push(ttl) => {
+                        let n = fate.len() as u64;
+                        let m = expiring(n, ttl, now);
+                        let d = match (queue_ttl, ttl) { (Some(a), Some(b)) => Some(a.min(b)), (a, b) => a.or(b) };
+                        prop_assert_eq!(m.deadline_ms(queue_ttl), d.map(|d| now + d));
+                        deadline.push(d.map(|d| now + d));
+                        bodies.push(m.clone());
+                        fate.push(Fate::Ready);
+                        prop_assert_eq!(q.push_with(m, Some(n)), n);
+                    }
+                    PolicyOp::Deliver => {
+                        let got = q.pop_next(now, &mut expired, &mut |id| Load::Loaded(bodies[id as usize].clone()));
+                        if let Some(e) = got {
+                            let seq = e.seq as usize;
+                            prop_assert_eq!(fate[seq], Fate::Ready);
+                            prop_assert!(deadline[seq].is_none_or(|d| d > now), "delivered after its deadline");
+                            prop_assert_eq!(e.expires_at_ms, deadline[seq]);
+                            if !e.redelivered {
+                                prop_assert!(last_first_delivery.is_none_or(|l| e.seq > l), "first deliveries in order");
+                                last_first_delivery = Some(e.seq);
+                            }
+                            fate[seq] = Fate::Unacked;
+                            unacked.push(e.seq);
+                            q.track_unacked(e);
+                        }
+                    }
+                    PolicyOp::Ack(i) | PolicyOp::Reject(i) if !unacked.is_empty() => {
+                        let seq = unacked.remove(i % unacked.len());
+                        prop_assert!(q.ack(seq).is_some());
+                        fate[seq as usize] = Fate::Gone;
+                    }
+                    PolicyOp::Requeue(i) if !unacked.is_empty() => {
+                        let seq = unacked.remove(i % unacked.len());
+                        prop_assert!(q.requeue(seq));
+                        fate[seq as usize] = Fate::Ready;
+                    }
+                    PolicyOp::PageOut => { q.page_out(0, u64::MAX); }
+                    PolicyOp::Tick(ms) => now += ms,
+                    PolicyOp::Sweep => {
+                        q.sweep_expired(now, &mut expired);
+                    }
+                    PolicyOp::DropHead => {
+                        let oldest = fate.iter().position(|f| *f == Fate::Ready).map(|s| s as u64);
+                        let dropped = q.drop_head();
+                        prop_assert_eq!(dropped.as_ref().map(|d| d.stored().expect("all stored")), oldest);
+                        if let Some(seq) = oldest {
+                            fate[seq as usize] = Fate::Gone;
+                        }
+                    }
+                    _ => {}
+                }
+                for gone in &expired {
+                    let seq = gone.stored().expect("all stored") as usize;
+                    prop_assert_eq!(fate[seq], Fate::Ready, "only ready messages expire");
+                    prop_assert!(deadline[seq].is_some_and(|d| d <= now), "expired before its deadline");
+                    fate[seq] = Fate::Gone;
+                }
+                if matches!(op, PolicyOp::Sweep) {
+                    for (seq, f) in fate.iter().enumerate() {
+                        prop_assert!(*f != Fate::Ready || deadline[seq].is_none_or(|d| d > now), "left expired after a sweep");
+                    }
+                }
+                let ready = fate.iter().filter(|f| **f == Fate::Ready).count();
+                prop_assert_eq!(q.ready_count(), ready);
+                prop_assert_eq!(q.unacked_count(), unacked.len());
+                // A timer set too early only ticks for nothing; too late would leave expired
+                // messages in the queue.
+                let earliest = (0..fate.len()).filter(|s| fate[*s] == Fate::Ready).filter_map(|s| deadline[s]).min();
+                if let Some(earliest) = earliest {
+                    prop_assert!(q.next_deadline_ms().is_some_and(|next| next <= earliest), "the timer would fire too late");
+                }
+            }
+        }
+    }
 }
