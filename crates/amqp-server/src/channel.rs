@@ -103,11 +103,12 @@ pub struct Channel {
 }
 
 impl Channel {
-    pub fn new(number: u16, out: Arc<Outbound>, cancel_notify: bool) -> Channel {
+    pub fn new(number: u16, out: Arc<Outbound>, cancel_notify: bool, broker: &warren_broker::Broker) -> Channel {
+        let timeout_ms = broker.limits().consumer_timeout_ms;
         Channel {
             number,
             state: ChannelState::Open,
-            sink: Arc::new(ChannelSink::new(number, out, cancel_notify)),
+            sink: ChannelSink::new(number, out, cancel_notify, broker.timers().clone(), timeout_ms),
             content: None,
             confirm: None,
             tx: None,

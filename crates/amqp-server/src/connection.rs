@@ -221,7 +221,7 @@ impl Connection {
         let Some(ch) = channels.get_mut(&channel) else {
             return match frame {
                 Frame::Method { method: Method::ChannelOpen(_), .. } => {
-                    let ch = Channel::new(channel, ctx.out.clone(), ctx.cancel_notify);
+                    let ch = Channel::new(channel, ctx.out.clone(), ctx.cancel_notify, ctx.broker);
                     ch.send(ctx.out, Method::ChannelOpenOk(ChannelOpenOk::default()));
                     channels.insert(channel, ch);
                     Flow::Continue

@@ -1,6 +1,7 @@
 //! Warren's AMQP 0-9-1 transport: accepts sockets, runs the handshake, and drives one connection
 //! task (reader) plus one writer task per client. Routing and queue rules live in the broker.
 
+mod ack_timeout;
 mod basic;
 mod channel;
 mod confirm;

@@ -6,9 +6,9 @@ use crate::outbound::Outbound;
 use amqp_codec::{BasicCancel, BasicDeliver, BasicGetOk, Method, ShortStr, BASIC_CLASS_ID};
 use bytes::BytesMut;
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use warren_broker::{Consumer, ConsumerSink, Offer, Queue, Take};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Weak};
+use warren_broker::{Consumer, ConsumerSink, Offer, Queue, Take, Timers};
 use warren_core::{Entry, Message};
 
 /// A delivered message the client has yet to settle.
@@ -16,6 +16,10 @@ pub struct Unacked {
     pub queue: Arc<Queue>,
     pub seq: u64,
     pub consumer_tag: Option<ShortStr>,
+    /// When it was delivered (by the broker's clock), for the acknowledgement timeout.
+    pub delivered_at_ms: u64,
+    /// How long the consumer may hold it unacknowledged (0 = no limit).
+    pub timeout_ms: u64,
 }
 
 /// A consumer registered on this channel.
@@ -39,7 +43,16 @@ pub struct DeliveryState {
     pub consumer_prefetch: u16,
     pub flow_active: bool,
     pub closed: bool,
+    /// Delivery tags whose acknowledgement timed out (their messages went back to the queue): a
+    /// late ack or nack of one is ignored rather than being an unknown tag.
+    pub timed_out: BTreeSet<u64>,
+    /// When the timer will next look for timed-out deliveries.
+    pub timeout_check_ms: Option<u64>,
 }
+
+/// Timed-out delivery tags remembered per channel; older ones are forgotten past this (a very
+/// late ack of one is then a 406 unknown delivery tag).
+const MAX_TIMED_OUT_TAGS: usize = 65_536;
 
 impl DeliveryState {
     fn next_delivery_tag(&mut self) -> u64 {
@@ -48,18 +61,24 @@ impl DeliveryState {
     }
 
     /// Remove settled tags (`multiple` = everything up to `tag`; tag 0 with multiple = all).
-    /// `None` if a single tag is unknown.
+    /// `None` if a single tag is unknown. Tags that timed out are settled as nothing.
     pub fn settle(&mut self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
         let taken: Vec<Unacked> = if multiple {
             let upto = if tag == 0 { u64::MAX } else { tag };
             let keep = self.unacked.split_off(&upto.saturating_add(1));
             let taken = std::mem::replace(&mut self.unacked, keep);
-            if tag != 0 && taken.is_empty() {
+            let later = self.timed_out.split_off(&upto.saturating_add(1));
+            let forgotten = std::mem::replace(&mut self.timed_out, later);
+            if tag != 0 && taken.is_empty() && forgotten.is_empty() {
                 return None;
             }
             taken.into_values().collect()
         } else {
-            vec![self.unacked.remove(&tag)?]
+            match self.unacked.remove(&tag) {
+                Some(u) => vec![u],
+                None if self.timed_out.remove(&tag) => Vec::new(),
+                None => return None,
+            }
         };
         for u in &taken {
             if let Some(c) = u.consumer_tag.as_ref().and_then(|t| self.consumers.get_mut(t)) {
@@ -69,10 +88,27 @@ impl DeliveryState {
         Some(taken)
     }
 
+    /// Takes every delivery of consumer `tag` out of the unacked set, remembering their tags
+    /// as timed out.
+    pub fn take_timed_out(&mut self, tag: &ShortStr) -> Vec<Unacked> {
+        let tags: Vec<u64> =
+            self.unacked.iter().filter(|(_, u)| u.consumer_tag.as_ref() == Some(tag)).map(|(t, _)| *t).collect();
+        let mut taken = Vec::with_capacity(tags.len());
+        for t in tags {
+            taken.extend(self.unacked.remove(&t));
+            self.timed_out.insert(t);
+        }
+        while self.timed_out.len() > MAX_TIMED_OUT_TAGS {
+            self.timed_out.pop_first();
+        }
+        taken
+    }
+
     pub fn take_all_unacked(&mut self) -> Vec<Unacked> {
         for c in self.consumers.values_mut() {
             c.unacked = 0;
         }
+        self.timed_out.clear();
         std::mem::take(&mut self.unacked).into_values().collect()
     }
 }
@@ -82,13 +118,59 @@ pub struct ChannelSink {
     pub out: Arc<Outbound>,
     pub state: Mutex<DeliveryState>,
     /// The client asked for broker-initiated basic.cancel (capability consumer_cancel_notify).
-    cancel_notify: bool,
+    pub(crate) cancel_notify: bool,
+    pub(crate) timers: Arc<Timers>,
+    /// The broker's acknowledgement timeout, for queues without `x-consumer-timeout`.
+    consumer_timeout_ms: u64,
+    /// Itself, to schedule its timeout checks with the timers.
+    me: Weak<ChannelSink>,
 }
 
 impl ChannelSink {
-    pub fn new(channel: u16, out: Arc<Outbound>, cancel_notify: bool) -> ChannelSink {
+    pub fn new(
+        channel: u16,
+        out: Arc<Outbound>,
+        cancel_notify: bool,
+        timers: Arc<Timers>,
+        consumer_timeout_ms: u64,
+    ) -> Arc<ChannelSink> {
         let state = DeliveryState { flow_active: true, ..DeliveryState::default() };
-        ChannelSink { channel, out, state: Mutex::new(state), cancel_notify }
+        Arc::new_cyclic(|me| ChannelSink {
+            channel,
+            out,
+            state: Mutex::new(state),
+            cancel_notify,
+            timers,
+            consumer_timeout_ms,
+            me: me.clone(),
+        })
+    }
+
+    /// Records a manual-ack delivery of `tag` to a consumer and makes sure the timer will
+    /// look at it when its acknowledgement timeout runs out.
+    fn track(&self, st: &mut DeliveryState, tag: u64, queue: &Arc<Queue>, seq: u64, consumer: &Consumer) {
+        let timeout_ms = queue.args.consumer_timeout_ms.unwrap_or(self.consumer_timeout_ms);
+        let delivered_at_ms = if timeout_ms > 0 { self.timers.now_ms() } else { 0 };
+        let unacked = Unacked {
+            queue: queue.clone(),
+            seq,
+            consumer_tag: Some(consumer.tag.clone()),
+            delivered_at_ms,
+            timeout_ms,
+        };
+        st.unacked.insert(tag, unacked);
+        if let Some(c) = st.consumers.get_mut(&consumer.tag) {
+            c.unacked += 1;
+        }
+        if timeout_ms > 0 {
+            let due = delivered_at_ms.saturating_add(timeout_ms);
+            if st.timeout_check_ms.is_none_or(|at| due < at) {
+                st.timeout_check_ms = Some(due);
+                if let Some(me) = self.me.upgrade() {
+                    self.timers.schedule(due, &me);
+                }
+            }
+        }
     }
 
     /// basic.get-ok: record the delivery (unless no-ack) and encode it.
@@ -96,7 +178,10 @@ impl ChannelSink {
         let mut st = self.state.lock();
         let tag = st.next_delivery_tag();
         if !no_ack {
-            st.unacked.insert(tag, Unacked { queue: queue.clone(), seq: entry.seq, consumer_tag: None });
+            // basic.get has no consumer to cancel: no acknowledgement timeout.
+            let unacked =
+                Unacked { queue: queue.clone(), seq: entry.seq, consumer_tag: None, delivered_at_ms: 0, timeout_ms: 0 };
+            st.unacked.insert(tag, unacked);
         }
         let m = &entry.message;
         let method = Method::BasicGetOk(BasicGetOk {
@@ -154,13 +239,7 @@ impl ConsumerSink for ChannelSink {
         let Some(entry) = take() else { return Offer::Empty };
         let tag = st.next_delivery_tag();
         if !consumer.no_ack {
-            st.unacked.insert(
-                tag,
-                Unacked { queue: queue.clone(), seq: entry.seq, consumer_tag: Some(consumer.tag.clone()) },
-            );
-            if let Some(c) = st.consumers.get_mut(&consumer.tag) {
-                c.unacked += 1;
-            }
+            self.track(&mut st, tag, queue, entry.seq, consumer);
         }
         drop(st);
         self.encode_deliver(&consumer.tag, tag, entry.redelivered, &entry.message);

@@ -74,6 +74,9 @@ pub struct Limits {
     pub max_exchanges: usize,
     /// Publishes and acks a transaction may buffer before tx.commit; more gets 406.
     pub max_uncommitted_tx_ops: usize,
+    /// How long a consumer may hold a delivery unacknowledged before Warren returns it to its
+    /// queue and cancels that consumer, ms (0 = never); a queue's `x-consumer-timeout` overrides.
+    pub consumer_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -90,6 +93,7 @@ impl Default for Limits {
             max_queues: 100_000,
             max_exchanges: 10_000,
             max_uncommitted_tx_ops: 100_000,
+            consumer_timeout_ms: 30 * 60 * 1000,
         }
     }
 }

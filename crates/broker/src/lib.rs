@@ -19,7 +19,7 @@ pub use consumer::{Consumer, ConsumerSink, Offer, Take};
 pub use durable::{Durability, OnDurable};
 pub use exchange::{Dest, Exchange};
 pub use queue::{Enqueued, Queue};
-pub use timers::{ClockKind, Timers};
+pub use timers::{ClockKind, Tick, Timers};
 pub use vhost::{Confirm, QueueDeclare, Routed, VHost};
 use warren_core::{AmqpError, Message};
 

@@ -20,8 +20,8 @@ pub enum ClockKind {
     Manual,
 }
 
-/// Anything with a deadline that the timer task ticks.
-pub(crate) trait Tick: Send + Sync {
+/// Anything with a deadline that the timer task ticks (queues, channels).
+pub trait Tick: Send + Sync {
     fn tick(self: Arc<Self>, now_ms: u64);
 }
 
@@ -69,8 +69,8 @@ impl Timers {
         }
     }
 
-    /// Ticks `queue` at `at_ms` (or soon after).
-    pub(crate) fn schedule<T: Tick + 'static>(&self, at_ms: u64, target: &Arc<T>) {
+    /// Ticks `target` at `at_ms` (or soon after).
+    pub fn schedule<T: Tick + 'static>(&self, at_ms: u64, target: &Arc<T>) {
         let key = (at_ms, Arc::as_ptr(target) as *const () as usize);
         let weak: Weak<dyn Tick> = Arc::downgrade(target) as Weak<dyn Tick>;
         let mut due = self.due.lock();

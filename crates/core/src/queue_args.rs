@@ -36,6 +36,8 @@ pub struct QueueArgs {
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
     pub delivery_limit: Option<u64>,
+    /// `x-consumer-timeout`: overrides the broker's delivery acknowledgement timeout (0 = never).
+    pub consumer_timeout_ms: Option<u64>,
 }
 
 /// Arguments that must be equal when a queue is redeclared (RabbitMQ's list).
@@ -87,6 +89,7 @@ impl QueueArgs {
             max_length: int("x-max-length", 0)?,
             max_length_bytes: int("x-max-length-bytes", 0)?,
             delivery_limit: int("x-delivery-limit", 0)?,
+            consumer_timeout_ms: int("x-consumer-timeout", 0)?,
             dead_letter_exchange: string("x-dead-letter-exchange")?,
             dead_letter_routing_key: string("x-dead-letter-routing-key")?,
             ..QueueArgs::default()

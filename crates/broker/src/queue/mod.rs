@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use warren_core::dead_letter::Reason;
 use warren_core::queue_args::QueueArgs;
-use warren_core::{AmqpError, Dropped, Entry, Load, Message, QueueMessages};
+use warren_core::{AmqpError, Dropped, Entry, Load, Message, Prioritized};
 
 pub struct Queue {
     pub name: ShortStr,
@@ -47,7 +47,7 @@ pub struct Persist {
 }
 
 struct QueueState {
-    messages: QueueMessages,
+    messages: Prioritized,
     consumers: Vec<Arc<Consumer>>,
     next_consumer: usize,
     deleted: bool,
@@ -69,6 +69,8 @@ struct QueueState {
     last_used_ms: u64,
     /// When the timer last swept the whole queue for expired messages.
     last_sweep_ms: u64,
+    /// With `x-single-active-consumer`: the one consumer that gets messages.
+    active: Option<Arc<Consumer>>,
 }
 
 /// What a queue did with a message routed to it.
@@ -107,7 +109,7 @@ impl Queue {
     ) -> Arc<Queue> {
         let timers = vhost.timers().clone();
         let state = QueueState {
-            messages: QueueMessages::with_message_ttl(args.message_ttl_ms),
+            messages: Prioritized::new(args.max_priority, args.message_ttl_ms),
             consumers: Vec::new(),
             next_consumer: 0,
             deleted: false,
@@ -120,6 +122,7 @@ impl Queue {
             scheduled_ms: None,
             last_used_ms: timers.now_ms(),
             last_sweep_ms: 0,
+            active: None,
         };
         let q = Arc::new(Queue {
             name: req.name,
@@ -235,13 +238,22 @@ impl Queue {
     }
 
     /// Appends messages recovered from the store, paged out: `count` consecutive store ids from
-    /// `first_id`. Call before the queue takes anything else.
+    /// `first_id`. Call before the queue takes anything else. A priority queue reads each one
+    /// back to learn its level (the bodies are not kept).
     pub(crate) fn restore_paged(&self, first_id: u64, count: u64, redelivered: bool) {
         if count == 0 {
             return;
         }
         let mut st = self.state.lock();
-        st.messages.push_paged(first_id, count, redelivered);
+        match (&self.persist, self.args.max_priority) {
+            (Some(p), Some(_)) => {
+                for id in first_id..first_id + count {
+                    let level = p.durability.load(id).map_or(0, |m| st.messages.level_of(&m));
+                    st.messages.push_paged(level, id, 1, redelivered);
+                }
+            }
+            _ => st.messages.push_paged(0, first_id, count, redelivered),
+        }
         if redelivered {
             st.marked_delivered = st.marked_delivered.max(first_id + count - 1);
         }
@@ -338,6 +350,12 @@ impl Queue {
         delivered_upto: &mut u64,
         expired: &mut Vec<Dropped>,
     ) {
+        if self.args.single_active_consumer {
+            // Only the active consumer gets messages; the others wait for it to go.
+            let Some(active) = st.active.clone() else { return };
+            while st.messages.ready_count() > 0 && self.offer(st, &active, now, delivered_upto, expired) {}
+            return;
+        }
         // Consumers are kept sorted by priority, highest first. Each message goes to the first
         // priority group with a consumer that has credit, round-robin within the group.
         'messages: while st.messages.ready_count() > 0 {
@@ -348,20 +366,7 @@ impl Queue {
                 for k in 0..len {
                     let i = start + (st.next_consumer + k) % len;
                     let consumer = st.consumers[i].clone();
-                    let (messages, loaded) = (&mut st.messages, &mut st.loaded);
-                    let mut take = || {
-                        let entry = messages.pop_next(now, expired, &mut |id| self.take_loaded(loaded, id))?;
-                        if let Some(id) = entry.stored {
-                            *delivered_upto = (*delivered_upto).max(id);
-                        }
-                        if consumer.no_ack {
-                            self.forget_stored(entry.stored);
-                        } else {
-                            messages.track_unacked(entry.clone());
-                        }
-                        Some(entry)
-                    };
-                    if consumer.sink.offer(&consumer, self, &mut take) == Offer::Delivered {
+                    if self.offer(st, &consumer, now, delivered_upto, expired) {
                         st.next_consumer = i - start + 1;
                         continue 'messages;
                     }
@@ -370,6 +375,31 @@ impl Queue {
             }
             return; // no consumer can take more now
         }
+    }
+
+    /// Offers the next message to `consumer`; true if it took one.
+    fn offer(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        consumer: &Arc<Consumer>,
+        now: u64,
+        delivered_upto: &mut u64,
+        expired: &mut Vec<Dropped>,
+    ) -> bool {
+        let (messages, loaded) = (&mut st.messages, &mut st.loaded);
+        let mut take = || {
+            let entry = messages.pop_next(now, expired, &mut |id| self.take_loaded(loaded, id))?;
+            if let Some(id) = entry.stored {
+                *delivered_upto = (*delivered_upto).max(id);
+            }
+            if consumer.no_ack {
+                self.forget_stored(entry.stored);
+            } else {
+                messages.track_unacked(entry.clone());
+            }
+            Some(entry)
+        };
+        consumer.sink.offer(consumer, self, &mut take) == Offer::Delivered
     }
 
     /// basic.get: the next message and how many remain ready after it.
@@ -437,6 +467,9 @@ impl Queue {
             )));
         }
         let at = st.consumers.iter().position(|c| c.priority < consumer.priority).unwrap_or(st.consumers.len());
+        if self.args.single_active_consumer && st.active.is_none() {
+            st.active = Some(consumer.clone());
+        }
         st.consumers.insert(at, consumer);
         st.last_used_ms = self.timers.now_ms();
         on_added();
@@ -456,7 +489,24 @@ impl Queue {
             st.last_used_ms = self.timers.now_ms();
             self.schedule(&mut st);
         }
+        let was_active = st.active.as_ref().is_some_and(|a| a.owner == owner && a.tag.as_str() == tag);
+        if was_active {
+            // Fail over to the next consumer: the highest priority, then the longest waiting.
+            st.active = st.consumers.first().cloned();
+            self.dispatch_locked(&mut st);
+            self.unlock(st);
+        }
         ConsumerRemoved { found, auto_delete_now }
+    }
+
+    /// Removes a consumer the broker cancelled (see [`Queue::remove_consumer`]), deleting an
+    /// auto-delete queue that lost its last consumer.
+    pub fn cancel_consumer(self: &Arc<Self>, owner: (u64, u16), tag: &str) {
+        if self.remove_consumer(owner, tag).auto_delete_now {
+            if let Some(vhost) = self.vhost_ref.upgrade() {
+                vhost.remove_queue(self);
+            }
+        }
     }
 
     /// The queue was declared again (which counts as a use for `x-expires`).
@@ -502,7 +552,8 @@ impl Queue {
         let mut st = self.state.lock();
         st.deleted = true;
         let dropped = st.messages.ready_count() as u32;
-        st.messages = QueueMessages::default();
+        st.messages = Prioritized::new(self.args.max_priority, self.args.message_ttl_ms);
+        st.active = None;
         st.dead.clear();
         st.loaded.clear();
         self.report_memory(&mut st);
