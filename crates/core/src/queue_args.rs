@@ -38,7 +38,13 @@ pub struct QueueArgs {
     pub delivery_limit: Option<u64>,
     /// `x-consumer-timeout`: overrides the broker's delivery acknowledgement timeout (0 = never).
     pub consumer_timeout_ms: Option<u64>,
+    /// `x-retry-delays` (Warren's own): a message rejected without requeue comes back after the
+    /// next of these delays (ms); once they are used up it is dead-lettered.
+    pub retry_delays_ms: Vec<u64>,
 }
+
+/// Most delays `x-retry-delays` may list.
+pub const MAX_RETRY_DELAYS: usize = 64;
 
 /// Arguments that must be equal when a queue is redeclared (RabbitMQ's list).
 const EQUIVALENCE_ARGS: &[&str] = &[
@@ -53,6 +59,7 @@ const EQUIVALENCE_ARGS: &[&str] = &[
     "x-queue-mode",
     "x-single-active-consumer",
     "x-delivery-limit",
+    "x-retry-delays",
 ];
 
 impl QueueArgs {
@@ -129,6 +136,28 @@ impl QueueArgs {
                 Some(v) => return Err(invalid("x-queue-version", &format!("{{unsupported_version,{v}}}"))),
             },
         }
+        parsed.retry_delays_ms = match arguments.get("x-retry-delays") {
+            None => Vec::new(),
+            Some(FieldValue::Array(delays)) if !delays.is_empty() && delays.len() <= MAX_RETRY_DELAYS => {
+                let mut parsed = Vec::with_capacity(delays.len());
+                for d in delays {
+                    match d.as_i64() {
+                        Some(ms) if ms >= 0 => parsed.push(ms as u64),
+                        _ => return Err(invalid("x-retry-delays", "each delay must be a non-negative integer (ms)")),
+                    }
+                }
+                parsed
+            }
+            Some(FieldValue::Array(_)) => {
+                return Err(invalid("x-retry-delays", &format!("between 1 and {MAX_RETRY_DELAYS} delays are allowed")))
+            }
+            Some(v) => {
+                return Err(invalid(
+                    "x-retry-delays",
+                    &format!("{{unacceptable_type,{}}}", crate::exchange::type_name(v)),
+                ))
+            }
+        };
         parsed.single_active_consumer = match arguments.get("x-single-active-consumer") {
             None => false,
             Some(FieldValue::Bool(b)) => *b,
@@ -247,6 +276,13 @@ mod tests {
         assert_eq!(a.max_priority, Some(10));
         assert_eq!(a.queue_type, QueueType::Quorum);
         assert!(a.single_active_consumer);
+        let r = QueueArgs::parse(
+            &args(&[("x-retry-delays", FieldValue::Array(vec![FieldValue::I32(1000), FieldValue::I64(30_000)]))]),
+            "q",
+            "/",
+        )
+        .unwrap();
+        assert_eq!(r.retry_delays_ms, vec![1000, 30_000]);
     }
 
     #[test]
@@ -261,6 +297,10 @@ mod tests {
             args(&[("x-dead-letter-routing-key", s("k"))]),
             args(&[("x-single-active-consumer", s("yes"))]),
             args(&[("x-message-ttl", FieldValue::F64(1.5))]),
+            args(&[("x-retry-delays", FieldValue::Array(vec![]))]),
+            args(&[("x-retry-delays", FieldValue::Array(vec![FieldValue::I32(-5)]))]),
+            args(&[("x-retry-delays", FieldValue::I32(5))]),
+            args(&[("x-retry-delays", FieldValue::Array(vec![FieldValue::I32(1); MAX_RETRY_DELAYS + 1]))]),
         ];
         for a in cases {
             let e = QueueArgs::parse(&a, "q", "/").unwrap_err();

@@ -415,3 +415,31 @@ async fn paged_out_messages_expire_and_are_read_back_for_their_dead_letter_queue
     let dead = get(&ch, &dlq).await.unwrap();
     assert_eq!(dead.data, body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_delays_bring_a_rejected_message_back_then_dead_letter_it() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let mut delays = lapin::types::FieldArray::default();
+    delays.push(AMQPValue::LongInt(1000));
+    delays.push(AMQPValue::LongInt(5000));
+    let (work, dlq, _) = with_dlq(&ch, &[("x-retry-delays", AMQPValue::FieldArray(delays))]).await;
+    q::publish(&ch, "", &work, b"job").await;
+    let mut consumer = q::consume(&ch, &work, false).await;
+    let first = next_delivery(&mut consumer).await;
+    assert_eq!(header(&first, "x-retry-count"), None);
+    within(first.nack(BasicNackOptions { requeue: false, multiple: false })).await.unwrap();
+    for (delay, count) in [(1000u64, 1i64), (5000, 2)] {
+        server.advance_ms(delay - 1);
+        assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 1), "waiting out the delay");
+        server.advance_ms(1);
+        let again = next_delivery(&mut consumer).await;
+        assert_eq!((again.data.as_slice(), again.redelivered), (&b"job"[..], true));
+        assert_eq!(header(&again, "x-retry-count"), Some(&AMQPValue::LongLongInt(count)));
+        within(again.reject(BasicRejectOptions { requeue: false })).await.unwrap();
+    }
+    let dead = get(&ch, &dlq).await.expect("out of retries: dead-lettered");
+    assert_eq!(text(deaths(&dead)[0].get("reason")), "delivery_limit");
+    assert_eq!(header(&dead, "x-retry-count"), Some(&AMQPValue::LongLongInt(2)));
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 1));
+}

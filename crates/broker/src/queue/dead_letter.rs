@@ -26,7 +26,7 @@ impl Queue {
                     st.dead.push((Dropped::Entry(entry), Reason::DeliveryLimit));
                     continue;
                 }
-                entry.message = with_delivery_count(&entry.message, entry.delivery_count);
+                entry.message = with_header(&entry.message, "x-delivery-count", entry.delivery_count.into());
             }
             st.messages.return_entry(entry);
         }
@@ -35,16 +35,42 @@ impl Queue {
         self.unlock(st);
     }
 
-    /// Settle delivered messages the client rejected without requeue: they are dead-lettered
-    /// (reason `rejected`) or, without a dead-letter exchange, dropped.
+    /// Settle delivered messages the client rejected without requeue: with `x-retry-delays`
+    /// each comes back after its next delay, carrying `x-retry-count`, until the delays are used
+    /// up (then reason `delivery_limit`); otherwise it is dead-lettered (reason `rejected`) or,
+    /// without a dead-letter exchange, dropped.
     pub fn reject(self: &Arc<Self>, seqs: impl IntoIterator<Item = u64>) {
         let mut st = self.state.lock();
+        let now_ms = self.timers.now_ms();
         for seq in seqs {
-            if let Some(entry) = st.messages.ack(seq) {
+            let Some(mut entry) = st.messages.ack(seq) else { continue };
+            if self.args.retry_delays_ms.is_empty() {
                 st.dead.push((Dropped::Entry(entry), Reason::Rejected));
+                continue;
+            }
+            let retries = retry_count(&entry.message);
+            match self.args.retry_delays_ms.get(retries as usize) {
+                Some(delay_ms) => {
+                    entry.message = with_header(&entry.message, "x-retry-count", retries + 1);
+                    st.retrying.insert((now_ms.saturating_add(*delay_ms), entry.seq), entry);
+                }
+                None => st.dead.push((Dropped::Entry(entry), Reason::DeliveryLimit)),
             }
         }
+        self.schedule(&mut st);
         self.unlock(st);
+    }
+
+    /// Puts the rejected messages whose retry delay has passed back in line (first, at their
+    /// original position, as redelivered).
+    pub(super) fn retry_due(self: &Arc<Self>, st: &mut super::QueueState, now_ms: u64) {
+        while let Some(entry) = st.retrying.first_entry() {
+            if entry.key().0 > now_ms {
+                break;
+            }
+            let entry = entry.remove();
+            st.messages.return_entry(entry);
+        }
     }
 
     /// Republishes `dead` through the dead-letter exchange, if the queue has one, and makes
@@ -69,13 +95,20 @@ impl Queue {
     }
 }
 
-/// The message with its `x-delivery-count` header set to `count`.
-fn with_delivery_count(message: &Arc<Message>, count: u32) -> Arc<Message> {
+/// How many times the message was retried already (its `x-retry-count` header).
+fn retry_count(message: &Message) -> u64 {
+    warren_core::dead_letter::headers_of(&message.properties)
+        .and_then(|h| h.get("x-retry-count").and_then(FieldValue::as_i64))
+        .map_or(0, |n| n.max(0) as u64)
+}
+
+/// The message with header `name` set to `count`.
+fn with_header(message: &Arc<Message>, name: &'static str, count: u64) -> Arc<Message> {
     let Some(mut props) = message.decode_properties() else { return message.clone() };
     props
         .headers
         .get_or_insert_with(Default::default)
-        .insert(ShortStr::from_static("x-delivery-count"), FieldValue::I64(count.into()));
+        .insert(ShortStr::from_static(name), FieldValue::I64(count as i64));
     let mut m = (**message).clone();
     m.properties = props.to_raw();
     Arc::new(m)

@@ -71,6 +71,8 @@ struct QueueState {
     last_sweep_ms: u64,
     /// With `x-single-active-consumer`: the one consumer that gets messages.
     active: Option<Arc<Consumer>>,
+    /// With `x-retry-delays`: rejected messages waiting to come back, by (due time, seq).
+    retrying: BTreeMap<(u64, u64), Entry>,
 }
 
 /// What a queue did with a message routed to it.
@@ -123,6 +125,7 @@ impl Queue {
             last_used_ms: timers.now_ms(),
             last_sweep_ms: 0,
             active: None,
+            retrying: BTreeMap::new(),
         };
         let q = Arc::new(Queue {
             name: req.name,
@@ -519,6 +522,10 @@ impl Queue {
     pub fn purge(&self) -> usize {
         let mut st = self.state.lock();
         st.loaded.clear();
+        // Messages waiting to be retried go too (their ids are settled before any purge record).
+        for (_, entry) in std::mem::take(&mut st.retrying) {
+            self.forget_stored(entry.stored);
+        }
         let Some(p) = &self.persist else { return st.messages.purge(|_| {}) };
         let n = if st.messages.unacked_stored() > 0 {
             // A purge record would also settle the unacked ones: settle the purged one by one.
@@ -554,6 +561,7 @@ impl Queue {
         let dropped = st.messages.ready_count() as u32;
         st.messages = Prioritized::new(self.args.max_priority, self.args.message_ttl_ms);
         st.active = None;
+        st.retrying.clear();
         st.dead.clear();
         st.loaded.clear();
         self.report_memory(&mut st);

@@ -17,6 +17,7 @@ impl Queue {
             return;
         }
         st.scheduled_ms = None;
+        self.retry_due(&mut st, now_ms);
         let mut expired = Vec::new();
         st.messages.sweep_expired(now_ms, &mut expired);
         st.last_sweep_ms = now_ms;
@@ -25,6 +26,7 @@ impl Queue {
             .args
             .expires_ms
             .is_some_and(|expires| st.consumers.is_empty() && now_ms >= st.last_used_ms.saturating_add(expires));
+        self.dispatch_locked(&mut st);
         self.report_memory(&mut st);
         self.schedule(&mut st);
         self.unlock(st);
@@ -47,7 +49,8 @@ impl Queue {
             .expires_ms
             .filter(|_| st.consumers.is_empty())
             .map(|expires| st.last_used_ms.saturating_add(expires));
-        let Some(at) = messages.into_iter().chain(unused).min() else { return };
+        let retry = st.retrying.first_key_value().map(|((due, _), _)| *due);
+        let Some(at) = messages.into_iter().chain(unused).chain(retry).min() else { return };
         if st.scheduled_ms.is_none_or(|s| at < s) {
             st.scheduled_ms = Some(at);
             self.timers.schedule(at, self);
