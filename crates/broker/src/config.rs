@@ -1,7 +1,10 @@
 //! Broker settings: limits, users and vhosts. Every field has a default so an empty config file
 //! runs a broker; every limit is finite.
 
+use amqp_codec::FieldValue;
 use serde::Deserialize;
+use std::collections::BTreeMap;
+use warren_core::policy::{Policies, Policy};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -13,6 +16,8 @@ pub struct BrokerConfig {
     pub vhosts: Vec<String>,
     /// Create the RabbitMQ default user guest/guest (loopback only).
     pub default_user: bool,
+    /// Policies applying queue arguments by name pattern.
+    pub policies: Vec<PolicyConfig>,
     /// Where time comes from; tests use a manual clock to run timers deterministically.
     #[serde(skip)]
     pub clock: crate::ClockKind,
@@ -25,6 +30,7 @@ impl Default for BrokerConfig {
             users: Vec::new(),
             vhosts: vec!["/".to_string()],
             default_user: true,
+            policies: Vec::new(),
             clock: crate::ClockKind::System,
         }
     }
@@ -129,4 +135,62 @@ pub struct UserConfig {
 
 fn all_vhosts() -> Vec<String> {
     vec!["*".into()]
+}
+
+/// One `[[policies]]` entry: queue arguments applied to the queues of `vhost` whose names match
+/// `pattern` (see `warren_core::policy`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub name: String,
+    #[serde(default = "root_vhost")]
+    pub vhost: String,
+    /// A regular expression matched anywhere in the queue name (`^...$` to match it all).
+    pub pattern: String,
+    /// Of several matching policies, the highest priority applies.
+    #[serde(default)]
+    pub priority: i32,
+    /// An operator policy: its limits apply whenever lower than what the queue asks for.
+    #[serde(default)]
+    pub operator: bool,
+    /// Keys as in RabbitMQ policies (`message-ttl`, `dead-letter-exchange`, ...).
+    pub definition: BTreeMap<String, PolicyValue>,
+}
+
+/// A policy value as written in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PolicyValue {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+    Ints(Vec<i64>),
+}
+
+fn root_vhost() -> String {
+    "/".to_string()
+}
+
+impl PolicyValue {
+    fn field_value(&self) -> FieldValue {
+        match self {
+            PolicyValue::Int(n) => FieldValue::I64(*n),
+            PolicyValue::Bool(b) => FieldValue::Bool(*b),
+            PolicyValue::Text(s) => FieldValue::LongStr(bytes::Bytes::copy_from_slice(s.as_bytes())),
+            PolicyValue::Ints(v) => FieldValue::Array(v.iter().map(|n| FieldValue::I64(*n)).collect()),
+        }
+    }
+}
+
+/// Checks and compiles the configured policies; the error names the policy and what is wrong.
+pub fn compile_policies(configs: &[PolicyConfig]) -> Result<Policies, String> {
+    let mut policies = Vec::with_capacity(configs.len());
+    for (i, c) in configs.iter().enumerate() {
+        if configs[..i].iter().any(|o| o.name == c.name && o.vhost == c.vhost) {
+            return Err(format!("policies: '{}' is defined twice in vhost '{}'", c.name, c.vhost));
+        }
+        let definition = c.definition.iter().map(|(k, v)| (k.clone(), v.field_value())).collect();
+        policies.push(Policy::new(&c.name, &c.vhost, &c.pattern, c.priority, c.operator, definition)?);
+    }
+    Ok(Policies::new(policies))
 }

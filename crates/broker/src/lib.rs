@@ -14,7 +14,7 @@ pub mod timers;
 pub mod vhost;
 
 pub use auth::{User, Users};
-pub use config::{BrokerConfig, Limits, UserConfig};
+pub use config::{compile_policies, BrokerConfig, Limits, PolicyConfig, UserConfig};
 pub use consumer::{Consumer, ConsumerSink, Offer, Take};
 pub use durable::{Durability, OnDurable};
 pub use exchange::{Dest, Exchange};
@@ -56,9 +56,15 @@ impl Broker {
     pub fn with_durability(config: BrokerConfig, durability: Option<Arc<Durability>>) -> Broker {
         let users = Users::from_config(&config.users);
         let timers = Timers::new(config.clock);
+        let policies = Arc::new(compile_policies(&config.policies).unwrap_or_else(|e| {
+            // Config::validate refuses these before a broker is built; never half-apply them.
+            tracing::error!(error = %e, "invalid policies; none applied");
+            Default::default()
+        }));
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
-            vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), timers.clone())));
+            let vhost = VHost::new(name, durability.clone(), timers.clone(), policies.clone());
+            vhosts.insert(name.clone(), Arc::new(vhost));
         }
         Broker {
             inner: Arc::new(BrokerInner {

@@ -14,6 +14,7 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use warren_core::names;
+use warren_core::policy::Policies;
 use warren_core::queue_args::{self, QueueArgs};
 use warren_core::routing::Binding;
 use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
@@ -24,6 +25,7 @@ pub struct VHost {
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
     durability: Option<Arc<Durability>>,
     timers: Arc<Timers>,
+    policies: Arc<Policies>,
 }
 
 /// What a client asked for in queue.declare (the name already resolved if server-named).
@@ -73,7 +75,7 @@ const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
 impl VHost {
     /// A vhost whose durable entities and persistent messages go to `durability` (if any), and
     /// whose queues keep time and schedule their deadlines with `timers`.
-    pub fn new(name: &str, durability: Option<Arc<Durability>>, timers: Arc<Timers>) -> VHost {
+    pub fn new(name: &str, durability: Option<Arc<Durability>>, timers: Arc<Timers>, policies: Arc<Policies>) -> VHost {
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind)| {
@@ -94,6 +96,7 @@ impl VHost {
             queues: RwLock::new(HashMap::new()),
             durability,
             timers,
+            policies,
         }
     }
 
@@ -354,7 +357,7 @@ impl VHost {
         if !req.server_named {
             names::check_queue_declare_name(&req.name)?;
         }
-        let args = QueueArgs::parse(&req.arguments, &req.name, &self.name)?;
+        let args = self.queue_args(&req.name, &req.arguments)?;
         args.check_queue_type_flags(req.durable, req.exclusive, req.auto_delete, &req.name, &self.name)?;
         if queues.len() >= max_queues {
             return Err(AmqpError::not_allowed(format!(
@@ -379,6 +382,11 @@ impl VHost {
         let q = Queue::new(self, req, owner, args, persist);
         queues.insert(name, q.clone());
         Ok((q, 0, 0))
+    }
+
+    /// The settings queue `name` runs with: its own arguments and what policies apply.
+    fn queue_args(&self, name: &str, own: &FieldTable) -> Result<QueueArgs, AmqpError> {
+        QueueArgs::parse(&self.policies.effective(&self.name, name, own), name, &self.name)
     }
 
     fn check_queue_equivalent(&self, q: &Queue, req: &QueueDeclare) -> Result<(), AmqpError> {
@@ -459,7 +467,7 @@ impl VHost {
         stored: &StoredQueue,
         durability: Arc<Durability>,
     ) -> Result<Arc<Queue>, AmqpError> {
-        let args = QueueArgs::parse(&stored.arguments, &name, &self.name)?;
+        let args = self.queue_args(&name, &stored.arguments)?;
         let persist = Some(Persist { id: stored.id, durability, durable: true });
         let req = QueueDeclare {
             name: name.clone(),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod exchange;
 pub mod message;
 pub mod names;
+pub mod policy;
 pub mod priority;
 pub mod queue;
 pub mod queue_args;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use warren_broker::durable::DurabilityOptions;
-use warren_broker::{BrokerConfig, ClockKind, Limits, UserConfig};
+use warren_broker::{BrokerConfig, ClockKind, Limits, PolicyConfig, UserConfig};
 use warren_store::StoreOptions;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +26,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub users: Vec<UserConfig>,
     pub vhosts: Vec<String>,
+    /// `[[policies]]`: queue arguments applied by queue-name pattern.
+    pub policies: Vec<PolicyConfig>,
     /// Where the broker's time comes from (tests run timers on a manual clock).
     #[serde(skip)]
     pub clock: ClockKind,
@@ -99,6 +101,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             users: Vec::new(),
             vhosts: vec!["/".into()],
+            policies: Vec::new(),
             clock: ClockKind::System,
         }
     }
@@ -114,6 +117,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.limits.validate()?;
         self.storage.validate()?;
+        warren_broker::compile_policies(&self.policies)?;
         for u in &self.users {
             if u.name.is_empty() {
                 return Err("users: a user has an empty name".into());
@@ -128,6 +132,7 @@ impl Config {
             users: self.users.clone(),
             vhosts: self.vhosts.clone(),
             default_user: self.default_user,
+            policies: self.policies.clone(),
             clock: self.clock,
         }
         .normalized()
@@ -168,5 +173,31 @@ mod tests {
         assert_eq!(small.storage.durability_options().store.segment_size_bytes, 65536);
         let bad: Config = toml::from_str("[storage]\nsegment_size_bytes = 100").unwrap();
         assert!(bad.validate().unwrap_err().contains("segment_size_bytes"), "{:?}", bad.validate());
+    }
+
+    #[test]
+    fn policies_parse_and_bad_ones_are_refused_at_start() {
+        let cfg: Config = toml::from_str(
+            r#"
+            [[policies]]
+            name = "events"
+            pattern = "^events\\."
+            priority = 5
+            definition = { message-ttl = 60000, dead-letter-exchange = "dlx", retry-delays = [1000, 5000] }
+            [[policies]]
+            name = "cap"
+            operator = true
+            pattern = ".*"
+            definition = { max-length = 100000 }
+            "#,
+        )
+        .unwrap();
+        assert!(cfg.validate().is_ok(), "{:?}", cfg.validate());
+        assert_eq!(cfg.broker_config().policies.len(), 2);
+        let bad: Config =
+            toml::from_str("[[policies]]\nname = \"p\"\npattern = \".*\"\ndefinition = { max-lenght = 1 }").unwrap();
+        assert!(bad.validate().unwrap_err().contains("unknown key 'max-lenght'"));
+        let bad: Config = toml::from_str("[[policies]]\nname = \"p\"\npattern = \"(\"\ndefinition = {}").unwrap();
+        assert!(bad.validate().unwrap_err().contains("invalid pattern"));
     }
 }

@@ -443,3 +443,52 @@ async fn retry_delays_bring_a_rejected_message_back_then_dead_letter_it() {
     assert_eq!(header(&dead, "x-retry-count"), Some(&AMQPValue::LongLongInt(2)));
     assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_apply_arguments_by_name_and_operator_policies_cap_them() {
+    use std::collections::BTreeMap;
+    use warren_broker::config::PolicyValue;
+    let policy = |name: &str, pattern: &str, operator: bool, def: &[(&str, PolicyValue)]| warren_broker::PolicyConfig {
+        name: name.into(),
+        vhost: "/".into(),
+        pattern: pattern.into(),
+        priority: 0,
+        operator,
+        definition: def.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
+    };
+    let server = TestServer::start_manual_clock(|c| {
+        c.policies = vec![
+            policy(
+                "events",
+                "^events\\.",
+                false,
+                &[
+                    ("message-ttl", PolicyValue::Int(1000)),
+                    ("dead-letter-exchange", PolicyValue::Text(String::new())),
+                    ("dead-letter-routing-key", PolicyValue::Text("events-dlq".into())),
+                ],
+            ),
+            policy("cap", ".*", true, &[("max-length", PolicyValue::Int(2))]),
+        ]
+    })
+    .await;
+    let (_c, ch) = channel(&server).await;
+    q::declare(&ch, "events-dlq").await;
+    let (events, other) = (unique("events.orders"), unique("jobs"));
+    q::declare(&ch, &events).await;
+    let asks_more = args(&[("x-max-length", AMQPValue::LongInt(1000)), ("x-overflow", s("reject-publish"))]);
+    within(ch.queue_declare(other.as_str().into(), QueueDeclareOptions::default(), asks_more)).await.unwrap();
+
+    q::publish(&ch, "", &events, b"e1").await;
+    server.advance_ms(1000);
+    let dead = get(&ch, "events-dlq").await.expect("the policy's TTL and dead-letter exchange applied");
+    assert_eq!(dead.data, b"e1");
+    assert_eq!(text(deaths(&dead)[0].get("reason")), "expired");
+
+    let mut outcomes = Vec::new();
+    for body in [b"j1", b"j2", b"j3"] {
+        outcomes.push(publish_confirmed(&ch, &other, body, BasicProperties::default()).await.is_ack());
+    }
+    assert_eq!(outcomes, [true, true, false], "the operator's cap of 2 beats the queue's 1000");
+    assert_eq!(q::counts(&ch, &other).await.unwrap(), (2, 0));
+}

@@ -1,0 +1,183 @@
+//! Policies: queue arguments an operator applies by queue-name pattern, as RabbitMQ's policies
+//! and operator policies do. Of the policies whose vhost and pattern (a regular expression,
+//! matched anywhere in the name) fit a queue, the one with the highest priority applies, and
+//! likewise one operator policy. A queue's own `x-` argument wins over a policy; an operator
+//! policy's numeric limit wins whenever it is lower, so clients cannot exceed it.
+
+use crate::queue_args::QueueArgs;
+use amqp_codec::{FieldTable, FieldValue};
+use regex::Regex;
+
+/// Keys a policy may set (each becomes the `x-` queue argument of the same name).
+pub const POLICY_KEYS: &[&str] = &[
+    "message-ttl",
+    "expires",
+    "max-length",
+    "max-length-bytes",
+    "overflow",
+    "dead-letter-exchange",
+    "dead-letter-routing-key",
+    "delivery-limit",
+    "consumer-timeout",
+    "retry-delays",
+];
+
+/// Keys an operator policy may set: limits, where the lower value applies.
+pub const OPERATOR_POLICY_KEYS: &[&str] =
+    &["message-ttl", "expires", "max-length", "max-length-bytes", "delivery-limit", "consumer-timeout"];
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub vhost: String,
+    pattern: Regex,
+    pub priority: i32,
+    /// An operator policy: its limits cap what clients ask for.
+    pub operator: bool,
+    /// The `x-` arguments it applies.
+    definition: FieldTable,
+}
+
+impl Policy {
+    /// A policy from its parts; the error says what is wrong (pattern, key or value).
+    pub fn new(
+        name: &str,
+        vhost: &str,
+        pattern: &str,
+        priority: i32,
+        operator: bool,
+        definition: Vec<(String, FieldValue)>,
+    ) -> Result<Policy, String> {
+        let what = if operator { "operator policy" } else { "policy" };
+        let pattern = Regex::new(pattern).map_err(|e| format!("{what} '{name}': invalid pattern: {e}"))?;
+        let allowed = if operator { OPERATOR_POLICY_KEYS } else { POLICY_KEYS };
+        let mut table = FieldTable::new();
+        for (key, value) in definition {
+            if !allowed.contains(&key.as_str()) {
+                return Err(format!("{what} '{name}': unknown key '{key}' (allowed: {})", allowed.join(", ")));
+            }
+            table.insert(format!("x-{key}").as_str(), value);
+        }
+        QueueArgs::parse(&table, "(policy)", vhost).map_err(|e| format!("{what} '{name}': {}", e.text))?;
+        Ok(Policy { name: name.to_owned(), vhost: vhost.to_owned(), pattern, priority, operator, definition: table })
+    }
+
+    fn applies_to(&self, vhost: &str, queue: &str) -> bool {
+        self.vhost == vhost && self.pattern.is_match(queue)
+    }
+}
+
+/// Every configured policy.
+#[derive(Debug, Clone, Default)]
+pub struct Policies(Vec<Policy>);
+
+impl Policies {
+    pub fn new(policies: Vec<Policy>) -> Policies {
+        Policies(policies)
+    }
+
+    fn winner(&self, vhost: &str, queue: &str, operator: bool) -> Option<&Policy> {
+        self.0
+            .iter()
+            .filter(|p| p.operator == operator && p.applies_to(vhost, queue))
+            .max_by(|a, b| a.priority.cmp(&b.priority).then_with(|| b.name.cmp(&a.name)))
+    }
+
+    /// The arguments queue `queue` of `vhost` runs with: its own, then what its policy adds,
+    /// then its operator policy's caps.
+    pub fn effective(&self, vhost: &str, queue: &str, own: &FieldTable) -> FieldTable {
+        let mut args = own.clone();
+        if let Some(policy) = self.winner(vhost, queue, false) {
+            for (key, value) in policy.definition.iter() {
+                if !args.contains_key(key) {
+                    args.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        if let Some(policy) = self.winner(vhost, queue, true) {
+            for (key, cap) in policy.definition.iter() {
+                let lower = match (args.get(key).and_then(FieldValue::as_i64), cap.as_i64()) {
+                    (Some(current), Some(cap)) => cap < current,
+                    _ => true,
+                };
+                if lower {
+                    args.insert(key.clone(), cap.clone());
+                }
+            }
+        }
+        args
+    }
+
+    /// The names of the policy and operator policy applying to a queue (for listings).
+    pub fn applied(&self, vhost: &str, queue: &str) -> (Option<&str>, Option<&str>) {
+        let name = |operator| self.winner(vhost, queue, operator).map(|p| p.name.as_str());
+        (name(false), name(true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(n: i64) -> FieldValue {
+        FieldValue::I64(n)
+    }
+
+    fn text(s: &str) -> FieldValue {
+        FieldValue::LongStr(bytes::Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    fn policy(name: &str, pattern: &str, priority: i32, operator: bool, def: &[(&str, FieldValue)]) -> Policy {
+        let def = def.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        Policy::new(name, "/", pattern, priority, operator, def).unwrap()
+    }
+
+    #[test]
+    fn the_highest_priority_policy_fills_in_what_the_queue_did_not_set() {
+        let policies = Policies::new(vec![
+            policy("all", ".*", 0, false, &[("message-ttl", int(1000)), ("max-length", int(5))]),
+            policy(
+                "events",
+                "^events\\.",
+                10,
+                false,
+                &[("dead-letter-exchange", text("dlx")), ("message-ttl", int(60_000))],
+            ),
+        ]);
+        let mut own = FieldTable::new();
+        own.insert("x-message-ttl", int(30_000));
+        let a = policies.effective("/", "events.orders", &own);
+        assert_eq!(a.get("x-message-ttl"), Some(&int(30_000)), "the queue's own argument wins");
+        assert_eq!(a.get("x-dead-letter-exchange"), Some(&text("dlx")));
+        assert_eq!(a.get("x-max-length"), None, "only one policy applies");
+        let b = policies.effective("/", "jobs", &FieldTable::new());
+        assert_eq!((b.get("x-message-ttl"), b.get("x-max-length")), (Some(&int(1000)), Some(&int(5))));
+        assert!(policies.effective("other-vhost", "jobs", &FieldTable::new()).is_empty());
+        assert_eq!(policies.applied("/", "events.x"), (Some("events"), None));
+    }
+
+    #[test]
+    fn operator_policies_cap_limits_whatever_the_queue_asks() {
+        let policies = Policies::new(vec![
+            policy("cap", ".*", 0, true, &[("max-length", int(100)), ("message-ttl", int(5000))]),
+            policy("lenient", ".*", 0, false, &[("max-length", int(1_000_000))]),
+        ]);
+        let mut own = FieldTable::new();
+        own.insert("x-message-ttl", FieldValue::I32(1000));
+        let a = policies.effective("/", "q", &own);
+        assert_eq!(a.get("x-max-length"), Some(&int(100)), "the operator's cap beats the policy");
+        assert_eq!(a.get("x-message-ttl"), Some(&FieldValue::I32(1000)), "a lower client value stays");
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_the_reason() {
+        let bad = |operator, def: Vec<(String, FieldValue)>, pattern: &str| {
+            Policy::new("p", "/", pattern, 0, operator, def).unwrap_err()
+        };
+        assert!(bad(false, vec![], "(").contains("invalid pattern"));
+        assert!(bad(false, vec![("max-priority".into(), int(5))], ".*").contains("unknown key"));
+        assert!(bad(true, vec![("dead-letter-exchange".into(), text("x"))], ".*").contains("unknown key"));
+        assert!(bad(false, vec![("message-ttl".into(), text("soon"))], ".*").contains("x-message-ttl"));
+        assert!(bad(false, vec![("dead-letter-routing-key".into(), text("k"))], ".*").contains("together"));
+    }
+}
