@@ -219,7 +219,7 @@ impl Channel {
             self.reply(ctx, m.nowait, Method::ExchangeDeclareOk);
             return Ok(());
         }
-        let kind = ExchangeKind::parse(&m.kind)?;
+        let (kind, delayed) = ExchangeKind::declared(&m.kind, &m.arguments)?;
         if m.exchange.is_empty() {
             return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
         }
@@ -230,6 +230,7 @@ impl Channel {
             auto_delete: m.auto_delete,
             internal: m.internal,
             arguments: m.arguments,
+            delayed,
         };
         ctx.vhost.declare_exchange(def, false, ctx.broker.limits().max_exchanges)?;
         self.reply(ctx, m.nowait, Method::ExchangeDeclareOk);

@@ -1,6 +1,7 @@
 //! An exchange at run time: its definition and its bindings, whose destinations are queues or
 //! other exchanges held directly (no name lookup on the publish path).
 
+use crate::delayed::Delayed;
 use crate::Queue;
 use parking_lot::RwLock;
 use std::sync::Arc;
@@ -10,12 +11,18 @@ use warren_core::ExchangeDef;
 pub struct Exchange {
     pub def: ExchangeDef,
     pub bindings: RwLock<Bindings<Dest>>,
+    /// The messages a delayed exchange holds until their time.
+    pub delayed: Option<Delayed>,
 }
 
 impl Exchange {
     pub fn new(def: ExchangeDef) -> Exchange {
+        Exchange::with_delayed(def, None)
+    }
+
+    pub fn with_delayed(def: ExchangeDef, delayed: Option<Delayed>) -> Exchange {
         let bindings = RwLock::new(Bindings::new(def.kind));
-        Exchange { def, bindings }
+        Exchange { def, bindings, delayed }
     }
 
     pub fn name(&self) -> &str {

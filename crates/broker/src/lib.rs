@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod delayed;
 pub mod durable;
 pub mod exchange;
 pub mod queue;

@@ -86,6 +86,7 @@ impl VHost {
                     auto_delete: false,
                     internal: false,
                     arguments: FieldTable::new(),
+                    delayed: false,
                 };
                 (def.name.clone(), Arc::new(Exchange::new(def)))
             })
@@ -192,7 +193,12 @@ impl VHost {
 
     // ---- exchanges -------------------------------------------------------------------------
 
-    pub fn declare_exchange(&self, def: ExchangeDef, passive: bool, max_exchanges: usize) -> Result<(), AmqpError> {
+    pub fn declare_exchange(
+        self: &Arc<Self>,
+        def: ExchangeDef,
+        passive: bool,
+        max_exchanges: usize,
+    ) -> Result<(), AmqpError> {
         if passive {
             return self.existing_exchange(&def.name).map(|_| ());
         }
@@ -207,11 +213,29 @@ impl VHost {
                 def.name, self.name
             )));
         }
-        if def.durable && self.durability.is_some() {
-            self.submit(vec![(defs::exchange_key(&self.name, &def.name), Some(defs::exchange_value(&def)))]);
+        let mut changes = Vec::new();
+        let mut delay_store = None;
+        if let (true, Some(d)) = (def.durable, &self.durability) {
+            if def.delayed {
+                let (id, counter) = d.allocate_queue_id();
+                changes.push(counter);
+                delay_store = Some((id, d.clone()));
+            }
+            let id = delay_store.as_ref().map(|(id, _)| *id);
+            changes.push((defs::exchange_key(&self.name, &def.name), Some(defs::exchange_value(&def, id))));
         }
-        exchanges.insert(def.name.clone(), Arc::new(Exchange::new(def)));
+        self.submit(changes);
+        let exchange = self.new_exchange(def, delay_store);
+        exchanges.insert(exchange.def.name.clone(), exchange);
         Ok(())
+    }
+
+    /// An exchange of this vhost; a delayed one holds its waiting messages (stored under the
+    /// store id given, if any).
+    fn new_exchange(self: &Arc<Self>, def: ExchangeDef, delay_store: Option<(u64, Arc<Durability>)>) -> Arc<Exchange> {
+        let delayed =
+            def.delayed.then(|| crate::delayed::Delayed::new(delay_store, self.timers.clone(), Arc::downgrade(self)));
+        Arc::new(Exchange::with_delayed(def, delayed))
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
@@ -244,6 +268,9 @@ impl VHost {
             }
             self.submit(changes);
             exchanges.remove(exchange.name());
+        }
+        if let Some(delayed) = &exchange.delayed {
+            delayed.discard();
         }
         self.remove_destination_everywhere(&Dest::Exchange(exchange.clone()));
     }
@@ -457,8 +484,14 @@ impl VHost {
 
     // ---- restore at start (nothing is written back) -----------------------------------------
 
-    pub(crate) fn restore_exchange(&self, def: ExchangeDef) {
-        self.exchanges.write().insert(def.name.clone(), Arc::new(Exchange::new(def)));
+    pub(crate) fn restore_exchange(
+        self: &Arc<Self>,
+        def: ExchangeDef,
+        delay_store: Option<(u64, Arc<Durability>)>,
+    ) -> Arc<Exchange> {
+        let exchange = self.new_exchange(def, delay_store);
+        self.exchanges.write().insert(exchange.def.name.clone(), exchange.clone());
+        exchange
     }
 
     pub(crate) fn restore_queue(
@@ -505,16 +538,31 @@ impl VHost {
                 self.name
             )));
         }
+        if let Some(delayed) = &ex.delayed {
+            if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
+                return Ok(delayed.hold(&ex, message, delay_ms, on_durable));
+            }
+        }
+        Ok(self.route_and_deliver(&ex, message, on_durable))
+    }
+
+    /// Routes `message` from `ex` (with its `CC`/`BCC` keys) and enqueues it where it lands.
+    pub(crate) fn route_and_deliver(
+        &self,
+        ex: &Arc<Exchange>,
+        message: Arc<Message>,
+        on_durable: Option<OnDurable>,
+    ) -> Routed {
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&message);
-        route::route(self, &ex, &message.routing_key, &mut headers, &mut targets);
+        route::route(self, ex, &message.routing_key, &mut headers, &mut targets);
         let extra_keys = headers.get().map(route::sender_selected_keys).unwrap_or_default();
         for key in &extra_keys {
-            route::route(self, &ex, key, &mut headers, &mut targets);
+            route::route(self, ex, key, &mut headers, &mut targets);
         }
         drop(headers);
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
-        Ok(self.deliver(targets, message, on_durable))
+        self.deliver(targets, message, on_durable)
     }
 
     /// Enqueues a routed message on each of `targets`, appending it to the store first if it

@@ -1,5 +1,6 @@
-//! Exchange definitions: the four AMQP exchange types and RabbitMQ's equivalence rules for
-//! redeclaration.
+//! Exchange definitions: the four AMQP exchange types, the `x-delayed-message` type (which
+//! routes like its `x-delayed-type` after holding each message for its `x-delay`), and
+//! RabbitMQ's equivalence rules for redeclaration.
 
 use crate::AmqpError;
 use amqp_codec::{FieldTable, FieldValue, ShortStr};
@@ -45,17 +46,55 @@ impl fmt::Display for ExchangeKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExchangeDef {
     pub name: ShortStr,
+    /// How it routes (for a delayed exchange: its `x-delayed-type`).
     pub kind: ExchangeKind,
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    /// Declared as `x-delayed-message`: messages with an `x-delay` header wait that long first.
+    pub delayed: bool,
+}
+
+/// The exchange type of delayed-message exchanges (the name RabbitMQ's plugin gives it).
+pub const DELAYED_TYPE: &str = "x-delayed-message";
+
+/// The `x-delay` of a message's headers, in ms, if it asks for a positive one.
+pub fn delay_of(headers: Option<&FieldTable>) -> Option<u64> {
+    let delay = headers?.get("x-delay")?.as_i64()?;
+    (delay > 0).then_some(delay as u64)
+}
+
+impl ExchangeKind {
+    /// The routing kind of a declared type: one of the four, or for `x-delayed-message` the
+    /// type named by its `x-delayed-type` argument. Returns the kind and whether it is delayed.
+    pub fn declared(kind: &str, arguments: &FieldTable) -> Result<(ExchangeKind, bool), AmqpError> {
+        if kind != DELAYED_TYPE {
+            return Ok((ExchangeKind::parse(kind)?, false));
+        }
+        let routing = arguments.get("x-delayed-type").and_then(FieldValue::as_str).map(ExchangeKind::parse);
+        match routing {
+            Some(Ok(kind)) => Ok((kind, true)),
+            _ => Err(AmqpError::precondition_failed(
+                "Invalid argument, 'x-delayed-type' must be an existing exchange type",
+            )),
+        }
+    }
 }
 
 /// Arguments whose values take part in redeclaration equivalence, as in RabbitMQ.
 const EQUIVALENCE_ARGS: &[&str] = &["alternate-exchange"];
 
 impl ExchangeDef {
+    /// The type as declared (`x-delayed-message` for a delayed exchange).
+    pub fn type_name(&self) -> &'static str {
+        if self.delayed {
+            DELAYED_TYPE
+        } else {
+            self.kind.as_str()
+        }
+    }
+
     pub fn alternate_exchange(&self) -> Option<&str> {
         match self.arguments.get("alternate-exchange") {
             Some(FieldValue::LongStr(s)) => std::str::from_utf8(s).ok(),
@@ -71,8 +110,11 @@ impl ExchangeDef {
                 self.name
             ))
         };
+        if requested.type_name() != self.type_name() {
+            return Err(mismatch("type", &requested.type_name(), &self.type_name()));
+        }
         if requested.kind != self.kind {
-            return Err(mismatch("type", &requested.kind, &self.kind));
+            return Err(mismatch("x-delayed-type", &requested.kind, &self.kind));
         }
         if requested.durable != self.durable {
             return Err(mismatch("durable", &requested.durable, &self.durable));
@@ -144,6 +186,7 @@ mod tests {
             auto_delete: false,
             internal: false,
             arguments: FieldTable::new(),
+            delayed: false,
         }
     }
 
@@ -161,6 +204,27 @@ mod tests {
         assert_eq!(e.code, 406);
         assert!(e.text.contains("inequivalent arg 'type'"), "{}", e.text);
         assert_eq!(existing.check_equivalent(&def(ExchangeKind::Direct, false), "/").unwrap_err().code, 406);
+    }
+
+    #[test]
+    fn delayed_exchanges_route_like_their_delayed_type() {
+        let mut args = FieldTable::new();
+        assert_eq!(ExchangeKind::declared(DELAYED_TYPE, &args).unwrap_err().code, 406);
+        args.insert("x-delayed-type", FieldValue::LongStr("nope".into()));
+        assert_eq!(ExchangeKind::declared(DELAYED_TYPE, &args).unwrap_err().code, 406);
+        args.insert("x-delayed-type", FieldValue::LongStr("topic".into()));
+        assert_eq!(ExchangeKind::declared(DELAYED_TYPE, &args).unwrap(), (ExchangeKind::Topic, true));
+        assert_eq!(ExchangeKind::declared("topic", &args).unwrap(), (ExchangeKind::Topic, false));
+        let mut delayed = def(ExchangeKind::Topic, true);
+        delayed.delayed = true;
+        let e = delayed.check_equivalent(&def(ExchangeKind::Topic, true), "/").unwrap_err();
+        assert!(e.text.contains("received 'topic' but current is 'x-delayed-message'"), "{}", e.text);
+        let mut headers = FieldTable::new();
+        assert_eq!(delay_of(Some(&headers)), None);
+        headers.insert("x-delay", FieldValue::I32(-5));
+        assert_eq!(delay_of(Some(&headers)), None);
+        headers.insert("x-delay", FieldValue::I64(1500));
+        assert_eq!(delay_of(Some(&headers)), Some(1500));
     }
 
     #[test]

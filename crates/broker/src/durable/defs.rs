@@ -148,9 +148,14 @@ pub fn exchange_key(vhost: &str, name: &str) -> Bytes {
     key(b'x', &[vhost.as_bytes(), name.as_bytes()])
 }
 
-pub fn exchange_value(def: &ExchangeDef) -> Bytes {
+/// A durable exchange as stored; a delayed one also keeps the store id its waiting messages
+/// are written under (`delay_store_id`).
+pub fn exchange_value(def: &ExchangeDef, delay_store_id: Option<u64>) -> Bytes {
     let mut t = FieldTable::new();
-    t.insert("type", FieldValue::LongStr(Bytes::copy_from_slice(def.kind.as_str().as_bytes())));
+    if let Some(id) = delay_store_id {
+        t.insert("delay_store_id", FieldValue::I64(id as i64));
+    }
+    t.insert("type", FieldValue::LongStr(Bytes::copy_from_slice(def.type_name().as_bytes())));
     t.insert("auto_delete", FieldValue::Bool(def.auto_delete));
     t.insert("internal", FieldValue::Bool(def.internal));
     t.insert("arguments", FieldValue::Table(def.arguments.clone()));
@@ -213,7 +218,8 @@ pub fn binding_value() -> Bytes {
 /// Every definition read back at start, by vhost.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub exchanges: Vec<(String, ExchangeDef)>,
+    /// Vhost, definition, and for a delayed exchange the store id of its waiting messages.
+    pub exchanges: Vec<(String, ExchangeDef, Option<u64>)>,
     pub queues: Vec<(String, ShortStr, StoredQueue)>,
     pub bindings: Vec<(String, StoredBinding)>,
     pub next_queue_id: u64,
@@ -252,8 +258,10 @@ fn parse_entry(k: &[u8], mut v: Bytes, loaded: &mut Loaded) -> bool {
     match (kind, parts.as_slice()) {
         (b'x', [vhost, name]) => {
             let (Some(vhost), Some(name)) = (text(vhost), short(name)) else { return false };
-            let Some(kind) = table.get("type").and_then(FieldValue::as_str).and_then(|k| ExchangeKind::parse(k).ok())
-            else {
+            let arguments = arguments();
+            let declared =
+                table.get("type").and_then(FieldValue::as_str).map(|k| ExchangeKind::declared(k, &arguments));
+            let Some(Ok((kind, delayed))) = declared else {
                 return false;
             };
             let def = ExchangeDef {
@@ -262,9 +270,14 @@ fn parse_entry(k: &[u8], mut v: Bytes, loaded: &mut Loaded) -> bool {
                 durable: true,
                 auto_delete: flag("auto_delete"),
                 internal: flag("internal"),
-                arguments: arguments(),
+                arguments,
+                delayed,
             };
-            loaded.exchanges.push((vhost, def));
+            let delay_store_id = table.get("delay_store_id").and_then(FieldValue::as_i64).map(|id| id as u64);
+            if let Some(id) = delay_store_id {
+                loaded.next_queue_id = loaded.next_queue_id.max(id + 1);
+            }
+            loaded.exchanges.push((vhost, def, delay_store_id));
         }
         (b'q', [vhost, name]) => {
             let (Some(vhost), Some(name)) = (text(vhost), short(name)) else { return false };
@@ -306,7 +319,12 @@ mod tests {
             auto_delete: true,
             internal: false,
             arguments: args.clone(),
+            delayed: false,
         };
+        let mut delayed = ex.clone();
+        delayed.name = ShortStr::from("later");
+        delayed.delayed = true;
+        delayed.arguments.insert("x-delayed-type", FieldValue::LongStr(Bytes::from_static(b"topic")));
         let q = StoredQueue { id: 7, auto_delete: false, arguments: args.clone() };
         let b = StoredBinding {
             source: ShortStr::from("orders"),
@@ -316,20 +334,21 @@ mod tests {
             arguments: args.clone(),
         };
         let entries = vec![
-            (exchange_key("/", "orders"), exchange_value(&ex)),
+            (exchange_key("/", "orders"), exchange_value(&ex, None)),
+            (exchange_key("/", "later"), exchange_value(&delayed, Some(11))),
             (queue_key("/", "work"), queue_value(&q)),
             (binding_key("/", &b), binding_value()),
             (Bytes::from_static(NEXT_QUEUE_ID_KEY), Bytes::copy_from_slice(&3u64.to_le_bytes())),
             (Bytes::from_static(b"zzz"), Bytes::new()),
         ];
         let loaded = load(entries);
-        assert_eq!(loaded.exchanges, vec![("/".to_string(), ex)]);
+        assert_eq!(loaded.exchanges, vec![("/".to_string(), ex, None), ("/".to_string(), delayed, Some(11))]);
         assert_eq!(loaded.queues.len(), 1);
         assert_eq!((loaded.queues[0].1.as_str(), loaded.queues[0].2.id), ("work", 7));
         assert_eq!(loaded.queues[0].2.arguments, args);
         assert_eq!(loaded.bindings.len(), 1);
         assert_eq!(loaded.bindings[0].1.dest.as_str(), "q\0odd");
         assert_eq!(loaded.unreadable, vec![Bytes::from_static(b"zzz")]);
-        assert_eq!(loaded.next_queue_id, 8, "never below the largest id in use");
+        assert_eq!(loaded.next_queue_id, 12, "never below the largest id in use");
     }
 }

@@ -26,10 +26,14 @@ pub fn restore(broker: &Broker, loaded: Loaded, recovery: &Recovery) -> RestoreR
     let started = Instant::now();
     let Some(durability) = broker.durability().cloned() else { return RestoreReport::default() };
     let mut report = RestoreReport::default();
-    for (vhost, def) in loaded.exchanges {
+    let mut delayed_by_id = HashMap::new();
+    for (vhost, def, delay_store_id) in loaded.exchanges {
         match broker.vhost(&vhost) {
             Some(v) => {
-                v.restore_exchange(def);
+                let exchange = v.restore_exchange(def, delay_store_id.map(|id| (id, durability.clone())));
+                if let Some(id) = delay_store_id {
+                    delayed_by_id.insert(id, exchange);
+                }
                 report.exchanges += 1;
             }
             None => skip(&mut report, "exchange", &vhost, def.name.as_str(), "no such vhost"),
@@ -71,6 +75,20 @@ pub fn restore(broker: &Broker, loaded: Loaded, recovery: &Recovery) -> RestoreR
         }
     }
     for (&queue_id, messages) in &recovery.queues {
+        if let Some(exchange) = delayed_by_id.get(&queue_id) {
+            // Waiting delayed messages are read back: their due time is in them.
+            let delayed = exchange.delayed.as_ref().expect("a delayed exchange");
+            for id in messages.ids.runs().into_iter().flat_map(|r| r.first..r.first + r.count) {
+                match durability.load(id) {
+                    Some(message) => delayed.restore(exchange, message, id),
+                    None => {
+                        let _ = durability.store.ack(queue_id, id);
+                    }
+                }
+                report.messages += 1;
+            }
+            continue;
+        }
         let Some(q) = by_id.get(&queue_id) else {
             // The queue's deletion reached the definitions but not the log.
             let _ = durability.store.purge(queue_id, u64::MAX);
