@@ -522,6 +522,8 @@ async fn a_paged_out_message_that_fails_its_checksum_is_skipped_and_never_delive
         within(d.ack(BasicAckOptions::default())).await.unwrap();
     }
     assert_eq!(got, vec!["first-body", "third-body", "last"]);
+    // A round trip on the channel: the acks before it have been applied.
+    assert_eq!(q::counts(&ch, "rot").await.unwrap(), (0, 1));
     // It was settled in the store, so it does not come back after a restart either.
     drop(consumer);
     drop(conn);
