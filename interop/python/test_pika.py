@@ -904,3 +904,51 @@ def test_direct_reply_to_requires_consumer(res):
     with pytest.raises(ChannelClosedByBroker) as excinfo:
         ch.queue_declare(q, passive=True)  # any synchronous call surfaces the close
     assert excinfo.value.reply_code == PRECONDITION_FAILED
+
+
+def test_dead_lettering_with_x_death_and_overflow_nacks(res):
+    work, dlq, dlx = res.queue("work"), res.queue("dlq"), res.exchange("dlx")
+    conn = res.connect()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.exchange_declare(dlx, exchange_type="fanout")
+    ch.queue_declare(dlq)
+    ch.queue_bind(dlq, dlx)
+    ch.queue_declare(
+        work,
+        arguments={"x-dead-letter-exchange": dlx, "x-max-length": 1, "x-overflow": "reject-publish"},
+    )
+    ch.basic_publish("", work, b"poison", pika.BasicProperties(headers={"app": "kept"}))
+    # The queue is full: a confirm-mode publish is nacked.
+    with pytest.raises(pika.exceptions.NackError):
+        ch.basic_publish("", work, b"overflow")
+
+    method, _props, body = ch.basic_get(work, auto_ack=False)
+    assert body == b"poison"
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    wait_until(conn, lambda: ready_count(ch, dlq) == 1, "dead letter")
+    method, props, body = ch.basic_get(dlq, auto_ack=True)
+    assert body == b"poison"
+    assert method.exchange == dlx and method.routing_key == work
+    headers = props.headers
+    assert headers["app"] == "kept"
+    (death,) = headers["x-death"]
+    assert death["count"] == 1
+    assert death["reason"] == "rejected"
+    assert death["queue"] == work
+    assert death["exchange"] == ""
+    assert death["routing-keys"] == [work]
+    assert isinstance(death["time"], datetime)
+    assert headers["x-first-death-reason"] == "rejected"
+    assert headers["x-first-death-queue"] == work
+
+
+def test_priority_queue_delivers_higher_priorities_first(res):
+    q = res.queue()
+    conn = res.connect()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.queue_declare(q, arguments={"x-max-priority": 9})
+    for body, priority in [(b"low", 1), (b"high", 9), (b"none", None), (b"mid", 5)]:
+        ch.basic_publish("", q, body, pika.BasicProperties(priority=priority))
+    assert drain(ch, q) == [b"high", b"mid", b"low", b"none"]
