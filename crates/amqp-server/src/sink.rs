@@ -148,9 +148,9 @@ impl ChannelSink {
 
     /// Records a manual-ack delivery of `tag` to a consumer and makes sure the timer will
     /// look at it when its acknowledgement timeout runs out.
-    fn track(&self, st: &mut DeliveryState, tag: u64, queue: &Arc<Queue>, seq: u64, consumer: &Consumer) {
+    fn track(&self, st: &mut DeliveryState, tag: u64, queue: &Arc<Queue>, seq: u64, consumer: &Consumer, now_ms: u64) {
         let timeout_ms = queue.args.consumer_timeout_ms.unwrap_or(self.consumer_timeout_ms);
-        let delivered_at_ms = if timeout_ms > 0 { self.timers.now_ms() } else { 0 };
+        let delivered_at_ms = if timeout_ms > 0 { now_ms } else { 0 };
         let unacked = Unacked {
             queue: queue.clone(),
             seq,
@@ -227,7 +227,7 @@ pub fn encode_content(buf: &mut BytesMut, channel: u16, method: &Method, m: &Mes
 }
 
 impl ConsumerSink for ChannelSink {
-    fn offer(&self, consumer: &Consumer, queue: &Arc<Queue>, take: Take<'_>) -> Offer {
+    fn offer(&self, consumer: &Consumer, queue: &Arc<Queue>, now_ms: u64, take: Take<'_>) -> Offer {
         let mut st = self.state.lock();
         if st.closed || !st.flow_active || !Self::has_credit(&st, consumer) {
             return Offer::NoCredit;
@@ -239,7 +239,7 @@ impl ConsumerSink for ChannelSink {
         let Some(entry) = take() else { return Offer::Empty };
         let tag = st.next_delivery_tag();
         if !consumer.no_ack {
-            self.track(&mut st, tag, queue, entry.seq, consumer);
+            self.track(&mut st, tag, queue, entry.seq, consumer, now_ms);
         }
         drop(st);
         self.encode_deliver(&consumer.tag, tag, entry.redelivered, &entry.message);

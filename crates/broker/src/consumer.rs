@@ -22,9 +22,10 @@ pub enum Offer {
 pub type Take<'a> = &'a mut dyn FnMut() -> Option<Entry>;
 
 pub trait ConsumerSink: Send + Sync {
-    /// Deliver at most one message to `consumer` if it has credit. Called with the queue locked, so
-    /// it must not call back into the queue.
-    fn offer(&self, consumer: &Consumer, queue: &Arc<Queue>, take: Take<'_>) -> Offer;
+    /// Deliver at most one message to `consumer` if it has credit; `now_ms` is the broker's time
+    /// of this dispatch round. Called with the queue locked, so it must not call back into the
+    /// queue.
+    fn offer(&self, consumer: &Consumer, queue: &Arc<Queue>, now_ms: u64, take: Take<'_>) -> Offer;
     /// Deliver a direct reply-to message (no queue, no acknowledgement).
     fn deliver_reply(&self, consumer: &Consumer, message: &Arc<Message>);
     /// The broker cancelled this consumer (its queue was deleted).

@@ -61,9 +61,16 @@ impl Prioritized {
     }
 
     /// Appends recovered messages, paged out, at `level` (see [`QueueMessages::push_paged`]).
-    pub fn push_paged(&mut self, level: usize, first_id: u64, count: u64, redelivered: bool) {
+    pub fn push_paged(
+        &mut self,
+        level: usize,
+        first_id: u64,
+        count: u64,
+        redelivered: bool,
+        deadline: Option<Option<u64>>,
+    ) {
         let level = level.min(self.levels.len() - 1);
-        self.levels[level].push_paged(first_id, count, redelivered);
+        self.levels[level].push_paged(first_id, count, redelivered, deadline);
     }
 
     /// The highest level with a ready message.

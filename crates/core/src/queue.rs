@@ -160,19 +160,21 @@ impl QueueMessages {
 
     /// Appends `count` messages stored under consecutive ids from `first_id`, paged out from the
     /// start (a queue recovered after a restart). They must come before anything in memory.
-    pub fn push_paged(&mut self, first_id: u64, count: u64, redelivered: bool) {
+    /// `deadline` is when they all expire if known (`Some(None)`: never); unknown deadlines
+    /// are learnt when each message is loaded.
+    pub fn push_paged(&mut self, first_id: u64, count: u64, redelivered: bool, deadline: Option<Option<u64>>) {
         debug_assert!(self.ready.is_empty(), "paged messages precede in-memory ones");
         if count == 0 {
             return;
         }
-        let run = PagedRun {
-            first_seq: self.next_seq,
-            first_id,
-            count,
-            redelivered,
-            bytes: 0,
-            deadline: RunDeadline::Unknown,
+        let deadline = match deadline {
+            Some(d) => {
+                self.note_deadline(d);
+                RunDeadline::of(d)
+            }
+            None => RunDeadline::Unknown,
         };
+        let run = PagedRun { first_seq: self.next_seq, first_id, count, redelivered, bytes: 0, deadline };
         self.next_seq += count;
         self.paged_count += count;
         self.append_run(run);
@@ -601,7 +603,7 @@ mod tests {
     #[test]
     fn paged_out_messages_are_loaded_back_in_order_and_unreadable_ones_skipped() {
         let mut q = QueueMessages::default();
-        q.push_paged(10, 3, true); // recovered: ids 10..=12, delivered before the restart
+        q.push_paged(10, 3, true, None); // recovered: ids 10..=12, delivered before the restart
         for id in 13..17 {
             q.push_with(msg(id as u8), Some(id));
         }
@@ -684,7 +686,7 @@ mod tests {
     #[test]
     fn purge_reports_every_stored_id_including_paged_ones() {
         let mut q = QueueMessages::default();
-        q.push_paged(5, 2, false);
+        q.push_paged(5, 2, false, None);
         q.push_with(msg(7), Some(7));
         q.push(msg(0));
         assert_eq!(q.max_ready_stored(), Some(7));

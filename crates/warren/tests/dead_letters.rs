@@ -492,3 +492,35 @@ async fn policies_apply_arguments_by_name_and_operator_policies_cap_them() {
     assert_eq!(outcomes, [true, true, false], "the operator's cap of 2 beats the queue's 1000");
     assert_eq!(q::counts(&ch, &other).await.unwrap(), (2, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovered_messages_keep_their_ttl_and_expire_without_a_consumer() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (work, dlq) = (unique("work"), unique("dlq"));
+    {
+        let (_c, ch) = channel(&server).await;
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        within(ch.queue_declare(dlq.as_str().into(), durable, FieldTable::default())).await.unwrap();
+        let a = args(&[
+            ("x-dead-letter-exchange", s("")),
+            ("x-dead-letter-routing-key", s(&dlq)),
+            ("x-message-ttl", AMQPValue::LongInt(60_000)),
+        ]);
+        within(ch.queue_declare(work.as_str().into(), durable, a)).await.unwrap();
+        for i in 0..3u8 {
+            assert!(publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2))
+                .await
+                .is_ack());
+        }
+    }
+    let server = server.restart().await;
+    let (_c, ch) = channel(&server).await;
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (3, 0), "back, not expired yet");
+    server.advance_ms(60_000);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0), "expired on time with nobody consuming");
+    for i in 0..3u8 {
+        let dead = get(&ch, &dlq).await.expect("dead-lettered after the restart");
+        assert_eq!(dead.data, [i]);
+        assert_eq!(text(deaths(&dead)[0].get("reason")), "expired");
+    }
+}

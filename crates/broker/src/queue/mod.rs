@@ -182,8 +182,12 @@ impl Queue {
             self.refused(message);
             return Enqueued::Rejected;
         }
+        // A message is stamped as it enters the broker, moments ago: no clock read per queue.
+        let now = match message.timestamp_ms {
+            0 => self.timers.now_ms(),
+            stamped => stamped,
+        };
         st.messages.push_with(message, stored);
-        let now = self.timers.now_ms();
         // Offered as it arrives, before its TTL can have run: a TTL of 0 reaches a waiting
         // consumer and expires otherwise (RabbitMQ's rule).
         self.dispatch_at(&mut st, now.saturating_sub(1));
@@ -241,21 +245,28 @@ impl Queue {
     }
 
     /// Appends messages recovered from the store, paged out: `count` consecutive store ids from
-    /// `first_id`. Call before the queue takes anything else. A priority queue reads each one
-    /// back to learn its level (the bodies are not kept).
-    pub(crate) fn restore_paged(&self, first_id: u64, count: u64, redelivered: bool) {
+    /// `first_id`. Call before the queue takes anything else. A priority queue, or one with a
+    /// message TTL, reads each one back to learn its level and deadline (the bodies are not
+    /// kept), so that the timer expires them on time though none is in memory.
+    pub(crate) fn restore_paged(self: &Arc<Self>, first_id: u64, count: u64, redelivered: bool) {
         if count == 0 {
             return;
         }
         let mut st = self.state.lock();
-        match (&self.persist, self.args.max_priority) {
-            (Some(p), Some(_)) => {
+        let read_each = self.args.max_priority.is_some() || self.args.message_ttl_ms.is_some();
+        match (&self.persist, read_each) {
+            (Some(p), true) => {
                 for id in first_id..first_id + count {
-                    let level = p.durability.load(id).map_or(0, |m| st.messages.level_of(&m));
-                    st.messages.push_paged(level, id, 1, redelivered);
+                    let (level, deadline) = match p.durability.load(id) {
+                        Some(m) => (st.messages.level_of(&m), Some(m.deadline_ms(self.args.message_ttl_ms))),
+                        // Unreadable: skipped when it comes to be delivered.
+                        None => (0, None),
+                    };
+                    st.messages.push_paged(level, id, 1, redelivered, deadline);
                 }
+                self.schedule(&mut st);
             }
-            _ => st.messages.push_paged(0, first_id, count, redelivered),
+            _ => st.messages.push_paged(0, first_id, count, redelivered, None),
         }
         if redelivered {
             st.marked_delivered = st.marked_delivered.max(first_id + count - 1);
@@ -402,7 +413,7 @@ impl Queue {
             }
             Some(entry)
         };
-        consumer.sink.offer(consumer, self, &mut take) == Offer::Delivered
+        consumer.sink.offer(consumer, self, now, &mut take) == Offer::Delivered
     }
 
     /// basic.get: the next message and how many remain ready after it.
