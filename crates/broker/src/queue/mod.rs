@@ -85,6 +85,23 @@ pub enum Enqueued {
     Gone,
 }
 
+/// One dispatch round: its time, what it delivered and what expired on the way.
+struct Round {
+    /// The broker's time (deliveries are stamped with it).
+    now_ms: u64,
+    /// Messages whose deadline is at or before this are expired rather than delivered.
+    expiry_ms: u64,
+    /// Highest store id delivered.
+    delivered_upto: u64,
+    expired: Vec<Dropped>,
+}
+
+impl Round {
+    fn new(now_ms: u64, expiry_ms: u64) -> Round {
+        Round { now_ms, expiry_ms, delivered_upto: 0, expired: Vec::new() }
+    }
+}
+
 /// Paged-out messages asked of the reader thread at once (it also stops at 1 MiB of bodies).
 const LOAD_AHEAD: usize = 64;
 
@@ -190,7 +207,7 @@ impl Queue {
         st.messages.push_with(message, stored);
         // Offered as it arrives, before its TTL can have run: a TTL of 0 reaches a waiting
         // consumer and expires otherwise (RabbitMQ's rule).
-        self.dispatch_at(&mut st, now.saturating_sub(1));
+        self.dispatch_at(&mut st, Round::new(now, now.saturating_sub(1)));
         self.drop_over_limit(&mut st);
         let mut expired = Vec::new();
         st.messages.expire_head(now, &mut expired);
@@ -319,16 +336,15 @@ impl Queue {
     }
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState) {
-        self.dispatch_at(st, self.timers.now_ms());
+        let now = self.timers.now_ms();
+        self.dispatch_at(st, Round::new(now, now));
     }
 
-    /// [`Queue::dispatch_locked`] as of `now_ms` (for expiry).
-    fn dispatch_at(self: &Arc<Self>, st: &mut QueueState, now_ms: u64) {
-        let mut delivered_upto = 0;
-        let mut expired = Vec::new();
-        self.dispatch_to_consumers(st, now_ms, &mut delivered_upto, &mut expired);
-        st.dead.extend(expired.into_iter().map(|d| (d, Reason::Expired)));
-        self.mark_delivered(st, delivered_upto);
+    /// [`Queue::dispatch_locked`] as one `round`.
+    fn dispatch_at(self: &Arc<Self>, st: &mut QueueState, mut round: Round) {
+        self.dispatch_to_consumers(st, &mut round);
+        st.dead.extend(round.expired.into_iter().map(|d| (d, Reason::Expired)));
+        self.mark_delivered(st, round.delivered_upto);
         self.load_ahead(st);
         self.report_memory(st);
     }
@@ -357,17 +373,11 @@ impl Queue {
         }
     }
 
-    fn dispatch_to_consumers(
-        self: &Arc<Self>,
-        st: &mut QueueState,
-        now: u64,
-        delivered_upto: &mut u64,
-        expired: &mut Vec<Dropped>,
-    ) {
+    fn dispatch_to_consumers(self: &Arc<Self>, st: &mut QueueState, round: &mut Round) {
         if self.args.single_active_consumer {
             // Only the active consumer gets messages; the others wait for it to go.
             let Some(active) = st.active.clone() else { return };
-            while st.messages.ready_count() > 0 && self.offer(st, &active, now, delivered_upto, expired) {}
+            while st.messages.ready_count() > 0 && self.offer(st, &active, round) {}
             return;
         }
         // Consumers are kept sorted by priority, highest first. Each message goes to the first
@@ -380,7 +390,7 @@ impl Queue {
                 for k in 0..len {
                     let i = start + (st.next_consumer + k) % len;
                     let consumer = st.consumers[i].clone();
-                    if self.offer(st, &consumer, now, delivered_upto, expired) {
+                    if self.offer(st, &consumer, round) {
                         st.next_consumer = i - start + 1;
                         continue 'messages;
                     }
@@ -392,17 +402,12 @@ impl Queue {
     }
 
     /// Offers the next message to `consumer`; true if it took one.
-    fn offer(
-        self: &Arc<Self>,
-        st: &mut QueueState,
-        consumer: &Arc<Consumer>,
-        now: u64,
-        delivered_upto: &mut u64,
-        expired: &mut Vec<Dropped>,
-    ) -> bool {
+    fn offer(self: &Arc<Self>, st: &mut QueueState, consumer: &Arc<Consumer>, round: &mut Round) -> bool {
         let (messages, loaded) = (&mut st.messages, &mut st.loaded);
+        let (now, expiry) = (round.now_ms, round.expiry_ms);
+        let (expired, delivered_upto) = (&mut round.expired, &mut round.delivered_upto);
         let mut take = || {
-            let entry = messages.pop_next(now, expired, &mut |id| self.take_loaded(loaded, id))?;
+            let entry = messages.pop_next(expiry, expired, &mut |id| self.take_loaded(loaded, id))?;
             if let Some(id) = entry.stored {
                 *delivered_upto = (*delivered_upto).max(id);
             }
