@@ -36,14 +36,6 @@ fn with_priority(p: Option<u8>) -> BasicProperties {
     }
 }
 
-async fn drain(ch: &Channel, queue: &str) -> Vec<Vec<u8>> {
-    let mut bodies = Vec::new();
-    while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.unwrap() {
-        bodies.push(m.delivery.data);
-    }
-    bodies
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn higher_priorities_go_first_fifo_within_a_level_even_after_a_restart() {
     let server = TestServer::start().await;
@@ -65,7 +57,7 @@ async fn higher_priorities_go_first_fifo_within_a_level_even_after_a_restart() {
     }
     let server = server.restart().await;
     let (_c, ch) = server.lapin_channel().await;
-    assert_eq!(drain(&ch, &name).await, expected, "9 counts as the maximum, 5; no priority is 0");
+    assert_eq!(q::drain(&ch, &name).await, expected, "9 counts as the maximum, 5; no priority is 0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

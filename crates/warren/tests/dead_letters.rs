@@ -68,6 +68,19 @@ async fn with_dlq(ch: &Channel, extra: &[(&str, AMQPValue)]) -> (String, String,
     (work, dlq, dlx)
 }
 
+/// Durable `dlq`, and durable `work` whose messages expire after `ttl_ms` into `dlq` (through the
+/// default exchange).
+async fn declare_durable_ttl_pair(ch: &Channel, work: &str, dlq: &str, ttl_ms: i32) {
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    within(ch.queue_declare(dlq.into(), durable, FieldTable::default())).await.unwrap();
+    let a = args(&[
+        ("x-dead-letter-exchange", s("")),
+        ("x-dead-letter-routing-key", s(dlq)),
+        ("x-message-ttl", AMQPValue::LongInt(ttl_ms)),
+    ]);
+    within(ch.queue_declare(work.into(), durable, a)).await.unwrap();
+}
+
 async fn get(ch: &Channel, queue: &str) -> Option<Delivery> {
     within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.expect("basic.get").map(|m| m.delivery)
 }
@@ -363,14 +376,7 @@ async fn persistent_dead_letters_survive_a_restart_in_their_new_queue() {
     let (work, dlq) = (unique("work"), unique("dlq"));
     {
         let (_c, ch) = channel(&server).await;
-        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-        within(ch.queue_declare(dlq.as_str().into(), durable, FieldTable::default())).await.unwrap();
-        let a = args(&[
-            ("x-dead-letter-exchange", s("")),
-            ("x-dead-letter-routing-key", s(&dlq)),
-            ("x-message-ttl", AMQPValue::LongInt(50)),
-        ]);
-        within(ch.queue_declare(work.as_str().into(), durable, a)).await.unwrap();
+        declare_durable_ttl_pair(&ch, &work, &dlq, 50).await;
         let ch = confirm_channel(&_c).await;
         for i in 0..3u8 {
             let c = publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2)).await;
@@ -394,14 +400,7 @@ async fn paged_out_messages_expire_and_are_read_back_for_their_dead_letter_queue
     let server = TestServer::start_manual_clock(|c| c.storage.queue_memory_bytes = 4096).await;
     let (_c, ch) = channel(&server).await;
     let (work, dlq) = (unique("work"), unique("dlq"));
-    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-    within(ch.queue_declare(dlq.as_str().into(), durable, FieldTable::default())).await.unwrap();
-    let a = args(&[
-        ("x-dead-letter-exchange", s("")),
-        ("x-dead-letter-routing-key", s(&dlq)),
-        ("x-message-ttl", AMQPValue::LongInt(1000)),
-    ]);
-    within(ch.queue_declare(work.as_str().into(), durable, a)).await.unwrap();
+    declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
     let ch = confirm_channel(&_c).await;
     let body = vec![7u8; 1024];
     for _ in 0..64 {
@@ -499,14 +498,7 @@ async fn recovered_messages_keep_their_ttl_and_expire_without_a_consumer() {
     let (work, dlq) = (unique("work"), unique("dlq"));
     {
         let (_c, ch) = channel(&server).await;
-        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
-        within(ch.queue_declare(dlq.as_str().into(), durable, FieldTable::default())).await.unwrap();
-        let a = args(&[
-            ("x-dead-letter-exchange", s("")),
-            ("x-dead-letter-routing-key", s(&dlq)),
-            ("x-message-ttl", AMQPValue::LongInt(60_000)),
-        ]);
-        within(ch.queue_declare(work.as_str().into(), durable, a)).await.unwrap();
+        declare_durable_ttl_pair(&ch, &work, &dlq, 60_000).await;
         for i in 0..3u8 {
             assert!(publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2))
                 .await

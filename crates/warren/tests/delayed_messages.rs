@@ -49,14 +49,6 @@ async fn publish(ch: &Channel, exchange: &str, rk: &str, body: &[u8], props: Bas
     assert!(within(pending).await.unwrap().is_ack());
 }
 
-async fn drain(ch: &Channel, queue: &str) -> Vec<Vec<u8>> {
-    let mut bodies = Vec::new();
-    while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.unwrap() {
-        bodies.push(m.delivery.data);
-    }
-    bodies
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declaring_needs_an_existing_delayed_type() {
     let server = TestServer::start().await;
@@ -95,13 +87,13 @@ async fn messages_wait_for_their_delay_and_come_out_in_due_order() {
     publish(&ch, &exchange, "jobs.fast", b"fast", delay(200, false)).await;
     publish(&ch, &exchange, "jobs.now", b"now", BasicProperties::default()).await;
     publish(&ch, &exchange, "other", b"unrouted", delay(100, false)).await;
-    assert_eq!(drain(&ch, &queue).await, vec![b"now".to_vec()], "no x-delay: routed at once");
+    assert_eq!(q::drain(&ch, &queue).await, vec![b"now".to_vec()], "no x-delay: routed at once");
     server.advance_ms(199);
-    assert!(drain(&ch, &queue).await.is_empty());
+    assert!(q::drain(&ch, &queue).await.is_empty());
     server.advance_ms(1);
-    assert_eq!(drain(&ch, &queue).await, vec![b"fast".to_vec()]);
+    assert_eq!(q::drain(&ch, &queue).await, vec![b"fast".to_vec()]);
     server.advance_ms(800);
-    assert_eq!(drain(&ch, &queue).await, vec![b"slow".to_vec()], "routed by the topic binding at its time");
+    assert_eq!(q::drain(&ch, &queue).await, vec![b"slow".to_vec()], "routed by the topic binding at its time");
     let vhost = server.broker().vhost("/").unwrap();
     let held = vhost.exchange(&exchange).unwrap();
     assert!(held.delayed.as_ref().unwrap().is_empty(), "the unroutable one was dropped when due");
@@ -128,9 +120,9 @@ async fn persistent_delayed_messages_survive_a_restart_and_go_with_their_exchang
     assert_eq!(server.restored().messages, 1, "only the live exchange's message comes back");
     let conn = server.lapin().await;
     let ch = confirm_channel(&conn).await;
-    assert!(drain(&ch, &queue).await.is_empty(), "still waiting after the restart");
+    assert!(q::drain(&ch, &queue).await.is_empty(), "still waiting after the restart");
     server.advance_ms(60_000);
-    assert_eq!(drain(&ch, &queue).await, vec![b"kept".to_vec()]);
+    assert_eq!(q::drain(&ch, &queue).await, vec![b"kept".to_vec()]);
     let restarted = server.restart().await;
     assert_eq!(restarted.restored().messages, 0, "released and consumed: nothing left in the store");
 }

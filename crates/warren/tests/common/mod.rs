@@ -239,6 +239,15 @@ pub mod q {
         within(confirm).await.expect("publish confirm");
     }
 
+    /// basic.get (no_ack) until the queue is empty: the bodies in order.
+    pub async fn drain(ch: &Channel, queue: &str) -> Vec<Vec<u8>> {
+        let mut bodies = Vec::new();
+        while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.unwrap() {
+            bodies.push(m.delivery.data);
+        }
+        bodies
+    }
+
     /// basic.get no_ack: the body, or None on get-empty.
     pub async fn get_body(ch: &Channel, queue: &str) -> Option<Vec<u8>> {
         within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true }))
