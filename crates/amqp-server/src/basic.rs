@@ -60,7 +60,11 @@ impl Channel {
                 let wait = Arc::new(DurableCount::default());
                 for op in ops {
                     match op {
-                        TxOp::Publish { publish, message } => self.route(ctx, &publish, message, Some(&wait))?,
+                        TxOp::Publish { publish, message } => {
+                            // It enters the queues now: TTLs count from the commit.
+                            let message = Arc::new(Message::clone(&message).at(ctx.broker.now_ms()));
+                            self.route(ctx, &publish, message, Some(&wait))?
+                        }
                         TxOp::Settle { tag, multiple, requeue } => self.settle(tag, multiple, requeue)?,
                     }
                 }

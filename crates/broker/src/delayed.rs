@@ -18,6 +18,9 @@ use warren_core::Message;
 /// Messages one delayed exchange may hold; publishes beyond it are refused (nacked).
 pub const MAX_DELAYED_MESSAGES: usize = 100_000;
 
+/// How long a released message whose copies the store refused waits before it is routed again.
+const RELEASE_RETRY_MS: u64 = 1000;
+
 pub struct Delayed {
     /// Where waiting persistent messages are stored (a durable exchange of a broker with a store).
     store: Option<(u64, Arc<Durability>)>,
@@ -123,7 +126,8 @@ impl Delayed {
         }
     }
 
-    /// Routes every message whose time has come.
+    /// Routes every message whose time has come. Its stored copy is forgotten once the routed
+    /// copies are durable (or need no disk); if the store refuses them, it waits a little more.
     fn release_due(&self, exchange: &Arc<Exchange>, now_ms: u64) {
         let due: Vec<(Arc<Message>, Option<u64>)> = {
             let mut st = self.state.lock();
@@ -136,12 +140,38 @@ impl Delayed {
         let Some(vhost) = self.vhost.upgrade() else { return };
         for (message, stored) in due {
             // Queue TTLs count from when it reaches its queues.
-            let message = Arc::new(Message::clone(&message).at(now_ms));
-            vhost.route_and_deliver(exchange, message, None);
+            let routed = Arc::new(Message::clone(&message).at(now_ms));
+            let weak = Arc::downgrade(exchange);
+            let original = message.clone();
+            let settle: OnDurable = Box::new(move |durable| {
+                if let Some(exchange) = weak.upgrade() {
+                    if let Some(delayed) = &exchange.delayed {
+                        delayed.settle_released(&exchange, original, stored, durable);
+                    }
+                }
+            });
+            match vhost.route_and_deliver(exchange, routed, Some(settle)).confirm {
+                Confirm::Now => self.settle_released(exchange, message, stored, true),
+                Confirm::WhenDurable => {}
+                Confirm::Refused => self.settle_released(exchange, message, stored, false),
+            }
+        }
+    }
+
+    /// A released message's copies are durable (`true`): its own stored copy goes. Or they
+    /// could not be stored: it waits again and is retried shortly.
+    fn settle_released(&self, exchange: &Arc<Exchange>, message: Arc<Message>, stored: Option<u64>, durable: bool) {
+        if durable {
             if let (Some((store_id, durability)), Some(id)) = (&self.store, stored) {
                 let _ = durability.store.ack(*store_id, id);
             }
+            return;
         }
+        let mut st = self.state.lock();
+        let key = (self.timers.now_ms().saturating_add(RELEASE_RETRY_MS), st.next_seq);
+        st.next_seq += 1;
+        st.messages.insert(key, (message, stored));
+        self.schedule(&mut st, exchange);
     }
 
     /// The exchange was deleted: its waiting messages go, and the store forgets them.

@@ -3,7 +3,9 @@
 //! queue in a cycle that no consumer took part in (RabbitMQ's rule), and persisted like any
 //! publish when persistent and bound for durable queues.
 
+use crate::durable::OnDurable;
 use crate::route::{self, LazyHeaders};
+use crate::vhost::Confirm;
 use crate::{Queue, VHost};
 use std::sync::Arc;
 use warren_core::dead_letter::{self, Death, Reason};
@@ -11,18 +13,26 @@ use warren_core::Message;
 
 impl VHost {
     /// Republishes `message`, which died in `from` for `reason`, through `from`'s dead-letter
-    /// exchange. A missing dead-letter exchange drops the message (as in RabbitMQ).
-    pub(crate) fn republish_dead_letter(&self, from: &Queue, message: &Message, reason: Reason, now_ms: u64) {
-        let Some(dlx_name) = from.args.dead_letter_exchange.as_deref() else { return };
+    /// exchange. A missing dead-letter exchange drops the message (as in RabbitMQ). Says when
+    /// the original may go: now, once `on_durable` is called with `true`, or not yet (refused).
+    pub(crate) fn republish_dead_letter(
+        &self,
+        from: &Queue,
+        message: &Message,
+        reason: Reason,
+        now_ms: u64,
+        on_durable: OnDurable,
+    ) -> Confirm {
+        let Some(dlx_name) = from.args.dead_letter_exchange.as_deref() else { return Confirm::Now };
         let death = Death { queue: &from.name, reason, now_ms };
         let dlrk = from.args.dead_letter_routing_key.as_deref();
         let Some((republished, keys)) = dead_letter::dead_letter(message, &death, dlx_name, dlrk) else {
             tracing::warn!(queue = %from.name, "a message to dead-letter has undecodable properties; dropped");
-            return;
+            return Confirm::Now;
         };
         let Some(dlx) = self.exchange(dlx_name) else {
             tracing::debug!(queue = %from.name, exchange = dlx_name, "dead-letter exchange missing; message dropped");
-            return;
+            return Confirm::Now;
         };
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&republished);
@@ -37,6 +47,6 @@ impl VHost {
             }
             !cycle
         });
-        self.deliver(targets, Arc::new(republished), None);
+        self.deliver(targets, Arc::new(republished), Some(on_durable)).confirm
     }
 }

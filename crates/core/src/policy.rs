@@ -1,8 +1,9 @@
 //! Policies: queue arguments an operator applies by queue-name pattern, as RabbitMQ's policies
 //! and operator policies do. Of the policies whose vhost and pattern (a regular expression,
 //! matched anywhere in the name) fit a queue, the one with the highest priority applies, and
-//! likewise one operator policy. A queue's own `x-` argument wins over a policy; an operator
-//! policy's numeric limit wins whenever it is lower, so clients cannot exceed it.
+//! likewise one operator policy. For the numeric limits (TTLs, lengths, delivery limit, consumer
+//! timeout) the lowest of the queue's own argument, its policy and its operator policy applies,
+//! as in RabbitMQ; for the other keys the queue's own argument wins over its policy.
 
 use crate::queue_args::QueueArgs;
 use amqp_codec::{FieldTable, FieldValue};
@@ -67,6 +68,20 @@ impl Policy {
     }
 }
 
+/// Whether `x-key` is a numeric limit, where the lowest value applies.
+fn is_limit(key: &str) -> bool {
+    key.strip_prefix("x-").is_some_and(|k| OPERATOR_POLICY_KEYS.contains(&k))
+}
+
+/// A limit's strictness: lower is stricter (a consumer timeout of 0 means none, the loosest).
+fn limit(key: &str, value: &FieldValue) -> u64 {
+    match value.as_i64() {
+        Some(0) if key == "x-consumer-timeout" => u64::MAX,
+        Some(n) => n.max(0) as u64,
+        None => u64::MAX,
+    }
+}
+
 /// Every configured policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policies(Vec<Policy>);
@@ -87,21 +102,16 @@ impl Policies {
     /// then its operator policy's caps.
     pub fn effective(&self, vhost: &str, queue: &str, own: &FieldTable) -> FieldTable {
         let mut args = own.clone();
-        if let Some(policy) = self.winner(vhost, queue, false) {
+        for operator in [false, true] {
+            let Some(policy) = self.winner(vhost, queue, operator) else { continue };
             for (key, value) in policy.definition.iter() {
-                if !args.contains_key(key) {
-                    args.insert(key.clone(), value.clone());
-                }
-            }
-        }
-        if let Some(policy) = self.winner(vhost, queue, true) {
-            for (key, cap) in policy.definition.iter() {
-                let lower = match (args.get(key).and_then(FieldValue::as_i64), cap.as_i64()) {
-                    (Some(current), Some(cap)) => cap < current,
-                    _ => true,
+                let takes = match args.get(key) {
+                    None => true,
+                    Some(current) if is_limit(key) => limit(key, value) < limit(key, current),
+                    Some(_) => false,
                 };
-                if lower {
-                    args.insert(key.clone(), cap.clone());
+                if takes {
+                    args.insert(key.clone(), value.clone());
                 }
             }
         }
@@ -145,10 +155,13 @@ mod tests {
             ),
         ]);
         let mut own = FieldTable::new();
-        own.insert("x-message-ttl", int(30_000));
+        own.insert("x-message-ttl", int(90_000));
+        own.insert("x-dead-letter-exchange", text("own"));
         let a = policies.effective("/", "events.orders", &own);
-        assert_eq!(a.get("x-message-ttl"), Some(&int(30_000)), "the queue's own argument wins");
-        assert_eq!(a.get("x-dead-letter-exchange"), Some(&text("dlx")));
+        assert_eq!(a.get("x-message-ttl"), Some(&int(60_000)), "the lower limit applies");
+        assert_eq!(a.get("x-dead-letter-exchange"), Some(&text("own")), "the queue's own argument wins");
+        let b = policies.effective("/", "events.orders", &FieldTable::new());
+        assert_eq!(b.get("x-dead-letter-exchange"), Some(&text("dlx")));
         assert_eq!(a.get("x-max-length"), None, "only one policy applies");
         let b = policies.effective("/", "jobs", &FieldTable::new());
         assert_eq!((b.get("x-message-ttl"), b.get("x-max-length")), (Some(&int(1000)), Some(&int(5))));
@@ -167,6 +180,11 @@ mod tests {
         let a = policies.effective("/", "q", &own);
         assert_eq!(a.get("x-max-length"), Some(&int(100)), "the operator's cap beats the policy");
         assert_eq!(a.get("x-message-ttl"), Some(&FieldValue::I32(1000)), "a lower client value stays");
+        let cap = Policies::new(vec![policy("timeout", ".*", 0, true, &[("consumer-timeout", int(60_000))])]);
+        let mut never = FieldTable::new();
+        never.insert("x-consumer-timeout", int(0));
+        let c = cap.effective("/", "q", &never);
+        assert_eq!(c.get("x-consumer-timeout"), Some(&int(60_000)), "0 (no timeout) does not escape the cap");
     }
 
     #[test]

@@ -67,10 +67,11 @@ impl Prioritized {
         first_id: u64,
         count: u64,
         redelivered: bool,
+        bytes: u64,
         deadline: Option<Option<u64>>,
     ) {
         let level = level.min(self.levels.len() - 1);
-        self.levels[level].push_paged(first_id, count, redelivered, deadline);
+        self.levels[level].push_paged(first_id, count, redelivered, bytes, deadline);
     }
 
     /// The highest level with a ready message.
@@ -133,9 +134,10 @@ impl Prioritized {
         }
     }
 
-    /// Drops the oldest message of the lowest priority (the least important goes first).
+    /// Drops the head: the next message to be delivered (the highest priority's oldest), as
+    /// RabbitMQ's priority queues do.
     pub fn drop_head(&mut self) -> Option<Dropped> {
-        let level = (0..self.levels.len()).find(|&l| self.levels[l].ready_count() > 0)?;
+        let level = self.top()?;
         self.levels[level].drop_head().map(|d| relabel_dropped(level, d))
     }
 
@@ -298,12 +300,13 @@ mod tests {
         q.track_unacked(high.clone());
         assert_eq!(q.unacked_count(), 1);
         assert!(q.requeue(high.seq));
-        let Some(Dropped::Entry(dropped)) = q.drop_head() else { panic!("a message to drop") };
-        assert_eq!(dropped.message.body[0], 1, "the oldest of the lowest level");
         let again = q.pop_next(0, &mut Vec::new(), &mut |_| Load::Unreadable).unwrap();
         assert_eq!((again.message.body[0], again.redelivered, again.seq), (20, true, high.seq));
         q.track_unacked(again.clone());
         assert!(q.ack(again.seq).is_some());
-        assert_eq!((q.ready_count(), q.unacked_count()), (1, 0));
+        q.push_with(msg(Some(1), 10), None);
+        let Some(Dropped::Entry(dropped)) = q.drop_head() else { panic!("a message to drop") };
+        assert_eq!(dropped.message.body[0], 10, "the head: the highest level's oldest");
+        assert_eq!((q.ready_count(), q.unacked_count()), (2, 0));
     }
 }

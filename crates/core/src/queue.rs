@@ -48,11 +48,14 @@ impl Dropped {
     }
 }
 
-/// When the messages of a paged run expire: all at once, as runs only merge messages with the
-/// same deadline.
+/// When the messages of a paged run expire: all at once, at the latest deadline among them.
+/// Runs merge messages whose deadlines lie within [`RUN_DEADLINE_SPAN_MS`], so a paged-out
+/// message may leave up to that much after its deadline; it is never delivered after it (a
+/// loaded message's own deadline is checked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunDeadline {
     Never,
+    /// The latest deadline in the run.
     At(u64),
     /// Recovered after a restart: known once a message is loaded (from its timestamp).
     Unknown,
@@ -80,6 +83,8 @@ struct PagedRun {
     /// none known, so a queue's byte count after a restart starts from what is published later.
     bytes: u64,
     deadline: RunDeadline,
+    /// The earliest deadline in the run (with `RunDeadline::At`), for merging.
+    deadline_from_ms: u64,
 }
 
 /// What a loader of paged-out messages has for one store id.
@@ -92,6 +97,11 @@ pub enum Load {
     /// It cannot be read: it is skipped (the loader reports it).
     Unreadable,
 }
+
+/// How far apart the deadlines of the messages of one paged run may be: a paged-out message
+/// expires at most this late, and a TTL queue's backlog pages out in runs of this much
+/// publishing instead of one run per message.
+pub const RUN_DEADLINE_SPAN_MS: u64 = 1000;
 
 /// Memory an in-memory ready message is charged beyond its body (entry, message, headers).
 pub const ENTRY_OVERHEAD_BYTES: u64 = 256;
@@ -162,7 +172,15 @@ impl QueueMessages {
     /// start (a queue recovered after a restart). They must come before anything in memory.
     /// `deadline` is when they all expire if known (`Some(None)`: never); unknown deadlines
     /// are learnt when each message is loaded.
-    pub fn push_paged(&mut self, first_id: u64, count: u64, redelivered: bool, deadline: Option<Option<u64>>) {
+    /// `bytes` is their body size if known (for `x-max-length-bytes`).
+    pub fn push_paged(
+        &mut self,
+        first_id: u64,
+        count: u64,
+        redelivered: bool,
+        bytes: u64,
+        deadline: Option<Option<u64>>,
+    ) {
         debug_assert!(self.ready.is_empty(), "paged messages precede in-memory ones");
         if count == 0 {
             return;
@@ -172,9 +190,19 @@ impl QueueMessages {
                 self.note_deadline(d);
                 RunDeadline::of(d)
             }
-            None => RunDeadline::Unknown,
+            None => {
+                // The head may hide an earlier deadline: expiry must look past it.
+                self.out_of_order = true;
+                RunDeadline::Unknown
+            }
         };
-        let run = PagedRun { first_seq: self.next_seq, first_id, count, redelivered, bytes: 0, deadline };
+        let deadline_from_ms = match deadline {
+            RunDeadline::At(d) => d,
+            _ => 0,
+        };
+        self.ready_bytes += bytes;
+        let run =
+            PagedRun { first_seq: self.next_seq, first_id, count, redelivered, bytes, deadline, deadline_from_ms };
         self.next_seq += count;
         self.paged_count += count;
         self.append_run(run);
@@ -183,9 +211,18 @@ impl QueueMessages {
     fn append_run(&mut self, run: PagedRun) {
         if let Some(last) = self.paged.back_mut() {
             let follows = last.first_seq + last.count == run.first_seq && last.first_id + last.count == run.first_id;
-            if follows && last.redelivered == run.redelivered && last.deadline == run.deadline {
+            let deadline = match (last.deadline, run.deadline) {
+                (RunDeadline::At(a), RunDeadline::At(b)) => {
+                    let (from, to) = (last.deadline_from_ms.min(run.deadline_from_ms), a.max(b));
+                    (to - from <= RUN_DEADLINE_SPAN_MS).then_some((RunDeadline::At(to), from))
+                }
+                (a, b) if a == b => Some((a, 0)),
+                _ => None,
+            };
+            if let (true, true, Some((deadline, from))) = (follows, last.redelivered == run.redelivered, deadline) {
                 last.count += run.count;
                 last.bytes += run.bytes;
+                (last.deadline, last.deadline_from_ms) = (deadline, from);
                 return;
             }
         }
@@ -212,6 +249,7 @@ impl QueueMessages {
                 redelivered: entry.redelivered,
                 bytes,
                 deadline: RunDeadline::of(entry.expires_at_ms),
+                deadline_from_ms: entry.expires_at_ms.unwrap_or(0),
             });
             paged += 1;
         }
@@ -288,8 +326,8 @@ impl QueueMessages {
             if let Some(message) = message {
                 let expires_at_ms = match deadline {
                     RunDeadline::Never => None,
-                    RunDeadline::At(d) => Some(d),
-                    RunDeadline::Unknown => message.deadline_ms(self.message_ttl_ms),
+                    // The run's deadline is its latest: the message's own is exact.
+                    RunDeadline::At(_) | RunDeadline::Unknown => message.deadline_ms(self.message_ttl_ms),
                 };
                 return Some(Entry { seq, message, redelivered, delivery_count: 0, stored: Some(id), expires_at_ms });
             }
@@ -425,7 +463,8 @@ impl QueueMessages {
             .map(|e| e.expires_at_ms)
             .chain(self.paged.iter().map(run_deadline))
             .chain(self.ready.iter().map(|e| e.expires_at_ms));
-        let (mut min, mut last, mut out_of_order) = (None, 0, false);
+        let unknown = self.paged.iter().any(|r| r.deadline == RunDeadline::Unknown);
+        let (mut min, mut last, mut out_of_order) = (None, 0, unknown);
         for d in deadlines {
             let key = d.unwrap_or(u64::MAX);
             out_of_order |= key < last;
@@ -603,7 +642,7 @@ mod tests {
     #[test]
     fn paged_out_messages_are_loaded_back_in_order_and_unreadable_ones_skipped() {
         let mut q = QueueMessages::default();
-        q.push_paged(10, 3, true, None); // recovered: ids 10..=12, delivered before the restart
+        q.push_paged(10, 3, true, 0, None); // recovered: ids 10..=12, delivered before the restart
         for id in 13..17 {
             q.push_with(msg(id as u8), Some(id));
         }
@@ -684,9 +723,35 @@ mod tests {
     }
 
     #[test]
+    fn a_ttl_backlog_pages_out_in_runs_that_expire_whole_and_never_early() {
+        let mut q = QueueMessages::with_message_ttl(Some(10_000));
+        // 3,000 messages, one per ms: deadlines 1 ms apart.
+        for i in 0..3000u64 {
+            let m =
+                Message::new(ShortStr::from_static(""), ShortStr::from_static("q"), Bytes::new(), Bytes::from(vec![1]));
+            q.push_with(Arc::new(m.at(1_000 + i)), Some(i));
+        }
+        assert_eq!(q.page_out(0, u64::MAX), 3000);
+        assert_eq!(q.paged.len(), 3, "one run per second of publishing, not one per message");
+        let mut expired = Vec::new();
+        q.sweep_expired(11_000 + 998, &mut expired);
+        assert!(expired.is_empty(), "the first run's last deadline has not passed");
+        q.sweep_expired(11_000 + 1000, &mut expired);
+        assert_eq!(expired.len(), 1001, "the whole first run, at its latest deadline");
+        // A loaded message's own deadline decides delivery.
+        let got = q.pop_next(12_500, &mut expired, &mut |id| {
+            let m =
+                Message::new(ShortStr::from_static(""), ShortStr::from_static("q"), Bytes::new(), Bytes::from(vec![1]));
+            Load::Loaded(Arc::new(m.at(1_000 + id)))
+        });
+        assert_eq!(got.map(|e| e.stored), Some(Some(1501)), "1001..=1500 expired on the way");
+        assert_eq!(expired.len(), 1501);
+    }
+
+    #[test]
     fn purge_reports_every_stored_id_including_paged_ones() {
         let mut q = QueueMessages::default();
-        q.push_paged(5, 2, false, None);
+        q.push_paged(5, 2, false, 0, None);
         q.push_with(msg(7), Some(7));
         q.push(msg(0));
         assert_eq!(q.max_ready_stored(), Some(7));
@@ -823,15 +888,15 @@ mod tests {
         /// publish order; a dropped head is the oldest ready message.
         #[test]
         fn policies_keep_every_message_accounted_for(
-            queue_ttl in prop::option::of(0u64..40),
+            queue_ttl in prop::option::of(0u64..3000),
             ops in prop::collection::vec(prop_oneof![
-                3 => prop::option::of(0u64..40).prop_map(PolicyOp::Push),
+                3 => prop::option::of(0u64..3000).prop_map(PolicyOp::Push),
                 3 => Just(PolicyOp::Deliver),
                 1 => (0usize..16).prop_map(PolicyOp::Ack),
                 1 => (0usize..16).prop_map(PolicyOp::Requeue),
                 1 => (0usize..16).prop_map(PolicyOp::Reject),
                 1 => Just(PolicyOp::PageOut),
-                2 => (0u64..25).prop_map(PolicyOp::Tick),
+                2 => (0u64..600).prop_map(PolicyOp::Tick),
                 1 => Just(PolicyOp::Sweep),
                 1 => Just(PolicyOp::DropHead),
             ], 0..250),
@@ -905,8 +970,10 @@ mod tests {
                     fate[seq] = Fate::Gone;
                 }
                 if matches!(op, PolicyOp::Sweep) {
+                    // A paged-out message may stay up to the run span past its deadline.
                     for (seq, f) in fate.iter().enumerate() {
-                        prop_assert!(*f != Fate::Ready || deadline[seq].is_none_or(|d| d > now), "left expired after a sweep");
+                        let late = deadline[seq].is_some_and(|d| d + RUN_DEADLINE_SPAN_MS <= now);
+                        prop_assert!(*f != Fate::Ready || !late, "left expired after a sweep");
                     }
                 }
                 let ready = fate.iter().filter(|f| **f == Fate::Ready).count();
@@ -916,7 +983,8 @@ mod tests {
                 // messages in the queue.
                 let earliest = (0..fate.len()).filter(|s| fate[*s] == Fate::Ready).filter_map(|s| deadline[s]).min();
                 if let Some(earliest) = earliest {
-                    prop_assert!(q.next_deadline_ms().is_some_and(|next| next <= earliest), "the timer would fire too late");
+                    let next = q.next_deadline_ms();
+                    prop_assert!(next.is_some_and(|n| n <= earliest + RUN_DEADLINE_SPAN_MS), "the timer would fire too late");
                 }
             }
         }

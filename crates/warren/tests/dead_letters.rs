@@ -429,6 +429,8 @@ async fn retry_delays_bring_a_rejected_message_back_then_dead_letter_it() {
     assert_eq!(header(&first, "x-retry-count"), None);
     within(first.nack(BasicNackOptions { requeue: false, multiple: false })).await.unwrap();
     for (delay, count) in [(1000u64, 1i64), (5000, 2)] {
+        // A round trip first: the broker has taken the rejection before the clock moves.
+        assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 1), "waiting out the delay");
         server.advance_ms(delay - 1);
         assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 1), "waiting out the delay");
         server.advance_ms(1);
@@ -515,4 +517,67 @@ async fn recovered_messages_keep_their_ttl_and_expire_without_a_consumer() {
         assert_eq!(dead.data, [i]);
         assert_eq!(text(deaths(&dead)[0].get("reason")), "expired");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_disk_refuses_keeps_its_original_until_the_copy_is_stored() {
+    let fs = std::sync::Arc::new(warren_store::FaultyFs::new());
+    let server = TestServer::start_on(fs.clone(), |c| c.clock = warren_broker::ClockKind::Manual).await;
+    let (work, dlq) = (unique("work"), unique("dlq"));
+    {
+        let (_c, ch) = channel(&server).await;
+        declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
+        for i in 0..3u8 {
+            assert!(publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2))
+                .await
+                .is_ack());
+        }
+        fs.set_space_limit(Some(fs.used_bytes()));
+        server.advance_ms(1000);
+        let dead_letters = server.broker().vhost("/").unwrap().queue(&dlq).unwrap();
+        eventually(|| dead_letters.counts().0 == 0, "copies that could not be written withdrawn").await;
+    }
+    // The originals were never settled: a restart brings them back to their queue.
+    fs.set_space_limit(None);
+    let server = server.restart().await;
+    assert_eq!(server.restored().messages, 3);
+    let (_c, ch) = channel(&server).await;
+    // (The new broker's clock starts at the wall clock: a TTL's worth later they are due.)
+    server.advance_ms(1000);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0));
+    assert_eq!(q::counts(&ch, &dlq).await.unwrap(), (3, 0));
+    let server = server.restart().await;
+    let (_c, ch) = channel(&server).await;
+    let bodies = q::drain(&ch, &dlq).await;
+    assert_eq!(bodies, vec![vec![0], vec![1], vec![2]], "each once, in order, after another restart");
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_dead_letters_are_retried_once_the_disk_has_room() {
+    let fs = std::sync::Arc::new(warren_store::FaultyFs::new());
+    let server = TestServer::start_on(fs.clone(), |c| c.clock = warren_broker::ClockKind::Manual).await;
+    let (work, dlq) = (unique("work"), unique("dlq"));
+    let (_c, ch) = channel(&server).await;
+    declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
+    for i in 0..3u8 {
+        assert!(publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2)).await.is_ack());
+    }
+    fs.set_space_limit(Some(fs.used_bytes()));
+    server.advance_ms(1000);
+    assert_eq!(q::counts(&ch, &dlq).await.unwrap(), (0, 0));
+    fs.set_space_limit(None);
+    // The store notices the space at its next probe (real time); each retry is a second later
+    // on the broker's clock.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while q::counts(&ch, &dlq).await.unwrap().0 < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "dead letters never retried");
+        server.advance_ms(1000);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Each exactly once; retries after a refusal may reorder them.
+    let mut bodies = q::drain(&ch, &dlq).await;
+    bodies.sort();
+    assert_eq!(bodies, vec![vec![0], vec![1], vec![2]]);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0));
 }

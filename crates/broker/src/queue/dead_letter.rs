@@ -1,14 +1,24 @@
 //! Messages leaving a queue for good without being acknowledged: rejected (nack or reject
 //! without requeue), expired, dropped by a length limit, or returned more often than
-//! `x-delivery-limit` allows. With a dead-letter exchange they are republished through it;
-//! either way the store forgets them for this queue, after the republished copy was appended,
-//! so a crash in between can duplicate a dead letter but never lose it.
+//! `x-delivery-limit` allows. With a dead-letter exchange they are republished through it, and
+//! the store forgets the original for this queue only once the copy is durable (or needs no
+//! disk); a copy the store refuses is tried again later, its original kept. A crash can thus
+//! duplicate a dead letter but never lose it.
 
-use super::Queue;
+use super::{DeadLetter, Queue};
+use crate::durable::OnDurable;
+use crate::vhost::Confirm;
 use amqp_codec::{FieldValue, ShortStr};
 use std::sync::Arc;
 use warren_core::dead_letter::Reason;
 use warren_core::{Dropped, Message};
+
+/// How long a dead letter whose copy the store refused waits before it is tried again.
+const DEAD_LETTER_RETRY_MS: u64 = 1000;
+
+/// Rejected messages one queue may hold for `x-retry-delays` (their bodies are in memory);
+/// beyond it a rejected message is dead-lettered at once.
+pub const MAX_RETRYING: usize = 100_000;
 
 impl Queue {
     /// Return delivered messages to the queue (redelivered) and deliver them again if possible.
@@ -50,6 +60,10 @@ impl Queue {
             }
             let retries = retry_count(&entry.message);
             match self.args.retry_delays_ms.get(retries as usize) {
+                Some(_) if st.retrying.len() >= MAX_RETRYING => {
+                    tracing::warn!(queue = %self.name, "too many messages waiting to be retried; dead-lettering");
+                    st.dead.push((Dropped::Entry(entry), Reason::Rejected));
+                }
                 Some(delay_ms) => {
                     entry.message = with_header(&entry.message, "x-retry-count", retries + 1);
                     st.retrying.insert((now_ms.saturating_add(*delay_ms), entry.seq), entry);
@@ -74,23 +88,63 @@ impl Queue {
     }
 
     /// Republishes `dead` through the dead-letter exchange, if the queue has one, and makes
-    /// the store forget each message for this queue. Called without the queue's lock.
-    pub(super) fn dead_letter(self: &Arc<Self>, dead: Vec<(Dropped, Reason)>) {
+    /// the store forget each original for this queue once that is safe. Called without the
+    /// queue's lock.
+    pub(super) fn dead_letter(self: &Arc<Self>, dead: Vec<DeadLetter>) {
         let vhost = self.args.dead_letter_exchange.as_ref().and_then(|_| self.vhost_ref.upgrade());
+        let Some(vhost) = vhost else {
+            dead.iter().for_each(|d| self.forget_stored(d.stored));
+            return;
+        };
         let now_ms = self.timers.now_ms();
-        for (dropped, reason) in dead {
-            if let Some(vhost) = &vhost {
-                let message = match &dropped {
-                    Dropped::Entry(e) => Some(e.message.clone()),
-                    // Dropped or expired while paged out: read back for its new queue.
-                    Dropped::Paged(id) => self.persist.as_ref().and_then(|p| p.durability.load(*id)),
-                };
-                match message {
-                    Some(m) => vhost.republish_dead_letter(self, &m, reason, now_ms),
-                    None => tracing::warn!(queue = %self.name, "a paged-out message to dead-letter could not be read"),
-                }
+        for letter in dead {
+            // Dropped or expired while paged out: read back for its new queue.
+            let body = letter.body.clone().or_else(|| {
+                let p = self.persist.as_ref()?;
+                p.durability.load(letter.stored?)
+            });
+            let Some(message) = body else {
+                tracing::warn!(queue = %self.name, "a paged-out message to dead-letter could not be read");
+                self.forget_stored(letter.stored);
+                continue;
+            };
+            let queue = self.clone();
+            let retry = letter.clone();
+            let settle: OnDurable = Box::new(move |durable| match durable {
+                true => queue.forget_stored(retry.stored),
+                false => queue.dead_letter_later(retry),
+            });
+            match vhost.republish_dead_letter(self, &message, letter.reason, now_ms, settle) {
+                Confirm::Now => self.forget_stored(letter.stored),
+                Confirm::WhenDurable => {}
+                Confirm::Refused => self.dead_letter_later(letter),
             }
-            self.forget_stored(dropped.stored());
+        }
+    }
+
+    /// Keeps a dead letter whose copy could not be stored, to try again shortly. A paged-out
+    /// one keeps only its id (its body is read again then).
+    fn dead_letter_later(self: &Arc<Self>, mut letter: DeadLetter) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return;
+        }
+        if letter.stored.is_some() && self.persist.as_ref().is_some_and(|p| p.durable) {
+            letter.body = None;
+        }
+        st.undelivered_dead.push(letter);
+        st.retry_dead_at_ms = Some(self.timers.now_ms().saturating_add(DEAD_LETTER_RETRY_MS));
+        self.schedule(&mut st);
+    }
+
+    /// Tries again the dead letters the store refused earlier, once their wait is over.
+    pub(super) fn take_undelivered_dead(&self, st: &mut super::QueueState, now_ms: u64) -> Vec<DeadLetter> {
+        match st.retry_dead_at_ms {
+            Some(at) if at <= now_ms => {
+                st.retry_dead_at_ms = None;
+                std::mem::take(&mut st.undelivered_dead)
+            }
+            _ => Vec::new(),
         }
     }
 }

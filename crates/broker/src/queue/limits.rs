@@ -2,11 +2,11 @@
 //! kept by dropping the head (`drop-head`, the default) or by refusing new messages
 //! (`reject-publish`, and `reject-publish-dlx` which also dead-letters what it refuses).
 
-use super::{Queue, QueueState};
+use super::{DeadLetter, Queue, QueueState};
 use std::sync::Arc;
 use warren_core::dead_letter::Reason;
 use warren_core::queue_args::Overflow;
-use warren_core::{Dropped, Entry, Message};
+use warren_core::Message;
 
 impl Queue {
     /// Whether the ready messages plus `extra` more, of `extra_bytes` bytes, exceed a limit.
@@ -25,9 +25,7 @@ impl Queue {
     /// A message the queue refused: `reject-publish-dlx` dead-letters it (reason `maxlen`).
     pub(super) fn refused(self: &Arc<Self>, message: Arc<Message>) {
         if self.args.overflow == Overflow::RejectPublishDlx {
-            let entry =
-                Entry { seq: 0, message, redelivered: false, delivery_count: 0, stored: None, expires_at_ms: None };
-            self.dead_letter(vec![(Dropped::Entry(entry), Reason::Maxlen)]);
+            self.dead_letter(vec![DeadLetter { stored: None, reason: Reason::Maxlen, body: Some(message) }]);
         }
     }
 

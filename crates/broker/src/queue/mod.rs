@@ -73,6 +73,11 @@ struct QueueState {
     active: Option<Arc<Consumer>>,
     /// With `x-retry-delays`: rejected messages waiting to come back, by (due time, seq).
     retrying: BTreeMap<(u64, u64), Entry>,
+    /// Dead letters whose copy the store refused (full, busy, failed): tried again later; their
+    /// originals stay in the store meanwhile.
+    undelivered_dead: Vec<DeadLetter>,
+    /// When to try `undelivered_dead` again.
+    retry_dead_at_ms: Option<u64>,
 }
 
 /// What a queue did with a message routed to it.
@@ -83,6 +88,16 @@ pub enum Enqueued {
     Rejected,
     /// The queue was deleted meanwhile.
     Gone,
+}
+
+/// A message on its way out of the queue to the dead-letter exchange.
+#[derive(Clone)]
+struct DeadLetter {
+    /// Its id in the store for this queue, forgotten once its copy is safely elsewhere.
+    stored: Option<u64>,
+    reason: Reason,
+    /// Its body, if in memory (else it is read back from the store).
+    body: Option<Arc<Message>>,
 }
 
 /// One dispatch round: its time, what it delivered and what expired on the way.
@@ -143,6 +158,8 @@ impl Queue {
             last_sweep_ms: 0,
             active: None,
             retrying: BTreeMap::new(),
+            undelivered_dead: Vec::new(),
+            retry_dead_at_ms: None,
         };
         let q = Arc::new(Queue {
             name: req.name,
@@ -223,7 +240,18 @@ impl Queue {
         if st.dead.is_empty() {
             return;
         }
-        let dead = std::mem::take(&mut st.dead);
+        let dead: Vec<DeadLetter> = std::mem::take(&mut st.dead)
+            .into_iter()
+            .map(|(dropped, reason)| {
+                // A paged-out message the reader already loaded: its body is at hand (and must
+                // leave the loaded map with it).
+                let body = match &dropped {
+                    Dropped::Paged(id) => st.loaded.remove(id).flatten(),
+                    Dropped::Entry(e) => Some(e.message.clone()),
+                };
+                DeadLetter { stored: dropped.stored(), reason, body }
+            })
+            .collect();
         drop(st);
         self.dead_letter(dead);
     }
@@ -270,20 +298,23 @@ impl Queue {
             return;
         }
         let mut st = self.state.lock();
-        let read_each = self.args.max_priority.is_some() || self.args.message_ttl_ms.is_some();
+        let args = &self.args;
+        let read_each = args.max_priority.is_some() || args.message_ttl_ms.is_some() || args.max_length_bytes.is_some();
         match (&self.persist, read_each) {
             (Some(p), true) => {
                 for id in first_id..first_id + count {
-                    let (level, deadline) = match p.durability.load(id) {
-                        Some(m) => (st.messages.level_of(&m), Some(m.deadline_ms(self.args.message_ttl_ms))),
+                    let (level, bytes, deadline) = match p.durability.load(id) {
+                        Some(m) => {
+                            (st.messages.level_of(&m), m.body_len() as u64, Some(m.deadline_ms(args.message_ttl_ms)))
+                        }
                         // Unreadable: skipped when it comes to be delivered.
-                        None => (0, None),
+                        None => (0, 0, None),
                     };
-                    st.messages.push_paged(level, id, 1, redelivered, deadline);
+                    st.messages.push_paged(level, id, 1, redelivered, bytes, deadline);
                 }
                 self.schedule(&mut st);
             }
-            _ => st.messages.push_paged(0, first_id, count, redelivered, None),
+            _ => st.messages.push_paged(0, first_id, count, redelivered, 0, None),
         }
         if redelivered {
             st.marked_delivered = st.marked_delivered.max(first_id + count - 1);
@@ -578,6 +609,7 @@ impl Queue {
         st.messages = Prioritized::new(self.args.max_priority, self.args.message_ttl_ms);
         st.active = None;
         st.retrying.clear();
+        st.undelivered_dead.clear();
         st.dead.clear();
         st.loaded.clear();
         self.report_memory(&mut st);

@@ -26,10 +26,18 @@ impl Queue {
             .args
             .expires_ms
             .is_some_and(|expires| st.consumers.is_empty() && now_ms >= st.last_used_ms.saturating_add(expires));
+        if unused {
+            // Decided under the lock: a consumer arriving from now on finds the queue gone.
+            st.deleted = true;
+        }
         self.dispatch_locked(&mut st);
         self.report_memory(&mut st);
+        let undelivered = self.take_undelivered_dead(&mut st, now_ms);
         self.schedule(&mut st);
         self.unlock(st);
+        if !undelivered.is_empty() {
+            self.dead_letter(undelivered);
+        }
         if unused {
             if let Some(vhost) = self.vhost_ref.upgrade() {
                 vhost.remove_queue(self);
@@ -50,7 +58,9 @@ impl Queue {
             .filter(|_| st.consumers.is_empty())
             .map(|expires| st.last_used_ms.saturating_add(expires));
         let retry = st.retrying.first_key_value().map(|((due, _), _)| *due);
-        let Some(at) = messages.into_iter().chain(unused).chain(retry).min() else { return };
+        let Some(at) = messages.into_iter().chain(unused).chain(retry).chain(st.retry_dead_at_ms).min() else {
+            return;
+        };
         if st.scheduled_ms.is_none_or(|s| at < s) {
             st.scheduled_ms = Some(at);
             self.timers.schedule(at, self);
