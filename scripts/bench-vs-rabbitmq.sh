@@ -68,7 +68,7 @@ done
 RMQ_PID=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" eval 'os:getpid().' | tr -dc '0-9')
 RMQ_VERSION=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" version 2>/dev/null || echo unknown)
 
-"$WARREN" server --bind 127.0.0.1 --amqp-port 0 --data-dir "$WORK/warren-data" --log info \
+"$WARREN" server --bind 127.0.0.1 --amqp-port 0 --http-port 0 --data-dir "$WORK/warren-data" --log info \
     2>"$WORK/warren.log" &
 WARREN_PID=$!
 for _ in $(seq 1 100); do

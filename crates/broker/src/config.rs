@@ -18,6 +18,9 @@ pub struct BrokerConfig {
     pub default_user: bool,
     /// Policies applying queue arguments by name pattern.
     pub policies: Vec<PolicyConfig>,
+    /// Bounds of message outcome tracking.
+    #[serde(skip)]
+    pub tracking: crate::tracking::TrackingLimits,
     /// Where time comes from; tests use a manual clock to run timers deterministically.
     #[serde(skip)]
     pub clock: crate::ClockKind,
@@ -31,6 +34,7 @@ impl Default for BrokerConfig {
             vhosts: vec!["/".to_string()],
             default_user: true,
             policies: Vec::new(),
+            tracking: Default::default(),
             clock: crate::ClockKind::System,
         }
     }

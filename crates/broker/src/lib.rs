@@ -12,6 +12,7 @@ pub mod reply_to;
 mod republish;
 pub mod route;
 pub mod timers;
+pub mod tracking;
 pub mod vhost;
 
 pub use auth::{User, Users};
@@ -44,6 +45,7 @@ struct BrokerInner {
     open_connections: AtomicUsize,
     durability: Option<Arc<Durability>>,
     timers: Arc<Timers>,
+    tracker: Arc<tracking::Tracker>,
 }
 
 impl Broker {
@@ -62,10 +64,11 @@ impl Broker {
             tracing::error!(error = %e, "invalid policies; none applied");
             Default::default()
         }));
+        let tracker = tracking::Tracker::new(config.tracking);
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
-            let vhost = VHost::new(name, durability.clone(), timers.clone(), policies.clone());
-            vhosts.insert(name.clone(), Arc::new(vhost));
+            let shared = vhost::Shared { timers: timers.clone(), policies: policies.clone(), tracker: tracker.clone() };
+            vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), shared)));
         }
         Broker {
             inner: Arc::new(BrokerInner {
@@ -76,6 +79,7 @@ impl Broker {
                 open_connections: AtomicUsize::new(0),
                 durability,
                 timers,
+                tracker,
                 config,
             }),
         }
@@ -84,6 +88,11 @@ impl Broker {
     /// The broker's clock and timers; run [`Timers::run`] on the runtime for deadlines to fire.
     pub fn timers(&self) -> &Arc<Timers> {
         &self.inner.timers
+    }
+
+    /// The outcomes of tracked messages.
+    pub fn tracker(&self) -> &Arc<tracking::Tracker> {
+        &self.inner.tracker
     }
 
     /// Now, by the broker's clock (ms since the Unix epoch).

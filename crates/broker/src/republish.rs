@@ -14,7 +14,8 @@ use warren_core::Message;
 impl VHost {
     /// Republishes `message`, which died in `from` for `reason`, through `from`'s dead-letter
     /// exchange. A missing dead-letter exchange drops the message (as in RabbitMQ). Says when
-    /// the original may go: now, once `on_durable` is called with `true`, or not yet (refused).
+    /// the original may go: now, once `on_durable` is called with `true`, or not yet (refused);
+    /// and the queues the copy went to. The copy is not tracked: the original's record ends here.
     pub(crate) fn republish_dead_letter(
         &self,
         from: &Queue,
@@ -22,17 +23,17 @@ impl VHost {
         reason: Reason,
         now_ms: u64,
         on_durable: OnDurable,
-    ) -> Confirm {
-        let Some(dlx_name) = from.args.dead_letter_exchange.as_deref() else { return Confirm::Now };
+    ) -> (Confirm, Vec<String>) {
+        let Some(dlx_name) = from.args.dead_letter_exchange.as_deref() else { return (Confirm::Now, Vec::new()) };
         let death = Death { queue: &from.name, reason, now_ms };
         let dlrk = from.args.dead_letter_routing_key.as_deref();
         let Some((republished, keys)) = dead_letter::dead_letter(message, &death, dlx_name, dlrk) else {
             tracing::warn!(queue = %from.name, "a message to dead-letter has undecodable properties; dropped");
-            return Confirm::Now;
+            return (Confirm::Now, Vec::new());
         };
         let Some(dlx) = self.exchange(dlx_name) else {
             tracing::debug!(queue = %from.name, exchange = dlx_name, "dead-letter exchange missing; message dropped");
-            return Confirm::Now;
+            return (Confirm::Now, Vec::new());
         };
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&republished);
@@ -47,6 +48,8 @@ impl VHost {
             }
             !cycle
         });
-        self.deliver(targets, Arc::new(republished), Some(on_durable)).confirm
+        let names = targets.iter().map(|q| q.name.to_string()).collect();
+        let confirm = self.deliver(targets, Arc::new(republished.tracked(0)), Some(on_durable)).confirm;
+        (confirm, names)
     }
 }

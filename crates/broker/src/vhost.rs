@@ -7,6 +7,7 @@ use crate::exchange::{Dest, Exchange};
 use crate::queue::{Enqueued, Persist};
 use crate::route::{self, LazyHeaders};
 use crate::timers::Timers;
+use crate::tracking::Tracker;
 use crate::{Consumer, Queue};
 use amqp_codec::{FieldTable, ShortStr};
 use bytes::Bytes;
@@ -26,6 +27,14 @@ pub struct VHost {
     durability: Option<Arc<Durability>>,
     timers: Arc<Timers>,
     policies: Arc<Policies>,
+    tracker: Arc<Tracker>,
+}
+
+/// What every vhost of a broker shares.
+pub struct Shared {
+    pub timers: Arc<Timers>,
+    pub policies: Arc<Policies>,
+    pub tracker: Arc<Tracker>,
 }
 
 /// What a client asked for in queue.declare (the name already resolved if server-named).
@@ -75,7 +84,8 @@ const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
 impl VHost {
     /// A vhost whose durable entities and persistent messages go to `durability` (if any), and
     /// whose queues keep time and schedule their deadlines with `timers`.
-    pub fn new(name: &str, durability: Option<Arc<Durability>>, timers: Arc<Timers>, policies: Arc<Policies>) -> VHost {
+    pub fn new(name: &str, durability: Option<Arc<Durability>>, shared: Shared) -> VHost {
+        let Shared { timers, policies, tracker } = shared;
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind)| {
@@ -98,7 +108,12 @@ impl VHost {
             durability,
             timers,
             policies,
+            tracker,
         }
+    }
+
+    pub fn tracker(&self) -> &Arc<Tracker> {
+        &self.tracker
     }
 
     pub fn timers(&self) -> &Arc<Timers> {
@@ -579,7 +594,10 @@ impl VHost {
                 match persist(d, &targets, &message, on_durable) {
                     Persisted::Nowhere => None,
                     // All or nothing: a refused message is enqueued nowhere.
-                    Persisted::Refused => return Routed { queues: 0, confirm: Confirm::Refused, rejected: false },
+                    Persisted::Refused => {
+                        self.tracker.not_stored(message.track, self.timers.now_ms());
+                        return Routed { queues: 0, confirm: Confirm::Refused, rejected: false };
+                    }
                     Persisted::Appended(id, landing) => {
                         routed.confirm = Confirm::WhenDurable;
                         Some((id, landing))
@@ -589,12 +607,20 @@ impl VHost {
             _ => None,
         };
         let stored = landing.as_ref().map(|(id, _)| *id);
+        if message.track != 0 {
+            // Before enqueueing: a consumer may ack a copy before this function returns.
+            let names = targets.iter().map(|q| q.name.to_string()).collect();
+            self.tracker.routed(message.track, self.timers.now_ms(), &message.exchange, names);
+        }
         for q in targets {
             let stored = if q.persists() { stored } else { None };
             match q.enqueue(message.clone(), stored) {
                 Enqueued::Accepted => routed.queues += 1,
-                Enqueued::Rejected => routed.rejected = true,
-                Enqueued::Gone => {}
+                Enqueued::Rejected => {
+                    routed.rejected = true;
+                    self.tracker.refused(message.track, self.timers.now_ms(), &q.name);
+                }
+                Enqueued::Gone => self.tracker.gone(message.track, &q.name),
             }
         }
         if let Some((_, landing)) = landing {

@@ -15,16 +15,24 @@ pub struct Message {
     /// When the message entered the broker's queues (ms since the Unix epoch): queue and message
     /// TTLs count from here. 0 means unknown (such a message never expires).
     pub timestamp_ms: u64,
+    /// The id its outcome is tracked under (0: not tracked).
+    pub track: u64,
 }
 
 impl Message {
     pub fn new(exchange: ShortStr, routing_key: ShortStr, properties: Bytes, body: Bytes) -> Self {
-        Message { exchange, routing_key, properties, body, timestamp_ms: 0 }
+        Message { exchange, routing_key, properties, body, timestamp_ms: 0, track: 0 }
     }
 
     /// The message stamped as entering the queues at `timestamp_ms`.
     pub fn at(mut self, timestamp_ms: u64) -> Self {
         self.timestamp_ms = timestamp_ms;
+        self
+    }
+
+    /// The message with its outcome tracked under `track`.
+    pub fn tracked(mut self, track: u64) -> Self {
+        self.track = track;
         self
     }
 

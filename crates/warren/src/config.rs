@@ -16,7 +16,7 @@ pub struct Config {
     pub bind: IpAddr,
     /// AMQP 0-9-1 port (0 = any free port).
     pub amqp_port: u16,
-    /// HTTP API port (0 = any free port). Reserved for the HTTP API.
+    /// HTTP API port (0 = any free port).
     pub http_port: u16,
     /// Where durable data lives; created if missing.
     pub data_dir: PathBuf,
@@ -28,9 +28,39 @@ pub struct Config {
     pub vhosts: Vec<String>,
     /// `[[policies]]`: queue arguments applied by queue-name pattern.
     pub policies: Vec<PolicyConfig>,
+    /// `[http]`: the HTTP API.
+    pub http: HttpConfig,
     /// Where the broker's time comes from (tests run timers on a manual clock).
     #[serde(skip)]
     pub clock: ClockKind,
+}
+
+/// The `[http]` section: bounds of the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, bytes (a larger publish gets 413).
+    pub max_body_bytes: usize,
+    /// Messages whose outcome is tracked at once; the oldest records go first.
+    pub max_tracked_messages: usize,
+    /// How long a message's outcome stays queryable, ms.
+    pub tracking_retention_ms: u64,
+    /// How long an `Idempotency-Key` maps to its first publish, ms.
+    pub idempotency_window_ms: u64,
+    /// Longest `?wait=` a status request may long-poll, seconds.
+    pub max_wait_s: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_tracked_messages: 100_000,
+            tracking_retention_ms: 24 * 60 * 60 * 1000,
+            idempotency_window_ms: 24 * 60 * 60 * 1000,
+            max_wait_s: 60,
+        }
+    }
 }
 
 /// The `[storage]` section: bounds of the message store in the data directory.
@@ -102,6 +132,7 @@ impl Default for Config {
             users: Vec::new(),
             vhosts: vec!["/".into()],
             policies: Vec::new(),
+            http: HttpConfig::default(),
             clock: ClockKind::System,
         }
     }
@@ -126,6 +157,16 @@ impl Config {
         Ok(())
     }
 
+    /// The HTTP API's bounds.
+    pub fn http_settings(&self) -> warren_http::Settings {
+        warren_http::Settings {
+            max_body_bytes: self.http.max_body_bytes,
+            idempotency_window: std::time::Duration::from_millis(self.http.idempotency_window_ms),
+            max_wait: std::time::Duration::from_secs(self.http.max_wait_s),
+            ..warren_http::Settings::default()
+        }
+    }
+
     pub fn broker_config(&self) -> BrokerConfig {
         BrokerConfig {
             limits: self.limits.clone(),
@@ -133,6 +174,10 @@ impl Config {
             vhosts: self.vhosts.clone(),
             default_user: self.default_user,
             policies: self.policies.clone(),
+            tracking: warren_broker::tracking::TrackingLimits {
+                max_records: self.http.max_tracked_messages,
+                retention_ms: self.http.tracking_retention_ms,
+            },
             clock: self.clock,
         }
         .normalized()

@@ -23,11 +23,15 @@ const LOCK_FILE: &str = "LOCK";
 /// A running broker: its bound addresses and the means to stop it.
 pub struct Running {
     pub amqp_addr: SocketAddr,
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
     pub broker: Broker,
     /// What was restored from the data directory at start.
     pub restored: RestoreReport,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    http_stop: Option<oneshot::Sender<()>>,
+    http_task: JoinHandle<std::io::Result<()>>,
     /// Ticks queues at their deadlines (TTL, expiry, timeouts).
     timers: JoinHandle<()>,
     /// Held while the broker runs: a second broker on the same directory is refused.
@@ -41,7 +45,11 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(stop) = self.http_stop.take() {
+            let _ = stop.send(());
+        }
         let _ = (&mut self.task).await;
+        let _ = (&mut self.http_task).await;
         self.timers.abort();
         if let Some(d) = self.broker.durability().cloned() {
             let _ = tokio::task::spawn_blocking(move || d.close()).await;
@@ -88,12 +96,31 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         .await
         .map_err(|e| format!("cannot listen for AMQP on {}:{}: {e}", config.bind, config.amqp_port))?;
     let amqp_addr = amqp_listener.local_addr().map_err(|e| e.to_string())?;
+    let http_listener = bind(config.bind, config.http_port)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {}:{}: {e}", config.bind, config.http_port))?;
+    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    let (http_stop, http_stopped) = oneshot::channel::<()>();
+    let http_task = tokio::spawn(warren_http::serve(http_listener, broker.clone(), config.http_settings(), async {
+        let _ = http_stopped.await;
+    }));
     let timers = tokio::spawn(broker.timers().clone().run());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(warren_amqp_server::serve(amqp_listener, broker.clone(), async {
         let _ = stopped.await;
     }));
-    Ok(Running { amqp_addr, broker, restored, stop: Some(stop), task, timers, _lock: lock })
+    Ok(Running {
+        amqp_addr,
+        http_addr,
+        broker,
+        restored,
+        stop: Some(stop),
+        task,
+        http_stop: Some(http_stop),
+        http_task,
+        timers,
+        _lock: lock,
+    })
 }
 
 /// Creates `dir` if needed and takes its lock, so two brokers never share one store.

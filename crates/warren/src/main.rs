@@ -92,6 +92,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         let running = warren::start(config.clone()).await?;
         tracing::info!(
             amqp_addr = %running.amqp_addr,
+            http_addr = %running.http_addr,
             data_dir = %config.data_dir.display(),
             version = env!("CARGO_PKG_VERSION"),
             "warren ready"

@@ -42,7 +42,18 @@ impl Broker {
         let config = data_dir.with_extension("toml");
         std::fs::write(&config, "[storage]\nqueue_memory_bytes = 32768\n").expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["server", "--bind", "127.0.0.1", "--amqp-port", "0", "--log", "info", "--config"])
+            .args([
+                "server",
+                "--bind",
+                "127.0.0.1",
+                "--amqp-port",
+                "0",
+                "--http-port",
+                "0",
+                "--log",
+                "info",
+                "--config",
+            ])
             .arg(&config)
             .arg("--data-dir")
             .arg(data_dir)

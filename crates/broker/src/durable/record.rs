@@ -1,9 +1,9 @@
 //! The bytes of one persisted message in the store: when it entered the queues, the routing
 //! information, the publisher's raw properties and the body. Format version 2:
-//! `version u8 = 2 | timestamp_ms u64 LE | exchange_len u8 | exchange | routing_key_len u8 |
-//! routing_key | properties_len u32 LE | properties | body (the rest)`.
-//! Version 1 is the same without `timestamp_ms`; it is still read (its messages' time is
-//! unknown, so they never expire).
+//! `version u8 = 2 | timestamp_ms u64 LE | track u64 LE | exchange_len u8 | exchange |
+//! routing_key_len u8 | routing_key | properties_len u32 LE | properties | body (the rest)`.
+//! Version 1 is the same without `timestamp_ms` and `track`; it is still read (its messages'
+//! time is unknown, so they never expire, and they are not tracked).
 
 use amqp_codec::ShortStr;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -14,10 +14,11 @@ const VERSION_WITHOUT_TIMESTAMP: u8 = 1;
 
 /// Encodes `message` for the store.
 pub fn encode(message: &Message) -> Bytes {
-    let len = 1 + 8 + 1 + message.exchange.len() + 1 + message.routing_key.len() + 4 + message.properties.len();
+    let len = 1 + 8 + 8 + 1 + message.exchange.len() + 1 + message.routing_key.len() + 4 + message.properties.len();
     let mut buf = BytesMut::with_capacity(len + message.body.len());
     buf.put_u8(VERSION);
     buf.put_u64_le(message.timestamp_ms);
+    buf.put_u64_le(message.track);
     buf.put_u8(message.exchange.len() as u8);
     buf.put_slice(message.exchange.as_bytes());
     buf.put_u8(message.routing_key.len() as u8);
@@ -34,9 +35,9 @@ pub fn decode(mut bytes: Bytes) -> Option<Message> {
     if bytes.len() < 7 {
         return None;
     }
-    let timestamp_ms = match bytes.get_u8() {
-        VERSION if bytes.len() >= 8 + 6 => bytes.get_u64_le(),
-        VERSION_WITHOUT_TIMESTAMP => 0,
+    let (timestamp_ms, track) = match bytes.get_u8() {
+        VERSION if bytes.len() >= 16 + 6 => (bytes.get_u64_le(), bytes.get_u64_le()),
+        VERSION_WITHOUT_TIMESTAMP => (0, 0),
         _ => return None,
     };
     let exchange = short(&mut bytes)?;
@@ -49,7 +50,7 @@ pub fn decode(mut bytes: Bytes) -> Option<Message> {
         return None;
     }
     let properties = bytes.split_to(properties_len);
-    Some(Message::new(exchange, routing_key, properties, bytes).at(timestamp_ms))
+    Some(Message::new(exchange, routing_key, properties, bytes).at(timestamp_ms).tracked(track))
 }
 
 fn short(bytes: &mut Bytes) -> Option<ShortStr> {
@@ -73,18 +74,19 @@ mod tests {
             Bytes::from_static(&[0x10, 0x00, 2]),
             Bytes::from_static(b"hello"),
         )
-        .at(1_700_000_000_123);
+        .at(1_700_000_000_123)
+        .tracked(0xfeed);
         let bytes = encode(&m);
         assert_eq!(decode(bytes.clone()), Some(m.clone()));
         assert_eq!(decode(bytes.slice(..6)), None);
-        assert_eq!(decode(bytes.slice(..12)), None);
+        assert_eq!(decode(bytes.slice(..20)), None);
         let mut other = bytes.to_vec();
         other[0] = 3;
         assert_eq!(decode(Bytes::from(other)), None);
         // Version 1, as stores written before timestamps hold it: read with an unknown time.
         let mut v1 = vec![1u8];
-        v1.extend_from_slice(&bytes[9..]);
-        assert_eq!(decode(Bytes::from(v1)), Some(m.at(0)));
+        v1.extend_from_slice(&bytes[17..]);
+        assert_eq!(decode(Bytes::from(v1)), Some(m.at(0).tracked(0)));
         let empty = Message::new(ShortStr::from_static(""), ShortStr::from_static(""), Bytes::new(), Bytes::new());
         assert_eq!(decode(encode(&empty)), Some(empty));
     }

@@ -38,6 +38,9 @@ impl Queue {
                 }
                 entry.message = with_header(&entry.message, "x-delivery-count", entry.delivery_count.into());
             }
+            if entry.message.track != 0 {
+                self.tracker.requeued(entry.message.track, self.timers.now_ms(), &self.name);
+            }
             st.messages.return_entry(entry);
         }
         self.dispatch_locked(&mut st);
@@ -91,13 +94,18 @@ impl Queue {
     /// the store forget each original for this queue once that is safe. Called without the
     /// queue's lock.
     pub(super) fn dead_letter(self: &Arc<Self>, dead: Vec<DeadLetter>) {
+        let now_ms = self.timers.now_ms();
         let vhost = self.args.dead_letter_exchange.as_ref().and_then(|_| self.vhost_ref.upgrade());
         let Some(vhost) = vhost else {
-            dead.iter().for_each(|d| self.forget_stored(d.stored));
+            for d in &dead {
+                if let Some(track) = d.body.as_ref().map(|m| m.track).filter(|t| *t != 0) {
+                    self.tracker.left(track, now_ms, &self.name, d.reason, None);
+                }
+                self.forget_stored(d.stored);
+            }
             return;
         };
-        let now_ms = self.timers.now_ms();
-        for letter in dead {
+        for mut letter in dead {
             // Dropped or expired while paged out: read back for its new queue.
             let body = letter.body.clone().or_else(|| {
                 let p = self.persist.as_ref()?;
@@ -114,7 +122,13 @@ impl Queue {
                 true => queue.forget_stored(retry.stored),
                 false => queue.dead_letter_later(retry),
             });
-            match vhost.republish_dead_letter(self, &message, letter.reason, now_ms, settle) {
+            let (confirm, queues) = vhost.republish_dead_letter(self, &message, letter.reason, now_ms, settle);
+            if message.track != 0 && !letter.announced && confirm != Confirm::Refused {
+                let dlx = self.args.dead_letter_exchange.as_deref().unwrap_or_default();
+                self.tracker.left(message.track, now_ms, &self.name, letter.reason, Some((dlx, queues)));
+                letter.announced = true;
+            }
+            match confirm {
                 Confirm::Now => self.forget_stored(letter.stored),
                 Confirm::WhenDurable => {}
                 Confirm::Refused => self.dead_letter_later(letter),

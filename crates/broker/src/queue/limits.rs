@@ -25,7 +25,12 @@ impl Queue {
     /// A message the queue refused: `reject-publish-dlx` dead-letters it (reason `maxlen`).
     pub(super) fn refused(self: &Arc<Self>, message: Arc<Message>) {
         if self.args.overflow == Overflow::RejectPublishDlx {
-            self.dead_letter(vec![DeadLetter { stored: None, reason: Reason::Maxlen, body: Some(message) }]);
+            self.dead_letter(vec![DeadLetter {
+                stored: None,
+                reason: Reason::Maxlen,
+                body: Some(message),
+                announced: false,
+            }]);
         }
     }
 

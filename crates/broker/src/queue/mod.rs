@@ -9,6 +9,7 @@ mod tick;
 use crate::consumer::{Consumer, Offer};
 use crate::durable::{self, Durability};
 use crate::timers::Timers;
+use crate::tracking::Tracker;
 use crate::vhost::QueueDeclare;
 use crate::VHost;
 use amqp_codec::{FieldTable, ShortStr};
@@ -33,6 +34,7 @@ pub struct Queue {
     /// The vhost, to route dead letters through and to delete an expired queue from.
     vhost_ref: Weak<VHost>,
     timers: Arc<Timers>,
+    tracker: Arc<Tracker>,
     state: Mutex<QueueState>,
 }
 
@@ -98,6 +100,8 @@ struct DeadLetter {
     reason: Reason,
     /// Its body, if in memory (else it is read back from the store).
     body: Option<Arc<Message>>,
+    /// Its tracking record already says it left (a retried dead letter says it once).
+    announced: bool,
 }
 
 /// One dispatch round: its time, what it delivered and what expired on the way.
@@ -172,6 +176,7 @@ impl Queue {
             persist,
             vhost_ref: Arc::downgrade(vhost),
             timers,
+            tracker: vhost.tracker().clone(),
             state: Mutex::new(state),
         });
         q.schedule(&mut q.state.lock());
@@ -249,7 +254,7 @@ impl Queue {
                     Dropped::Paged(id) => st.loaded.remove(id).flatten(),
                     Dropped::Entry(e) => Some(e.message.clone()),
                 };
-                DeadLetter { stored: dropped.stored(), reason, body }
+                DeadLetter { stored: dropped.stored(), reason, body, announced: false }
             })
             .collect();
         drop(st);
@@ -442,6 +447,7 @@ impl Queue {
             if let Some(id) = entry.stored {
                 *delivered_upto = (*delivered_upto).max(id);
             }
+            self.delivered(&entry, now, consumer.no_ack);
             if consumer.no_ack {
                 self.forget_stored(entry.stored);
             } else {
@@ -478,6 +484,7 @@ impl Queue {
             self.unlock(guard);
             return None;
         };
+        self.delivered(&entry, now, no_ack);
         if no_ack {
             self.forget_stored(entry.stored);
         } else {
@@ -496,6 +503,20 @@ impl Queue {
         for seq in seqs {
             if let Some(entry) = st.messages.ack(seq) {
                 self.forget_stored(entry.stored);
+                if entry.message.track != 0 {
+                    self.tracker.acked(entry.message.track, self.timers.now_ms(), &self.name);
+                }
+            }
+        }
+    }
+
+    /// Records a delivery of a tracked message (and, with no-ack, its settlement).
+    fn delivered(&self, entry: &Entry, now_ms: u64, no_ack: bool) {
+        let track = entry.message.track;
+        if track != 0 {
+            self.tracker.delivered(track, now_ms, &self.name, entry.delivery_count);
+            if no_ack {
+                self.tracker.acked(track, now_ms, &self.name);
             }
         }
     }

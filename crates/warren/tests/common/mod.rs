@@ -89,6 +89,12 @@ impl TestServer {
         Self::run(config, fs, dir).await
     }
 
+    /// The URL of `path` on the HTTP API.
+    pub fn http_url(&self, path: &str) -> String {
+        let addr = self.running.as_ref().expect("running").http_addr;
+        format!("http://127.0.0.1:{}{path}", addr.port())
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.config.data_dir

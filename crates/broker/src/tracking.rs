@@ -1,0 +1,375 @@
+//! Outcome tracking of single messages: an HTTP publish (and an AMQP one that opts in) gets a
+//! tracking id, and the broker records what happens to it: routed (to which queues) or
+//! unroutable, each delivery, and how each queue's copy ends (acked, dead-lettered, dropped,
+//! expired). A message is finished when every copy has ended; it succeeded if every copy was
+//! acked. Records are bounded in number and in age; long polls wait on a version counter.
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use warren_core::dead_letter::Reason;
+
+/// Events kept per message; later ones are counted but not kept.
+const MAX_EVENTS: usize = 64;
+
+/// One thing that happened to a tracked message.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Accepted {
+        at_ms: u64,
+    },
+    Routed {
+        at_ms: u64,
+        exchange: String,
+        queues: Vec<String>,
+    },
+    Unroutable {
+        at_ms: u64,
+        exchange: String,
+    },
+    /// A full queue refused it (`reject-publish`).
+    Refused {
+        at_ms: u64,
+        queue: String,
+    },
+    /// The disk could not take it (full or failing): it went nowhere.
+    NotStored {
+        at_ms: u64,
+    },
+    Delivered {
+        at_ms: u64,
+        queue: String,
+        attempt: u32,
+    },
+    Requeued {
+        at_ms: u64,
+        queue: String,
+    },
+    Acked {
+        at_ms: u64,
+        queue: String,
+    },
+    /// Left `queue` for `reason` through the dead-letter exchange, which routed it to `queues`.
+    DeadLettered {
+        at_ms: u64,
+        queue: String,
+        reason: String,
+        exchange: String,
+        queues: Vec<String>,
+    },
+    /// Left its queue for `reason` with no dead-letter exchange to go to.
+    Dropped {
+        at_ms: u64,
+        queue: String,
+        reason: String,
+    },
+}
+
+/// Where a tracked message stands.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Some copy is still in a queue (or it was not routed yet).
+    Pending,
+    /// Every copy was acknowledged by a consumer.
+    Succeeded,
+    /// It was unroutable, or some copy was refused, dead-lettered, dropped or expired.
+    Failed,
+}
+
+/// What a status request sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub id: String,
+    pub outcome: Outcome,
+    pub finished: bool,
+    pub created_ms: u64,
+    pub events: Vec<Event>,
+    /// Events beyond the ones kept.
+    pub events_dropped: u64,
+    /// Changes with every event (for long polls).
+    pub version: u64,
+}
+
+struct Record {
+    created_ms: u64,
+    events: Vec<Event>,
+    events_dropped: u64,
+    /// Copies still in a queue, by queue name (a queue may hold several after requeues).
+    open_copies: HashMap<String, u32>,
+    routed: bool,
+    failed: bool,
+    version: u64,
+}
+
+impl Record {
+    fn outcome(&self) -> Outcome {
+        if self.failed {
+            Outcome::Failed
+        } else if self.routed && self.open_copies.is_empty() {
+            Outcome::Succeeded
+        } else {
+            Outcome::Pending
+        }
+    }
+
+    /// Final: it failed somewhere, or every copy was acked.
+    fn finished(&self) -> bool {
+        self.failed || (self.routed && self.open_copies.is_empty())
+    }
+
+    fn push(&mut self, event: Event) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push(event);
+        } else {
+            self.events_dropped += 1;
+        }
+        self.version += 1;
+    }
+}
+
+/// Bounds of what the tracker keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackingLimits {
+    /// Records kept at most; the oldest go first.
+    pub max_records: usize,
+    /// How long a record is kept after it was created.
+    pub retention_ms: u64,
+}
+
+impl Default for TrackingLimits {
+    fn default() -> Self {
+        TrackingLimits { max_records: 100_000, retention_ms: 24 * 60 * 60 * 1000 }
+    }
+}
+
+pub struct Tracker {
+    limits: TrackingLimits,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    records: HashMap<u64, Record>,
+    /// (created, id), oldest first, for the bounds.
+    order: VecDeque<(u64, u64)>,
+}
+
+/// The external form of a tracking id.
+pub fn id_text(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// A tracking id from its external form.
+pub fn parse_id(text: &str) -> Option<u64> {
+    (text.len() == 16).then(|| u64::from_str_radix(text, 16).ok()).flatten()
+}
+
+impl Tracker {
+    pub fn new(limits: TrackingLimits) -> Arc<Tracker> {
+        Arc::new(Tracker { limits, state: Mutex::new(State::default()), changed: Notify::new() })
+    }
+
+    /// Starts tracking a new message; returns its id (never 0: 0 means untracked).
+    pub fn start(&self, now_ms: u64) -> u64 {
+        let mut st = self.state.lock();
+        let mut id = rand::random::<u64>();
+        while id == 0 || st.records.contains_key(&id) {
+            id = rand::random::<u64>();
+        }
+        while st.order.len() >= self.limits.max_records
+            || st.order.front().is_some_and(|(at, _)| at.saturating_add(self.limits.retention_ms) <= now_ms)
+        {
+            let Some((_, old)) = st.order.pop_front() else { break };
+            st.records.remove(&old);
+        }
+        let mut record = Record {
+            created_ms: now_ms,
+            events: Vec::new(),
+            events_dropped: 0,
+            open_copies: HashMap::new(),
+            routed: false,
+            failed: false,
+            version: 0,
+        };
+        record.push(Event::Accepted { at_ms: now_ms });
+        st.records.insert(id, record);
+        st.order.push_back((now_ms, id));
+        id
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut Record)) {
+        if id == 0 {
+            return;
+        }
+        let mut st = self.state.lock();
+        if let Some(record) = st.records.get_mut(&id) {
+            f(record);
+            drop(st);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Routing placed copies in `queues` (none: unroutable).
+    pub fn routed(&self, id: u64, now_ms: u64, exchange: &str, queues: Vec<String>) {
+        self.update(id, |r| {
+            if queues.is_empty() {
+                r.failed |= !r.routed;
+                r.push(Event::Unroutable { at_ms: now_ms, exchange: exchange.to_owned() });
+                return;
+            }
+            r.routed = true;
+            for q in &queues {
+                *r.open_copies.entry(q.clone()).or_default() += 1;
+            }
+            r.push(Event::Routed { at_ms: now_ms, exchange: exchange.to_owned(), queues });
+        });
+    }
+
+    /// The copy routed to `queue` was refused there (the queue is full).
+    pub fn refused(&self, id: u64, now_ms: u64, queue: &str) {
+        self.update(id, |r| {
+            Self::close_copy(r, queue);
+            r.failed = true;
+            r.push(Event::Refused { at_ms: now_ms, queue: queue.to_owned() });
+        });
+    }
+
+    /// The copy routed to `queue` found it deleted meanwhile.
+    pub fn gone(&self, id: u64, queue: &str) {
+        self.update(id, |r| Self::close_copy(r, queue));
+    }
+
+    /// The store refused the message: it was enqueued nowhere.
+    pub fn not_stored(&self, id: u64, now_ms: u64) {
+        self.update(id, |r| {
+            r.failed = true;
+            r.push(Event::NotStored { at_ms: now_ms });
+        });
+    }
+
+    pub fn delivered(&self, id: u64, now_ms: u64, queue: &str, attempt: u32) {
+        self.update(id, |r| r.push(Event::Delivered { at_ms: now_ms, queue: queue.to_owned(), attempt }));
+    }
+
+    pub fn requeued(&self, id: u64, now_ms: u64, queue: &str) {
+        self.update(id, |r| r.push(Event::Requeued { at_ms: now_ms, queue: queue.to_owned() }));
+    }
+
+    fn close_copy(record: &mut Record, queue: &str) {
+        if let Some(n) = record.open_copies.get_mut(queue) {
+            *n -= 1;
+            if *n == 0 {
+                record.open_copies.remove(queue);
+            }
+        }
+    }
+
+    pub fn acked(&self, id: u64, now_ms: u64, queue: &str) {
+        self.update(id, |r| {
+            Self::close_copy(r, queue);
+            r.push(Event::Acked { at_ms: now_ms, queue: queue.to_owned() });
+        });
+    }
+
+    /// The copy in `queue` left it for `reason`: through a dead-letter exchange to the queues
+    /// it routed the copy to, or dropped.
+    pub fn left(&self, id: u64, now_ms: u64, queue: &str, reason: Reason, dead_lettered: Option<(&str, Vec<String>)>) {
+        self.update(id, |r| {
+            Self::close_copy(r, queue);
+            r.failed = true;
+            let (queue, reason) = (queue.to_owned(), reason.as_str().to_owned());
+            r.push(match dead_lettered {
+                Some((exchange, queues)) => {
+                    Event::DeadLettered { at_ms: now_ms, queue, reason, exchange: exchange.to_owned(), queues }
+                }
+                None => Event::Dropped { at_ms: now_ms, queue, reason },
+            });
+        });
+    }
+
+    /// The status of message `id`, if it is (still) tracked.
+    pub fn status(&self, id: u64) -> Option<Status> {
+        let st = self.state.lock();
+        let r = st.records.get(&id)?;
+        Some(Status {
+            id: id_text(id),
+            outcome: r.outcome(),
+            finished: r.finished(),
+            created_ms: r.created_ms,
+            events: r.events.clone(),
+            events_dropped: r.events_dropped,
+            version: r.version,
+        })
+    }
+
+    /// Waits up to `wait` for message `id` to change past `version` or finish; returns its
+    /// status then (or at once if it already changed, or is unknown).
+    pub async fn wait_for_change(&self, id: u64, version: u64, wait: Duration) -> Option<Status> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.changed.notified();
+            let status = self.status(id)?;
+            if status.version != version || status.finished {
+                return Some(status);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.status(id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_succeeds_once_every_copy_is_acked_and_fails_on_any_dead_letter() {
+        let t = Tracker::new(TrackingLimits::default());
+        let id = t.start(10);
+        assert_eq!(t.status(id).unwrap().outcome, Outcome::Pending);
+        t.routed(id, 11, "orders", vec!["a".into(), "b".into()]);
+        t.delivered(id, 12, "a", 1);
+        t.acked(id, 13, "a");
+        let s = t.status(id).unwrap();
+        assert_eq!((s.outcome, s.finished), (Outcome::Pending, false), "b still holds a copy");
+        t.acked(id, 14, "b");
+        let s = t.status(id).unwrap();
+        assert_eq!((s.outcome, s.finished, s.events.len()), (Outcome::Succeeded, true, 5));
+
+        let failed = t.start(20);
+        t.routed(failed, 21, "orders", vec!["a".into()]);
+        t.left(failed, 22, "a", Reason::Rejected, Some(("dlx", vec!["dlq".into()])));
+        let s = t.status(failed).unwrap();
+        assert_eq!((s.outcome, s.finished), (Outcome::Failed, true));
+        assert!(
+            matches!(&s.events[2], Event::DeadLettered { reason, exchange, .. } if reason == "rejected" && exchange == "dlx")
+        );
+        t.delivered(failed, 23, "a", 2);
+        assert!(t.status(failed).unwrap().finished, "failure is final");
+
+        let lost = t.start(30);
+        t.routed(lost, 31, "orders", vec![]);
+        assert_eq!(t.status(lost).unwrap().outcome, Outcome::Failed);
+        assert_eq!(parse_id(&id_text(lost)), Some(lost));
+    }
+
+    #[test]
+    fn records_are_bounded_in_number_and_age() {
+        let t = Tracker::new(TrackingLimits { max_records: 2, retention_ms: 1000 });
+        let a = t.start(0);
+        let b = t.start(1);
+        let c = t.start(2);
+        assert!(t.status(a).is_none(), "the oldest goes past the count");
+        assert!(t.status(b).is_some() && t.status(c).is_some());
+        let d = t.start(1002);
+        assert!(t.status(b).is_none() && t.status(c).is_none(), "past the retention");
+        assert!(t.status(d).is_some());
+    }
+}

@@ -1,0 +1,23 @@
+//! HTTP Basic authentication against the broker's users, and the vhost permission check: the
+//! same rules as an AMQP connection (including loopback-only users such as guest).
+
+use crate::ApiError;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use std::net::SocketAddr;
+use warren_broker::Broker;
+
+/// The authenticated user's name, if the request carries valid credentials for `vhost`.
+pub fn authorize(broker: &Broker, headers: &HeaderMap, peer: SocketAddr, vhost: &str) -> Result<String, ApiError> {
+    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "valid HTTP Basic credentials are required");
+    let value = headers.get(axum::http::header::AUTHORIZATION).ok_or_else(unauthorized)?;
+    let encoded = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")).ok_or_else(unauthorized)?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| unauthorized())?;
+    let text = String::from_utf8(decoded).map_err(|_| unauthorized())?;
+    let (name, password) = text.split_once(':').ok_or_else(unauthorized)?;
+    let user = broker.users().authenticate(name, password.as_bytes(), peer.ip()).ok_or_else(unauthorized)?;
+    if !user.may_open(vhost) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("user '{name}' may not use vhost '{vhost}'")));
+    }
+    Ok(name.to_owned())
+}

@@ -1,0 +1,44 @@
+//! Errors as HTTP status codes with a JSON body: `{"error": "...", "reason": "..."}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> ApiError {
+        ApiError { status, reason: reason.into() }
+    }
+
+    pub fn bad_request(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, reason)
+    }
+
+    pub fn not_found(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, reason)
+    }
+
+    /// An AMQP error from the broker, as the HTTP status that means the same.
+    pub fn from_amqp(e: warren_core::AmqpError) -> ApiError {
+        let status = match e.code {
+            404 => StatusCode::NOT_FOUND,
+            403 => StatusCode::FORBIDDEN,
+            406 => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.text)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let error = self.status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_");
+        (self.status, Json(json!({ "error": error, "reason": self.reason }))).into_response()
+    }
+}

@@ -1,0 +1,237 @@
+//! `POST /api/vhosts/{vhost}/exchanges/{exchange}/messages`: publish one message and answer
+//! `202 Accepted` with its id and status URL (`Location`). The body is the message as is (its
+//! `Content-Type` becomes the content type; `routing_key` is a query parameter; properties and
+//! AMQP headers come from `X-` request headers), or a JSON envelope when the content type is
+//! `application/vnd.warren.envelope+json`. Messages are persistent unless asked otherwise.
+
+use crate::auth::authorize;
+use crate::{Api, ApiError};
+use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warren_broker::tracking::id_text;
+use warren_core::Message;
+
+/// The content type of a JSON envelope.
+pub const ENVELOPE_TYPE: &str = "application/vnd.warren.envelope+json";
+
+/// The name that stands for the default (nameless) exchange in paths, as in RabbitMQ's API.
+const DEFAULT_EXCHANGE: &str = "amq.default";
+
+#[derive(Deserialize)]
+pub struct PublishQuery {
+    #[serde(default)]
+    routing_key: String,
+}
+
+/// A message as a JSON envelope.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    #[serde(default)]
+    routing_key: String,
+    #[serde(default)]
+    body: String,
+    /// `utf8` (the default) or `base64`.
+    #[serde(default)]
+    body_encoding: Option<String>,
+    #[serde(default)]
+    properties: EnvelopeProperties,
+    #[serde(default)]
+    headers: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeProperties {
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    correlation_id: Option<String>,
+    reply_to: Option<String>,
+    message_id: Option<String>,
+    expiration: Option<String>,
+    priority: Option<u8>,
+    delivery_mode: Option<u8>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    app_id: Option<String>,
+    timestamp: Option<u64>,
+}
+
+fn short(field: &str, value: Option<String>) -> Result<Option<ShortStr>, ApiError> {
+    value
+        .map(|v| {
+            ShortStr::try_from_string(v).map_err(|_| ApiError::bad_request(format!("{field} is longer than 255 bytes")))
+        })
+        .transpose()
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| ApiError::bad_request(format!("header {name} is not visible ASCII"))),
+    }
+}
+
+fn header_number<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Result<Option<T>, ApiError> {
+    header_text(headers, name)?
+        .map(|v| v.parse::<T>().map_err(|_| ApiError::bad_request(format!("header {name} is not a valid number"))))
+        .transpose()
+}
+
+fn json_field(value: &Value) -> Result<FieldValue, ApiError> {
+    Ok(match value {
+        Value::Bool(b) => FieldValue::Bool(*b),
+        Value::Number(n) if n.is_i64() => FieldValue::I64(n.as_i64().expect("checked")),
+        Value::Number(n) => FieldValue::F64(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes())),
+        Value::Array(items) => FieldValue::Array(items.iter().map(json_field).collect::<Result<_, _>>()?),
+        Value::Object(map) => {
+            let mut t = FieldTable::new();
+            for (k, v) in map {
+                t.insert(
+                    ShortStr::try_from_string(k.clone()).map_err(|_| ApiError::bad_request("header name too long"))?,
+                    json_field(v)?,
+                );
+            }
+            FieldValue::Table(t)
+        }
+        Value::Null => FieldValue::Void,
+    })
+}
+
+/// Properties and body from the raw form (`X-` headers).
+fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<(BasicProperties, Bytes), ApiError> {
+    let mut table = FieldTable::new();
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix("x-header-") {
+            let value =
+                value.to_str().map_err(|_| ApiError::bad_request(format!("header {name} is not visible ASCII")))?;
+            table.insert(ShortStr::from(key), FieldValue::LongStr(Bytes::copy_from_slice(value.as_bytes())));
+        }
+    }
+    let props = BasicProperties {
+        content_type: short("Content-Type", header_text(headers, "content-type")?)?,
+        content_encoding: short("Content-Encoding", header_text(headers, "content-encoding")?)?,
+        correlation_id: short("X-Correlation-Id", header_text(headers, "x-correlation-id")?)?,
+        reply_to: short("X-Reply-To", header_text(headers, "x-reply-to")?)?,
+        message_id: short("X-Message-Id", header_text(headers, "x-message-id")?)?,
+        expiration: short("X-Expiration", header_text(headers, "x-expiration")?)?,
+        priority: header_number(headers, "x-priority")?,
+        delivery_mode: Some(header_number(headers, "x-delivery-mode")?.unwrap_or(2)),
+        kind: short("X-Type", header_text(headers, "x-type")?)?,
+        app_id: short("X-App-Id", header_text(headers, "x-app-id")?)?,
+        headers: (!table.is_empty()).then_some(table),
+        ..BasicProperties::default()
+    };
+    Ok((props, body))
+}
+
+/// Properties, body and routing key from a JSON envelope.
+fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String), ApiError> {
+    let e: Envelope =
+        serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("invalid envelope: {err}")))?;
+    let body = match e.body_encoding.as_deref() {
+        None | Some("utf8") => Bytes::from(e.body.into_bytes()),
+        Some("base64") => {
+            use base64::Engine;
+            Bytes::from(
+                base64::engine::general_purpose::STANDARD
+                    .decode(e.body.as_bytes())
+                    .map_err(|_| ApiError::bad_request("body is not valid base64"))?,
+            )
+        }
+        Some(other) => return Err(ApiError::bad_request(format!("unknown body_encoding '{other}' (utf8 or base64)"))),
+    };
+    let mut table = FieldTable::new();
+    for (k, v) in &e.headers {
+        let key = ShortStr::try_from_string(k.clone()).map_err(|_| ApiError::bad_request("header name too long"))?;
+        table.insert(key, json_field(v)?);
+    }
+    let p = e.properties;
+    let props = BasicProperties {
+        content_type: short("content_type", p.content_type)?,
+        content_encoding: short("content_encoding", p.content_encoding)?,
+        correlation_id: short("correlation_id", p.correlation_id)?,
+        reply_to: short("reply_to", p.reply_to)?,
+        message_id: short("message_id", p.message_id)?,
+        expiration: short("expiration", p.expiration)?,
+        priority: p.priority,
+        delivery_mode: Some(p.delivery_mode.unwrap_or(2)),
+        kind: short("type", p.kind)?,
+        app_id: short("app_id", p.app_id)?,
+        timestamp: p.timestamp,
+        headers: (!table.is_empty()).then_some(table),
+        ..BasicProperties::default()
+    };
+    Ok((props, body, e.routing_key))
+}
+
+fn accepted(id: &str, queues: Option<usize>) -> Response {
+    let url = format!("/api/messages/{id}");
+    let mut body = json!({ "id": id, "status_url": url });
+    if let Some(queues) = queues {
+        body["routed_queues"] = json!(queues);
+    }
+    (StatusCode::ACCEPTED, [(header::LOCATION, url)], Json(body)).into_response()
+}
+
+pub async fn publish(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((vhost_name, exchange)): Path<(String, String)>,
+    Query(query): Query<PublishQuery>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let user = authorize(&api.broker, &headers, peer, &vhost_name)?;
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    if body.len() > api.settings.max_body_bytes || body.len() as u64 > api.broker.limits().max_message_size_bytes {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the message body is larger than allowed"));
+    }
+    let vhost = api.broker.vhost(&vhost_name).ok_or_else(|| ApiError::not_found(format!("no vhost '{vhost_name}'")))?;
+    let exchange = if exchange == DEFAULT_EXCHANGE { String::new() } else { exchange };
+    let idempotency_key = header_text(&headers, "idempotency-key")?.map(|k| format!("{user}\0{vhost_name}\0{k}"));
+    if let Some(id) = idempotency_key.as_deref().and_then(|k| api.idempotency.get(k)) {
+        return Ok(accepted(&id, None));
+    }
+    let is_envelope = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(ENVELOPE_TYPE)));
+    let (props, body, routing_key) = if is_envelope {
+        from_envelope(&body)?
+    } else {
+        let (props, body) = from_raw(&headers, body)?;
+        (props, body, query.routing_key)
+    };
+    if let Some(expiration) = props.expiration.as_ref() {
+        warren_core::message::parse_expiration(expiration)
+            .map_err(|why| ApiError::bad_request(format!("invalid expiration '{expiration}': {why}")))?;
+    }
+    let exchange_name =
+        ShortStr::try_from_string(exchange.clone()).map_err(|_| ApiError::bad_request("exchange name too long"))?;
+    let routing_key = ShortStr::try_from_string(routing_key)
+        .map_err(|_| ApiError::bad_request("routing_key is longer than 255 bytes"))?;
+    let now = api.broker.now_ms();
+    let track = api.broker.tracker().start(now);
+    let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
+    let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
+    let id = id_text(track);
+    if let Some(key) = idempotency_key {
+        api.idempotency.remember(key, id.clone());
+    }
+    Ok(accepted(&id, Some(routed.queues)))
+}

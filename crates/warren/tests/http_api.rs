@@ -1,0 +1,232 @@
+//! The HTTP API with a real HTTP client (reqwest) and real AMQP consumers (lapin): publish with
+//! `202 Accepted`, the status URL following the message through routing, delivery, ack,
+//! dead-lettering and expiry (long-polled, never slept on), idempotent retries, and every bad
+//! request answered with a 4xx JSON error and nothing published.
+
+mod common;
+
+use common::*;
+use lapin::options::*;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ENVELOPE: &str = "application/vnd.warren.envelope+json";
+
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+fn messages_url(server: &TestServer, exchange: &str, routing_key: &str) -> String {
+    server.http_url(&format!("/api/vhosts/%2F/exchanges/{exchange}/messages?routing_key={routing_key}"))
+}
+
+/// POSTs and returns (status, JSON body, Location header).
+async fn post(req: reqwest::RequestBuilder) -> (StatusCode, Value, Option<String>) {
+    let resp = within(req.basic_auth("guest", Some("guest")).send()).await.expect("HTTP request");
+    let status = resp.status();
+    let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    let body = within(resp.json::<Value>()).await.expect("a JSON body");
+    (status, body, location)
+}
+
+async fn status_of(server: &TestServer, id: &str, query: &str) -> (StatusCode, Value) {
+    let url = server.http_url(&format!("/api/messages/{id}{query}"));
+    let resp = within(http().get(url).send()).await.unwrap();
+    (resp.status(), within(resp.json::<Value>()).await.unwrap())
+}
+
+/// Long-polls the status until `done` holds for it.
+async fn status_until(server: &TestServer, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let (_, mut status) = status_of(server, id, "").await;
+    while !done(&status) {
+        let version = status["version"].as_u64().unwrap();
+        let (code, next) = status_of(server, id, &format!("?wait=4&version={version}")).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(next["version"].as_u64() != Some(version) || done(&next), "a long poll returned unchanged: {next}");
+        status = next;
+    }
+    status
+}
+
+fn events(status: &Value) -> Vec<String> {
+    status["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_publish_is_accepted_at_once_and_its_outcome_followed_to_the_ack() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("http-work");
+    q::declare(&ch, &queue).await;
+    let req = http()
+        .post(messages_url(&server, "amq.default", &queue))
+        .header("content-type", "text/plain")
+        .header("x-correlation-id", "corr-7")
+        .header("x-header-tenant", "acme")
+        .body("hello over http");
+    let (code, body, location) = post(req).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(location.as_deref(), Some(format!("/api/messages/{id}").as_str()));
+    assert_eq!(body["status_url"], json!(format!("/api/messages/{id}")));
+    assert_eq!(body["routed_queues"], json!(1));
+
+    let mut consumer = q::consume(&ch, &queue, false).await;
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, b"hello over http");
+    assert_eq!(d.properties.content_type().as_ref().map(|s| s.as_str()), Some("text/plain"));
+    assert_eq!(d.properties.correlation_id().as_ref().map(|s| s.as_str()), Some("corr-7"));
+    assert_eq!(*d.properties.delivery_mode(), Some(2), "persistent by default");
+    let tenant = d.properties.headers().as_ref().and_then(|h| h.inner().get("tenant").cloned());
+    assert_eq!(tenant, Some(AMQPValue::LongString(LongString::from("acme"))));
+
+    let pending = status_until(&server, &id, |s| events(s).contains(&"delivered".to_string())).await;
+    assert_eq!(pending["outcome"], json!("pending"));
+    within(d.ack(BasicAckOptions::default())).await.unwrap();
+    let done = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
+    assert_eq!(done["outcome"], json!("succeeded"));
+    assert_eq!(events(&done), ["accepted", "routed", "delivered", "acked"]);
+    assert_eq!(done["events"][1]["queues"], json!([queue]));
+    assert_eq!(done["events"][2]["attempt"], json!(1));
+    assert!(done["events"][3]["at_ms"].as_u64().unwrap() >= done["created_ms"].as_u64().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_publish_routes_by_its_key_and_a_rejection_shows_as_dead_lettered() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let (work, dlq, exchange) = (unique("http-orders"), unique("http-dlq"), unique("http-topic"));
+    within(ch.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Topic,
+        Default::default(),
+        Default::default(),
+    ))
+    .await
+    .unwrap();
+    q::declare(&ch, &dlq).await;
+    let mut args = FieldTable::default();
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(dlq.as_str())));
+    within(ch.queue_declare(work.as_str().into(), Default::default(), args)).await.unwrap();
+    q::bind(&ch, &work, &exchange, "orders.*").await;
+    let envelope = json!({
+        "routing_key": "orders.created",
+        "body": "AAEC/w==",
+        "body_encoding": "base64",
+        "properties": { "content_type": "application/octet-stream", "message_id": "m-1", "delivery_mode": 1 },
+        "headers": { "attempt": 3, "source": "web" },
+    });
+    let req = http()
+        .post(server.http_url(&format!("/api/vhosts/%2F/exchanges/{exchange}/messages")))
+        .header("content-type", ENVELOPE)
+        .body(envelope.to_string());
+    let (code, body, _) = post(req).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let mut consumer = q::consume(&ch, &work, false).await;
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.data, [0, 1, 2, 255]);
+    assert_eq!(d.routing_key.as_str(), "orders.created");
+    assert_eq!(d.properties.message_id().as_ref().map(|s| s.as_str()), Some("m-1"));
+    assert_eq!(*d.properties.delivery_mode(), Some(1));
+    let attempt = d.properties.headers().as_ref().and_then(|h| h.inner().get("attempt").cloned());
+    assert_eq!(attempt, Some(AMQPValue::LongLongInt(3)));
+    within(d.nack(BasicNackOptions { requeue: false, multiple: false })).await.unwrap();
+    let done = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
+    assert_eq!(done["outcome"], json!("failed"));
+    assert_eq!(events(&done), ["accepted", "routed", "delivered", "dead_lettered"]);
+    assert_eq!(done["events"][3]["reason"], json!("rejected"));
+    assert_eq!(done["events"][3]["queue"], json!(work));
+    assert_eq!(done["events"][3]["queues"], json!([dlq]), "where the dead letter went");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unroutable_and_expired_messages_fail_with_the_reason() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = server.lapin_channel().await;
+    let (code, body, _) = post(http().post(messages_url(&server, "amq.default", "nobody-listens")).body("x")).await;
+    assert_eq!((code, body["routed_queues"].clone()), (StatusCode::ACCEPTED, json!(0)));
+    let lost = status_until(&server, body["id"].as_str().unwrap(), |s| s["finished"] == json!(true)).await;
+    assert_eq!(
+        (lost["outcome"].clone(), events(&lost)),
+        (json!("failed"), vec!["accepted".into(), "unroutable".into()])
+    );
+
+    let queue = unique("http-ttl");
+    q::declare(&ch, &queue).await;
+    let req = http().post(messages_url(&server, "amq.default", &queue)).header("x-expiration", "1000").body("soon");
+    let (_, body, _) = post(req).await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    server.advance_ms(1000);
+    let expired = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
+    assert_eq!(expired["outcome"], json!("failed"));
+    assert_eq!(expired["events"][2]["event"], json!("dropped"));
+    assert_eq!(expired["events"][2]["reason"], json!("expired"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_makes_a_retry_return_the_first_publish() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("http-idem");
+    q::declare(&ch, &queue).await;
+    let send =
+        || http().post(messages_url(&server, "amq.default", &queue)).header("idempotency-key", "order-42").body("once");
+    let (first_code, first, _) = post(send()).await;
+    let (second_code, second, _) = post(send()).await;
+    assert_eq!((first_code, second_code), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(q::counts(&ch, &queue).await.unwrap(), (1, 0), "published once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_json_4xx_and_publish_nothing() {
+    let server = TestServer::start_with(|c| c.http.max_body_bytes = 1024).await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("http-bad");
+    q::declare(&ch, &queue).await;
+    let url = messages_url(&server, "amq.default", &queue);
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            http().post(server.http_url("/api/vhosts/%2F/exchanges/nope/messages")).body("x"),
+            StatusCode::NOT_FOUND,
+            "no exchange",
+        ),
+        (
+            http().post(server.http_url("/api/vhosts/other/exchanges/amq.direct/messages")).body("x"),
+            StatusCode::FORBIDDEN,
+            "may not use vhost",
+        ),
+        (
+            http().post(&url).header("content-type", ENVELOPE).body("{not json"),
+            StatusCode::BAD_REQUEST,
+            "invalid envelope",
+        ),
+        (
+            http().post(&url).header("content-type", ENVELOPE).body(r#"{"bogus": 1}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid envelope",
+        ),
+        (http().post(&url).header("x-expiration", "-5").body("x"), StatusCode::BAD_REQUEST, "invalid expiration"),
+        (http().post(&url).header("x-priority", "high").body("x"), StatusCode::BAD_REQUEST, "not a valid number"),
+        (http().post(&url).body(vec![0u8; 4096]), StatusCode::PAYLOAD_TOO_LARGE, ""),
+        (http().post(server.http_url("/api/nothing-here")).body("x"), StatusCode::NOT_FOUND, "no such endpoint"),
+    ];
+    for (req, expected, reason) in cases {
+        let (code, body, _) = post(req).await;
+        assert_eq!(code, expected, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+        assert!(body["reason"].as_str().unwrap().contains(reason), "{body}");
+    }
+    // Credentials are checked before anything else.
+    let resp = within(http().post(&url).body("x").send()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = within(http().post(&url).basic_auth("guest", Some("wrong")).body("x").send()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(within(resp.json::<Value>()).await.unwrap()["reason"].is_string());
+    let (code, body) = status_of(&server, "0123456789abcdef", "").await;
+    assert_eq!((code, body["error"].clone()), (StatusCode::NOT_FOUND, json!("not_found")));
+    assert_eq!(q::counts(&ch, &queue).await.unwrap(), (0, 0), "nothing was published");
+}
