@@ -149,6 +149,12 @@ impl Broker {
             if let Some(delivered) = self.inner.reply_to.deliver(&message.routing_key, &message) {
                 return Ok(Routed { queues: delivered as usize, ..Routed::default() });
             }
+            if let Some(id) = message.routing_key.strip_prefix(tracking::REPLY_PREFIX) {
+                // A reply to a tracked message whose publisher (over HTTP) awaits it.
+                let taken =
+                    tracking::parse_id(id).is_some_and(|id| self.inner.tracker.replied(id, self.now_ms(), &message));
+                return Ok(Routed { queues: taken as usize, ..Routed::default() });
+            }
         }
         vhost.publish(exchange, message, on_durable)
     }

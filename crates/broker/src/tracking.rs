@@ -22,6 +22,10 @@ pub enum Event {
     Accepted {
         at_ms: u64,
     },
+    /// A consumer replied (the reply is in the status).
+    Replied {
+        at_ms: u64,
+    },
     Routed {
         at_ms: u64,
         exchange: String,
@@ -69,6 +73,26 @@ pub enum Event {
     },
 }
 
+/// Replies kept larger than this are cut (and marked so).
+pub const MAX_REPLY_BYTES: usize = 1 << 20;
+
+/// The address a consumer replies to for a tracked message whose publisher awaits a reply
+/// (`<prefix><tracking id>`), on the default exchange.
+pub const REPLY_PREFIX: &str = "amq.warren.reply.";
+
+/// A consumer's reply to a tracked message.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Reply {
+    pub at_ms: u64,
+    pub content_type: Option<String>,
+    pub correlation_id: Option<String>,
+    /// The body as text (`utf8`) or `base64` when it is not UTF-8.
+    pub body: String,
+    pub body_encoding: &'static str,
+    /// The body was longer than [`MAX_REPLY_BYTES`] and was cut.
+    pub truncated: bool,
+}
+
 /// Where a tracked message stands.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -93,6 +117,9 @@ pub struct Status {
     pub events_dropped: u64,
     /// Changes with every event (for long polls).
     pub version: u64,
+    /// The consumer's reply, when the publisher awaited one and it came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
 }
 
 struct Record {
@@ -104,6 +131,7 @@ struct Record {
     routed: bool,
     failed: bool,
     version: u64,
+    reply: Option<Reply>,
 }
 
 impl Record {
@@ -196,6 +224,7 @@ impl Tracker {
             routed: false,
             failed: false,
             version: 0,
+            reply: None,
         };
         record.push(Event::Accepted { at_ms: now_ms });
         st.records.insert(id, record);
@@ -293,6 +322,34 @@ impl Tracker {
         });
     }
 
+    /// A consumer replied to message `id`; false if it is not tracked (any more).
+    pub fn replied(&self, id: u64, now_ms: u64, reply: &warren_core::Message) -> bool {
+        let mut known = false;
+        self.update(id, |r| {
+            known = true;
+            let props = reply.decode_properties().unwrap_or_default();
+            let cut = reply.body.len() > MAX_REPLY_BYTES;
+            let body = &reply.body[..reply.body.len().min(MAX_REPLY_BYTES)];
+            let (body, body_encoding) = match std::str::from_utf8(body) {
+                Ok(text) => (text.to_owned(), "utf8"),
+                Err(_) => {
+                    use base64::Engine;
+                    (base64::engine::general_purpose::STANDARD.encode(body), "base64")
+                }
+            };
+            r.reply = Some(Reply {
+                at_ms: now_ms,
+                content_type: props.content_type.map(|s| s.as_str().to_owned()),
+                correlation_id: props.correlation_id.map(|s| s.as_str().to_owned()),
+                body,
+                body_encoding,
+                truncated: cut,
+            });
+            r.push(Event::Replied { at_ms: now_ms });
+        });
+        known
+    }
+
     /// The status of message `id`, if it is (still) tracked.
     pub fn status(&self, id: u64) -> Option<Status> {
         let st = self.state.lock();
@@ -305,6 +362,7 @@ impl Tracker {
             events: r.events.clone(),
             events_dropped: r.events_dropped,
             version: r.version,
+            reply: r.reply.clone(),
         })
     }
 

@@ -48,6 +48,9 @@ struct Envelope {
     properties: EnvelopeProperties,
     #[serde(default)]
     headers: BTreeMap<String, Value>,
+    /// Ask the consumer for a reply, which becomes part of the status.
+    #[serde(default)]
+    await_reply: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -140,7 +143,7 @@ fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<(BasicProperties, Bytes)
 }
 
 /// Properties, body and routing key from a JSON envelope.
-fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String), ApiError> {
+fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, bool), ApiError> {
     let e: Envelope =
         serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("invalid envelope: {err}")))?;
     let body = match e.body_encoding.as_deref() {
@@ -176,7 +179,7 @@ fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String), ApiErr
         headers: (!table.is_empty()).then_some(table),
         ..BasicProperties::default()
     };
-    Ok((props, body, e.routing_key))
+    Ok((props, body, e.routing_key, e.await_reply))
 }
 
 fn accepted(id: &str, queues: Option<usize>) -> Response {
@@ -211,12 +214,22 @@ pub async fn publish(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(ENVELOPE_TYPE)));
-    let (props, body, routing_key) = if is_envelope {
+    let (mut props, body, routing_key, await_reply) = if is_envelope {
         from_envelope(&body)?
     } else {
         let (props, body) = from_raw(&headers, body)?;
-        (props, body, query.routing_key)
+        let await_reply = match header_text(&headers, "x-await-reply")?.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!("X-Await-Reply must be true or false, not '{other}'")))
+            }
+        };
+        (props, body, query.routing_key, await_reply)
     };
+    if await_reply && props.reply_to.is_some() {
+        return Err(ApiError::bad_request("a message awaiting a reply cannot name its own reply-to"));
+    }
     if let Some(expiration) = props.expiration.as_ref() {
         warren_core::message::parse_expiration(expiration)
             .map_err(|why| ApiError::bad_request(format!("invalid expiration '{expiration}': {why}")))?;
@@ -227,6 +240,12 @@ pub async fn publish(
         .map_err(|_| ApiError::bad_request("routing_key is longer than 255 bytes"))?;
     let now = api.broker.now_ms();
     let track = api.broker.tracker().start(now);
+    if await_reply {
+        // The consumer replies to this address (on the default exchange), with this correlation
+        // id unless the publisher chose one.
+        props.reply_to = Some(ShortStr::from(format!("{}{}", warren_broker::tracking::REPLY_PREFIX, id_text(track))));
+        props.correlation_id.get_or_insert_with(|| ShortStr::from(id_text(track)));
+    }
     let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
     let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
     let id = id_text(track);

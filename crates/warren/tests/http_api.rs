@@ -230,3 +230,43 @@ async fn bad_requests_get_a_json_4xx_and_publish_nothing() {
     assert_eq!((code, body["error"].clone()), (StatusCode::NOT_FOUND, json!("not_found")));
     assert_eq!(q::counts(&ch, &queue).await.unwrap(), (0, 0), "nothing was published");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_awaiting_a_reply_gets_the_consumers_reply_in_its_status() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("http-rpc");
+    q::declare(&ch, &queue).await;
+    let req = http().post(messages_url(&server, "amq.default", &queue)).header("x-await-reply", "true").body("2+2");
+    let (code, body, _) = post(req).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    // An ordinary AMQP RPC server: reply to reply_to with the correlation id, then ack.
+    let mut consumer = q::consume(&ch, &queue, false).await;
+    let request = next_delivery(&mut consumer).await;
+    let reply_to = request.properties.reply_to().as_ref().expect("a reply-to was set").to_string();
+    let correlation = request.properties.correlation_id().as_ref().expect("a correlation id was set").to_string();
+    assert_eq!(correlation, id, "the correlation id is the message id");
+    let props = lapin::BasicProperties::default()
+        .with_correlation_id(correlation.as_str().into())
+        .with_content_type("text/plain".into());
+    q::publish_props(&ch, "", &reply_to, b"4", props).await;
+    within(request.ack(BasicAckOptions::default())).await.unwrap();
+
+    let done = status_until(&server, &id, |s| s["finished"] == json!(true) && s["reply"].is_object()).await;
+    assert_eq!(done["outcome"], json!("succeeded"));
+    assert_eq!(done["reply"]["body"], json!("4"));
+    assert_eq!(done["reply"]["body_encoding"], json!("utf8"));
+    assert_eq!(done["reply"]["content_type"], json!("text/plain"));
+    assert_eq!(done["reply"]["correlation_id"], json!(id));
+    assert!(events(&done).contains(&"replied".to_string()));
+
+    // A reply-to of its own conflicts with awaiting a reply.
+    let req = http()
+        .post(messages_url(&server, "amq.default", &queue))
+        .header("x-await-reply", "true")
+        .header("x-reply-to", "elsewhere")
+        .body("x");
+    assert_eq!(post(req).await.0, StatusCode::BAD_REQUEST);
+}
