@@ -9,6 +9,7 @@ use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 use warren_core::dead_letter::Reason;
 
@@ -120,6 +121,52 @@ pub struct Status {
     /// The consumer's reply, when the publisher awaited one and it came.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<Reply>,
+    /// The callback the publisher asked for, and every attempt to make it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackStatus>,
+}
+
+/// Where a callback stands.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackState {
+    /// Waiting for the message to finish.
+    Waiting,
+    /// Being sent (or waiting to be retried).
+    Sending,
+    /// A 2xx answer came.
+    Delivered,
+    /// Attempts or time ran out.
+    Failed,
+}
+
+/// One attempt to call back.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attempt {
+    pub at_ms: u64,
+    /// The HTTP status of the answer, if one came.
+    pub status: Option<u16>,
+    /// Why no answer came (connection refused, timeout...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A callback as the status shows it (the secret never is).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CallbackStatus {
+    pub url: String,
+    pub state: CallbackState,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Attempts kept per callback (the last ones win).
+const MAX_ATTEMPTS_KEPT: usize = 32;
+
+struct Callback {
+    url: String,
+    secret: Vec<u8>,
+    state: CallbackState,
+    attempts: Vec<Attempt>,
 }
 
 struct Record {
@@ -132,6 +179,7 @@ struct Record {
     failed: bool,
     version: u64,
     reply: Option<Reply>,
+    callback: Option<Callback>,
 }
 
 impl Record {
@@ -179,6 +227,8 @@ pub struct Tracker {
     limits: TrackingLimits,
     state: Mutex<State>,
     changed: Notify,
+    /// Where the ids of finished messages with a callback go (the HTTP API's sender).
+    finished: Mutex<Option<UnboundedSender<u64>>>,
 }
 
 #[derive(Default)]
@@ -200,7 +250,12 @@ pub fn parse_id(text: &str) -> Option<u64> {
 
 impl Tracker {
     pub fn new(limits: TrackingLimits) -> Arc<Tracker> {
-        Arc::new(Tracker { limits, state: Mutex::new(State::default()), changed: Notify::new() })
+        Arc::new(Tracker {
+            limits,
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+            finished: Mutex::new(None),
+        })
     }
 
     /// Starts tracking a new message; returns its id (never 0: 0 means untracked).
@@ -225,6 +280,7 @@ impl Tracker {
             failed: false,
             version: 0,
             reply: None,
+            callback: None,
         };
         record.push(Event::Accepted { at_ms: now_ms });
         st.records.insert(id, record);
@@ -237,11 +293,57 @@ impl Tracker {
             return;
         }
         let mut st = self.state.lock();
-        if let Some(record) = st.records.get_mut(&id) {
-            f(record);
-            drop(st);
-            self.changed.notify_waiters();
+        let Some(record) = st.records.get_mut(&id) else { return };
+        f(record);
+        let finished = record.finished();
+        let call_back = match &mut record.callback {
+            Some(c) if finished && c.state == CallbackState::Waiting => {
+                c.state = CallbackState::Sending;
+                true
+            }
+            _ => false,
+        };
+        drop(st);
+        if call_back {
+            if let Some(tx) = self.finished.lock().as_ref() {
+                let _ = tx.send(id);
+            }
         }
+        self.changed.notify_waiters();
+    }
+
+    /// Where to send the ids of finished messages that have a callback.
+    pub fn on_finished(&self, tx: UnboundedSender<u64>) {
+        *self.finished.lock() = Some(tx);
+    }
+
+    /// Asks for a callback to `url` once message `id` is finished, signed with `secret`.
+    pub fn call_back(&self, id: u64, url: String, secret: Vec<u8>) {
+        self.update(id, |r| {
+            r.callback = Some(Callback { url, secret, state: CallbackState::Waiting, attempts: Vec::new() });
+        });
+    }
+
+    /// The callback's URL and secret, and the status to send, for a message being called back.
+    pub fn callback_payload(&self, id: u64) -> Option<(String, Vec<u8>, Status)> {
+        let status = self.status(id)?;
+        let st = self.state.lock();
+        let c = st.records.get(&id)?.callback.as_ref()?;
+        Some((c.url.clone(), c.secret.clone(), status))
+    }
+
+    /// Records an attempt to call back, and the callback's state after it.
+    pub fn callback_attempt(&self, id: u64, attempt: Attempt, state: CallbackState) {
+        self.update(id, |r| {
+            if let Some(c) = r.callback.as_mut() {
+                if c.attempts.len() == MAX_ATTEMPTS_KEPT {
+                    c.attempts.remove(0);
+                }
+                c.attempts.push(attempt);
+                c.state = state;
+                r.version += 1;
+            }
+        });
     }
 
     /// Routing placed copies in `queues` (none: unroutable).
@@ -363,17 +465,25 @@ impl Tracker {
             events_dropped: r.events_dropped,
             version: r.version,
             reply: r.reply.clone(),
+            callback: r.callback.as_ref().map(|c| CallbackStatus {
+                url: c.url.clone(),
+                state: c.state,
+                attempts: c.attempts.clone(),
+            }),
         })
     }
 
-    /// Waits up to `wait` for message `id` to change past `version` or finish; returns its
-    /// status then (or at once if it already changed, or is unknown).
-    pub async fn wait_for_change(&self, id: u64, version: u64, wait: Duration) -> Option<Status> {
+    /// Waits up to `wait` for message `id` to change past `version` (given: even once it is
+    /// finished, e.g. to follow its callback) or, without one, to change or finish; returns its
+    /// status then (or at once if that already happened, or the message is unknown).
+    pub async fn wait_for_change(&self, id: u64, version: Option<u64>, wait: Duration) -> Option<Status> {
         let deadline = tokio::time::Instant::now() + wait;
+        let first = self.status(id)?;
+        let since = version.unwrap_or(first.version);
         loop {
             let notified = self.changed.notified();
             let status = self.status(id)?;
-            if status.version != version || status.finished {
+            if status.version != since || (version.is_none() && status.finished) {
                 return Some(status);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {

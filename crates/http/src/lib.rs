@@ -4,6 +4,7 @@
 //! permissions are the AMQP ones (HTTP Basic authentication); every error is a JSON body.
 
 mod auth;
+mod callbacks;
 mod error;
 mod idempotency;
 mod publish;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use warren_broker::Broker;
 
+pub use callbacks::{secret_key, signature};
 pub use error::ApiError;
 
 /// Bounds of the HTTP API.
@@ -30,6 +32,21 @@ pub struct Settings {
     pub max_idempotency_keys: usize,
     /// Longest long poll.
     pub max_wait: Duration,
+    /// URL prefixes callbacks may go to (empty: any).
+    pub callback_allow: Vec<String>,
+    /// Callback secrets (`whsec_...`) per vhost, for publishes that bring none.
+    pub callback_secrets: std::collections::HashMap<String, String>,
+    /// Timeout of one callback request.
+    pub callback_timeout: Duration,
+    /// Callback requests in flight at once.
+    pub callback_concurrency: usize,
+    /// Attempts per callback.
+    pub callback_max_attempts: u32,
+    /// Time after which a failing callback is given up.
+    pub callback_max_time: Duration,
+    /// The first retry's wait; each next one doubles it.
+    pub callback_backoff_base: Duration,
+    pub callback_max_backoff: Duration,
 }
 
 impl Default for Settings {
@@ -39,6 +56,14 @@ impl Default for Settings {
             idempotency_window: Duration::from_secs(24 * 60 * 60),
             max_idempotency_keys: 100_000,
             max_wait: Duration::from_secs(60),
+            callback_allow: Vec::new(),
+            callback_secrets: Default::default(),
+            callback_timeout: Duration::from_secs(10),
+            callback_concurrency: 32,
+            callback_max_attempts: 8,
+            callback_max_time: Duration::from_secs(24 * 60 * 60),
+            callback_backoff_base: Duration::from_secs(1),
+            callback_max_backoff: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -68,6 +93,7 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    callbacks::start(broker.clone(), settings.clone());
     let app = router(broker, settings).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -51,6 +51,19 @@ struct Envelope {
     /// Ask the consumer for a reply, which becomes part of the status.
     #[serde(default)]
     await_reply: bool,
+    /// Where to POST the status once the message is finished.
+    #[serde(default)]
+    callback_url: Option<String>,
+    /// The callback's `whsec_` secret (else the vhost's).
+    #[serde(default)]
+    callback_secret: Option<String>,
+}
+
+/// What a publish asks beyond the message itself.
+struct Options {
+    await_reply: bool,
+    callback_url: Option<String>,
+    callback_secret: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -143,7 +156,7 @@ fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<(BasicProperties, Bytes)
 }
 
 /// Properties, body and routing key from a JSON envelope.
-fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, bool), ApiError> {
+fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, Options), ApiError> {
     let e: Envelope =
         serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("invalid envelope: {err}")))?;
     let body = match e.body_encoding.as_deref() {
@@ -179,7 +192,28 @@ fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, bool), 
         headers: (!table.is_empty()).then_some(table),
         ..BasicProperties::default()
     };
-    Ok((props, body, e.routing_key, e.await_reply))
+    let options =
+        Options { await_reply: e.await_reply, callback_url: e.callback_url, callback_secret: e.callback_secret };
+    Ok((props, body, e.routing_key, options))
+}
+
+/// A callback URL the configuration allows, and the key to sign its calls with.
+fn check_callback(api: &Api, vhost: &str, url: String, secret: Option<String>) -> Result<(String, Vec<u8>), ApiError> {
+    let parsed =
+        reqwest::Url::parse(&url).map_err(|_| ApiError::bad_request(format!("invalid callback URL '{url}'")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::bad_request("a callback URL must be http or https"));
+    }
+    let allow = &api.settings.callback_allow;
+    if !allow.is_empty() && !allow.iter().any(|prefix| url.starts_with(prefix.as_str())) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("callback URL '{url}' is not allowed")));
+    }
+    let secret = secret.or_else(|| api.settings.callback_secrets.get(vhost).cloned()).ok_or_else(|| {
+        ApiError::bad_request("a callback needs a secret: X-Callback-Secret, or one configured for the vhost")
+    })?;
+    let key = crate::callbacks::secret_key(&secret)
+        .ok_or_else(|| ApiError::bad_request("a callback secret is 'whsec_' followed by a base64 key"))?;
+    Ok((url, key))
 }
 
 fn accepted(id: &str, queues: Option<usize>) -> Response {
@@ -214,7 +248,7 @@ pub async fn publish(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(ENVELOPE_TYPE)));
-    let (mut props, body, routing_key, await_reply) = if is_envelope {
+    let (mut props, body, routing_key, options) = if is_envelope {
         from_envelope(&body)?
     } else {
         let (props, body) = from_raw(&headers, body)?;
@@ -225,8 +259,15 @@ pub async fn publish(
                 return Err(ApiError::bad_request(format!("X-Await-Reply must be true or false, not '{other}'")))
             }
         };
-        (props, body, query.routing_key, await_reply)
+        let callback_url = header_text(&headers, "x-callback-url")?;
+        let callback_secret = header_text(&headers, "x-callback-secret")?;
+        (props, body, query.routing_key, Options { await_reply, callback_url, callback_secret })
     };
+    let callback = match options.callback_url {
+        Some(url) => Some(check_callback(&api, &vhost_name, url, options.callback_secret)?),
+        None => None,
+    };
+    let await_reply = options.await_reply;
     if await_reply && props.reply_to.is_some() {
         return Err(ApiError::bad_request("a message awaiting a reply cannot name its own reply-to"));
     }
@@ -240,6 +281,9 @@ pub async fn publish(
         .map_err(|_| ApiError::bad_request("routing_key is longer than 255 bytes"))?;
     let now = api.broker.now_ms();
     let track = api.broker.tracker().start(now);
+    if let Some((url, key)) = callback {
+        api.broker.tracker().call_back(track, url, key);
+    }
     if await_reply {
         // The consumer replies to this address (on the default exchange), with this correlation
         // id unless the publisher chose one.

@@ -1,6 +1,7 @@
 //! `GET /api/messages/{id}`: a tracked message's outcome and its events, with timestamps.
-//! `?wait=SECONDS` long-polls until the status changes (pass `&version=N` from the last answer)
-//! or the message is finished, at most the configured longest wait.
+//! `?wait=SECONDS` long-polls, at most the configured longest wait: until the status changes
+//! past `&version=N` (from the last answer; this follows a finished message's callback too) or,
+//! without a version, until it changes or is finished.
 
 use crate::{Api, ApiError};
 use axum::extract::{Path, Query, State};
@@ -24,9 +25,9 @@ pub async fn status(
     let unknown = || ApiError::not_found(format!("no tracked message '{id}' (unknown, or past its retention)"));
     let key = parse_id(&id).ok_or_else(unknown)?;
     let tracker = api.broker.tracker();
-    let current = tracker.status(key).ok_or_else(unknown)?;
-    let Some(wait_s) = query.wait.filter(|w| *w > 0) else { return Ok(Json(current)) };
+    let Some(wait_s) = query.wait.filter(|w| *w > 0) else {
+        return tracker.status(key).map(Json).ok_or_else(unknown);
+    };
     let wait = Duration::from_secs(wait_s).min(api.settings.max_wait);
-    let version = query.version.unwrap_or(current.version);
-    tracker.wait_for_change(key, version, wait).await.map(Json).ok_or_else(unknown)
+    tracker.wait_for_change(key, query.version, wait).await.map(Json).ok_or_else(unknown)
 }

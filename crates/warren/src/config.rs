@@ -35,6 +35,10 @@ pub struct Config {
     pub clock: ClockKind,
 }
 
+fn ms(ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms)
+}
+
 /// The `[http]` section: bounds of the HTTP API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -49,6 +53,22 @@ pub struct HttpConfig {
     pub idempotency_window_ms: u64,
     /// Longest `?wait=` a status request may long-poll, seconds.
     pub max_wait_s: u64,
+    /// URL prefixes callbacks may go to; empty allows any.
+    pub callback_allow: Vec<String>,
+    /// Callback secrets (`whsec_` + base64 key) by vhost, for publishes that bring none.
+    pub callback_secrets: std::collections::HashMap<String, String>,
+    /// Timeout of one callback request, ms.
+    pub callback_timeout_ms: u64,
+    /// Callback requests in flight at once.
+    pub callback_concurrency: usize,
+    /// Attempts per callback before it is given up.
+    pub callback_max_attempts: u32,
+    /// Time after which a failing callback is given up, ms.
+    pub callback_max_time_ms: u64,
+    /// Wait before the first retry, ms; it doubles with each attempt (with ±20% jitter).
+    pub callback_backoff_base_ms: u64,
+    /// Longest wait between two attempts, ms.
+    pub callback_max_backoff_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -59,6 +79,14 @@ impl Default for HttpConfig {
             tracking_retention_ms: 24 * 60 * 60 * 1000,
             idempotency_window_ms: 24 * 60 * 60 * 1000,
             max_wait_s: 60,
+            callback_allow: Vec::new(),
+            callback_secrets: Default::default(),
+            callback_timeout_ms: 10_000,
+            callback_concurrency: 32,
+            callback_max_attempts: 8,
+            callback_max_time_ms: 24 * 60 * 60 * 1000,
+            callback_backoff_base_ms: 1000,
+            callback_max_backoff_ms: 5 * 60 * 1000,
         }
     }
 }
@@ -149,6 +177,14 @@ impl Config {
         self.limits.validate()?;
         self.storage.validate()?;
         warren_broker::compile_policies(&self.policies)?;
+        for (vhost, secret) in &self.http.callback_secrets {
+            if warren_http::secret_key(secret).is_none() {
+                return Err(format!("http.callback_secrets: the secret of vhost '{vhost}' is not 'whsec_' + base64"));
+            }
+        }
+        if self.http.callback_max_attempts == 0 || self.http.callback_concurrency == 0 {
+            return Err("http.callback_max_attempts and http.callback_concurrency must be at least 1".into());
+        }
         for u in &self.users {
             if u.name.is_empty() {
                 return Err("users: a user has an empty name".into());
@@ -163,6 +199,14 @@ impl Config {
             max_body_bytes: self.http.max_body_bytes,
             idempotency_window: std::time::Duration::from_millis(self.http.idempotency_window_ms),
             max_wait: std::time::Duration::from_secs(self.http.max_wait_s),
+            callback_allow: self.http.callback_allow.clone(),
+            callback_secrets: self.http.callback_secrets.clone(),
+            callback_timeout: ms(self.http.callback_timeout_ms),
+            callback_concurrency: self.http.callback_concurrency,
+            callback_max_attempts: self.http.callback_max_attempts,
+            callback_max_time: ms(self.http.callback_max_time_ms),
+            callback_backoff_base: ms(self.http.callback_backoff_base_ms),
+            callback_max_backoff: ms(self.http.callback_max_backoff_ms),
             ..warren_http::Settings::default()
         }
     }

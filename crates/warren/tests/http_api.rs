@@ -270,3 +270,108 @@ async fn a_publish_awaiting_a_reply_gets_the_consumers_reply_in_its_status() {
         .body("x");
     assert_eq!(post(req).await.0, StatusCode::BAD_REQUEST);
 }
+
+/// A local HTTP server standing in for a client's callback endpoint: it answers each request
+/// with the next of `answers` (200 after they run out) and hands every request to the test.
+async fn callback_receiver(
+    answers: Vec<u16>,
+) -> (String, tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, bytes::Bytes)>) {
+    use axum::http::StatusCode as Code;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(answers.into_iter()));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+            let (tx, answers) = (tx.clone(), answers.clone());
+            async move {
+                let _ = tx.send((headers, body));
+                let code = answers.lock().unwrap().next().unwrap_or(200);
+                Code::from_u16(code).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, rx)
+}
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_message_is_called_back_signed_and_retried_until_accepted() {
+    let server = TestServer::start_with(|c| {
+        c.http.callback_backoff_base_ms = 10;
+        c.http.callback_secrets.insert("/".into(), SECRET.into());
+    })
+    .await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("http-callback");
+    q::declare(&ch, &queue).await;
+    let (hook, mut calls) = callback_receiver(vec![500, 503]).await;
+    let req = http().post(messages_url(&server, "amq.default", &queue)).header("x-callback-url", &hook).body("job");
+    let (code, body, _) = post(req).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let mut consumer = q::consume(&ch, &queue, false).await;
+    within(next_delivery(&mut consumer).await.ack(BasicAckOptions::default())).await.unwrap();
+
+    let key = warren_http::secret_key(SECRET).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (headers, payload) = within(calls.recv()).await.expect("a callback");
+        let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
+        let (webhook_id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+        let expected = warren_http::signature(&key, &webhook_id, timestamp.parse().unwrap(), &payload);
+        assert_eq!(header("webhook-signature"), expected, "signed as Standard Webhooks say");
+        assert_eq!(webhook_id, format!("msg_{id}"), "the same id on every attempt");
+        let status: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!((status["id"].clone(), status["outcome"].clone()), (json!(id), json!("succeeded")));
+        seen.push(status["callback"]["attempts"].as_array().unwrap().len());
+    }
+    assert_eq!(seen, [0, 1, 2], "each attempt carries the earlier ones");
+    let done = status_until(&server, &id, |s| s["callback"]["state"] == json!("delivered")).await;
+    let codes: Vec<Value> =
+        done["callback"]["attempts"].as_array().unwrap().iter().map(|a| a["status"].clone()).collect();
+    assert_eq!(codes, [json!(500), json!(503), json!(200)]);
+    assert_eq!(done["callback"]["url"], json!(hook));
+    assert!(done["callback"].get("secret").is_none(), "the secret is never shown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_give_up_after_their_attempts_and_respect_the_allow_list() {
+    let server = TestServer::start_with(|c| {
+        c.http.callback_backoff_base_ms = 5;
+        c.http.callback_max_attempts = 2;
+        c.http.callback_allow = vec!["http://127.0.0.1:".into()];
+    })
+    .await;
+    let (hook, mut calls) = callback_receiver(vec![500, 500, 500]).await;
+    let send = |url: &str| {
+        http()
+            .post(messages_url(&server, "amq.default", "nobody"))
+            .header("x-callback-url", url)
+            .header("x-callback-secret", SECRET)
+            .body("x")
+    };
+    let (code, body, _) = post(send(&hook)).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let failed = status_until(&server, &id, |s| s["callback"]["state"] == json!("failed")).await;
+    assert_eq!(failed["outcome"], json!("failed"), "unroutable");
+    assert_eq!(failed["callback"]["attempts"].as_array().unwrap().len(), 2);
+    for _ in 0..2 {
+        within(calls.recv()).await.expect("an attempt");
+    }
+    let (code, body, _) = post(send("http://example.com/hook")).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    let no_secret =
+        http().post(messages_url(&server, "amq.default", "nobody")).header("x-callback-url", &hook).body("x");
+    assert_eq!(post(no_secret).await.0, StatusCode::BAD_REQUEST, "no secret for the vhost");
+    let bad_secret = http()
+        .post(messages_url(&server, "amq.default", "nobody"))
+        .header("x-callback-url", &hook)
+        .header("x-callback-secret", "plain-text")
+        .body("x");
+    assert_eq!(post(bad_secret).await.0, StatusCode::BAD_REQUEST);
+}
