@@ -8,6 +8,7 @@ mod callbacks;
 mod error;
 mod idempotency;
 mod publish;
+mod pull;
 mod status;
 
 use axum::routing::{get, post};
@@ -73,14 +74,19 @@ pub(crate) struct Api {
     pub broker: Broker,
     pub settings: Settings,
     pub idempotency: idempotency::Keys,
+    pub leases: Arc<pull::Leases>,
 }
 
 /// The API's routes over `broker`.
-pub fn router(broker: Broker, settings: Settings) -> Router {
+fn router(broker: Broker, settings: Settings) -> Router {
     let idempotency = idempotency::Keys::new(settings.max_idempotency_keys, settings.idempotency_window);
-    let api = Arc::new(Api { broker, settings, idempotency });
+    let leases = Arc::new(pull::Leases::default());
+    leases.start_expiry();
+    let api = Arc::new(Api { broker, settings, idempotency, leases });
     Router::new()
         .route("/api/vhosts/{vhost}/exchanges/{exchange}/messages", post(publish::publish))
+        .route("/api/vhosts/{vhost}/queues/{queue}/receive", post(pull::receive))
+        .route("/api/vhosts/{vhost}/queues/{queue}/messages/{receipt}/{action}", post(pull::settle))
         .route("/api/messages/{id}", get(status::status))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(api)

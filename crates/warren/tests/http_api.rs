@@ -375,3 +375,81 @@ async fn callbacks_give_up_after_their_attempts_and_respect_the_allow_list() {
         .body("x");
     assert_eq!(post(bad_secret).await.0, StatusCode::BAD_REQUEST);
 }
+
+fn receive_url(server: &TestServer, queue: &str, query: &str) -> String {
+    server.http_url(&format!("/api/vhosts/%2F/queues/{queue}/receive?{query}"))
+}
+
+async fn receive(server: &TestServer, queue: &str, query: &str) -> Vec<Value> {
+    let (code, body, _) = post(http().post(receive_url(server, queue, query))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+async fn settle(server: &TestServer, queue: &str, receipt: &str, action: &str) -> StatusCode {
+    let url = server.http_url(&format!("/api/vhosts/%2F/queues/{queue}/messages/{receipt}/{action}"));
+    within(http().post(url).basic_auth("guest", Some("guest")).send()).await.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_consumer_leases_messages_and_acks_nacks_or_extends_them() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let (queue, dlq) = (unique("http-pull"), unique("http-pull-dlq"));
+    q::declare(&ch, &dlq).await;
+    let mut args = FieldTable::default();
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(dlq.as_str())));
+    within(ch.queue_declare(queue.as_str().into(), Default::default(), args)).await.unwrap();
+    for body in [&b"one"[..], b"two", b"three"] {
+        q::publish_props(&ch, "", &queue, body, lapin::BasicProperties::default().with_message_id("m".into())).await;
+    }
+    let got = receive(&server, &queue, "max=2&lease_ms=60000").await;
+    let bodies: Vec<&str> = got.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["one", "two"]);
+    assert_eq!(got[0]["properties"]["message_id"], json!("m"));
+    assert_eq!(got[0]["redelivered"], json!(false));
+    assert_eq!(q::counts(&ch, &queue).await.unwrap(), (1, 0), "two are leased");
+    let (first, second) = (got[0]["receipt"].as_str().unwrap(), got[1]["receipt"].as_str().unwrap());
+    assert_eq!(settle(&server, &queue, first, "extend").await, StatusCode::NO_CONTENT);
+    assert_eq!(settle(&server, &queue, first, "ack").await, StatusCode::NO_CONTENT);
+    assert_eq!(settle(&server, &queue, first, "ack").await, StatusCode::NOT_FOUND, "settled already");
+    assert_eq!(settle(&server, &queue, second, "nack").await, StatusCode::NO_CONTENT);
+    assert_eq!(q::get_body(&ch, &dlq).await, Some(b"two".to_vec()), "nack without requeue dead-letters");
+    let third = receive(&server, &queue, "max=10").await;
+    assert_eq!(third.len(), 1);
+    let receipt = third[0]["receipt"].as_str().unwrap();
+    assert_eq!(settle(&server, &queue, receipt, "nack?requeue=true").await, StatusCode::NO_CONTENT);
+    let again = receive(&server, &queue, "max=10").await;
+    assert_eq!((again[0]["body"].clone(), again[0]["redelivered"].clone()), (json!("three"), json!(true)));
+    assert_eq!(settle(&server, &queue, "0123456789abcdef", "ack").await, StatusCode::NOT_FOUND);
+    assert_eq!(post(http().post(receive_url(&server, &queue, "max=0"))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(post(http().post(receive_url(&server, "no-such-queue", "max=1"))).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_returns_its_message_and_an_empty_queue_long_polls() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("http-lease");
+    q::declare(&ch, &queue).await;
+    q::publish(&ch, "", &queue, b"slow").await;
+    let first = receive(&server, &queue, "lease_ms=50").await;
+    assert_eq!(first.len(), 1);
+    // Not settled: once the lease runs out the message comes back, redelivered.
+    let again = receive(&server, &queue, "wait=5").await;
+    assert_eq!((again[0]["body"].clone(), again[0]["redelivered"].clone()), (json!("slow"), json!(true)));
+    assert_eq!(settle(&server, &queue, first[0]["receipt"].as_str().unwrap(), "ack").await, StatusCode::NOT_FOUND);
+    assert_eq!(settle(&server, &queue, again[0]["receipt"].as_str().unwrap(), "ack").await, StatusCode::NO_CONTENT);
+
+    // A long poll on an empty queue answers when a message arrives.
+    let waiting = tokio::spawn({
+        let url = receive_url(&server, &queue, "wait=5");
+        async move {
+            http().post(url).basic_auth("guest", Some("guest")).send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    });
+    q::publish(&ch, "", &queue, b"late").await;
+    let got = within(waiting).await.unwrap();
+    assert_eq!(got[0]["body"], json!("late"));
+}

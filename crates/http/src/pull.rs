@@ -1,0 +1,274 @@
+//! HTTP pull consumers: receive up to N messages of a queue under a lease (a visibility
+//! timeout), long-polling while it is empty, then ack, nack (requeue or dead-letter) or extend
+//! the lease of each by its receipt. A lease that runs out returns its message to the queue,
+//! marked redelivered. Leases are bounded in number and length.
+
+use crate::auth::authorize;
+use crate::{Api, ApiError};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use base64::Engine;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use warren_broker::tracking::id_text;
+use warren_broker::{Broker, Queue};
+
+/// Messages one receive may return.
+const MAX_BATCH: usize = 100;
+/// The longest lease.
+const MAX_LEASE_MS: u64 = 12 * 60 * 60 * 1000;
+/// Leases open at once, over all queues.
+const MAX_LEASES: usize = 100_000;
+/// How often an empty queue is looked at again during a long poll.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+struct Lease {
+    queue: Arc<Queue>,
+    seq: u64,
+    vhost: String,
+    until: Instant,
+}
+
+/// Open leases by receipt, and the task that returns expired ones.
+#[derive(Default)]
+pub struct Leases {
+    by_receipt: Mutex<HashMap<u64, Lease>>,
+}
+
+impl Leases {
+    /// Returns the messages of leases that ran out to their queues (called by a timer task).
+    pub fn expire(&self) {
+        let now = Instant::now();
+        let expired: Vec<Lease> = {
+            let mut leases = self.by_receipt.lock();
+            let gone: Vec<u64> = leases.iter().filter(|(_, l)| l.until <= now).map(|(r, _)| *r).collect();
+            gone.into_iter().filter_map(|r| leases.remove(&r)).collect()
+        };
+        for lease in expired {
+            lease.queue.requeue([lease.seq]);
+        }
+    }
+
+    /// Starts the task that expires leases.
+    pub fn start_expiry(self: &Arc<Self>) {
+        let leases = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                match leases.upgrade() {
+                    Some(l) => l.expire(),
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReceiveQuery {
+    #[serde(default = "one")]
+    max: usize,
+    #[serde(default = "thirty_seconds")]
+    lease_ms: u64,
+    #[serde(default)]
+    wait: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn thirty_seconds() -> u64 {
+    30_000
+}
+
+/// One received message.
+#[derive(Serialize)]
+pub struct Received {
+    receipt: String,
+    /// Its tracking id, if it is tracked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    exchange: String,
+    routing_key: String,
+    redelivered: bool,
+    body: String,
+    body_encoding: &'static str,
+    properties: BTreeMap<String, Value>,
+    headers: BTreeMap<String, Value>,
+}
+
+fn to_json(v: &amqp_codec::FieldValue) -> Value {
+    use amqp_codec::FieldValue as F;
+    match v {
+        F::Bool(b) => Value::from(*b),
+        F::LongStr(s) | F::ByteArray(s) => Value::from(String::from_utf8_lossy(s).into_owned()),
+        F::Array(items) => Value::Array(items.iter().map(to_json).collect()),
+        F::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
+        F::F32(f) => Value::from(*f),
+        F::F64(f) => Value::from(*f),
+        F::Timestamp(t) => Value::from(*t),
+        F::Void => Value::Null,
+        other => other.as_i64().map(Value::from).unwrap_or(Value::Null),
+    }
+}
+
+fn received(receipt: u64, entry: &warren_core::Entry) -> Received {
+    let m = &entry.message;
+    let props = m.decode_properties().unwrap_or_default();
+    let mut properties = BTreeMap::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            properties.insert(k.to_owned(), Value::from(v));
+        }
+    };
+    put("content_type", props.content_type.map(String::from));
+    put("content_encoding", props.content_encoding.map(String::from));
+    put("correlation_id", props.correlation_id.map(String::from));
+    put("reply_to", props.reply_to.map(String::from));
+    put("message_id", props.message_id.map(String::from));
+    put("expiration", props.expiration.map(String::from));
+    put("type", props.kind.map(String::from));
+    put("app_id", props.app_id.map(String::from));
+    if let Some(p) = props.priority {
+        properties.insert("priority".into(), Value::from(p));
+    }
+    if let Some(d) = props.delivery_mode {
+        properties.insert("delivery_mode".into(), Value::from(d));
+    }
+    if let Some(t) = props.timestamp {
+        properties.insert("timestamp".into(), Value::from(t));
+    }
+    let headers =
+        props.headers.map(|h| h.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()).unwrap_or_default();
+    let (body, body_encoding) = match std::str::from_utf8(&m.body) {
+        Ok(text) => (text.to_owned(), "utf8"),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(&m.body), "base64"),
+    };
+    Received {
+        receipt: id_text(receipt),
+        id: (m.track != 0).then(|| id_text(m.track)),
+        exchange: m.exchange.to_string(),
+        routing_key: m.routing_key.to_string(),
+        redelivered: entry.redelivered,
+        body,
+        body_encoding,
+        properties,
+        headers,
+    }
+}
+
+fn queue_of(broker: &Broker, vhost: &str, name: &str) -> Result<Arc<Queue>, ApiError> {
+    let v = broker.vhost(vhost).ok_or_else(|| ApiError::not_found(format!("no vhost '{vhost}'")))?;
+    let q = v.queue(name).ok_or_else(|| ApiError::not_found(format!("no queue '{name}' in vhost '{vhost}'")))?;
+    if q.exclusive_owner.is_some() {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("queue '{name}' is exclusive to an AMQP connection")));
+    }
+    Ok(q)
+}
+
+/// `POST /api/vhosts/{vhost}/queues/{queue}/receive?max=N&lease_ms=L&wait=S`
+pub async fn receive(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((vhost, queue)): Path<(String, String)>,
+    Query(query): Query<ReceiveQuery>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<Received>>, ApiError> {
+    authorize(&api.broker, &headers, peer, &vhost)?;
+    if query.max == 0 || query.max > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("max must be between 1 and {MAX_BATCH}")));
+    }
+    if query.lease_ms == 0 || query.lease_ms > MAX_LEASE_MS {
+        return Err(ApiError::bad_request(format!("lease_ms must be between 1 and {MAX_LEASE_MS}")));
+    }
+    let q = queue_of(&api.broker, &vhost, &queue)?;
+    let deadline = Instant::now() + Duration::from_secs(query.wait).min(api.settings.max_wait);
+    loop {
+        let mut got = Vec::new();
+        while got.len() < query.max {
+            if api.leases.by_receipt.lock().len() >= MAX_LEASES {
+                if got.is_empty() {
+                    return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many open leases"));
+                }
+                break;
+            }
+            let Some((entry, _)) = q.get(false) else { break };
+            let receipt = loop {
+                let r = rand_receipt();
+                if !api.leases.by_receipt.lock().contains_key(&r) {
+                    break r;
+                }
+            };
+            let until = Instant::now() + Duration::from_millis(query.lease_ms);
+            let lease = Lease { queue: q.clone(), seq: entry.seq, vhost: vhost.clone(), until };
+            api.leases.by_receipt.lock().insert(receipt, lease);
+            got.push(received(receipt, &entry));
+        }
+        if !got.is_empty() || Instant::now() >= deadline {
+            return Ok(Json(got));
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(deadline - Instant::now())).await;
+    }
+}
+
+fn rand_receipt() -> u64 {
+    loop {
+        let r = rand::random::<u64>();
+        if r != 0 {
+            return r;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SettleQuery {
+    #[serde(default)]
+    requeue: bool,
+    lease_ms: Option<u64>,
+}
+
+/// `POST /api/vhosts/{vhost}/queues/{queue}/messages/{receipt}/{ack|nack|extend}`
+pub async fn settle(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((vhost, queue, receipt, action)): Path<(String, String, String, String)>,
+    Query(query): Query<SettleQuery>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    authorize(&api.broker, &headers, peer, &vhost)?;
+    let unknown = || ApiError::not_found(format!("no open lease '{receipt}' (settled, or its lease ran out)"));
+    let key = warren_broker::tracking::parse_id(&receipt).ok_or_else(unknown)?;
+    let mut leases = api.leases.by_receipt.lock();
+    let lease =
+        leases.get_mut(&key).filter(|l| l.vhost == vhost && l.queue.name.as_str() == queue).ok_or_else(unknown)?;
+    match action.as_str() {
+        "extend" => {
+            let ms = query.lease_ms.unwrap_or(30_000);
+            if ms == 0 || ms > MAX_LEASE_MS {
+                return Err(ApiError::bad_request(format!("lease_ms must be between 1 and {MAX_LEASE_MS}")));
+            }
+            lease.until = Instant::now() + Duration::from_millis(ms);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        "ack" | "nack" => {
+            let lease = leases.remove(&key).expect("found above");
+            drop(leases);
+            match (action.as_str(), query.requeue) {
+                ("ack", _) => lease.queue.ack([lease.seq]),
+                (_, true) => lease.queue.requeue([lease.seq]),
+                (_, false) => lease.queue.reject([lease.seq]),
+            }
+            Ok(StatusCode::NO_CONTENT)
+        }
+        other => Err(ApiError::not_found(format!("no action '{other}' (ack, nack or extend)"))),
+    }
+}
