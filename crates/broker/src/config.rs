@@ -21,6 +21,9 @@ pub struct BrokerConfig {
     /// Bounds of message outcome tracking.
     #[serde(skip)]
     pub tracking: crate::tracking::TrackingLimits,
+    /// Where tracked outcomes are kept across restarts (in the data directory).
+    #[serde(skip)]
+    pub tracking_journal: Option<std::path::PathBuf>,
     /// Where time comes from; tests use a manual clock to run timers deterministically.
     #[serde(skip)]
     pub clock: crate::ClockKind,
@@ -35,6 +38,7 @@ impl Default for BrokerConfig {
             default_user: true,
             policies: Vec::new(),
             tracking: Default::default(),
+            tracking_journal: None,
             clock: crate::ClockKind::System,
         }
     }

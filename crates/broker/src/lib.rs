@@ -13,6 +13,7 @@ mod republish;
 pub mod route;
 pub mod timers;
 pub mod tracking;
+mod tracking_journal;
 pub mod vhost;
 
 pub use auth::{User, Users};
@@ -64,7 +65,13 @@ impl Broker {
             tracing::error!(error = %e, "invalid policies; none applied");
             Default::default()
         }));
-        let tracker = tracking::Tracker::new(config.tracking);
+        let tracker = match &config.tracking_journal {
+            Some(path) => tracking::Tracker::open(config.tracking, path.clone(), timers.now_ms()).unwrap_or_else(|e| {
+                tracing::error!(error = %e, path = %path.display(), "cannot open the tracking journal; tracking in memory");
+                tracking::Tracker::new(config.tracking)
+            }),
+            None => tracking::Tracker::new(config.tracking),
+        };
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
             let shared = vhost::Shared { timers: timers.clone(), policies: policies.clone(), tracker: tracker.clone() };

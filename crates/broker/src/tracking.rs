@@ -4,9 +4,11 @@
 //! expired). A message is finished when every copy has ended; it succeeded if every copy was
 //! acked. Records are bounded in number and in age; long polls wait on a version counter.
 
+use crate::tracking_journal::{self, Journal, Op};
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -17,7 +19,7 @@ use warren_core::dead_letter::Reason;
 const MAX_EVENTS: usize = 64;
 
 /// One thing that happened to a tracked message.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Accepted {
@@ -82,20 +84,20 @@ pub const MAX_REPLY_BYTES: usize = 1 << 20;
 pub const REPLY_PREFIX: &str = "amq.warren.reply.";
 
 /// A consumer's reply to a tracked message.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Reply {
     pub at_ms: u64,
     pub content_type: Option<String>,
     pub correlation_id: Option<String>,
     /// The body as text (`utf8`) or `base64` when it is not UTF-8.
     pub body: String,
-    pub body_encoding: &'static str,
+    pub body_encoding: String,
     /// The body was longer than [`MAX_REPLY_BYTES`] and was cut.
     pub truncated: bool,
 }
 
 /// Where a tracked message stands.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Some copy is still in a queue (or it was not routed yet).
@@ -127,7 +129,7 @@ pub struct Status {
 }
 
 /// Where a callback stands.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackState {
     /// Waiting for the message to finish.
@@ -141,7 +143,7 @@ pub enum CallbackState {
 }
 
 /// One attempt to call back.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Attempt {
     pub at_ms: u64,
     /// The HTTP status of the answer, if one came.
@@ -152,7 +154,7 @@ pub struct Attempt {
 }
 
 /// A callback as the status shows it (the secret never is).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CallbackStatus {
     pub url: String,
     pub state: CallbackState,
@@ -162,6 +164,7 @@ pub struct CallbackStatus {
 /// Attempts kept per callback (the last ones win).
 const MAX_ATTEMPTS_KEPT: usize = 32;
 
+#[derive(Serialize, Deserialize)]
 struct Callback {
     url: String,
     secret: Vec<u8>,
@@ -169,6 +172,7 @@ struct Callback {
     attempts: Vec<Attempt>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Record {
     created_ms: u64,
     events: Vec<Event>,
@@ -229,6 +233,15 @@ pub struct Tracker {
     changed: Notify,
     /// Where the ids of finished messages with a callback go (the HTTP API's sender).
     finished: Mutex<Option<UnboundedSender<u64>>>,
+    /// Where records are kept across restarts (a broker with a data directory).
+    journal: Option<Journal>,
+}
+
+/// A journal line: one record's whole state.
+#[derive(Serialize, Deserialize)]
+struct Line {
+    id: u64,
+    record: Record,
 }
 
 #[derive(Default)]
@@ -236,6 +249,18 @@ struct State {
     records: HashMap<u64, Record>,
     /// (created, id), oldest first, for the bounds.
     order: VecDeque<(u64, u64)>,
+    /// Lines in the journal since it was last rewritten.
+    journal_lines: usize,
+}
+
+fn line_of(id: u64, record: &Record) -> Vec<u8> {
+    serde_json::to_vec(&LineRef { id, record }).expect("a record serializes")
+}
+
+#[derive(Serialize)]
+struct LineRef<'a> {
+    id: u64,
+    record: &'a Record,
 }
 
 /// The external form of a tracking id.
@@ -249,13 +274,67 @@ pub fn parse_id(text: &str) -> Option<u64> {
 }
 
 impl Tracker {
+    /// A tracker that keeps its records in memory only.
     pub fn new(limits: TrackingLimits) -> Arc<Tracker> {
         Arc::new(Tracker {
             limits,
             state: Mutex::new(State::default()),
             changed: Notify::new(),
             finished: Mutex::new(None),
+            journal: None,
         })
+    }
+
+    /// A tracker whose records survive restarts in the journal at `path`: what it holds is
+    /// read back (within the bounds as of `now_ms`) before anything else happens.
+    pub fn open(limits: TrackingLimits, path: PathBuf, now_ms: u64) -> std::io::Result<Arc<Tracker>> {
+        let mut records: HashMap<u64, Record> = HashMap::new();
+        for line in tracking_journal::read_lines(&path) {
+            if let Ok(Line { id, record }) = serde_json::from_slice::<Line>(&line) {
+                records.insert(id, record);
+            }
+        }
+        let mut order: Vec<(u64, u64)> = records
+            .iter()
+            .filter(|(_, r)| r.created_ms.saturating_add(limits.retention_ms) > now_ms)
+            .map(|(id, r)| (r.created_ms, *id))
+            .collect();
+        order.sort_unstable();
+        let keep = order.len().saturating_sub(limits.max_records);
+        let order: VecDeque<(u64, u64)> = order.into_iter().skip(keep).collect();
+        let records: HashMap<u64, Record> = order.iter().filter_map(|(_, id)| records.remove_entry(id)).collect();
+        let live = records.iter().map(|(id, r)| line_of(*id, r)).collect();
+        let journal = Journal::start(path, live)?;
+        let journal_lines = records.len();
+        Ok(Arc::new(Tracker {
+            limits,
+            state: Mutex::new(State { records, order, journal_lines }),
+            changed: Notify::new(),
+            finished: Mutex::new(None),
+            journal: Some(journal),
+        }))
+    }
+
+    /// Writes the journal out and stops its writer.
+    pub fn close(&self) {
+        if let Some(j) = &self.journal {
+            j.close();
+        }
+    }
+
+    /// Appends record `id`'s state to the journal, rewriting it when it has grown to several
+    /// times the live records. Called under the state lock, so lines keep the order of changes.
+    fn journal(&self, st: &mut State, id: u64) {
+        let Some(journal) = &self.journal else { return };
+        if let Some(r) = st.records.get(&id) {
+            journal.send(Op::Line(line_of(id, r)));
+            st.journal_lines += 1;
+        }
+        if st.journal_lines > 4 * st.records.len() + 10_000 {
+            let live: Vec<Vec<u8>> = st.records.iter().map(|(id, r)| line_of(*id, r)).collect();
+            st.journal_lines = live.len();
+            journal.send(Op::Compact(live));
+        }
     }
 
     /// Starts tracking a new message; returns its id (never 0: 0 means untracked).
@@ -285,6 +364,7 @@ impl Tracker {
         record.push(Event::Accepted { at_ms: now_ms });
         st.records.insert(id, record);
         st.order.push_back((now_ms, id));
+        self.journal(&mut st, id);
         id
     }
 
@@ -303,6 +383,7 @@ impl Tracker {
             }
             _ => false,
         };
+        self.journal(&mut st, id);
         drop(st);
         if call_back {
             if let Some(tx) = self.finished.lock().as_ref() {
@@ -312,8 +393,17 @@ impl Tracker {
         self.changed.notify_waiters();
     }
 
-    /// Where to send the ids of finished messages that have a callback.
+    /// Where to send the ids of finished messages that have a callback; callbacks that were
+    /// being sent when the broker stopped are sent again.
     pub fn on_finished(&self, tx: UnboundedSender<u64>) {
+        let sending: Vec<u64> = {
+            let st = self.state.lock();
+            let sending = |r: &Record| r.callback.as_ref().is_some_and(|c| c.state == CallbackState::Sending);
+            st.records.iter().filter(|(_, r)| sending(r)).map(|(id, _)| *id).collect()
+        };
+        for id in sending {
+            let _ = tx.send(id);
+        }
         *self.finished.lock() = Some(tx);
     }
 
@@ -444,7 +534,7 @@ impl Tracker {
                 content_type: props.content_type.map(|s| s.as_str().to_owned()),
                 correlation_id: props.correlation_id.map(|s| s.as_str().to_owned()),
                 body,
-                body_encoding,
+                body_encoding: body_encoding.to_owned(),
                 truncated: cut,
             });
             r.push(Event::Replied { at_ms: now_ms });
@@ -539,5 +629,31 @@ mod tests {
         let d = t.start(1002);
         assert!(t.status(b).is_none() && t.status(c).is_none(), "past the retention");
         assert!(t.status(d).is_some());
+    }
+
+    #[test]
+    fn records_survive_a_restart_and_a_torn_last_line_is_skipped() {
+        let dir =
+            std::env::temp_dir().join(format!("warren-tracking-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tracking.log");
+        let t = Tracker::open(TrackingLimits::default(), path.clone(), 100).unwrap();
+        let kept = t.start(100);
+        t.routed(kept, 101, "x", vec!["q".into()]);
+        let old = t.start(1);
+        t.close();
+        use std::io::Write;
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"id\": 12, \"rec").unwrap();
+        let limits = TrackingLimits { max_records: 10, retention_ms: 1000 };
+        let t = Tracker::open(limits, path.clone(), 1_050).unwrap();
+        let s = t.status(kept).expect("kept across the restart");
+        assert_eq!((s.outcome, s.events.len(), s.version), (Outcome::Pending, 2, 2));
+        assert!(t.status(old).is_none(), "past its retention at the restart");
+        t.acked(kept, 1_060, "q");
+        t.close();
+        let t = Tracker::open(limits, path, 1_070).unwrap();
+        assert_eq!(t.status(kept).unwrap().outcome, Outcome::Succeeded);
+        t.close();
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -222,6 +222,7 @@ impl Config {
                 max_records: self.http.max_tracked_messages,
                 retention_ms: self.http.tracking_retention_ms,
             },
+            tracking_journal: Some(self.data_dir.join("tracking.log")),
             clock: self.clock,
         }
         .normalized()

@@ -51,6 +51,7 @@ impl Running {
         let _ = (&mut self.task).await;
         let _ = (&mut self.http_task).await;
         self.timers.abort();
+        self.broker.tracker().close();
         if let Some(d) = self.broker.durability().cloned() {
             let _ = tokio::task::spawn_blocking(move || d.close()).await;
         }

@@ -453,3 +453,34 @@ async fn an_expired_lease_returns_its_message_and_an_empty_queue_long_polls() {
     let got = within(waiting).await.unwrap();
     assert_eq!(got[0]["body"], json!("late"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_is_still_right_after_a_restart_and_follows_the_message_on() {
+    let server = TestServer::start().await;
+    let queue = unique("http-durable");
+    let id = {
+        let (_c, ch) = server.lapin_channel().await;
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        within(ch.queue_declare(queue.as_str().into(), durable, FieldTable::default())).await.unwrap();
+        let (code, body, _) = post(http().post(messages_url(&server, "amq.default", &queue)).body("survives")).await;
+        assert_eq!(code, StatusCode::ACCEPTED);
+        body["id"].as_str().unwrap().to_owned()
+    };
+    let before = status_of(&server, &id, "").await.1;
+    let server = server.restart().await;
+    let (code, after) = status_of(&server, &id, "").await;
+    assert_eq!(code, StatusCode::OK, "{after}");
+    assert_eq!(after["events"], before["events"], "the record came back as it was");
+    assert_eq!(after["outcome"], json!("pending"));
+    let (_c, ch) = server.lapin_channel().await;
+    let mut consumer = q::consume(&ch, &queue, false).await;
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!((d.data.as_slice(), d.redelivered), (&b"survives"[..], false));
+    within(d.ack(BasicAckOptions::default())).await.unwrap();
+    let done = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
+    assert_eq!(done["outcome"], json!("succeeded"));
+    assert_eq!(events(&done), ["accepted", "routed", "delivered", "acked"]);
+    // And once more across a restart, finished.
+    let server = server.restart().await;
+    assert_eq!(status_of(&server, &id, "").await.1["outcome"], json!("succeeded"));
+}

@@ -1,0 +1,105 @@
+//! The tracking journal: every change to a tracked message's record is appended, as the whole
+//! record in one JSON line, to `tracking.log` in the data directory by a writer thread (many
+//! lines per write and `fdatasync`). At start the last line of each id wins, records past the
+//! retention or the count are dropped, and the file is rewritten with the live ones; it is
+//! rewritten the same way while running once it holds several times more lines than records.
+//! A torn last line (a crash mid-write) is skipped.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+pub(crate) enum Op {
+    /// One line (a record's id and its whole state, JSON).
+    Line(Vec<u8>),
+    /// Replace the file with these lines (the live records).
+    Compact(Vec<Vec<u8>>),
+}
+
+pub(crate) struct Journal {
+    tx: Mutex<Option<mpsc::Sender<Op>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+use parking_lot::Mutex;
+
+/// Reads every line of the journal at `path` that parses (the last one per id is the state).
+pub(crate) fn read_lines(path: &Path) -> Vec<Vec<u8>> {
+    let Ok(file) = File::open(path) else { return Vec::new() };
+    BufReader::new(file).split(b'\n').map_while(Result::ok).filter(|l| !l.is_empty()).collect()
+}
+
+impl Journal {
+    /// Starts the writer over `path`, first replacing its content with `live`.
+    pub fn start(path: PathBuf, live: Vec<Vec<u8>>) -> std::io::Result<Journal> {
+        let mut file = rewrite(&path, &live)?;
+        let (tx, rx) = mpsc::channel::<Op>();
+        let thread = std::thread::Builder::new().name("warren-tracking".into()).spawn(move || {
+            while let Ok(op) = rx.recv() {
+                let mut ops = vec![op];
+                ops.extend(rx.try_iter());
+                let result = (|| -> std::io::Result<()> {
+                    let mut out = BufWriter::new(&mut file);
+                    for op in ops {
+                        match op {
+                            Op::Line(line) => {
+                                out.write_all(&line)?;
+                                out.write_all(b"\n")?;
+                            }
+                            Op::Compact(lines) => {
+                                out.flush()?;
+                                drop(out);
+                                *(&mut file) = rewrite(&path, &lines)?;
+                                out = BufWriter::new(&mut file);
+                            }
+                        }
+                    }
+                    out.flush()?;
+                    drop(out);
+                    file.sync_data()
+                })();
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "cannot write the tracking journal");
+                }
+            }
+        })?;
+        Ok(Journal { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+    }
+
+    pub fn send(&self, op: Op) {
+        if let Some(tx) = self.tx.lock().as_ref() {
+            let _ = tx.send(op);
+        }
+    }
+
+    /// Writes what was sent, then stops the writer.
+    pub fn close(&self) {
+        self.tx.lock().take();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Replaces the file at `path` with `lines` (through a temporary file and a rename) and returns
+/// it open for appending.
+fn rewrite(path: &Path, lines: &[Vec<u8>]) -> std::io::Result<File> {
+    let tmp = path.with_extension("log.tmp");
+    {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        for line in lines {
+            out.write_all(line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        out.get_ref().sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    OpenOptions::new().append(true).open(path)
+}
