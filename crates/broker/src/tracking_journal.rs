@@ -37,28 +37,25 @@ impl Journal {
         let (tx, rx) = mpsc::channel::<Op>();
         let thread = std::thread::Builder::new().name("warren-tracking".into()).spawn(move || {
             while let Ok(op) = rx.recv() {
-                let mut ops = vec![op];
-                ops.extend(rx.try_iter());
-                let result = (|| -> std::io::Result<()> {
-                    let mut out = BufWriter::new(&mut file);
-                    for op in ops {
-                        match op {
-                            Op::Line(line) => {
-                                out.write_all(&line)?;
-                                out.write_all(b"\n")?;
-                            }
-                            Op::Compact(lines) => {
-                                out.flush()?;
-                                drop(out);
-                                *(&mut file) = rewrite(&path, &lines)?;
-                                out = BufWriter::new(&mut file);
+                let mut pending: Vec<u8> = Vec::new();
+                let mut result = Ok(());
+                for op in std::iter::once(op).chain(rx.try_iter()) {
+                    match op {
+                        Op::Line(line) => {
+                            pending.extend_from_slice(&line);
+                            pending.push(b'\n');
+                        }
+                        // The snapshot holds everything the lines before it said.
+                        Op::Compact(lines) => {
+                            pending.clear();
+                            match rewrite(&path, &lines) {
+                                Ok(f) => file = f,
+                                Err(e) => result = Err(e),
                             }
                         }
                     }
-                    out.flush()?;
-                    drop(out);
-                    file.sync_data()
-                })();
+                }
+                let result = result.and_then(|()| file.write_all(&pending)).and_then(|()| file.sync_data());
                 if let Err(e) = result {
                     tracing::error!(error = %e, "cannot write the tracking journal");
                 }
