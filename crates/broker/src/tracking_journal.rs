@@ -17,8 +17,12 @@ pub(crate) enum Op {
     Compact(Vec<Vec<u8>>),
 }
 
+/// Changes waiting for the writer at most; beyond, tracking waits for the disk (backpressure
+/// on whoever publishes tracked messages).
+const MAX_QUEUED: usize = 65_536;
+
 pub(crate) struct Journal {
-    tx: Mutex<Option<mpsc::Sender<Op>>>,
+    tx: Mutex<Option<mpsc::SyncSender<Op>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -34,7 +38,7 @@ impl Journal {
     /// Starts the writer over `path`, first replacing its content with `live`.
     pub fn start(path: PathBuf, live: Vec<Vec<u8>>) -> std::io::Result<Journal> {
         let mut file = rewrite(&path, &live)?;
-        let (tx, rx) = mpsc::channel::<Op>();
+        let (tx, rx) = mpsc::sync_channel::<Op>(MAX_QUEUED);
         let thread = std::thread::Builder::new().name("warren-tracking".into()).spawn(move || {
             while let Ok(op) = rx.recv() {
                 let mut pending: Vec<u8> = Vec::new();

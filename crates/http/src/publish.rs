@@ -251,7 +251,9 @@ pub async fn publish(
     let (mut props, body, routing_key, options) = if is_envelope {
         from_envelope(&body)?
     } else {
-        let (props, body) = from_raw(&headers, body)?;
+        // A copy: the request's bytes are a slice of the connection's read buffer, which a
+        // queued message would otherwise keep alive whole.
+        let (props, body) = from_raw(&headers, Bytes::copy_from_slice(&body))?;
         let await_reply = match header_text(&headers, "x-await-reply")?.as_deref() {
             None | Some("false") => false,
             Some("true") => true,
