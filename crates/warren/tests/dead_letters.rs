@@ -81,6 +81,23 @@ async fn declare_durable_ttl_pair(ch: &Channel, work: &str, dlq: &str, ttl_ms: i
     within(ch.queue_declare(work.into(), durable, a)).await.unwrap();
 }
 
+/// Publishes persistent messages whose bodies are 0, 1, ... (`count` of them), each confirmed.
+async fn publish_persistent_numbers(ch: &Channel, queue: &str, count: u8) {
+    for i in 0..count {
+        let confirmed = publish_confirmed(ch, queue, &[i], BasicProperties::default().with_delivery_mode(2)).await;
+        assert!(confirmed.is_ack(), "{confirmed:?}");
+    }
+}
+
+/// Expects the dead letters 0, 1, ... (`count` of them) in `dlq`, in order, each expired.
+async fn expect_expired_numbers(ch: &Channel, dlq: &str, count: u8) {
+    for i in 0..count {
+        let dead = get(ch, dlq).await.expect("a dead letter");
+        assert_eq!(dead.data, [i]);
+        assert_eq!(text(deaths(&dead)[0].get("reason")), "expired");
+    }
+}
+
 async fn get(ch: &Channel, queue: &str) -> Option<Delivery> {
     within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.expect("basic.get").map(|m| m.delivery)
 }
@@ -378,21 +395,14 @@ async fn persistent_dead_letters_survive_a_restart_in_their_new_queue() {
         let (_c, ch) = channel(&server).await;
         declare_durable_ttl_pair(&ch, &work, &dlq, 50).await;
         let ch = confirm_channel(&_c).await;
-        for i in 0..3u8 {
-            let c = publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2)).await;
-            assert!(c.is_ack());
-        }
+        publish_persistent_numbers(&ch, &work, 3).await;
         server.advance_ms(50);
         assert_eq!(q::counts(&ch, &dlq).await.unwrap(), (3, 0));
     }
     let server = server.restart().await;
     let (_c, ch) = channel(&server).await;
     assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0), "gone from the queue they expired in");
-    for i in 0..3u8 {
-        let dead = get(&ch, &dlq).await.expect("dead letter recovered");
-        assert_eq!(dead.data, [i]);
-        assert_eq!(text(deaths(&dead)[0].get("reason")), "expired");
-    }
+    expect_expired_numbers(&ch, &dlq, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,22 +511,14 @@ async fn recovered_messages_keep_their_ttl_and_expire_without_a_consumer() {
     {
         let (_c, ch) = channel(&server).await;
         declare_durable_ttl_pair(&ch, &work, &dlq, 60_000).await;
-        for i in 0..3u8 {
-            assert!(publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2))
-                .await
-                .is_ack());
-        }
+        publish_persistent_numbers(&ch, &work, 3).await;
     }
     let server = server.restart().await;
     let (_c, ch) = channel(&server).await;
     assert_eq!(q::counts(&ch, &work).await.unwrap(), (3, 0), "back, not expired yet");
     server.advance_ms(60_000);
     assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0), "expired on time with nobody consuming");
-    for i in 0..3u8 {
-        let dead = get(&ch, &dlq).await.expect("dead-lettered after the restart");
-        assert_eq!(dead.data, [i]);
-        assert_eq!(text(deaths(&dead)[0].get("reason")), "expired");
-    }
+    expect_expired_numbers(&ch, &dlq, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,11 +529,7 @@ async fn a_dead_letter_the_disk_refuses_keeps_its_original_until_the_copy_is_sto
     {
         let (_c, ch) = channel(&server).await;
         declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
-        for i in 0..3u8 {
-            assert!(publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2))
-                .await
-                .is_ack());
-        }
+        publish_persistent_numbers(&ch, &work, 3).await;
         fs.set_space_limit(Some(fs.used_bytes()));
         server.advance_ms(1000);
         let dead_letters = server.broker().vhost("/").unwrap().queue(&dlq).unwrap();
@@ -560,9 +558,7 @@ async fn refused_dead_letters_are_retried_once_the_disk_has_room() {
     let (work, dlq) = (unique("work"), unique("dlq"));
     let (_c, ch) = channel(&server).await;
     declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
-    for i in 0..3u8 {
-        assert!(publish_confirmed(&ch, &work, &[i], BasicProperties::default().with_delivery_mode(2)).await.is_ack());
-    }
+    publish_persistent_numbers(&ch, &work, 3).await;
     fs.set_space_limit(Some(fs.used_bytes()));
     server.advance_ms(1000);
     // A copy accepted before the store noticed the full disk is withdrawn when its write fails.
