@@ -117,12 +117,6 @@ impl Policies {
         }
         args
     }
-
-    /// The names of the policy and operator policy applying to a queue (for listings).
-    pub fn applied(&self, vhost: &str, queue: &str) -> (Option<&str>, Option<&str>) {
-        let name = |operator| self.winner(vhost, queue, operator).map(|p| p.name.as_str());
-        (name(false), name(true))
-    }
 }
 
 #[cfg(test)]
@@ -166,7 +160,7 @@ mod tests {
         let b = policies.effective("/", "jobs", &FieldTable::new());
         assert_eq!((b.get("x-message-ttl"), b.get("x-max-length")), (Some(&int(1000)), Some(&int(5))));
         assert!(policies.effective("other-vhost", "jobs", &FieldTable::new()).is_empty());
-        assert_eq!(policies.applied("/", "events.x"), (Some("events"), None));
+        assert_eq!(policies.winner("/", "events.x", false).map(|p| p.name.as_str()), Some("events"));
     }
 
     #[test]

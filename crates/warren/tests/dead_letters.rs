@@ -521,20 +521,26 @@ async fn recovered_messages_keep_their_ttl_and_expire_without_a_consumer() {
     expect_expired_numbers(&ch, &dlq, 3).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_letter_the_disk_refuses_keeps_its_original_until_the_copy_is_stored() {
+/// A durable TTL queue dead-lettering into a durable queue, with three persistent messages that
+/// expire once the disk is full: their copies cannot be stored. Returns (fs, server, work, dlq).
+async fn expire_onto_a_full_disk() -> (std::sync::Arc<warren_store::FaultyFs>, TestServer, String, String) {
     let fs = std::sync::Arc::new(warren_store::FaultyFs::new());
     let server = TestServer::start_on(fs.clone(), |c| c.clock = warren_broker::ClockKind::Manual).await;
     let (work, dlq) = (unique("work"), unique("dlq"));
-    {
-        let (_c, ch) = channel(&server).await;
-        declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
-        publish_persistent_numbers(&ch, &work, 3).await;
-        fs.set_space_limit(Some(fs.used_bytes()));
-        server.advance_ms(1000);
-        let dead_letters = server.broker().vhost("/").unwrap().queue(&dlq).unwrap();
-        eventually(|| dead_letters.counts().0 == 0, "copies that could not be written withdrawn").await;
-    }
+    let (_c, ch) = channel(&server).await;
+    declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
+    publish_persistent_numbers(&ch, &work, 3).await;
+    fs.set_space_limit(Some(fs.used_bytes()));
+    server.advance_ms(1000);
+    // A copy accepted before the store noticed the full disk is withdrawn when its write fails.
+    let dead_letters = server.broker().vhost("/").unwrap().queue(&dlq).unwrap();
+    eventually(|| dead_letters.counts().0 == 0, "copies that could not be written withdrawn").await;
+    (fs, server, work, dlq)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_disk_refuses_keeps_its_original_until_the_copy_is_stored() {
+    let (fs, server, work, dlq) = expire_onto_a_full_disk().await;
     // The originals were never settled: a restart brings them back to their queue.
     fs.set_space_limit(None);
     let server = server.restart().await;
@@ -553,17 +559,8 @@ async fn a_dead_letter_the_disk_refuses_keeps_its_original_until_the_copy_is_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_dead_letters_are_retried_once_the_disk_has_room() {
-    let fs = std::sync::Arc::new(warren_store::FaultyFs::new());
-    let server = TestServer::start_on(fs.clone(), |c| c.clock = warren_broker::ClockKind::Manual).await;
-    let (work, dlq) = (unique("work"), unique("dlq"));
+    let (fs, server, work, dlq) = expire_onto_a_full_disk().await;
     let (_c, ch) = channel(&server).await;
-    declare_durable_ttl_pair(&ch, &work, &dlq, 1000).await;
-    publish_persistent_numbers(&ch, &work, 3).await;
-    fs.set_space_limit(Some(fs.used_bytes()));
-    server.advance_ms(1000);
-    // A copy accepted before the store noticed the full disk is withdrawn when its write fails.
-    let dead_letters = server.broker().vhost("/").unwrap().queue(&dlq).unwrap();
-    eventually(|| dead_letters.counts().0 == 0, "copies that could not be written withdrawn").await;
     fs.set_space_limit(None);
     // The store notices the space at its next probe (real time); each retry is a second later
     // on the broker's clock.
