@@ -5,7 +5,8 @@
 //! total time; every attempt is in the status. Outgoing calls have a timeout and a concurrency
 //! limit.
 
-use crate::Settings;
+use crate::{ApiError, Settings};
+use axum::http::StatusCode;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -31,6 +32,30 @@ pub fn signature(key: &[u8], id: &str, timestamp_s: u64, body: &[u8]) -> String 
     mac.update(format!("{id}.{timestamp_s}.").as_bytes());
     mac.update(body);
     format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// An outgoing URL (a callback, or a push subscription's) that the configuration allows, and the
+/// key to sign the calls to it with: the given `whsec_` secret, else the vhost's.
+pub(crate) fn check_target(
+    settings: &Settings,
+    vhost: &str,
+    url: String,
+    secret: Option<String>,
+) -> Result<(String, Vec<u8>), ApiError> {
+    let parsed = reqwest::Url::parse(&url).map_err(|_| ApiError::bad_request(format!("invalid URL '{url}'")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::bad_request(format!("URL '{url}' is not http or https")));
+    }
+    let allow = &settings.callback_allow;
+    if !allow.is_empty() && !allow.iter().any(|prefix| url.starts_with(prefix.as_str())) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("URL '{url}' is not allowed")));
+    }
+    let secret = secret.or_else(|| settings.callback_secrets.get(vhost).cloned()).ok_or_else(|| {
+        ApiError::bad_request("signing needs a secret: one given with the request, or one configured for the vhost")
+    })?;
+    let key =
+        secret_key(&secret).ok_or_else(|| ApiError::bad_request("a secret is 'whsec_' followed by a base64 key"))?;
+    Ok((url, key))
 }
 
 /// Starts the task that calls back for finished messages.
@@ -89,13 +114,13 @@ async fn call_back(tracker: &Tracker, client: &reqwest::Client, settings: &Setti
 }
 
 /// The wait after attempt `n` (1-based): the base doubled each time, capped, with ±20% jitter.
-fn backoff(settings: &Settings, n: u32) -> Duration {
+pub(crate) fn backoff(settings: &Settings, n: u32) -> Duration {
     let exp = settings.callback_backoff_base.saturating_mul(1u32 << n.min(20).saturating_sub(1));
     let capped = exp.min(settings.callback_max_backoff);
     capped.mul_f64(rand::thread_rng().gen_range(0.8..1.2))
 }
 
-fn short_error(e: &reqwest::Error) -> String {
+pub(crate) fn short_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout".into()
     } else if e.is_connect() {
@@ -105,11 +130,11 @@ fn short_error(e: &reqwest::Error) -> String {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn now_s() -> u64 {
+pub(crate) fn now_s() -> u64 {
     now_ms() / 1000
 }
 

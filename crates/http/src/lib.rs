@@ -7,8 +7,10 @@ mod auth;
 mod callbacks;
 mod error;
 mod idempotency;
+mod message_json;
 mod publish;
 mod pull;
+mod push;
 mod status;
 
 use axum::routing::{get, post};
@@ -48,6 +50,8 @@ pub struct Settings {
     /// The first retry's wait; each next one doubles it.
     pub callback_backoff_base: Duration,
     pub callback_max_backoff: Duration,
+    /// Where push subscriptions are kept (`None`: they last as long as the process).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             callback_max_time: Duration::from_secs(24 * 60 * 60),
             callback_backoff_base: Duration::from_secs(1),
             callback_max_backoff: Duration::from_secs(5 * 60),
+            data_dir: None,
         }
     }
 }
@@ -75,18 +80,21 @@ pub(crate) struct Api {
     pub settings: Settings,
     pub idempotency: idempotency::Keys,
     pub leases: Arc<pull::Leases>,
+    pub subscriptions: Arc<push::Subscriptions>,
 }
 
 /// The API's routes over `broker`.
-fn router(broker: Broker, settings: Settings) -> Router {
+fn router(broker: Broker, settings: Settings, subscriptions: Arc<push::Subscriptions>) -> Router {
     let idempotency = idempotency::Keys::new(settings.max_idempotency_keys, settings.idempotency_window);
     let leases = Arc::new(pull::Leases::default());
     leases.start_expiry();
-    let api = Arc::new(Api { broker, settings, idempotency, leases });
+    let api = Arc::new(Api { broker, settings, idempotency, leases, subscriptions });
     Router::new()
         .route("/api/vhosts/{vhost}/exchanges/{exchange}/messages", post(publish::publish))
         .route("/api/vhosts/{vhost}/queues/{queue}/receive", post(pull::receive))
         .route("/api/vhosts/{vhost}/queues/{queue}/messages/{receipt}/{action}", post(pull::settle))
+        .route("/api/vhosts/{vhost}/queues/{queue}/subscriptions", post(push::create).get(push::list))
+        .route("/api/vhosts/{vhost}/queues/{queue}/subscriptions/{id}", get(push::show).delete(push::delete))
         .route("/api/messages/{id}", get(status::status))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(api)
@@ -100,6 +108,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     callbacks::start(broker.clone(), settings.clone());
-    let app = router(broker, settings).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone());
+    let app = router(broker, settings, subscriptions.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    subscriptions.stop();
+    served
 }

@@ -197,25 +197,6 @@ fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, Options
     Ok((props, body, e.routing_key, options))
 }
 
-/// A callback URL the configuration allows, and the key to sign its calls with.
-fn check_callback(api: &Api, vhost: &str, url: String, secret: Option<String>) -> Result<(String, Vec<u8>), ApiError> {
-    let parsed =
-        reqwest::Url::parse(&url).map_err(|_| ApiError::bad_request(format!("invalid callback URL '{url}'")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ApiError::bad_request("a callback URL must be http or https"));
-    }
-    let allow = &api.settings.callback_allow;
-    if !allow.is_empty() && !allow.iter().any(|prefix| url.starts_with(prefix.as_str())) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("callback URL '{url}' is not allowed")));
-    }
-    let secret = secret.or_else(|| api.settings.callback_secrets.get(vhost).cloned()).ok_or_else(|| {
-        ApiError::bad_request("a callback needs a secret: X-Callback-Secret, or one configured for the vhost")
-    })?;
-    let key = crate::callbacks::secret_key(&secret)
-        .ok_or_else(|| ApiError::bad_request("a callback secret is 'whsec_' followed by a base64 key"))?;
-    Ok((url, key))
-}
-
 fn accepted(id: &str, queues: Option<usize>) -> Response {
     let url = format!("/api/messages/{id}");
     let mut body = json!({ "id": id, "status_url": url });
@@ -266,7 +247,7 @@ pub async fn publish(
         (props, body, query.routing_key, Options { await_reply, callback_url, callback_secret })
     };
     let callback = match options.callback_url {
-        Some(url) => Some(check_callback(&api, &vhost_name, url, options.callback_secret)?),
+        Some(url) => Some(crate::callbacks::check_target(&api.settings, &vhost_name, url, options.callback_secret)?),
         None => None,
     };
     let await_reply = options.await_reply;

@@ -4,15 +4,14 @@
 //! marked redelivered. Leases are bounded in number and length.
 
 use crate::auth::authorize;
+use crate::message_json::MessageJson;
 use crate::{Api, ApiError};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use base64::Engine;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,83 +89,15 @@ fn thirty_seconds() -> u64 {
     30_000
 }
 
-/// One received message.
+/// One received message and the receipt that settles it.
 #[derive(Serialize)]
 pub struct Received {
     receipt: String,
-    /// Its tracking id, if it is tracked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    exchange: String,
-    routing_key: String,
-    redelivered: bool,
-    body: String,
-    body_encoding: &'static str,
-    properties: BTreeMap<String, Value>,
-    headers: BTreeMap<String, Value>,
+    #[serde(flatten)]
+    message: MessageJson,
 }
 
-fn to_json(v: &amqp_codec::FieldValue) -> Value {
-    use amqp_codec::FieldValue as F;
-    match v {
-        F::Bool(b) => Value::from(*b),
-        F::LongStr(s) | F::ByteArray(s) => Value::from(String::from_utf8_lossy(s).into_owned()),
-        F::Array(items) => Value::Array(items.iter().map(to_json).collect()),
-        F::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
-        F::F32(f) => Value::from(*f),
-        F::F64(f) => Value::from(*f),
-        F::Timestamp(t) => Value::from(*t),
-        F::Void => Value::Null,
-        other => other.as_i64().map(Value::from).unwrap_or(Value::Null),
-    }
-}
-
-fn received(receipt: u64, entry: &warren_core::Entry) -> Received {
-    let m = &entry.message;
-    let props = m.decode_properties().unwrap_or_default();
-    let mut properties = BTreeMap::new();
-    let mut put = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            properties.insert(k.to_owned(), Value::from(v));
-        }
-    };
-    put("content_type", props.content_type.map(String::from));
-    put("content_encoding", props.content_encoding.map(String::from));
-    put("correlation_id", props.correlation_id.map(String::from));
-    put("reply_to", props.reply_to.map(String::from));
-    put("message_id", props.message_id.map(String::from));
-    put("expiration", props.expiration.map(String::from));
-    put("type", props.kind.map(String::from));
-    put("app_id", props.app_id.map(String::from));
-    if let Some(p) = props.priority {
-        properties.insert("priority".into(), Value::from(p));
-    }
-    if let Some(d) = props.delivery_mode {
-        properties.insert("delivery_mode".into(), Value::from(d));
-    }
-    if let Some(t) = props.timestamp {
-        properties.insert("timestamp".into(), Value::from(t));
-    }
-    let headers =
-        props.headers.map(|h| h.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()).unwrap_or_default();
-    let (body, body_encoding) = match std::str::from_utf8(&m.body) {
-        Ok(text) => (text.to_owned(), "utf8"),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(&m.body), "base64"),
-    };
-    Received {
-        receipt: id_text(receipt),
-        id: (m.track != 0).then(|| id_text(m.track)),
-        exchange: m.exchange.to_string(),
-        routing_key: m.routing_key.to_string(),
-        redelivered: entry.redelivered,
-        body,
-        body_encoding,
-        properties,
-        headers,
-    }
-}
-
-fn queue_of(broker: &Broker, vhost: &str, name: &str) -> Result<Arc<Queue>, ApiError> {
+pub(crate) fn queue_of(broker: &Broker, vhost: &str, name: &str) -> Result<Arc<Queue>, ApiError> {
     let v = broker.vhost(vhost).ok_or_else(|| ApiError::not_found(format!("no vhost '{vhost}'")))?;
     let q = v.queue(name).ok_or_else(|| ApiError::not_found(format!("no queue '{name}' in vhost '{vhost}'")))?;
     if q.exclusive_owner.is_some() {
@@ -211,7 +142,7 @@ pub async fn receive(
             let until = Instant::now() + Duration::from_millis(query.lease_ms);
             let lease = Lease { queue: q.clone(), seq: entry.seq, vhost: vhost.clone(), until };
             api.leases.by_receipt.lock().insert(receipt, lease);
-            got.push(received(receipt, &entry));
+            got.push(Received { receipt: id_text(receipt), message: MessageJson::of(&entry) });
         }
         if !got.is_empty() || Instant::now() >= deadline {
             return Ok(Json(got));

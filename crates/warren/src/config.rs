@@ -207,6 +207,7 @@ impl Config {
             callback_max_time: ms(self.http.callback_max_time_ms),
             callback_backoff_base: ms(self.http.callback_backoff_base_ms),
             callback_max_backoff: ms(self.http.callback_max_backoff_ms),
+            data_dir: Some(self.data_dir.clone()),
             ..warren_http::Settings::default()
         }
     }

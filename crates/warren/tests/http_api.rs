@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::http::*;
 use common::*;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -13,21 +14,8 @@ use serde_json::{json, Value};
 
 const ENVELOPE: &str = "application/vnd.warren.envelope+json";
 
-fn http() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
 fn messages_url(server: &TestServer, exchange: &str, routing_key: &str) -> String {
     server.http_url(&format!("/api/vhosts/%2F/exchanges/{exchange}/messages?routing_key={routing_key}"))
-}
-
-/// POSTs and returns (status, JSON body, Location header).
-async fn post(req: reqwest::RequestBuilder) -> (StatusCode, Value, Option<String>) {
-    let resp = within(req.basic_auth("guest", Some("guest")).send()).await.expect("HTTP request");
-    let status = resp.status();
-    let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
-    let body = within(resp.json::<Value>()).await.expect("a JSON body");
-    (status, body, location)
 }
 
 async fn status_of(server: &TestServer, id: &str, query: &str) -> (StatusCode, Value) {
@@ -65,7 +53,7 @@ async fn a_raw_publish_is_accepted_at_once_and_its_outcome_followed_to_the_ack()
         .header("x-correlation-id", "corr-7")
         .header("x-header-tenant", "acme")
         .body("hello over http");
-    let (code, body, location) = post(req).await;
+    let (code, body, location) = send(req).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     assert_eq!(location.as_deref(), Some(format!("/api/messages/{id}").as_str()));
@@ -122,7 +110,7 @@ async fn an_envelope_publish_routes_by_its_key_and_a_rejection_shows_as_dead_let
         .post(server.http_url(&format!("/api/vhosts/%2F/exchanges/{exchange}/messages")))
         .header("content-type", ENVELOPE)
         .body(envelope.to_string());
-    let (code, body, _) = post(req).await;
+    let (code, body, _) = send(req).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     let mut consumer = q::consume(&ch, &work, false).await;
@@ -146,7 +134,7 @@ async fn an_envelope_publish_routes_by_its_key_and_a_rejection_shows_as_dead_let
 async fn unroutable_and_expired_messages_fail_with_the_reason() {
     let server = TestServer::start_manual_clock(|_| {}).await;
     let (_c, ch) = server.lapin_channel().await;
-    let (code, body, _) = post(http().post(messages_url(&server, "amq.default", "nobody-listens")).body("x")).await;
+    let (code, body, _) = send(http().post(messages_url(&server, "amq.default", "nobody-listens")).body("x")).await;
     assert_eq!((code, body["routed_queues"].clone()), (StatusCode::ACCEPTED, json!(0)));
     let lost = status_until(&server, body["id"].as_str().unwrap(), |s| s["finished"] == json!(true)).await;
     assert_eq!(
@@ -157,7 +145,7 @@ async fn unroutable_and_expired_messages_fail_with_the_reason() {
     let queue = unique("http-ttl");
     q::declare(&ch, &queue).await;
     let req = http().post(messages_url(&server, "amq.default", &queue)).header("x-expiration", "1000").body("soon");
-    let (_, body, _) = post(req).await;
+    let (_, body, _) = send(req).await;
     let id = body["id"].as_str().unwrap().to_owned();
     server.advance_ms(1000);
     let expired = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
@@ -172,10 +160,10 @@ async fn an_idempotency_key_makes_a_retry_return_the_first_publish() {
     let (_c, ch) = server.lapin_channel().await;
     let queue = unique("http-idem");
     q::declare(&ch, &queue).await;
-    let send =
+    let request =
         || http().post(messages_url(&server, "amq.default", &queue)).header("idempotency-key", "order-42").body("once");
-    let (first_code, first, _) = post(send()).await;
-    let (second_code, second, _) = post(send()).await;
+    let (first_code, first, _) = send(request()).await;
+    let (second_code, second, _) = send(request()).await;
     assert_eq!((first_code, second_code), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
     assert_eq!(first["id"], second["id"]);
     assert_eq!(q::counts(&ch, &queue).await.unwrap(), (1, 0), "published once");
@@ -215,7 +203,7 @@ async fn bad_requests_get_a_json_4xx_and_publish_nothing() {
         (http().post(server.http_url("/api/nothing-here")).body("x"), StatusCode::NOT_FOUND, "no such endpoint"),
     ];
     for (req, expected, reason) in cases {
-        let (code, body, _) = post(req).await;
+        let (code, body, _) = send(req).await;
         assert_eq!(code, expected, "{body}");
         assert!(body["error"].is_string(), "{body}");
         assert!(body["reason"].as_str().unwrap().contains(reason), "{body}");
@@ -238,7 +226,7 @@ async fn a_publish_awaiting_a_reply_gets_the_consumers_reply_in_its_status() {
     let queue = unique("http-rpc");
     q::declare(&ch, &queue).await;
     let req = http().post(messages_url(&server, "amq.default", &queue)).header("x-await-reply", "true").body("2+2");
-    let (code, body, _) = post(req).await;
+    let (code, body, _) = send(req).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
 
@@ -268,35 +256,8 @@ async fn a_publish_awaiting_a_reply_gets_the_consumers_reply_in_its_status() {
         .header("x-await-reply", "true")
         .header("x-reply-to", "elsewhere")
         .body("x");
-    assert_eq!(post(req).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(send(req).await.0, StatusCode::BAD_REQUEST);
 }
-
-/// A local HTTP server standing in for a client's callback endpoint: it answers each request
-/// with the next of `answers` (200 after they run out) and hands every request to the test.
-async fn callback_receiver(
-    answers: Vec<u16>,
-) -> (String, tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, bytes::Bytes)>) {
-    use axum::http::StatusCode as Code;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let answers = std::sync::Arc::new(std::sync::Mutex::new(answers.into_iter()));
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
-            let (tx, answers) = (tx.clone(), answers.clone());
-            async move {
-                let _ = tx.send((headers, body));
-                let code = answers.lock().unwrap().next().unwrap_or(200);
-                Code::from_u16(code).unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, rx)
-}
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_message_is_called_back_signed_and_retried_until_accepted() {
@@ -308,24 +269,18 @@ async fn a_finished_message_is_called_back_signed_and_retried_until_accepted() {
     let (_c, ch) = server.lapin_channel().await;
     let queue = unique("http-callback");
     q::declare(&ch, &queue).await;
-    let (hook, mut calls) = callback_receiver(vec![500, 503]).await;
+    let (hook, mut calls) = webhook_receiver(vec![500, 503], None).await;
     let req = http().post(messages_url(&server, "amq.default", &queue)).header("x-callback-url", &hook).body("job");
-    let (code, body, _) = post(req).await;
+    let (code, body, _) = send(req).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     let mut consumer = q::consume(&ch, &queue, false).await;
     within(next_delivery(&mut consumer).await.ack(BasicAckOptions::default())).await.unwrap();
 
-    let key = warren_http::secret_key(SECRET).unwrap();
     let mut seen = Vec::new();
     for _ in 0..3 {
-        let (headers, payload) = within(calls.recv()).await.expect("a callback");
-        let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_owned();
-        let (webhook_id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
-        let expected = warren_http::signature(&key, &webhook_id, timestamp.parse().unwrap(), &payload);
-        assert_eq!(header("webhook-signature"), expected, "signed as Standard Webhooks say");
+        let (webhook_id, status) = verified(&within(calls.recv()).await.expect("a callback"));
         assert_eq!(webhook_id, format!("msg_{id}"), "the same id on every attempt");
-        let status: Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!((status["id"].clone(), status["outcome"].clone()), (json!(id), json!("succeeded")));
         seen.push(status["callback"]["attempts"].as_array().unwrap().len());
     }
@@ -346,15 +301,15 @@ async fn callbacks_give_up_after_their_attempts_and_respect_the_allow_list() {
         c.http.callback_allow = vec!["http://127.0.0.1:".into()];
     })
     .await;
-    let (hook, mut calls) = callback_receiver(vec![500, 500, 500]).await;
-    let send = |url: &str| {
+    let (hook, mut calls) = webhook_receiver(vec![500, 500, 500], None).await;
+    let request = |url: &str| {
         http()
             .post(messages_url(&server, "amq.default", "nobody"))
             .header("x-callback-url", url)
             .header("x-callback-secret", SECRET)
             .body("x")
     };
-    let (code, body, _) = post(send(&hook)).await;
+    let (code, body, _) = send(request(&hook)).await;
     assert_eq!(code, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     let failed = status_until(&server, &id, |s| s["callback"]["state"] == json!("failed")).await;
@@ -363,17 +318,17 @@ async fn callbacks_give_up_after_their_attempts_and_respect_the_allow_list() {
     for _ in 0..2 {
         within(calls.recv()).await.expect("an attempt");
     }
-    let (code, body, _) = post(send("http://example.com/hook")).await;
+    let (code, body, _) = send(request("http://example.com/hook")).await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     let no_secret =
         http().post(messages_url(&server, "amq.default", "nobody")).header("x-callback-url", &hook).body("x");
-    assert_eq!(post(no_secret).await.0, StatusCode::BAD_REQUEST, "no secret for the vhost");
+    assert_eq!(send(no_secret).await.0, StatusCode::BAD_REQUEST, "no secret for the vhost");
     let bad_secret = http()
         .post(messages_url(&server, "amq.default", "nobody"))
         .header("x-callback-url", &hook)
         .header("x-callback-secret", "plain-text")
         .body("x");
-    assert_eq!(post(bad_secret).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(send(bad_secret).await.0, StatusCode::BAD_REQUEST);
 }
 
 fn receive_url(server: &TestServer, queue: &str, query: &str) -> String {
@@ -381,7 +336,7 @@ fn receive_url(server: &TestServer, queue: &str, query: &str) -> String {
 }
 
 async fn receive(server: &TestServer, queue: &str, query: &str) -> Vec<Value> {
-    let (code, body, _) = post(http().post(receive_url(server, queue, query))).await;
+    let (code, body, _) = send(http().post(receive_url(server, queue, query))).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     body.as_array().unwrap().clone()
 }
@@ -423,8 +378,8 @@ async fn a_pull_consumer_leases_messages_and_acks_nacks_or_extends_them() {
     let again = receive(&server, &queue, "max=10").await;
     assert_eq!((again[0]["body"].clone(), again[0]["redelivered"].clone()), (json!("three"), json!(true)));
     assert_eq!(settle(&server, &queue, "0123456789abcdef", "ack").await, StatusCode::NOT_FOUND);
-    assert_eq!(post(http().post(receive_url(&server, &queue, "max=0"))).await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(post(http().post(receive_url(&server, "no-such-queue", "max=1"))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(http().post(receive_url(&server, &queue, "max=0"))).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(send(http().post(receive_url(&server, "no-such-queue", "max=1"))).await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,7 +417,7 @@ async fn a_status_is_still_right_after_a_restart_and_follows_the_message_on() {
         let (_c, ch) = server.lapin_channel().await;
         let durable = QueueDeclareOptions { durable: true, ..Default::default() };
         within(ch.queue_declare(queue.as_str().into(), durable, FieldTable::default())).await.unwrap();
-        let (code, body, _) = post(http().post(messages_url(&server, "amq.default", &queue)).body("survives")).await;
+        let (code, body, _) = send(http().post(messages_url(&server, "amq.default", &queue)).body("survives")).await;
         assert_eq!(code, StatusCode::ACCEPTED);
         body["id"].as_str().unwrap().to_owned()
     };

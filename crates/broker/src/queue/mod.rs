@@ -641,6 +641,11 @@ impl Queue {
         (std::mem::take(&mut st.consumers), dropped)
     }
 
+    /// The queue was deleted (consumers holding it learn this late).
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+
     /// Whether queue.delete with if-unused / if-empty would be refused.
     pub fn in_use(&self) -> (bool, bool) {
         let st = self.state.lock();

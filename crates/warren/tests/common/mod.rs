@@ -214,6 +214,8 @@ pub async fn next_connection_error(
     .await
 }
 
+pub mod http;
+
 pub mod q {
     //! Short-hands for lapin queue and exchange operations.
     use super::within;

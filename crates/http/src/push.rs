@@ -1,0 +1,474 @@
+//! HTTP push subscriptions: a queue's messages POSTed one by one to a URL, as the JSON a pull
+//! receive returns, signed as Standard Webhooks describe. A 2xx answer acks the message; anything
+//! else is retried with exponential backoff and jitter, and after the last attempt the message
+//! is rejected, so the queue dead-letters it (reason `rejected`) or, without a dead-letter
+//! exchange, drops it. At most `max_in_flight` messages of a subscription are out at once: the
+//! subscription is a consumer of the queue with that much credit. Subscriptions are kept in
+//! `push-subscriptions.json` in the data directory and come back after a restart.
+
+use crate::auth::authorize;
+use crate::callbacks::{backoff, check_target, now_ms, now_s, short_error, signature};
+use crate::message_json::MessageJson;
+use crate::{Api, ApiError, Settings};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use tokio::sync::{mpsc, watch};
+use warren_broker::consumer::{Consumer, ConsumerSink, Offer, Take};
+use warren_broker::tracking::{id_text, parse_id};
+use warren_broker::{Broker, Queue};
+use warren_core::{Entry, Message};
+
+/// Subscriptions at once, over all queues.
+const MAX_SUBSCRIPTIONS: usize = 1_000;
+/// The largest `max_in_flight` of one subscription.
+const MAX_IN_FLIGHT: u32 = 1_000;
+/// The most attempts a subscription may ask for per message.
+const MAX_ATTEMPTS: u32 = 100;
+/// Where subscriptions are kept, in the data directory.
+pub const FILE_NAME: &str = "push-subscriptions.json";
+
+/// A subscription as it is created and kept.
+#[derive(Clone, Serialize, Deserialize)]
+struct Definition {
+    id: String,
+    vhost: String,
+    queue: String,
+    url: String,
+    /// The `whsec_` secret it was given; `None` signs with the vhost's configured one.
+    #[serde(default)]
+    secret: Option<String>,
+    max_in_flight: u32,
+    max_attempts: u32,
+    created_ms: u64,
+}
+
+/// What a client sends to create one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    url: String,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default = "sixteen")]
+    max_in_flight: u32,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+}
+
+fn sixteen() -> u32 {
+    16
+}
+
+/// What a client sees of one: its definition (never its secret) and its counters.
+#[derive(Serialize)]
+struct View {
+    id: String,
+    vhost: String,
+    queue: String,
+    url: String,
+    max_in_flight: u32,
+    max_attempts: u32,
+    created_ms: u64,
+    in_flight: usize,
+    /// Requests sent, retries included.
+    attempts: u64,
+    succeeded: u64,
+    /// Messages rejected after their last failed attempt.
+    dead_lettered: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_failure: Option<Failure>,
+}
+
+#[derive(Clone, Serialize)]
+struct Failure {
+    at_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The consumer side of a subscription: credit, what is out, and the counters.
+struct PushSink {
+    max_in_flight: usize,
+    /// Sequence numbers of the messages out; whoever removes one settles it.
+    in_flight: Mutex<HashSet<u64>>,
+    to_push: mpsc::UnboundedSender<Entry>,
+    stop: watch::Sender<bool>,
+    attempts: AtomicU64,
+    succeeded: AtomicU64,
+    dead_lettered: AtomicU64,
+    last_failure: Mutex<Option<Failure>>,
+}
+
+impl ConsumerSink for PushSink {
+    fn offer(&self, _: &Consumer, _: &Arc<Queue>, _now_ms: u64, take: Take<'_>) -> Offer {
+        let mut in_flight = self.in_flight.lock();
+        if in_flight.len() >= self.max_in_flight || *self.stop.borrow() {
+            return Offer::NoCredit;
+        }
+        let Some(entry) = take() else { return Offer::Empty };
+        in_flight.insert(entry.seq);
+        let _ = self.to_push.send(entry);
+        Offer::Delivered
+    }
+
+    fn deliver_reply(&self, _: &Consumer, _: &Arc<Message>) {}
+
+    fn cancelled_by_broker(&self, _: &Consumer) {
+        // The queue was deleted: the subscription goes with it (its worker removes it).
+        self.stop.send_replace(true);
+    }
+}
+
+struct Live {
+    def: Definition,
+    key: Vec<u8>,
+    queue: Arc<Queue>,
+    consumer: Arc<Consumer>,
+    sink: Arc<PushSink>,
+}
+
+impl Live {
+    fn view(&self) -> View {
+        let s = &self.sink;
+        View {
+            id: self.def.id.clone(),
+            vhost: self.def.vhost.clone(),
+            queue: self.def.queue.clone(),
+            url: self.def.url.clone(),
+            max_in_flight: self.def.max_in_flight,
+            max_attempts: self.def.max_attempts,
+            created_ms: self.def.created_ms,
+            in_flight: s.in_flight.lock().len(),
+            attempts: s.attempts.load(Ordering::Relaxed),
+            succeeded: s.succeeded.load(Ordering::Relaxed),
+            dead_lettered: s.dead_lettered.load(Ordering::Relaxed),
+            last_failure: s.last_failure.lock().clone(),
+        }
+    }
+
+    /// Settles message `seq` if it is still out (a deleted subscription returned it already).
+    fn settle(&self, seq: u64, ack: bool) {
+        if !self.sink.in_flight.lock().remove(&seq) {
+            return;
+        }
+        if ack {
+            self.queue.ack([seq]);
+        } else {
+            self.queue.reject([seq]);
+        }
+        self.queue.dispatch();
+    }
+}
+
+/// Every subscription, and the file they are kept in.
+pub struct Subscriptions {
+    broker: Broker,
+    settings: Settings,
+    client: reqwest::Client,
+    path: Option<PathBuf>,
+    live: Mutex<BTreeMap<String, Arc<Live>>>,
+}
+
+impl Subscriptions {
+    /// Loads the kept subscriptions and starts those whose queue still exists.
+    pub fn open(broker: Broker, settings: Settings) -> Arc<Subscriptions> {
+        let client = reqwest::Client::builder().timeout(settings.callback_timeout).build().expect("an HTTP client");
+        let path = settings.data_dir.as_ref().map(|d| d.join(FILE_NAME));
+        let subs = Arc::new(Subscriptions { broker, settings, client, path, live: Mutex::new(BTreeMap::new()) });
+        let kept: Vec<Definition> = subs
+            .path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "{FILE_NAME} is unreadable; push subscriptions were not restored");
+                    Vec::new()
+                })
+            })
+            .unwrap_or_default();
+        let mut dropped = false;
+        for def in kept {
+            if let Err(e) = subs.attach(def.clone()) {
+                tracing::warn!(id = %def.id, queue = %def.queue, reason = %e.reason, "push subscription dropped");
+                dropped = true;
+            }
+        }
+        if dropped {
+            subs.save(&subs.live.lock());
+        }
+        subs
+    }
+
+    /// Stops every subscription's pushes (the server is stopping); they stay kept.
+    pub fn stop(&self) {
+        for live in self.live.lock().values() {
+            live.sink.stop.send_replace(true);
+        }
+    }
+
+    /// Starts pushing for `def`: a consumer on its queue and a worker task.
+    fn attach(self: &Arc<Self>, def: Definition) -> Result<Arc<Live>, ApiError> {
+        let queue = crate::pull::queue_of(&self.broker, &def.vhost, &def.queue)?;
+        let (url, key) = check_target(&self.settings, &def.vhost, def.url.clone(), def.secret.clone())?;
+        let (to_push, pushes) = mpsc::unbounded_channel();
+        let sink = Arc::new(PushSink {
+            max_in_flight: def.max_in_flight as usize,
+            in_flight: Mutex::new(HashSet::new()),
+            to_push,
+            stop: watch::channel(false).0,
+            attempts: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
+        });
+        let owner = parse_id(&def.id).map(|id| (id | 1 << 63, 0)).ok_or_else(|| ApiError::bad_request("bad id"))?;
+        let consumer = Arc::new(Consumer {
+            tag: format!("warren.push.{}", def.id).as_str().into(),
+            no_ack: false,
+            exclusive: false,
+            priority: 0,
+            owner,
+            sink: sink.clone(),
+        });
+        let live = Arc::new(Live { def: Definition { url, ..def }, key, queue, consumer, sink });
+        self.live.lock().insert(live.def.id.clone(), live.clone());
+        tokio::spawn(run(Arc::downgrade(self), live.clone(), pushes, self.client.clone(), self.settings.clone()));
+        if let Err(e) = live.queue.add_consumer(live.consumer.clone(), || {}) {
+            self.live.lock().remove(&live.def.id);
+            live.sink.stop.send_replace(true);
+            return Err(ApiError::from_amqp(e));
+        }
+        Ok(live)
+    }
+
+    /// Stops a subscription and returns its messages still out to the queue.
+    fn detach(&self, live: &Live) {
+        live.sink.stop.send_replace(true);
+        live.queue.cancel_consumer(live.consumer.owner, &live.consumer.tag);
+        let out: Vec<u64> = live.sink.in_flight.lock().drain().collect();
+        live.queue.requeue(out);
+    }
+
+    /// Writes the definitions to the file: a new file renamed over the old one, so a crash
+    /// leaves one or the other.
+    fn save(&self, live: &BTreeMap<String, Arc<Live>>) {
+        let Some(path) = &self.path else { return };
+        let defs: Vec<&Definition> = live.values().map(|l| &l.def).collect();
+        let bytes = serde_json::to_vec_pretty(&defs).expect("definitions serialize");
+        let tmp = path.with_extension("json.tmp");
+        let written = (|| {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(path.parent().unwrap_or(std::path::Path::new(".")))?.sync_all()
+        })();
+        if let Err(e) = written {
+            tracing::error!(error = %e, path = %path.display(), "cannot keep the push subscriptions");
+        }
+    }
+}
+
+/// Pushes what the queue hands the subscription until it is stopped; a queue deletion removes
+/// the subscription.
+async fn run(
+    subs: Weak<Subscriptions>,
+    live: Arc<Live>,
+    mut pushes: mpsc::UnboundedReceiver<Entry>,
+    client: reqwest::Client,
+    settings: Settings,
+) {
+    let mut stop = live.sink.stop.subscribe();
+    loop {
+        tokio::select! {
+            entry = pushes.recv() => {
+                let Some(entry) = entry else { return };
+                tokio::spawn(push(live.clone(), entry, client.clone(), settings.clone()));
+            }
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+    }
+    let Some(subs) = subs.upgrade() else { return };
+    if live.queue.is_deleted() {
+        let mut all = subs.live.lock();
+        if all.get(&live.def.id).is_some_and(|l| Arc::ptr_eq(l, &live)) {
+            all.remove(&live.def.id);
+            subs.save(&all);
+        }
+    }
+}
+
+/// The request body of one push.
+#[derive(Serialize)]
+struct Payload<'a> {
+    subscription: &'a str,
+    queue: &'a str,
+    attempt: u32,
+    #[serde(flatten)]
+    message: &'a MessageJson,
+}
+
+/// Pushes one message until it is accepted, its attempts run out, or the subscription stops.
+async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: Settings) {
+    let message = MessageJson::of(&entry);
+    let track = entry.message.track;
+    let webhook_id =
+        if track != 0 { format!("msg_{}", id_text(track)) } else { format!("push_{}_{}", live.def.id, entry.seq) };
+    let mut stop = live.sink.stop.subscribe();
+    for attempt in 1..=live.def.max_attempts {
+        if *stop.borrow() {
+            return;
+        }
+        let payload = Payload { subscription: &live.def.id, queue: &live.def.queue, attempt, message: &message };
+        let body = serde_json::to_vec(&payload).expect("a payload serializes");
+        let timestamp_s = now_s();
+        let result = client
+            .post(&live.def.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &webhook_id)
+            .header("webhook-timestamp", timestamp_s.to_string())
+            .header("webhook-signature", signature(&live.key, &webhook_id, timestamp_s, &body))
+            .body(body)
+            .send()
+            .await;
+        live.sink.attempts.fetch_add(1, Ordering::Relaxed);
+        let failure = match result {
+            Ok(resp) if resp.status().is_success() => {
+                live.sink.succeeded.fetch_add(1, Ordering::Relaxed);
+                live.settle(entry.seq, true);
+                return;
+            }
+            Ok(resp) => Failure { at_ms: now_ms(), status: Some(resp.status().as_u16()), error: None },
+            Err(e) => Failure { at_ms: now_ms(), status: None, error: Some(short_error(&e)) },
+        };
+        *live.sink.last_failure.lock() = Some(failure);
+        if attempt < live.def.max_attempts {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff(&settings, attempt)) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+        }
+    }
+    live.sink.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    live.settle(entry.seq, false);
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no push subscription '{id}' on this queue"))
+}
+
+/// A path segment with everything but unreserved characters percent-encoded.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `POST /api/vhosts/{vhost}/queues/{queue}/subscriptions`
+pub async fn create(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((vhost, queue)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&api.broker, &headers, peer, &vhost)?;
+    let req: CreateRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the subscription is not valid JSON of the right shape: {e}")))?;
+    if req.max_in_flight == 0 || req.max_in_flight > MAX_IN_FLIGHT {
+        return Err(ApiError::bad_request(format!("max_in_flight must be between 1 and {MAX_IN_FLIGHT}")));
+    }
+    let max_attempts = req.max_attempts.unwrap_or(api.settings.callback_max_attempts);
+    if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
+        return Err(ApiError::bad_request(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}")));
+    }
+    let subs = &api.subscriptions;
+    if subs.live.lock().len() >= MAX_SUBSCRIPTIONS {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many push subscriptions"));
+    }
+    let def = Definition {
+        id: id_text(rand::random::<u64>() | 1),
+        vhost: vhost.clone(),
+        queue: queue.clone(),
+        url: req.url,
+        secret: req.secret,
+        max_in_flight: req.max_in_flight,
+        max_attempts,
+        created_ms: now_ms(),
+    };
+    let live = subs.attach(def)?;
+    subs.save(&subs.live.lock());
+    let location = format!("/api/vhosts/{}/queues/{}/subscriptions/{}", segment(&vhost), segment(&queue), live.def.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(live.view())).into_response())
+}
+
+/// `GET /api/vhosts/{vhost}/queues/{queue}/subscriptions`
+pub async fn list(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((vhost, queue)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&api.broker, &headers, peer, &vhost)?;
+    crate::pull::queue_of(&api.broker, &vhost, &queue)?;
+    let views: Vec<View> = api
+        .subscriptions
+        .live
+        .lock()
+        .values()
+        .filter(|l| l.def.vhost == vhost && l.def.queue == queue)
+        .map(|l| l.view())
+        .collect();
+    Ok(Json(views).into_response())
+}
+
+fn find(api: &Api, vhost: &str, queue: &str, id: &str) -> Result<Arc<Live>, ApiError> {
+    let live = api.subscriptions.live.lock().get(id).cloned();
+    live.filter(|l| l.def.vhost == vhost && l.def.queue == queue).ok_or_else(|| not_found(id))
+}
+
+/// `GET /api/vhosts/{vhost}/queues/{queue}/subscriptions/{id}`
+pub async fn show(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((vhost, queue, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&api.broker, &headers, peer, &vhost)?;
+    Ok(Json(find(&api, &vhost, &queue, &id)?.view()).into_response())
+}
+
+/// `DELETE /api/vhosts/{vhost}/queues/{queue}/subscriptions/{id}`: stops it; messages it had
+/// out go back to the queue.
+pub async fn delete(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path((vhost, queue, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    authorize(&api.broker, &headers, peer, &vhost)?;
+    let live = find(&api, &vhost, &queue, &id)?;
+    let subs = &api.subscriptions;
+    {
+        let mut all = subs.live.lock();
+        all.remove(&id);
+        subs.save(&all);
+    }
+    subs.detach(&live);
+    Ok(StatusCode::NO_CONTENT)
+}
