@@ -13,6 +13,8 @@ pub struct Exchange {
     pub bindings: RwLock<Bindings<Dest>>,
     /// The messages a delayed exchange holds until their time.
     pub delayed: Option<Delayed>,
+    /// Argument `x-warren-track`: every message published to it is tracked.
+    pub track: bool,
 }
 
 impl Exchange {
@@ -22,7 +24,8 @@ impl Exchange {
 
     pub fn with_delayed(def: ExchangeDef, delayed: Option<Delayed>) -> Exchange {
         let bindings = RwLock::new(Bindings::new(def.kind));
-        Exchange { def, bindings, delayed }
+        let track = def.arguments.get(crate::tracking::TRACK_HEADER).is_some_and(crate::tracking::truthy);
+        Exchange { def, bindings, delayed, track }
     }
 
     pub fn name(&self) -> &str {

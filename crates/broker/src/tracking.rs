@@ -43,9 +43,12 @@ pub enum Event {
         at_ms: u64,
         queue: String,
     },
-    /// The disk could not take it (full or failing): it went nowhere.
+    /// The disk could not take it (full or failing): it went nowhere, or (with `queue`) its
+    /// write failed after it reached that queue, which dropped it.
     NotStored {
         at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue: Option<String>,
     },
     Delivered {
         at_ms: u64,
@@ -184,6 +187,9 @@ struct Record {
     version: u64,
     reply: Option<Reply>,
     callback: Option<Callback>,
+    /// The vhost and `message_id` property it can be looked up by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lookup: Option<(String, String)>,
 }
 
 impl Record {
@@ -249,8 +255,21 @@ struct State {
     records: HashMap<u64, Record>,
     /// (created, id), oldest first, for the bounds.
     order: VecDeque<(u64, u64)>,
+    /// Tracking ids by (vhost, `message_id` property); the latest message with an id wins.
+    by_message_id: HashMap<(String, String), u64>,
     /// Lines in the journal since it was last rewritten.
     journal_lines: usize,
+}
+
+impl State {
+    fn forget(&mut self, id: u64) {
+        let Some(record) = self.records.remove(&id) else { return };
+        if let Some(key) = record.lookup {
+            if self.by_message_id.get(&key) == Some(&id) {
+                self.by_message_id.remove(&key);
+            }
+        }
+    }
 }
 
 fn line_of(id: u64, record: &Record) -> Vec<u8> {
@@ -261,6 +280,30 @@ fn line_of(id: u64, record: &Record) -> Vec<u8> {
 struct LineRef<'a> {
     id: u64,
     record: &'a Record,
+}
+
+/// The header (on a message) or argument (on an exchange) by which an AMQP publish opts in to
+/// tracking.
+pub const TRACK_HEADER: &str = "x-warren-track";
+
+/// The header a tracked AMQP-published message carries its tracking id in.
+pub const ID_HEADER: &str = "x-warren-id";
+
+/// An opt-in value: `true`, `"true"`, or a non-zero integer.
+pub fn truthy(value: &amqp_codec::FieldValue) -> bool {
+    value.as_bool().or_else(|| value.as_str().map(|s| s.eq_ignore_ascii_case("true"))).unwrap_or(false)
+        || value.as_i64().is_some_and(|n| n != 0)
+}
+
+/// Whether a message's raw properties ask for tracking with [`TRACK_HEADER`]. A byte search
+/// first, so that messages without the header are not decoded.
+pub fn asks_for_tracking(raw: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\x0ex-warren-track";
+    if !amqp_codec::raw_properties::has_headers(raw) || !raw.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+        return false;
+    }
+    let props = amqp_codec::BasicProperties::decode(bytes::Bytes::copy_from_slice(raw)).ok();
+    props.and_then(|p| p.headers).and_then(|h| h.get(TRACK_HEADER).map(truthy)).unwrap_or(false)
 }
 
 /// The external form of a tracking id.
@@ -306,9 +349,16 @@ impl Tracker {
         let live = records.iter().map(|(id, r)| line_of(*id, r)).collect();
         let journal = Journal::start(path, live)?;
         let journal_lines = records.len();
+        let mut by_message_id = HashMap::new();
+        // Oldest first, so the latest message with an id wins.
+        for (_, id) in &order {
+            if let Some(key) = records.get(id).and_then(|r| r.lookup.clone()) {
+                by_message_id.insert(key, *id);
+            }
+        }
         Ok(Arc::new(Tracker {
             limits,
-            state: Mutex::new(State { records, order, journal_lines }),
+            state: Mutex::new(State { records, order, by_message_id, journal_lines }),
             changed: Notify::new(),
             finished: Mutex::new(None),
             journal: Some(journal),
@@ -337,8 +387,9 @@ impl Tracker {
         }
     }
 
-    /// Starts tracking a new message; returns its id (never 0: 0 means untracked).
-    pub fn start(&self, now_ms: u64) -> u64 {
+    /// Starts tracking a new message; returns its id (never 0: 0 means untracked). With
+    /// `lookup` (its vhost and `message_id` property) it can also be found by that.
+    pub fn start(&self, now_ms: u64, lookup: Option<(&str, &str)>) -> u64 {
         let mut st = self.state.lock();
         let mut id = rand::random::<u64>();
         while id == 0 || st.records.contains_key(&id) {
@@ -348,7 +399,11 @@ impl Tracker {
             || st.order.front().is_some_and(|(at, _)| at.saturating_add(self.limits.retention_ms) <= now_ms)
         {
             let Some((_, old)) = st.order.pop_front() else { break };
-            st.records.remove(&old);
+            st.forget(old);
+        }
+        let lookup = lookup.map(|(vhost, message_id)| (vhost.to_owned(), message_id.to_owned()));
+        if let Some(key) = &lookup {
+            st.by_message_id.insert(key.clone(), id);
         }
         let mut record = Record {
             created_ms: now_ms,
@@ -360,6 +415,7 @@ impl Tracker {
             version: 0,
             reply: None,
             callback: None,
+            lookup,
         };
         record.push(Event::Accepted { at_ms: now_ms });
         st.records.insert(id, record);
@@ -470,7 +526,16 @@ impl Tracker {
     pub fn not_stored(&self, id: u64, now_ms: u64) {
         self.update(id, |r| {
             r.failed = true;
-            r.push(Event::NotStored { at_ms: now_ms });
+            r.push(Event::NotStored { at_ms: now_ms, queue: None });
+        });
+    }
+
+    /// The copy in `queue` was dropped there because its write to the disk failed.
+    pub fn not_stored_in(&self, id: u64, now_ms: u64, queue: &str) {
+        self.update(id, |r| {
+            Self::close_copy(r, queue);
+            r.failed = true;
+            r.push(Event::NotStored { at_ms: now_ms, queue: Some(queue.to_owned()) });
         });
     }
 
@@ -542,6 +607,11 @@ impl Tracker {
         known
     }
 
+    /// The tracking id of the latest tracked message of `vhost` with property `message_id`.
+    pub fn find(&self, vhost: &str, message_id: &str) -> Option<u64> {
+        self.state.lock().by_message_id.get(&(vhost.to_owned(), message_id.to_owned())).copied()
+    }
+
     /// The status of message `id`, if it is (still) tracked.
     pub fn status(&self, id: u64) -> Option<Status> {
         let st = self.state.lock();
@@ -590,7 +660,7 @@ mod tests {
     #[test]
     fn a_message_succeeds_once_every_copy_is_acked_and_fails_on_any_dead_letter() {
         let t = Tracker::new(TrackingLimits::default());
-        let id = t.start(10);
+        let id = t.start(10, None);
         assert_eq!(t.status(id).unwrap().outcome, Outcome::Pending);
         t.routed(id, 11, "orders", vec!["a".into(), "b".into()]);
         t.delivered(id, 12, "a", 1);
@@ -601,7 +671,7 @@ mod tests {
         let s = t.status(id).unwrap();
         assert_eq!((s.outcome, s.finished, s.events.len()), (Outcome::Succeeded, true, 5));
 
-        let failed = t.start(20);
+        let failed = t.start(20, None);
         t.routed(failed, 21, "orders", vec!["a".into()]);
         t.left(failed, 22, "a", Reason::Rejected, Some(("dlx", vec!["dlq".into()])));
         let s = t.status(failed).unwrap();
@@ -612,7 +682,7 @@ mod tests {
         t.delivered(failed, 23, "a", 2);
         assert!(t.status(failed).unwrap().finished, "failure is final");
 
-        let lost = t.start(30);
+        let lost = t.start(30, None);
         t.routed(lost, 31, "orders", vec![]);
         assert_eq!(t.status(lost).unwrap().outcome, Outcome::Failed);
         assert_eq!(parse_id(&id_text(lost)), Some(lost));
@@ -621,12 +691,12 @@ mod tests {
     #[test]
     fn records_are_bounded_in_number_and_age() {
         let t = Tracker::new(TrackingLimits { max_records: 2, retention_ms: 1000 });
-        let a = t.start(0);
-        let b = t.start(1);
-        let c = t.start(2);
+        let a = t.start(0, None);
+        let b = t.start(1, None);
+        let c = t.start(2, None);
         assert!(t.status(a).is_none(), "the oldest goes past the count");
         assert!(t.status(b).is_some() && t.status(c).is_some());
-        let d = t.start(1002);
+        let d = t.start(1002, None);
         assert!(t.status(b).is_none() && t.status(c).is_none(), "past the retention");
         assert!(t.status(d).is_some());
     }
@@ -638,9 +708,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tracking.log");
         let t = Tracker::open(TrackingLimits::default(), path.clone(), 100).unwrap();
-        let kept = t.start(100);
+        let kept = t.start(100, None);
         t.routed(kept, 101, "x", vec!["q".into()]);
-        let old = t.start(1);
+        let old = t.start(1, None);
         t.close();
         use std::io::Write;
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"id\": 12, \"rec").unwrap();
@@ -655,5 +725,34 @@ mod tests {
         assert_eq!(t.status(kept).unwrap().outcome, Outcome::Succeeded);
         t.close();
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_message_id_finds_the_latest_message_and_its_entry_goes_with_the_record() {
+        let t = Tracker::new(TrackingLimits { max_records: 2, retention_ms: 1000 });
+        let first = t.start(0, Some(("/", "order-1")));
+        assert_eq!(t.find("/", "order-1"), Some(first));
+        assert_eq!(t.find("other", "order-1"), None, "per vhost");
+        let second = t.start(1, Some(("/", "order-1")));
+        assert_eq!(t.find("/", "order-1"), Some(second), "the latest wins");
+        t.start(2, None);
+        t.start(3, None);
+        assert_eq!(t.find("/", "order-1"), None, "gone with its record");
+    }
+
+    #[test]
+    fn only_a_truthy_header_opts_in() {
+        use amqp_codec::{BasicProperties, FieldTable, FieldValue};
+        let with = |value: FieldValue| {
+            let mut headers = FieldTable::default();
+            headers.insert(amqp_codec::ShortStr::from_static("x-warren-track"), value);
+            BasicProperties { headers: Some(headers), ..Default::default() }.to_raw()
+        };
+        assert!(asks_for_tracking(&with(FieldValue::Bool(true))));
+        assert!(asks_for_tracking(&with(FieldValue::LongStr("TRUE".into()))));
+        assert!(asks_for_tracking(&with(FieldValue::I32(1))));
+        assert!(!asks_for_tracking(&with(FieldValue::Bool(false))));
+        assert!(!asks_for_tracking(&with(FieldValue::LongStr("no".into()))));
+        assert!(!asks_for_tracking(&BasicProperties::default().to_raw()));
     }
 }

@@ -553,12 +553,30 @@ impl VHost {
                 self.name
             )));
         }
+        let opts_in = message.track == 0 && (ex.track || crate::tracking::asks_for_tracking(&message.properties));
+        let message = if opts_in { self.start_tracking(message) } else { message };
         if let Some(delayed) = &ex.delayed {
             if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
                 return Ok(delayed.hold(&ex, message, delay_ms, on_durable));
             }
         }
         Ok(self.route_and_deliver(&ex, message, on_durable))
+    }
+
+    /// Tracks an AMQP-published message that opted in: its id goes in its `x-warren-id`
+    /// header, and its `message_id` property (if any) finds it too.
+    fn start_tracking(&self, message: Arc<Message>) -> Arc<Message> {
+        let Some(mut props) = message.decode_properties() else { return message };
+        let lookup = props.message_id.as_ref().map(|id| (self.name.as_str(), id.as_str()));
+        let track = self.tracker.start(message.timestamp_ms.max(self.timers.now_ms()), lookup);
+        let id = crate::tracking::id_text(track);
+        props.headers.get_or_insert_with(Default::default).insert(
+            ShortStr::from_static(crate::tracking::ID_HEADER),
+            amqp_codec::FieldValue::LongStr(id.into_bytes().into()),
+        );
+        let mut m = (*message).clone();
+        m.properties = props.to_raw();
+        Arc::new(m.tracked(track))
     }
 
     /// Routes `message` from `ex` (with its `CC`/`BCC` keys) and enqueues it where it lands.

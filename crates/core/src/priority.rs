@@ -220,8 +220,8 @@ impl Prioritized {
         self.levels.iter().filter_map(QueueMessages::max_ready_stored).max()
     }
 
-    pub fn remove_ready_stored(&mut self, id: u64) -> bool {
-        self.levels.iter_mut().any(|l| l.remove_ready_stored(id))
+    pub fn remove_ready_stored(&mut self, id: u64) -> Option<Entry> {
+        self.levels.iter_mut().find_map(|l| l.remove_ready_stored(id))
     }
 
     pub fn unacked_stored(&self) -> usize {

@@ -574,12 +574,12 @@ impl QueueMessages {
     /// Removes the ready message stored under `id` (its write failed, so its publisher was
     /// nacked); false if it is not ready (already delivered, or never here). Looks from the
     /// back: a failed write is reported moments after the publish.
-    pub fn remove_ready_stored(&mut self, id: u64) -> bool {
+    pub fn remove_ready_stored(&mut self, id: u64) -> Option<Entry> {
         let found = self.ready.iter().rposition(|e| e.stored == Some(id));
-        let Some(entry) = found.and_then(|i| self.ready.remove(i)) else { return false };
+        let entry = found.and_then(|i| self.ready.remove(i))?;
         self.ready_bytes -= entry.message.body_len() as u64;
         self.memory_bytes -= entry.message.body_len() as u64 + ENTRY_OVERHEAD_BYTES;
-        true
+        Some(entry)
     }
 
     /// Unacked messages that are persisted in the store.

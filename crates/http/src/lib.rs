@@ -95,6 +95,7 @@ fn router(broker: Broker, settings: Settings, subscriptions: Arc<push::Subscript
         .route("/api/vhosts/{vhost}/queues/{queue}/messages/{receipt}/{action}", post(pull::settle))
         .route("/api/vhosts/{vhost}/queues/{queue}/subscriptions", post(push::create).get(push::list))
         .route("/api/vhosts/{vhost}/queues/{queue}/subscriptions/{id}", get(push::show).delete(push::delete))
+        .route("/api/vhosts/{vhost}/messages", get(status::find))
         .route("/api/messages/{id}", get(status::status))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(api)

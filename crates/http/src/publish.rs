@@ -263,7 +263,8 @@ pub async fn publish(
     let routing_key = ShortStr::try_from_string(routing_key)
         .map_err(|_| ApiError::bad_request("routing_key is longer than 255 bytes"))?;
     let now = api.broker.now_ms();
-    let track = api.broker.tracker().start(now);
+    let lookup = props.message_id.as_ref().map(|id| (vhost_name.as_str(), id.as_str()));
+    let track = api.broker.tracker().start(now, lookup);
     if let Some((url, key)) = callback {
         api.broker.tracker().call_back(track, url, key);
     }

@@ -1,12 +1,18 @@
 //! `GET /api/messages/{id}`: a tracked message's outcome and its events, with timestamps.
 //! `?wait=SECONDS` long-polls, at most the configured longest wait: until the status changes
 //! past `&version=N` (from the last answer; this follows a finished message's callback too) or,
-//! without a version, until it changes or is finished.
+//! without a version, until it changes or is finished. `GET /api/vhosts/{vhost}/messages?
+//! message_id=M` finds the latest tracked message of a vhost with that `message_id` property
+//! (how an AMQP publisher that opted in to tracking finds its message).
 
+use crate::auth::authorize;
 use crate::{Api, ApiError};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_broker::tracking::{parse_id, Status};
@@ -30,4 +36,28 @@ pub async fn status(
     };
     let wait = Duration::from_secs(wait_s).min(api.settings.max_wait);
     tracker.wait_for_change(key, query.version, wait).await.map(Json).ok_or_else(unknown)
+}
+
+#[derive(Deserialize)]
+pub struct FindQuery {
+    message_id: String,
+}
+
+/// `GET /api/vhosts/{vhost}/messages?message_id=M`: the status of the latest tracked message
+/// with that `message_id`, its status URL in `Content-Location`.
+pub async fn find(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(vhost): Path<String>,
+    Query(query): Query<FindQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&api.broker, &headers, peer, &vhost)?;
+    let unknown =
+        || ApiError::not_found(format!("no tracked message with message_id '{}' in vhost '{vhost}'", query.message_id));
+    let tracker = api.broker.tracker();
+    let id = tracker.find(&vhost, &query.message_id).ok_or_else(unknown)?;
+    let status = tracker.status(id).ok_or_else(unknown)?;
+    let location = format!("/api/messages/{}", status.id);
+    Ok(([(header::CONTENT_LOCATION, location)], Json(status)).into_response())
 }

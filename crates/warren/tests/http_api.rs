@@ -11,6 +11,7 @@ use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 const ENVELOPE: &str = "application/vnd.warren.envelope+json";
 
@@ -438,4 +439,97 @@ async fn a_status_is_still_right_after_a_restart_and_follows_the_message_on() {
     // And once more across a restart, finished.
     let server = server.restart().await;
     assert_eq!(status_of(&server, &id, "").await.1["outcome"], json!("succeeded"));
+}
+
+/// GETs `/api/vhosts/%2F/messages?message_id=M` as guest.
+async fn find_by_message_id(server: &TestServer, message_id: &str) -> (StatusCode, Value, Option<String>) {
+    let url = server.http_url(&format!("/api/vhosts/%2F/messages?message_id={message_id}"));
+    let resp = within(http().get(url).basic_auth("guest", Some("guest")).send()).await.unwrap();
+    let (code, location) = (resp.status(), resp.headers().get("content-location").map(|v| v.to_str().unwrap().into()));
+    (code, within(resp.json::<Value>()).await.unwrap(), location)
+}
+
+fn warren_id(d: &lapin::message::Delivery) -> Option<String> {
+    let headers = d.properties.headers().as_ref()?;
+    match headers.inner().get("x-warren-id")? {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        other => panic!("x-warren-id is {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_publishes_opt_in_to_tracking_by_header_or_exchange_argument() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let (queue, exchange) = (unique("amqp-tracked"), unique("tracked-events"));
+    q::declare(&ch, &queue).await;
+    let mut opt_in = FieldTable::default();
+    opt_in.insert("x-warren-track".into(), AMQPValue::Boolean(true));
+    let props = lapin::BasicProperties::default().with_message_id("order-1".into()).with_headers(opt_in.clone());
+    q::publish_props(&ch, "", &queue, b"by header", props).await;
+    q::publish_props(&ch, "", &queue, b"untracked", lapin::BasicProperties::default().with_message_id("plain".into()))
+        .await;
+
+    let (code, status, location) = find_by_message_id(&server, "order-1").await;
+    assert_eq!(code, StatusCode::OK, "{status}");
+    let id = status["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, Some(format!("/api/messages/{id}")));
+    assert_eq!(events(&status), ["accepted", "routed"]);
+    assert_eq!(find_by_message_id(&server, "plain").await.0, StatusCode::NOT_FOUND, "not opted in");
+    let mut consumer = q::consume(&ch, &queue, false).await;
+    let tracked = next_delivery(&mut consumer).await;
+    assert_eq!(warren_id(&tracked), Some(id.clone()), "the consumer sees the tracking id");
+    within(tracked.ack(BasicAckOptions::default())).await.unwrap();
+    let plain = next_delivery(&mut consumer).await;
+    assert_eq!(warren_id(&plain), None);
+    within(plain.ack(BasicAckOptions::default())).await.unwrap();
+    let done = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
+    assert_eq!(done["outcome"], json!("succeeded"));
+    assert_eq!(events(&done), ["accepted", "routed", "delivered", "acked"]);
+
+    // An exchange declared with x-warren-track tracks everything published to it.
+    let opts = ExchangeDeclareOptions::default();
+    within(ch.exchange_declare(exchange.as_str().into(), lapin::ExchangeKind::Fanout, opts, opt_in)).await.unwrap();
+    q::bind(&ch, &queue, &exchange, "").await;
+    q::publish(&ch, &exchange, "", b"by exchange").await;
+    let by_exchange = next_delivery(&mut consumer).await;
+    let id = warren_id(&by_exchange).expect("tracked by the exchange");
+    within(by_exchange.nack(BasicNackOptions { requeue: false, ..Default::default() })).await.unwrap();
+    let done = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
+    assert_eq!(done["outcome"], json!("failed"), "rejected without a dead-letter exchange: dropped");
+    assert_eq!(events(&done).last().map(String::as_str), Some("dropped"));
+    drop((consumer, _c, ch));
+
+    let server = server.restart().await;
+    let (code, status, _) = find_by_message_id(&server, "order-1").await;
+    assert_eq!((code, status["outcome"].clone()), (StatusCode::OK, json!("succeeded")), "found after a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_the_disk_cannot_take_fails_with_not_stored() {
+    let fs = Arc::new(warren_store::FaultyFs::new());
+    let server = TestServer::start_on(fs.clone(), |_| {}).await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("http-disk");
+    let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+    within(ch.queue_declare(queue.as_str().into(), opts, FieldTable::default())).await.unwrap();
+    fs.set_space_limit(Some(fs.used_bytes()));
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (code, body, _) =
+            send(http().post(messages_url(&server, "amq.default", &queue)).body("z".repeat(4096))).await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let failed = status_until(&server, id, |s| s["finished"] == json!(true)).await;
+        assert_eq!(failed["outcome"], json!("failed"), "{failed}");
+        assert_eq!(events(&failed).last().map(String::as_str), Some("not_stored"), "{failed}");
+        if n == 0 {
+            // Routed before the store found the disk full: its write failed afterwards.
+            let last = failed["events"].as_array().unwrap().last().unwrap().clone();
+            assert_eq!(last["queue"], json!(queue), "{failed}");
+        }
+    }
+    assert_eq!(q::counts(&ch, &queue).await.unwrap(), (0, 0), "nothing the disk refused is in the queue");
 }

@@ -388,7 +388,10 @@ impl Queue {
     /// Drops the ready message stored under `id`: its write failed and its publisher was
     /// nacked. A message a consumer already took stays with it.
     pub fn discard_stored(&self, id: u64) {
-        self.state.lock().messages.remove_ready_stored(id);
+        let removed = self.state.lock().messages.remove_ready_stored(id);
+        if let Some(entry) = removed.filter(|e| e.message.track != 0) {
+            self.tracker.not_stored_in(entry.message.track, self.timers.now_ms(), &self.name);
+        }
     }
 
     /// Tells the store that stored messages up to `upto` were delivered, so that after a crash
