@@ -401,7 +401,9 @@ impl Tracker {
             let Some((_, old)) = st.order.pop_front() else { break };
             st.forget(old);
         }
-        let lookup = lookup.map(|(vhost, message_id)| (vhost.to_owned(), message_id.to_owned()));
+        let lookup = lookup
+            .filter(|(_, message_id)| !message_id.is_empty())
+            .map(|(vhost, message_id)| (vhost.to_owned(), message_id.to_owned()));
         if let Some(key) = &lookup {
             st.by_message_id.insert(key.clone(), id);
         }

@@ -7,12 +7,15 @@ mod auth;
 mod callbacks;
 mod error;
 mod idempotency;
+mod json_numbers;
 mod message_json;
 mod publish;
 mod pull;
 mod push;
 mod status;
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use std::net::SocketAddr;
@@ -74,6 +77,20 @@ impl Default for Settings {
     }
 }
 
+/// The longest `wait` a request may ask for, seconds (the configuration may cap it lower).
+pub const MAX_WAIT_PARAM_S: u64 = 3600;
+
+/// A `wait` parameter as a duration: at most [`MAX_WAIT_PARAM_S`] (else 400), capped by `max`.
+pub(crate) fn wait_of(wait_s: u64, max: Duration) -> Result<Duration, ApiError> {
+    if wait_s > MAX_WAIT_PARAM_S {
+        return Err(ApiError::bad_request(format!("wait is at most {MAX_WAIT_PARAM_S} seconds")));
+    }
+    Ok(Duration::from_secs(wait_s).min(max))
+}
+
+/// The OpenAPI 3 document of this API (checked in as `docs/openapi.json`).
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
 /// What every request handler shares.
 pub(crate) struct Api {
     pub broker: Broker,
@@ -97,8 +114,35 @@ fn router(broker: Broker, settings: Settings, subscriptions: Arc<push::Subscript
         .route("/api/vhosts/{vhost}/queues/{queue}/subscriptions/{id}", get(push::show).delete(push::delete))
         .route("/api/vhosts/{vhost}/messages", get(status::find))
         .route("/api/messages/{id}", get(status::status))
+        .route("/api/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(api)
+}
+
+/// Gives the errors axum answers by itself (a query that does not parse, a method a path does
+/// not have, a body over the limit) the same JSON body as the API's own errors.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let reason = match String::from_utf8_lossy(&text).trim() {
+        "" => status.canonical_reason().unwrap_or("error").to_owned(),
+        text => text.to_owned(),
+    };
+    let mut json = ApiError::new(status, reason).into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(header::ALLOW, allow);
+    }
+    json
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

@@ -28,6 +28,7 @@ pub const ENVELOPE_TYPE: &str = "application/vnd.warren.envelope+json";
 const DEFAULT_EXCHANGE: &str = "amq.default";
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PublishQuery {
     #[serde(default)]
     routing_key: String,
@@ -75,11 +76,14 @@ struct EnvelopeProperties {
     reply_to: Option<String>,
     message_id: Option<String>,
     expiration: Option<String>,
+    #[serde(default, deserialize_with = "crate::json_numbers::optional_integer")]
     priority: Option<u8>,
+    #[serde(default, deserialize_with = "crate::json_numbers::optional_integer")]
     delivery_mode: Option<u8>,
     #[serde(rename = "type")]
     kind: Option<String>,
     app_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::json_numbers::optional_integer")]
     timestamp: Option<u64>,
 }
 
@@ -128,6 +132,16 @@ fn json_field(value: &Value) -> Result<FieldValue, ApiError> {
     })
 }
 
+/// 1 (transient) or 2 (persistent, the default).
+fn delivery_mode(asked: Option<u8>) -> Result<u8, ApiError> {
+    match asked.unwrap_or(2) {
+        mode @ (1 | 2) => Ok(mode),
+        other => {
+            Err(ApiError::bad_request(format!("delivery mode {other} is neither 1 (transient) nor 2 (persistent)")))
+        }
+    }
+}
+
 /// Properties and body from the raw form (`X-` headers).
 fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<(BasicProperties, Bytes), ApiError> {
     let mut table = FieldTable::new();
@@ -146,7 +160,7 @@ fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<(BasicProperties, Bytes)
         message_id: short("X-Message-Id", header_text(headers, "x-message-id")?)?,
         expiration: short("X-Expiration", header_text(headers, "x-expiration")?)?,
         priority: header_number(headers, "x-priority")?,
-        delivery_mode: Some(header_number(headers, "x-delivery-mode")?.unwrap_or(2)),
+        delivery_mode: Some(delivery_mode(header_number(headers, "x-delivery-mode")?)?),
         kind: short("X-Type", header_text(headers, "x-type")?)?,
         app_id: short("X-App-Id", header_text(headers, "x-app-id")?)?,
         headers: (!table.is_empty()).then_some(table),
@@ -185,7 +199,7 @@ fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, Options
         message_id: short("message_id", p.message_id)?,
         expiration: short("expiration", p.expiration)?,
         priority: p.priority,
-        delivery_mode: Some(p.delivery_mode.unwrap_or(2)),
+        delivery_mode: Some(delivery_mode(p.delivery_mode)?),
         kind: short("type", p.kind)?,
         app_id: short("app_id", p.app_id)?,
         timestamp: p.timestamp,

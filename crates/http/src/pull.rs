@@ -72,6 +72,7 @@ impl Leases {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReceiveQuery {
     #[serde(default = "one")]
     max: usize,
@@ -122,7 +123,7 @@ pub async fn receive(
         return Err(ApiError::bad_request(format!("lease_ms must be between 1 and {MAX_LEASE_MS}")));
     }
     let q = queue_of(&api.broker, &vhost, &queue)?;
-    let deadline = Instant::now() + Duration::from_secs(query.wait).min(api.settings.max_wait);
+    let deadline = Instant::now() + crate::wait_of(query.wait, api.settings.max_wait)?;
     loop {
         let mut got = Vec::new();
         while got.len() < query.max {
@@ -161,6 +162,7 @@ fn rand_receipt() -> u64 {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SettleQuery {
     #[serde(default)]
     requeue: bool,

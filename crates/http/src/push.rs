@@ -58,9 +58,9 @@ pub struct CreateRequest {
     url: String,
     #[serde(default)]
     secret: Option<String>,
-    #[serde(default = "sixteen")]
+    #[serde(default = "sixteen", deserialize_with = "crate::json_numbers::integer")]
     max_in_flight: u32,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json_numbers::optional_integer")]
     max_attempts: Option<u32>,
 }
 

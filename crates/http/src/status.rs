@@ -14,10 +14,10 @@ use axum::Json;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use warren_broker::tracking::{parse_id, Status};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     wait: Option<u64>,
     version: Option<u64>,
@@ -29,16 +29,17 @@ pub async fn status(
     Query(query): Query<StatusQuery>,
 ) -> Result<Json<Status>, ApiError> {
     let unknown = || ApiError::not_found(format!("no tracked message '{id}' (unknown, or past its retention)"));
+    let wait = crate::wait_of(query.wait.unwrap_or(0), api.settings.max_wait)?;
     let key = parse_id(&id).ok_or_else(unknown)?;
     let tracker = api.broker.tracker();
-    let Some(wait_s) = query.wait.filter(|w| *w > 0) else {
+    if wait.is_zero() {
         return tracker.status(key).map(Json).ok_or_else(unknown);
-    };
-    let wait = Duration::from_secs(wait_s).min(api.settings.max_wait);
+    }
     tracker.wait_for_change(key, query.version, wait).await.map(Json).ok_or_else(unknown)
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FindQuery {
     message_id: String,
 }
@@ -53,6 +54,9 @@ pub async fn find(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&api.broker, &headers, peer, &vhost)?;
+    if query.message_id.is_empty() {
+        return Err(ApiError::bad_request("message_id must not be empty"));
+    }
     let unknown =
         || ApiError::not_found(format!("no tracked message with message_id '{}' in vhost '{vhost}'", query.message_id));
     let tracker = api.broker.tracker();

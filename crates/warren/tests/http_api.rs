@@ -533,3 +533,36 @@ async fn a_publish_the_disk_cannot_take_fails_with_not_stored() {
     }
     assert_eq!(q::counts(&ch, &queue).await.unwrap(), (0, 0), "nothing the disk refused is in the queue");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_served_and_every_operation_in_it_exists() {
+    let server = TestServer::start().await;
+    let resp = within(http().get(server.http_url("/api/openapi.json")).send()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let served: Value = within(resp.json()).await.unwrap();
+    let checked_in: Value =
+        serde_json::from_str(include_str!("../../../docs/openapi.json")).expect("docs/openapi.json is JSON");
+    assert_eq!(served, checked_in);
+    assert!(served["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = served["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 8, "{:?}", paths.keys());
+    for (path, operations) in paths {
+        // Fill the path's parameters with something; the broker must know the route (an
+        // unknown one answers "no such endpoint", a wrong method 405).
+        let concrete = path.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>().join("/");
+        for (method, operation) in operations.as_object().unwrap() {
+            assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (code, body, _) = send(http().request(method.clone(), server.http_url(&concrete))).await;
+            assert_ne!(code, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {body}");
+            assert_ne!(body["reason"], json!("no such endpoint"), "{method} {path}");
+        }
+    }
+    // The broker's own rejections are JSON errors too.
+    let (code, body, _) = send(http().delete(server.http_url("/api/openapi.json"))).await;
+    assert_eq!((code, body["error"].clone()), (StatusCode::METHOD_NOT_ALLOWED, json!("method_not_allowed")));
+    let (code, body, _) = send(http().post(receive_url(&server, "q", "max=x"))).await;
+    assert_eq!((code, body["error"].clone()), (StatusCode::BAD_REQUEST, json!("bad_request")), "{body}");
+    let (code, body, _) = send(http().post(receive_url(&server, "q", "colour=red"))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "unknown parameters are refused: {body}");
+}
