@@ -179,6 +179,11 @@ impl VHost {
         self.exchanges.read().get(name).cloned()
     }
 
+    /// The names of the vhost's queues.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.queues.read().keys().map(|k| k.to_string()).collect()
+    }
+
     pub fn queue(&self, name: &str) -> Option<Arc<Queue>> {
         self.queues.read().get(name).cloned()
     }

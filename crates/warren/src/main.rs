@@ -55,11 +55,7 @@ fn main() {
         Command::Perf(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
             match runtime.block_on(warren::perf::run(args.clone())) {
-                Ok(r) => println!(
-                    "{{\"producers\":{},\"consumers\":{},\"size\":{},\"confirm\":{},\"persistent\":{},\"published\":{},\"consumed\":{},\"publish_msgs_per_s\":{:.0},\"end_to_end_msgs_per_s\":{:.0},\"tool_cpu_percent\":{}}}",
-                    args.producers, args.consumers, args.size, args.confirm, args.persistent, r.published, r.consumed, r.publish_rate, r.end_to_end_rate,
-                    r.tool_cpu_percent.map_or("null".to_string(), |p| format!("{p:.1}"))
-                ),
+                Ok(summary) => println!("{summary}"),
                 Err(e) => {
                     eprintln!("warren perf: {e}");
                     std::process::exit(1);

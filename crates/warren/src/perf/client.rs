@@ -74,14 +74,6 @@ impl RawClient {
         Ok(())
     }
 
-    /// Queue one publish (method, header, body) in the write buffer.
-    pub fn push_publish(&mut self, routing_key: &str, properties: &[u8], body: &[u8]) {
-        let publish = Method::BasicPublish(BasicPublish { routing_key: routing_key.into(), ..Default::default() });
-        encode_method(&mut self.wbuf, 1, &publish);
-        encode_content_header(&mut self.wbuf, 1, BASIC_CLASS_ID, body.len() as u64, properties);
-        encode_body(&mut self.wbuf, 1, body, self.frame_max);
-    }
-
     /// The next frame from the server.
     pub async fn next_frame(&mut self) -> Result<Frame, Error> {
         loop {
@@ -123,5 +115,33 @@ impl RawClient {
                 }
             }
         }
+    }
+}
+
+impl RawClient {
+    /// A whole frame is already buffered: reading the next one will not wait for the socket.
+    pub fn frame_ready(&self) -> bool {
+        self.rbuf.len() >= 7 && {
+            let size = u32::from_be_bytes([self.rbuf[3], self.rbuf[4], self.rbuf[5], self.rbuf[6]]) as usize;
+            self.rbuf.len() >= 8 + size
+        }
+    }
+
+    /// Queue one publish (method, header, body) to `exchange` in the write buffer.
+    pub fn push_publish_to(&mut self, exchange: &str, routing_key: &str, properties: &[u8], body: &[u8]) {
+        let publish = Method::BasicPublish(BasicPublish {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            ..Default::default()
+        });
+        encode_method(&mut self.wbuf, 1, &publish);
+        encode_content_header(&mut self.wbuf, 1, BASIC_CLASS_ID, body.len() as u64, properties);
+        encode_body(&mut self.wbuf, 1, body, self.frame_max);
+    }
+
+    /// Sends `method` on channel 1 and waits for the answer `want` matches.
+    pub async fn call(&mut self, method: Method, want: impl Fn(&Method) -> bool) -> Result<Method, Error> {
+        self.send(1, &method).await?;
+        self.expect(1, want).await
     }
 }

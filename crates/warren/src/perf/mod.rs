@@ -1,11 +1,34 @@
-//! `warren perf`: a load tool for any AMQP 0-9-1 broker. Producers publish a fixed number of
-//! messages to one queue while consumers drain it; it reports publish and end-to-end rates.
+//! `warren perf`: a load tool for any AMQP 0-9-1 broker, modelled on RabbitMQ's PerfTest and
+//! LavinMQ's lavinmqperf. Producers publish (optionally at an offered rate, with confirms)
+//! to one queue or, with `--fanout K`, through a fanout exchange to K queues, while consumers
+//! drain them; it reports rates, end-to-end and confirm latency percentiles (HDR), and its
+//! own CPU. `--rpc` measures request/response round trips and `--memory` the broker's memory
+//! per connection and per queue. Every run is bounded by its count and `--timeout-s`, and
+//! deletes what it declared.
 
 mod client;
+mod memory;
+mod rpc;
+mod stats;
 
 use amqp_codec::*;
 use client::RawClient;
+use hdrhistogram::Histogram;
+use stats::Counters;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How consumers acknowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AckMode {
+    /// `no_ack` consume: the broker settles at delivery.
+    Auto,
+    /// One `basic.ack` per message.
+    Manual,
+    /// One `basic.ack(multiple)` per half prefetch window.
+    Multiple,
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PerfArgs {
@@ -18,16 +41,16 @@ pub struct PerfArgs {
     pub password: String,
     #[arg(long, default_value = "/")]
     pub vhost: String,
-    /// Messages per producer.
+    /// Messages per producer (with `--rpc`: calls per client).
     #[arg(long, default_value_t = 200_000)]
     pub count: u64,
-    /// Body size in bytes.
+    /// Body size in bytes; from 8 bytes up the body carries its send time, for latencies.
     #[arg(long, default_value_t = 16)]
     pub size: usize,
     /// 0 = consume only: the consumers take `--count` messages from a pre-filled `--queue`.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
-    /// 0 = publish only (no consumer).
+    /// Consumers (per queue with `--fanout`); 0 = publish only.
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
     /// Publisher confirm window (0 = no confirms).
@@ -39,140 +62,309 @@ pub struct PerfArgs {
     /// Consumer prefetch.
     #[arg(long, default_value_t = 1000)]
     pub prefetch: u16,
-    /// Consume with auto-ack instead of manual multiple acks.
+    /// How consumers acknowledge.
+    #[arg(long, value_enum, default_value = "multiple")]
+    pub ack_mode: AckMode,
+    /// Same as `--ack-mode auto`.
     #[arg(long)]
     pub auto_ack: bool,
+    /// Offered rate per producer, messages per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Publish through a fanout exchange bound to this many queues (0 = straight to one queue).
+    #[arg(long, default_value_t = 0)]
+    pub fanout: usize,
+    /// A queue argument for the declared queues, `name=value` (a number is sent as a long),
+    /// e.g. `--queue-arg x-max-length=100000`. Repeatable.
+    #[arg(long = "queue-arg", value_parser = parse_queue_arg)]
+    pub queue_args: Vec<(String, String)>,
     /// Use this queue (declared if missing) and leave it and its messages in place at the end,
     /// e.g. to measure memory with a full queue or recovery after a restart. By default a fresh
     /// queue is declared and deleted at the end.
     #[arg(long)]
     pub queue: Option<String>,
+    /// Request/response round trips: `--producers` clients each make `--count` calls to
+    /// `--consumers` servers.
+    #[arg(long)]
+    pub rpc: bool,
+    /// With `--rpc`: replies through direct reply-to (`amq.rabbitmq.reply-to`) instead of an
+    /// exclusive reply queue per client.
+    #[arg(long)]
+    pub direct_reply_to: bool,
+    /// With `--rpc`: calls each client keeps in flight.
+    #[arg(long, default_value_t = 1)]
+    pub rpc_in_flight: u64,
+    /// Memory per connection and per queue: opens `--connections` idle connections, then
+    /// `--queues` queues with a consumer each, and reports the RSS of `--broker-pid` at each step.
+    #[arg(long)]
+    pub memory: bool,
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub queues: usize,
+    /// The broker's process id (same machine), to report its RSS.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
 }
 
-pub struct PerfResult {
-    pub published: u64,
-    pub consumed: u64,
-    pub publish_rate: f64,
-    pub end_to_end_rate: f64,
-    /// The tool's own CPU time over the run's wall time, in percent (it shares the machine with
-    /// the broker, so this says how much it took from it); `None` where `/proc` is missing.
-    pub tool_cpu_percent: Option<f64>,
+fn parse_queue_arg(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').ok_or("expected name=value")?;
+    Ok((k.to_owned(), v.to_owned()))
 }
 
-/// This process's CPU time so far (user + system), from `/proc/self/stat`.
-fn own_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name (which is in parentheses and may hold spaces).
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // Linux reports these in USER_HZ, which is 100 on every platform it supports.
-    Some(Duration::from_millis(ticks * 10))
+impl PerfArgs {
+    fn ack_mode(&self) -> AckMode {
+        if self.auto_ack {
+            AckMode::Auto
+        } else {
+            self.ack_mode
+        }
+    }
+
+    fn queue_arguments(&self) -> FieldTable {
+        let mut t = FieldTable::new();
+        for (k, v) in &self.queue_args {
+            let value = match v.parse::<i64>() {
+                Ok(n) => FieldValue::I64(n),
+                Err(_) => FieldValue::LongStr(v.clone().into_bytes().into()),
+            };
+            t.insert(ShortStr::from(k.as_str()), value);
+        }
+        t
+    }
 }
 
-pub async fn run(args: PerfArgs) -> Result<PerfResult, String> {
-    if args.producers == 0 && (args.queue.is_none() || args.consumers == 0) {
+/// What a run measured, as one JSON line.
+pub type Summary = serde_json::Value;
+
+/// Runs what `args` ask for and returns its summary.
+pub async fn run(args: PerfArgs) -> Result<Summary, String> {
+    let cpu_at_start = stats::own_cpu_time();
+    let started = Instant::now();
+    let work = async {
+        if args.memory {
+            memory::run(&args).await
+        } else if args.rpc {
+            rpc::run(&args).await
+        } else {
+            throughput(&args).await
+        }
+    };
+    let mut summary = tokio::time::timeout(Duration::from_secs(args.timeout_s), work)
+        .await
+        .map_err(|_| format!("timed out after {} s", args.timeout_s))??;
+    let cpu = cpu_at_start
+        .zip(stats::own_cpu_time())
+        .map(|(before, after)| 100.0 * (after - before).as_secs_f64() / started.elapsed().as_secs_f64());
+    summary["tool_cpu_percent"] = cpu.map(|c| (c * 10.0).round() / 10.0).into();
+    Ok(summary)
+}
+
+/// Publish to one queue (or K through a fanout exchange) while consumers drain them.
+async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
+    if args.producers == 0 && (args.queue.is_none() || args.consumers == 0 || args.fanout > 0) {
         return Err("--producers 0 (consume only) needs --queue and at least one consumer".into());
     }
-    let queue = args.queue.clone().unwrap_or_else(|| format!("warren-perf-{:08x}", rand_u32()));
+    let tag = format!("{:08x}", rand_u32());
+    let queues: Vec<String> = match (&args.queue, args.fanout) {
+        (Some(q), 0) => vec![q.clone()],
+        (_, 0) => vec![format!("warren-perf-{tag}")],
+        (_, k) => (0..k).map(|i| format!("warren-perf-{tag}-{i}")).collect(),
+    };
+    let exchange = if args.fanout > 0 { format!("warren-perf-{tag}") } else { String::new() };
     let mut setup = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
-    let declare = QueueDeclare { queue: queue.as_str().into(), durable: args.persistent, ..Default::default() };
-    setup.send(1, &Method::QueueDeclare(declare)).await?;
-    setup.expect(1, |m| matches!(m, Method::QueueDeclareOk(_))).await?;
-
-    let total = args.count * args.producers.max(1) as u64;
-    let deadline = Duration::from_secs(args.timeout_s);
-    let start = Instant::now();
-    let cpu_at_start = own_cpu_time();
-    let mut consumers = Vec::new();
-    for i in 0..args.consumers {
-        let share = total / args.consumers as u64 + u64::from((i as u64) < total % args.consumers as u64);
-        consumers.push(tokio::spawn(consume(args.clone(), queue.clone(), share)));
+    if args.fanout > 0 {
+        let declare =
+            ExchangeDeclare { exchange: exchange.as_str().into(), kind: "fanout".into(), ..Default::default() };
+        setup.call(Method::ExchangeDeclare(declare), |m| matches!(m, Method::ExchangeDeclareOk)).await?;
     }
+    for q in &queues {
+        let declare = QueueDeclare {
+            queue: q.as_str().into(),
+            durable: args.persistent,
+            arguments: args.queue_arguments(),
+            ..Default::default()
+        };
+        setup.call(Method::QueueDeclare(declare), |m| matches!(m, Method::QueueDeclareOk(_))).await?;
+        if args.fanout > 0 {
+            let bind = QueueBind { queue: q.as_str().into(), exchange: exchange.as_str().into(), ..Default::default() };
+            setup.call(Method::QueueBind(bind), |m| matches!(m, Method::QueueBindOk)).await?;
+        }
+    }
+
+    let per_queue = args.count * args.producers.max(1) as u64;
+    let counters = Arc::new(Counters::default());
+    let progress = stats::progress(counters.clone());
+    let start = Instant::now();
+    let mut consumers = Vec::new();
+    for q in &queues {
+        for i in 0..args.consumers {
+            let n = args.consumers as u64;
+            let share = per_queue / n + u64::from((i as u64) < per_queue % n);
+            consumers.push(tokio::spawn(consume(args.clone(), q.clone(), share, counters.clone())));
+        }
+    }
+    let routing_key = if args.fanout > 0 { String::new() } else { queues[0].clone() };
     let mut producers = Vec::new();
     for _ in 0..args.producers {
-        producers.push(tokio::spawn(produce(args.clone(), queue.clone())));
+        let target = (exchange.clone(), routing_key.clone());
+        producers.push(tokio::spawn(produce(args.clone(), target, counters.clone())));
     }
-    let work = async {
-        for p in producers {
-            p.await.map_err(|e| e.to_string())??;
-        }
-        let published_at = start.elapsed();
-        let mut consumed = 0;
-        for c in consumers {
-            consumed += c.await.map_err(|e| e.to_string())??;
-        }
-        Ok::<_, String>((published_at, consumed))
-    };
-    let (published_at, consumed) =
-        tokio::time::timeout(deadline, work).await.map_err(|_| "timed out".to_string())??;
+    let mut confirm_latency = stats::histogram();
+    for p in producers {
+        confirm_latency.add(p.await.map_err(|e| e.to_string())??).expect("same bounds");
+    }
+    let published_at = start.elapsed();
+    let (mut consumed, mut latency) = (0, stats::histogram());
+    for c in consumers {
+        let (n, h) = c.await.map_err(|e| e.to_string())??;
+        consumed += n;
+        latency.add(h).expect("same bounds");
+    }
     let finished_at = start.elapsed();
-    let tool_cpu_percent = cpu_at_start
-        .zip(own_cpu_time())
-        .map(|(before, after)| 100.0 * (after - before).as_secs_f64() / finished_at.as_secs_f64());
+    if let Some(p) = progress {
+        p.abort();
+    }
     if args.queue.is_none() {
-        setup.send(1, &Method::QueueDelete(QueueDelete { queue: queue.as_str().into(), ..Default::default() })).await?;
-        setup.expect(1, |m| matches!(m, Method::QueueDeleteOk(_))).await?;
+        for q in &queues {
+            let delete = QueueDelete { queue: q.as_str().into(), ..Default::default() };
+            setup.call(Method::QueueDelete(delete), |m| matches!(m, Method::QueueDeleteOk(_))).await?;
+        }
+    }
+    if args.fanout > 0 {
+        let delete = ExchangeDelete { exchange: exchange.as_str().into(), ..Default::default() };
+        setup.call(Method::ExchangeDelete(delete), |m| matches!(m, Method::ExchangeDeleteOk)).await?;
     }
     setup.close().await?;
-    let published = if args.producers == 0 { 0 } else { total };
-    Ok(PerfResult {
-        published,
-        consumed,
-        publish_rate: published as f64 / published_at.as_secs_f64(),
-        end_to_end_rate: if consumed > 0 { consumed as f64 / finished_at.as_secs_f64() } else { 0.0 },
-        tool_cpu_percent,
-    })
+    let published = if args.producers == 0 { 0 } else { args.count * args.producers as u64 };
+    let rate = |n: u64, t: Duration| if n == 0 { 0.0 } else { (n as f64 / t.as_secs_f64()).round() };
+    Ok(serde_json::json!({
+        "producers": args.producers,
+        "consumers": args.consumers,
+        "queues": queues.len(),
+        "size": args.size,
+        "confirm": args.confirm,
+        "persistent": args.persistent,
+        "ack_mode": format!("{:?}", args.ack_mode()).to_lowercase(),
+        "offered_rate": args.rate,
+        "published": published,
+        "consumed": consumed,
+        "publish_msgs_per_s": rate(published, published_at),
+        "end_to_end_msgs_per_s": rate(consumed, finished_at),
+        "latency": stats::percentiles(&latency),
+        "confirm_latency": stats::percentiles(&confirm_latency),
+    }))
 }
 
-async fn produce(args: PerfArgs, queue: String) -> Result<(), String> {
+/// Publishes `--count` messages to `(exchange, routing_key)`, paced to `--rate`, within the
+/// confirm window; returns the confirm latencies.
+async fn produce(
+    args: PerfArgs,
+    (exchange, routing_key): (String, String),
+    counters: Arc<Counters>,
+) -> Result<Histogram<u64>, String> {
     let mut c = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
     if args.confirm > 0 {
-        c.send(1, &Method::ConfirmSelect(ConfirmSelect { nowait: false })).await?;
-        c.expect(1, |m| matches!(m, Method::ConfirmSelectOk)).await?;
+        c.call(Method::ConfirmSelect(ConfirmSelect { nowait: false }), |m| matches!(m, Method::ConfirmSelectOk))
+            .await?;
     }
     let props =
         BasicProperties { delivery_mode: Some(if args.persistent { 2 } else { 1 }), ..Default::default() }.to_raw();
-    let body = vec![b'x'; args.size];
-    let (mut sent, mut confirmed) = (0u64, 0u64);
+    let mut body = vec![b'x'; args.size];
+    let mut window = Confirms { sent_at: VecDeque::new(), confirmed: 0, latency: stats::histogram() };
+    let start = Instant::now();
+    let mut sent = 0u64;
     while sent < args.count {
-        while sent < args.count && c.wbuf.len() < 64 * 1024 && (args.confirm == 0 || sent - confirmed < args.confirm) {
-            c.push_publish(&queue, &props, &body);
+        let allowed =
+            if args.rate == 0 { args.count } else { (start.elapsed().as_secs_f64() * args.rate as f64) as u64 + 1 };
+        if sent >= allowed {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        let before = sent;
+        while sent < args.count.min(allowed)
+            && c.wbuf.len() < 64 * 1024
+            && (args.confirm == 0 || sent - window.confirmed < args.confirm)
+        {
+            if body.len() >= 8 {
+                body[..8].copy_from_slice(&stats::now_ns().to_be_bytes());
+            }
+            c.push_publish_to(&exchange, &routing_key, &props, &body);
+            if args.confirm > 0 {
+                window.sent_at.push_back(Instant::now());
+            }
             sent += 1;
         }
         c.flush().await?;
-        while args.confirm > 0 && sent - confirmed >= args.confirm {
-            confirmed = read_confirm(&mut c, confirmed).await?;
+        Counters::add(&counters.published, sent - before);
+        while args.confirm > 0 && sent - window.confirmed >= args.confirm {
+            window.read(&mut c, &counters).await?;
         }
     }
-    while args.confirm > 0 && confirmed < sent {
-        confirmed = read_confirm(&mut c, confirmed).await?;
+    while args.confirm > 0 && window.confirmed < sent {
+        window.read(&mut c, &counters).await?;
     }
-    c.close().await
+    c.close().await?;
+    Ok(window.latency)
 }
 
-async fn read_confirm(c: &mut RawClient, confirmed: u64) -> Result<u64, String> {
-    match c.next_frame().await? {
-        Frame::Method { method: Method::BasicAck(a), .. } => {
-            Ok(if a.multiple { a.delivery_tag } else { confirmed.max(a.delivery_tag) })
+/// A producer's unconfirmed publishes, oldest first, and the confirm latencies so far.
+struct Confirms {
+    sent_at: VecDeque<Instant>,
+    confirmed: u64,
+    latency: Histogram<u64>,
+}
+
+impl Confirms {
+    async fn read(&mut self, c: &mut RawClient, counters: &Counters) -> Result<(), String> {
+        let upto = match c.next_frame().await? {
+            Frame::Method { method: Method::BasicAck(a), .. } => {
+                if a.multiple {
+                    a.delivery_tag
+                } else {
+                    self.confirmed.max(a.delivery_tag)
+                }
+            }
+            Frame::Method { method: Method::BasicNack(n), .. } => {
+                return Err(format!("publish {} was nacked", n.delivery_tag))
+            }
+            Frame::Method { method: Method::ConnectionClose(cl), .. } => {
+                return Err(format!("server closed: {}", cl.reply_text))
+            }
+            _ => return Ok(()),
+        };
+        let (now, before) = (Instant::now(), self.confirmed);
+        while self.confirmed < upto {
+            if let Some(at) = self.sent_at.pop_front() {
+                stats::record(&mut self.latency, now - at);
+            }
+            self.confirmed += 1;
         }
-        Frame::Method { method: Method::BasicNack(n), .. } => Err(format!("publish {} was nacked", n.delivery_tag)),
-        Frame::Method { method: Method::ConnectionClose(cl), .. } => Err(format!("server closed: {}", cl.reply_text)),
-        _ => Ok(confirmed),
+        Counters::add(&counters.confirmed, self.confirmed - before);
+        Ok(())
     }
 }
 
-async fn consume(args: PerfArgs, queue: String, expected: u64) -> Result<u64, String> {
+/// Consumes `expected` messages from `queue`; returns how many came and their end-to-end
+/// latencies (from the send time in their bodies).
+async fn consume(
+    args: PerfArgs,
+    queue: String,
+    expected: u64,
+    counters: Arc<Counters>,
+) -> Result<(u64, Histogram<u64>), String> {
+    let mode = args.ack_mode();
     let mut c = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
-    c.send(1, &Method::BasicQos(BasicQos { prefetch_count: args.prefetch, ..Default::default() })).await?;
-    c.expect(1, |m| matches!(m, Method::BasicQosOk)).await?;
-    let consume = BasicConsume { queue: queue.as_str().into(), no_ack: args.auto_ack, ..Default::default() };
-    c.send(1, &Method::BasicConsume(consume)).await?;
-    c.expect(1, |m| matches!(m, Method::BasicConsumeOk(_))).await?;
+    let qos = BasicQos { prefetch_count: args.prefetch, ..Default::default() };
+    c.call(Method::BasicQos(qos), |m| matches!(m, Method::BasicQosOk)).await?;
+    let consume = BasicConsume { queue: queue.as_str().into(), no_ack: mode == AckMode::Auto, ..Default::default() };
+    c.call(Method::BasicConsume(consume), |m| matches!(m, Method::BasicConsumeOk(_))).await?;
     let ack_every = (args.prefetch as u64 / 2).max(1);
-    let (mut received, mut last_tag, mut unacked) = (0u64, 0u64, 0u64);
+    let mut latency = stats::histogram();
+    let (mut received, mut last_tag, mut unacked, mut counted) = (0u64, 0u64, 0u64, 0u64);
     while received < expected {
         let completed = match c.next_frame().await? {
             Frame::Method { method: Method::BasicDeliver(d), .. } => {
@@ -181,7 +373,13 @@ async fn consume(args: PerfArgs, queue: String, expected: u64) -> Result<u64, St
             }
             Frame::Header { body_size, .. } => body_size == 0,
             // The tool's bodies fit in one frame, so a body frame completes a message.
-            Frame::Body { .. } => true,
+            Frame::Body { payload, .. } => {
+                if payload.len() >= 8 {
+                    let sent = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+                    stats::record(&mut latency, Duration::from_nanos(stats::now_ns().saturating_sub(sent)));
+                }
+                true
+            }
             Frame::Method { method: Method::ConnectionClose(cl), .. } => {
                 return Err(format!("server closed: {}", cl.reply_text))
             }
@@ -192,17 +390,35 @@ async fn consume(args: PerfArgs, queue: String, expected: u64) -> Result<u64, St
         }
         received += 1;
         unacked += 1;
-        if !args.auto_ack && unacked >= ack_every {
-            encode_method(&mut c.wbuf, 1, &Method::BasicAck(BasicAck { delivery_tag: last_tag, multiple: true }));
-            c.flush().await?;
-            unacked = 0;
+        match mode {
+            AckMode::Auto => {}
+            AckMode::Manual => {
+                encode_method(&mut c.wbuf, 1, &Method::BasicAck(BasicAck { delivery_tag: last_tag, multiple: false }));
+            }
+            AckMode::Multiple if unacked >= ack_every => {
+                encode_method(&mut c.wbuf, 1, &Method::BasicAck(BasicAck { delivery_tag: last_tag, multiple: true }));
+                unacked = 0;
+            }
+            AckMode::Multiple => {}
+        }
+        // Acks go out when nothing more is buffered to read, many per write.
+        if !c.frame_ready() {
+            if !c.wbuf.is_empty() {
+                c.flush().await?;
+            }
+            Counters::add(&counters.consumed, received - counted);
+            counted = received;
         }
     }
-    if !args.auto_ack && unacked > 0 {
-        c.send(1, &Method::BasicAck(BasicAck { delivery_tag: last_tag, multiple: true })).await?;
+    if mode == AckMode::Multiple && unacked > 0 {
+        encode_method(&mut c.wbuf, 1, &Method::BasicAck(BasicAck { delivery_tag: last_tag, multiple: true }));
     }
+    if !c.wbuf.is_empty() {
+        c.flush().await?;
+    }
+    Counters::add(&counters.consumed, received - counted);
     c.close().await?;
-    Ok(received)
+    Ok((received, latency))
 }
 
 fn rand_u32() -> u32 {
