@@ -15,6 +15,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 use warren_core::dead_letter::Reason;
 
+/// While the journal's writer is behind, a snapshot is tried once per this many changes.
+const SNAPSHOT_RETRY_CHANGES: u64 = 4096;
+
 /// Events kept per message; later ones are counted but not kept.
 const MAX_EVENTS: usize = 64;
 
@@ -259,6 +262,8 @@ struct State {
     by_message_id: HashMap<(String, String), u64>,
     /// Lines in the journal since it was last rewritten.
     journal_lines: usize,
+    /// Changes not written since the writer fell behind (0: it is not behind).
+    journal_missed: u64,
 }
 
 impl State {
@@ -304,6 +309,12 @@ pub fn asks_for_tracking(raw: &[u8]) -> bool {
     }
     let props = amqp_codec::BasicProperties::decode(bytes::Bytes::copy_from_slice(raw)).ok();
     props.and_then(|p| p.headers).and_then(|h| h.get(TRACK_HEADER).map(truthy)).unwrap_or(false)
+}
+
+/// Whether raw properties may carry [`ID_HEADER`] (a byte search; false means surely not).
+pub fn may_carry_id_header(raw: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\x0bx-warren-id";
+    amqp_codec::raw_properties::has_headers(raw) && raw.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }
 
 /// The external form of a tracking id.
@@ -358,7 +369,7 @@ impl Tracker {
         }
         Ok(Arc::new(Tracker {
             limits,
-            state: Mutex::new(State { records, order, by_message_id, journal_lines }),
+            state: Mutex::new(State { records, order, by_message_id, journal_lines, journal_missed: 0 }),
             changed: Notify::new(),
             finished: Mutex::new(None),
             journal: Some(journal),
@@ -374,16 +385,32 @@ impl Tracker {
 
     /// Appends record `id`'s state to the journal, rewriting it when it has grown to several
     /// times the live records. Called under the state lock, so lines keep the order of changes.
+    ///
+    /// When the writer is behind (its queue full), changes are dropped and counted, and a
+    /// snapshot of every record replaces the file once the queue takes one again (tried every
+    /// [`SNAPSHOT_RETRY_CHANGES`] changes).
     fn journal(&self, st: &mut State, id: u64) {
         let Some(journal) = &self.journal else { return };
-        if let Some(r) = st.records.get(&id) {
-            journal.send(Op::Line(line_of(id, r)));
-            st.journal_lines += 1;
+        if st.journal_missed == 0 {
+            if let Some(r) = st.records.get(&id) {
+                if journal.try_send(Op::Line(line_of(id, r))) {
+                    st.journal_lines += 1;
+                } else {
+                    tracing::warn!("the tracking journal is behind the disk; it will catch up with a snapshot");
+                    st.journal_missed = 1;
+                }
+            }
+        } else {
+            st.journal_missed += 1;
         }
-        if st.journal_lines > 4 * st.records.len() + 10_000 {
+        let behind = st.journal_missed > 0 && st.journal_missed % SNAPSHOT_RETRY_CHANGES == 1;
+        if behind || st.journal_lines > 4 * st.records.len() + 10_000 {
             let live: Vec<Vec<u8>> = st.records.iter().map(|(id, r)| line_of(*id, r)).collect();
-            st.journal_lines = live.len();
-            journal.send(Op::Compact(live));
+            let lines = live.len();
+            if journal.try_send(Op::Compact(live)) {
+                st.journal_lines = lines;
+                st.journal_missed = 0;
+            }
         }
     }
 

@@ -17,8 +17,9 @@ pub(crate) enum Op {
     Compact(Vec<Vec<u8>>),
 }
 
-/// Changes waiting for the writer at most; beyond, tracking waits for the disk (backpressure
-/// on whoever publishes tracked messages).
+/// Changes waiting for the writer at most; beyond, changes are not queued (the tracker then
+/// writes a whole snapshot once there is room again), so that no caller ever waits for the
+/// disk while it holds the tracker's or a queue's lock.
 const MAX_QUEUED: usize = 65_536;
 
 pub(crate) struct Journal {
@@ -68,9 +69,11 @@ impl Journal {
         Ok(Journal { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
     }
 
-    pub fn send(&self, op: Op) {
-        if let Some(tx) = self.tx.lock().as_ref() {
-            let _ = tx.send(op);
+    /// Queues `op` for the writer; false if the queue is full (the writer is behind the disk).
+    pub fn try_send(&self, op: Op) -> bool {
+        match self.tx.lock().as_ref() {
+            Some(tx) => !matches!(tx.try_send(op), Err(mpsc::TrySendError::Full(_))),
+            None => true,
         }
     }
 

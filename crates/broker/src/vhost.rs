@@ -559,7 +559,13 @@ impl VHost {
             )));
         }
         let opts_in = message.track == 0 && (ex.track || crate::tracking::asks_for_tracking(&message.properties));
-        let message = if opts_in { self.start_tracking(message) } else { message };
+        let message = if opts_in {
+            self.start_tracking(message)
+        } else if message.track == 0 && crate::tracking::may_carry_id_header(&message.properties) {
+            without_id_header(message)
+        } else {
+            message
+        };
         if let Some(delayed) = &ex.delayed {
             if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
                 return Ok(delayed.hold(&ex, message, delay_ms, on_durable));
@@ -651,6 +657,19 @@ impl VHost {
         }
         routed
     }
+}
+
+/// Only the broker sets `x-warren-id`: a publisher's own is removed, so consumers never see a
+/// tracking id that is not one.
+fn without_id_header(message: Arc<Message>) -> Arc<Message> {
+    let Some(mut props) = message.decode_properties() else { return message };
+    let Some(headers) = props.headers.as_mut() else { return message };
+    if headers.remove(crate::tracking::ID_HEADER).is_none() {
+        return message;
+    }
+    let mut m = (*message).clone();
+    m.properties = props.to_raw();
+    Arc::new(m)
 }
 
 /// BCC routing keys must not reach consumers: re-encode the properties without the header.

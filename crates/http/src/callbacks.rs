@@ -46,6 +46,13 @@ pub(crate) fn check_target(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(ApiError::bad_request(format!("URL '{url}' is not http or https")));
     }
+    // Credentials in a URL would also let `http://allowed:@elsewhere/` pass a prefix check.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ApiError::bad_request(format!("URL '{url}' carries credentials")));
+    }
+    // The prefixes are matched against the URL as parsed (host lower-cased, default port
+    // dropped), so spelling cannot slip past them.
+    let url = parsed.to_string();
     let allow = &settings.callback_allow;
     if !allow.is_empty() && !allow.iter().any(|prefix| url.starts_with(prefix.as_str())) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, format!("URL '{url}' is not allowed")));
@@ -59,11 +66,10 @@ pub(crate) fn check_target(
 }
 
 /// Starts the task that calls back for finished messages.
-pub fn start(broker: Broker, settings: Settings) {
+pub fn start(broker: Broker, settings: Settings, limit: Arc<Semaphore>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     broker.tracker().on_finished(tx);
     let client = reqwest::Client::builder().timeout(settings.callback_timeout).build().expect("an HTTP client");
-    let limit = Arc::new(Semaphore::new(settings.callback_concurrency.max(1)));
     tokio::spawn(async move {
         while let Some(id) = rx.recv().await {
             let (tracker, client, settings, limit) =

@@ -44,7 +44,7 @@ pub struct Settings {
     pub callback_secrets: std::collections::HashMap<String, String>,
     /// Timeout of one callback request.
     pub callback_timeout: Duration,
-    /// Callback requests in flight at once.
+    /// Outgoing requests (callbacks and pushes) in flight at once.
     pub callback_concurrency: usize,
     /// Attempts per callback.
     pub callback_max_attempts: u32,
@@ -152,8 +152,10 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    callbacks::start(broker.clone(), settings.clone());
-    let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone());
+    // Callbacks and pushes share one limit on outgoing requests.
+    let outgoing = Arc::new(tokio::sync::Semaphore::new(settings.callback_concurrency.max(1)));
+    callbacks::start(broker.clone(), settings.clone(), outgoing.clone());
+    let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing);
     let app = router(broker, settings, subscriptions.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     subscriptions.stop();

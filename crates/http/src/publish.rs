@@ -282,6 +282,11 @@ pub async fn publish(
     if let Some((url, key)) = callback {
         api.broker.tracker().call_back(track, url, key);
     }
+    // Consumers see the tracking id, as for a tracked AMQP publish.
+    props.headers.get_or_insert_with(FieldTable::new).insert(
+        ShortStr::from_static(warren_broker::tracking::ID_HEADER),
+        FieldValue::LongStr(Bytes::from(id_text(track).into_bytes())),
+    );
     if await_reply {
         // The consumer replies to this address (on the default exchange), with this correlation
         // id unless the publisher chose one.

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use warren_broker::consumer::{Consumer, ConsumerSink, Offer, Take};
 use warren_broker::tracking::{id_text, parse_id};
 use warren_broker::{Broker, Queue};
@@ -133,6 +133,9 @@ impl ConsumerSink for PushSink {
 struct Live {
     def: Definition,
     key: Vec<u8>,
+    /// Random per attach: the `webhook-id` of an untracked message includes it, so ids are not
+    /// reused when sequence numbers start again after a restart.
+    epoch: u32,
     queue: Arc<Queue>,
     consumer: Arc<Consumer>,
     sink: Arc<PushSink>,
@@ -176,35 +179,47 @@ pub struct Subscriptions {
     broker: Broker,
     settings: Settings,
     client: reqwest::Client,
+    /// Outgoing requests in flight at once, shared with callbacks.
+    outgoing: Arc<Semaphore>,
     path: Option<PathBuf>,
     live: Mutex<BTreeMap<String, Arc<Live>>>,
+    /// Kept subscriptions the configuration no longer allows (URL, secret): still kept, and
+    /// started again once a restart finds them allowed.
+    dormant: Mutex<Vec<Definition>>,
 }
 
 impl Subscriptions {
-    /// Loads the kept subscriptions and starts those whose queue still exists.
-    pub fn open(broker: Broker, settings: Settings) -> Arc<Subscriptions> {
+    /// Loads the kept subscriptions and starts those whose queue still exists. A file that
+    /// cannot be read is moved aside (never overwritten); subscriptions the configuration no
+    /// longer allows are kept, dormant.
+    pub fn open(broker: Broker, settings: Settings, outgoing: Arc<Semaphore>) -> Arc<Subscriptions> {
         let client = reqwest::Client::builder().timeout(settings.callback_timeout).build().expect("an HTTP client");
         let path = settings.data_dir.as_ref().map(|d| d.join(FILE_NAME));
-        let subs = Arc::new(Subscriptions { broker, settings, client, path, live: Mutex::new(BTreeMap::new()) });
-        let kept: Vec<Definition> = subs
-            .path
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .map(|bytes| {
-                serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "{FILE_NAME} is unreadable; push subscriptions were not restored");
-                    Vec::new()
-                })
-            })
-            .unwrap_or_default();
-        let mut dropped = false;
+        let kept = path.as_deref().map(read_kept).unwrap_or_default();
+        let subs = Arc::new(Subscriptions {
+            broker,
+            settings,
+            client,
+            outgoing,
+            path,
+            live: Mutex::new(BTreeMap::new()),
+            dormant: Mutex::new(Vec::new()),
+        });
+        let mut changed = false;
         for def in kept {
-            if let Err(e) = subs.attach(def.clone()) {
-                tracing::warn!(id = %def.id, queue = %def.queue, reason = %e.reason, "push subscription dropped");
-                dropped = true;
+            match subs.attach(def.clone()) {
+                Ok(_) => {}
+                Err(e) if e.status == StatusCode::NOT_FOUND => {
+                    tracing::warn!(id = %def.id, queue = %def.queue, "push subscription dropped: its queue is gone");
+                    changed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %def.id, queue = %def.queue, reason = %e.reason, "push subscription dormant");
+                    subs.dormant.lock().push(def);
+                }
             }
         }
-        if dropped {
+        if changed {
             subs.save(&subs.live.lock());
         }
         subs
@@ -241,13 +256,21 @@ impl Subscriptions {
             owner,
             sink: sink.clone(),
         });
-        let live = Arc::new(Live { def: Definition { url, ..def }, key, queue, consumer, sink });
-        self.live.lock().insert(live.def.id.clone(), live.clone());
-        tokio::spawn(run(Arc::downgrade(self), live.clone(), pushes, self.client.clone(), self.settings.clone()));
+        let epoch = rand::random::<u32>();
+        let live = Arc::new(Live { def: Definition { url, ..def }, key, epoch, queue, consumer, sink });
+        let (client, settings, outgoing) = (self.client.clone(), self.settings.clone(), self.outgoing.clone());
+        tokio::spawn(run(Arc::downgrade(self), live.clone(), pushes, client, settings, outgoing));
         if let Err(e) = live.queue.add_consumer(live.consumer.clone(), || {}) {
-            self.live.lock().remove(&live.def.id);
             live.sink.stop.send_replace(true);
             return Err(ApiError::from_amqp(e));
+        }
+        // Only a subscription whose consumer was accepted is listed (and so saved); one whose
+        // queue went meanwhile is not.
+        self.live.lock().insert(live.def.id.clone(), live.clone());
+        if live.queue.is_deleted() {
+            self.live.lock().remove(&live.def.id);
+            live.sink.stop.send_replace(true);
+            return Err(crate::ApiError::not_found(format!("no queue '{}'", live.def.queue)));
         }
         Ok(live)
     }
@@ -264,12 +287,17 @@ impl Subscriptions {
     /// leaves one or the other.
     fn save(&self, live: &BTreeMap<String, Arc<Live>>) {
         let Some(path) = &self.path else { return };
-        let defs: Vec<&Definition> = live.values().map(|l| &l.def).collect();
+        let dormant = self.dormant.lock();
+        let defs: Vec<&Definition> = live.values().map(|l| &l.def).chain(dormant.iter()).collect();
         let bytes = serde_json::to_vec_pretty(&defs).expect("definitions serialize");
         let tmp = path.with_extension("json.tmp");
         let written = (|| {
             use std::io::Write;
-            let mut file = std::fs::File::create(&tmp)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600); // it holds secrets
+            let mut file = options.open(&tmp)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)?;
@@ -281,6 +309,26 @@ impl Subscriptions {
     }
 }
 
+/// The kept definitions in `path`; an unreadable file is renamed aside, so a later save does
+/// not destroy what it held.
+fn read_kept(path: &std::path::Path) -> Vec<Definition> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "cannot read the push subscriptions");
+            Vec::new()
+        }
+    };
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        let aside = path.with_extension(format!("json.unreadable-{}", now_ms()));
+        let moved = std::fs::rename(path, &aside);
+        tracing::error!(error = %e, aside = %aside.display(), moved = moved.is_ok(),
+            "{FILE_NAME} is unreadable; moved aside, its subscriptions were not restored");
+        Vec::new()
+    })
+}
+
 /// Pushes what the queue hands the subscription until it is stopped; a queue deletion removes
 /// the subscription.
 async fn run(
@@ -289,13 +337,14 @@ async fn run(
     mut pushes: mpsc::UnboundedReceiver<Entry>,
     client: reqwest::Client,
     settings: Settings,
+    outgoing: Arc<Semaphore>,
 ) {
     let mut stop = live.sink.stop.subscribe();
     loop {
         tokio::select! {
             entry = pushes.recv() => {
                 let Some(entry) = entry else { return };
-                tokio::spawn(push(live.clone(), entry, client.clone(), settings.clone()));
+                tokio::spawn(push(live.clone(), entry, client.clone(), settings.clone(), outgoing.clone()));
             }
             _ = stop.wait_for(|stopped| *stopped) => break,
         }
@@ -321,11 +370,14 @@ struct Payload<'a> {
 }
 
 /// Pushes one message until it is accepted, its attempts run out, or the subscription stops.
-async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: Settings) {
+async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: Settings, outgoing: Arc<Semaphore>) {
     let message = MessageJson::of(&entry);
-    let track = entry.message.track;
-    let webhook_id =
-        if track != 0 { format!("msg_{}", id_text(track)) } else { format!("push_{}_{}", live.def.id, entry.seq) };
+    // The same on every attempt, different for every message and subscription (a receiver
+    // that drops repeated ids loses nothing).
+    let webhook_id = match entry.message.track {
+        0 => format!("push_{}_{:08x}_{}", live.def.id, live.epoch, entry.seq),
+        track => format!("push_{}_{}", live.def.id, id_text(track)),
+    };
     let mut stop = live.sink.stop.subscribe();
     for attempt in 1..=live.def.max_attempts {
         if *stop.borrow() {
@@ -333,6 +385,7 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
         }
         let payload = Payload { subscription: &live.def.id, queue: &live.def.queue, attempt, message: &message };
         let body = serde_json::to_vec(&payload).expect("a payload serializes");
+        let permit = outgoing.acquire().await.expect("the semaphore is never closed");
         let timestamp_s = now_s();
         let result = client
             .post(&live.def.url)
@@ -343,6 +396,7 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
             .body(body)
             .send()
             .await;
+        drop(permit);
         live.sink.attempts.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
             Ok(resp) if resp.status().is_success() => {
@@ -393,7 +447,7 @@ pub async fn create(
     if req.max_in_flight == 0 || req.max_in_flight > MAX_IN_FLIGHT {
         return Err(ApiError::bad_request(format!("max_in_flight must be between 1 and {MAX_IN_FLIGHT}")));
     }
-    let max_attempts = req.max_attempts.unwrap_or(api.settings.callback_max_attempts);
+    let max_attempts = req.max_attempts.unwrap_or(api.settings.callback_max_attempts.min(MAX_ATTEMPTS));
     if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
         return Err(ApiError::bad_request(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}")));
     }
@@ -466,6 +520,10 @@ pub async fn delete(
     let subs = &api.subscriptions;
     {
         let mut all = subs.live.lock();
+        // Of two deletes at once, only the one that removes it answers 204.
+        if !all.get(&id).is_some_and(|l| Arc::ptr_eq(l, &live)) {
+            return Err(not_found(&id));
+        }
         all.remove(&id);
         subs.save(&all);
     }

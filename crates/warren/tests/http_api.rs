@@ -69,6 +69,7 @@ async fn a_raw_publish_is_accepted_at_once_and_its_outcome_followed_to_the_ack()
     assert_eq!(*d.properties.delivery_mode(), Some(2), "persistent by default");
     let tenant = d.properties.headers().as_ref().and_then(|h| h.inner().get("tenant").cloned());
     assert_eq!(tenant, Some(AMQPValue::LongString(LongString::from("acme"))));
+    assert_eq!(warren_id(&d), Some(id.clone()), "the consumer sees the tracking id");
 
     let pending = status_until(&server, &id, |s| events(s).contains(&"delivered".to_string())).await;
     assert_eq!(pending["outcome"], json!("pending"));
@@ -481,7 +482,7 @@ async fn amqp_publishes_opt_in_to_tracking_by_header_or_exchange_argument() {
     assert_eq!(warren_id(&tracked), Some(id.clone()), "the consumer sees the tracking id");
     within(tracked.ack(BasicAckOptions::default())).await.unwrap();
     let plain = next_delivery(&mut consumer).await;
-    assert_eq!(warren_id(&plain), None);
+    assert_eq!(warren_id(&plain), None, "only the broker sets x-warren-id");
     within(plain.ack(BasicAckOptions::default())).await.unwrap();
     let done = status_until(&server, &id, |s| s["finished"] == json!(true)).await;
     assert_eq!(done["outcome"], json!("succeeded"));

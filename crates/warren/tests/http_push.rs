@@ -71,7 +71,7 @@ async fn each_message_is_pushed_signed_and_a_2xx_acks_it() {
     assert_eq!(code, StatusCode::ACCEPTED, "{accepted}");
     let (webhook_id, pushed) = verified(&within(calls.recv()).await.unwrap());
     assert_eq!(pushed["id"], accepted["id"]);
-    assert_eq!(webhook_id, format!("msg_{}", accepted["id"].as_str().unwrap()));
+    assert_eq!(webhook_id, format!("push_{}_{}", view["id"].as_str().unwrap(), accepted["id"].as_str().unwrap()));
     let status_url = server.http_url(accepted["status_url"].as_str().unwrap());
     let status = view_until(&status_url, |s| s["outcome"] == json!("succeeded")).await;
     let events: Vec<&str> = status["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
@@ -189,6 +189,7 @@ async fn bad_subscriptions_get_a_json_4xx_and_a_deleted_queue_ends_its_subscript
         (json!({ "url": hook, "secret": "plain" }), StatusCode::BAD_REQUEST, "not a whsec_ secret"),
         (json!({ "url": "ftp://127.0.0.1/x", "secret": SECRET }), StatusCode::BAD_REQUEST, "not http"),
         (json!({ "url": "http://example.com/x", "secret": SECRET }), StatusCode::FORBIDDEN, "not allowed"),
+        (json!({ "url": "http://127.0.0.1:@example.com/x", "secret": SECRET }), StatusCode::BAD_REQUEST, "credentials"),
         (json!({ "url": hook, "secret": SECRET, "max_in_flight": 0 }), StatusCode::BAD_REQUEST, "no credit"),
         (json!({ "url": hook, "secret": SECRET, "max_attempts": 0 }), StatusCode::BAD_REQUEST, "no attempt"),
         (json!({ "url": hook, "secret": SECRET, "colour": "red" }), StatusCode::BAD_REQUEST, "unknown field"),
@@ -208,11 +209,26 @@ async fn bad_subscriptions_get_a_json_4xx_and_a_deleted_queue_ends_its_subscript
     assert_eq!(code, StatusCode::UNAUTHORIZED);
     assert_eq!(q::counts(&ch, &queue).await.unwrap(), (0, 0), "no subscription was made");
 
-    let (_, url) = subscribe(&server, &queue, json!({ "url": hook, "secret": SECRET })).await;
+    // A queue another consumer holds exclusively refuses the subscription, which is not kept.
+    let exclusive = unique("push-exclusive");
+    q::declare(&ch, &exclusive).await;
+    let opts = lapin::options::BasicConsumeOptions { exclusive: true, ..Default::default() };
+    let _holder =
+        within(ch.basic_consume(exclusive.as_str().into(), "".into(), opts, FieldTable::default())).await.unwrap();
+    let spec = json!({ "url": hook, "secret": SECRET });
+    let (code, body, _) = send(http().post(subscriptions_url(&server, &exclusive)).json(&spec)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+
+    let (view, url) = subscribe(&server, &queue, json!({ "url": hook, "secret": SECRET })).await;
+    let kept = server.data_dir().join("push-subscriptions.json");
+    let id = view["id"].as_str().unwrap().to_owned();
+    assert!(std::fs::read_to_string(&kept).unwrap().contains(&id));
     within(ch.queue_delete(queue.as_str().into(), Default::default())).await.unwrap();
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while send(http().get(&url)).await.0 != StatusCode::NOT_FOUND {
         assert!(tokio::time::Instant::now() < deadline, "the subscription outlived its queue");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let file = std::fs::read_to_string(&kept).unwrap();
+    assert!(!file.contains(&id) && !file.contains(&exclusive), "neither is kept: {file}");
 }
