@@ -56,6 +56,18 @@ impl PartialEq for Dest {
     }
 }
 
+impl Eq for Dest {}
+
+/// Hashes the identity that equality compares.
+impl std::hash::Hash for Dest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Dest::Queue(q) => (0u8, Arc::as_ptr(q) as usize).hash(state),
+            Dest::Exchange(e) => (1u8, Arc::as_ptr(e) as usize).hash(state),
+        }
+    }
+}
+
 impl std::fmt::Debug for Dest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -29,10 +29,14 @@ enum Index<D> {
 #[derive(Debug)]
 pub struct Bindings<D> {
     list: Vec<Binding<D>>,
+    /// Where each destination's bindings are in `list`, so that adding, removing and looking
+    /// up a binding never scans the list (an exchange may hold 100,000 bindings: scanning made
+    /// declaring them quadratic).
+    by_destination: HashMap<D, Vec<usize>>,
     index: Index<D>,
 }
 
-impl<D: Clone + PartialEq> Bindings<D> {
+impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
     pub fn new(kind: ExchangeKind) -> Self {
         let index = match kind {
             ExchangeKind::Direct => Index::Direct(HashMap::new()),
@@ -40,7 +44,7 @@ impl<D: Clone + PartialEq> Bindings<D> {
             ExchangeKind::Topic => Index::Topic(TopicTrie::default()),
             ExchangeKind::Headers => Index::Headers(Vec::new()),
         };
-        Bindings { list: Vec::new(), index }
+        Bindings { list: Vec::new(), by_destination: HashMap::new(), index }
     }
 
     pub fn list(&self) -> &[Binding<D>] {
@@ -52,8 +56,13 @@ impl<D: Clone + PartialEq> Bindings<D> {
     }
 
     /// Add a binding; binding twice is a no-op (returns false), as in AMQP.
+    /// Where `binding` is in the list.
+    fn position(&self, binding: &Binding<D>) -> Option<usize> {
+        self.by_destination.get(&binding.destination)?.iter().copied().find(|&i| self.list[i] == *binding)
+    }
+
     pub fn add(&mut self, binding: Binding<D>) -> Result<bool, AmqpError> {
-        if self.list.contains(&binding) {
+        if self.position(&binding).is_some() {
             return Ok(false);
         }
         let Binding { destination, routing_key, arguments } = &binding;
@@ -66,16 +75,31 @@ impl<D: Clone + PartialEq> Bindings<D> {
                 all.push((mode, arguments.clone(), destination.clone()));
             }
         }
+        self.by_destination.entry(binding.destination.clone()).or_default().push(self.list.len());
         self.list.push(binding);
         Ok(true)
     }
 
     /// Remove one binding; returns false if it did not exist.
     pub fn remove(&mut self, binding: &Binding<D>) -> bool {
-        let Some(pos) = self.list.iter().position(|b| b == binding) else {
+        let Some(pos) = self.position(binding) else {
             return false;
         };
+        let last = self.list.len() - 1;
         let b = self.list.swap_remove(pos);
+        if let Some(positions) = self.by_destination.get_mut(&b.destination) {
+            positions.retain(|&i| i != pos);
+            if positions.is_empty() {
+                self.by_destination.remove(&b.destination);
+            }
+        }
+        if pos != last {
+            // The last binding moved into the gap.
+            let moved = &self.list[pos].destination;
+            if let Some(i) = self.by_destination.get_mut(moved).and_then(|ps| ps.iter_mut().find(|i| **i == last)) {
+                *i = pos;
+            }
+        }
         match &mut self.index {
             Index::Direct(map) => {
                 if let Some(dests) = map.get_mut(&b.routing_key) {
@@ -106,12 +130,13 @@ impl<D: Clone + PartialEq> Bindings<D> {
 
     /// Remove every binding to `destination` (its queue or exchange was deleted).
     pub fn remove_destination(&mut self, destination: &D) -> usize {
-        let doomed: Vec<Binding<D>> = self.list.iter().filter(|b| b.destination == *destination).cloned().collect();
+        let positions = self.by_destination.get(destination).cloned().unwrap_or_default();
+        let doomed: Vec<Binding<D>> = positions.iter().map(|&i| self.list[i].clone()).collect();
         doomed.iter().filter(|b| self.remove(b)).count()
     }
 
     pub fn has_destination(&self, destination: &D) -> bool {
-        self.list.iter().any(|b| b.destination == *destination)
+        self.by_destination.contains_key(destination)
     }
 
     /// Whether routing needs the message's headers (decoded lazily by the caller only then).
@@ -153,6 +178,28 @@ mod tests {
         b.route(key, None, &mut |d| out.push(*d));
         out.sort();
         out
+    }
+
+    #[test]
+    fn removals_keep_every_other_binding_findable() {
+        let mut b = Bindings::new(ExchangeKind::Topic);
+        for d in 0..50u32 {
+            for k in ["a.*", "b.#", "c"] {
+                assert!(b.add(bind(d, k)).unwrap());
+            }
+        }
+        for d in (0..50u32).step_by(3) {
+            assert!(b.remove(&bind(d, "b.#")));
+        }
+        assert_eq!(b.remove_destination(&7), 3);
+        for d in 0..50u32 {
+            let kept = d != 7;
+            assert_eq!(b.has_destination(&d), kept, "{d}");
+            assert_eq!(!b.add(bind(d, "a.*")).unwrap(), kept, "a.* of {d} is known exactly when kept");
+            assert_eq!(!b.add(bind(d, "b.#")).unwrap(), kept && d % 3 != 0, "b.# of {d}");
+        }
+        // 150, less 17 `b.#` and 7's three, plus the 19 added back by the loop.
+        assert_eq!(b.list().len(), 150 - 17 - 3 + 19);
     }
 
     #[test]
