@@ -6,7 +6,8 @@ use crate::outbound::Outbound;
 use amqp_codec::{BasicCancel, BasicDeliver, BasicGetOk, Method, ShortStr, BASIC_CLASS_ID};
 use bytes::BytesMut;
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use warren_broker::{Consumer, ConsumerSink, Offer, Queue, Take, Timers};
 use warren_core::{Entry, Message};
@@ -36,7 +37,8 @@ pub struct ChannelConsumer {
 pub struct DeliveryState {
     next_tag: u64,
     pub unacked: BTreeMap<u64, Unacked>,
-    pub consumers: HashMap<ShortStr, ChannelConsumer>,
+    /// By tag; Fx hashing because every delivery and ack looks its consumer up.
+    pub consumers: FxHashMap<ShortStr, ChannelConsumer>,
     /// basic.qos global=true; 0 = unlimited.
     pub channel_prefetch: u16,
     /// basic.qos global=false, applied to consumers created afterwards.

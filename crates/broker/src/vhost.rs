@@ -12,7 +12,7 @@ use crate::{Consumer, Queue};
 use amqp_codec::{FieldTable, ShortStr};
 use bytes::Bytes;
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use warren_core::names;
 use warren_core::policy::Policies;
@@ -22,8 +22,11 @@ use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
 
 pub struct VHost {
     pub name: String,
-    exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
-    queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    // Fx, not SipHash: looked up by name on every publish, and names are not attacker-chosen
+    // keys of a map an attacker can grow unboundedly (declarations need permissions and are
+    // bounded).
+    exchanges: RwLock<FxHashMap<ShortStr, Arc<Exchange>>>,
+    queues: RwLock<FxHashMap<ShortStr, Arc<Queue>>>,
     durability: Option<Arc<Durability>>,
     timers: Arc<Timers>,
     policies: Arc<Policies>,
@@ -104,7 +107,7 @@ impl VHost {
         VHost {
             name: name.to_string(),
             exchanges: RwLock::new(exchanges),
-            queues: RwLock::new(HashMap::new()),
+            queues: RwLock::new(FxHashMap::default()),
             durability,
             timers,
             policies,
