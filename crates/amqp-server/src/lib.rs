@@ -11,6 +11,7 @@ mod io;
 mod outbound;
 mod pending;
 mod sink;
+mod unacked;
 
 use handshake::HandshakeError;
 use outbound::Outbound;

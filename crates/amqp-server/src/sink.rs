@@ -3,11 +3,12 @@
 //! channel.flow, and encoding basic.deliver into the connection's outbound buffer.
 
 use crate::outbound::Outbound;
+use crate::unacked::ByTag;
 use amqp_codec::{BasicCancel, BasicDeliver, BasicGetOk, Method, ShortStr, BASIC_CLASS_ID};
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use warren_broker::{Consumer, ConsumerSink, Offer, Queue, Take, Timers};
 use warren_core::{Entry, Message};
@@ -36,7 +37,7 @@ pub struct ChannelConsumer {
 #[derive(Default)]
 pub struct DeliveryState {
     next_tag: u64,
-    pub unacked: BTreeMap<u64, Unacked>,
+    pub unacked: ByTag<Unacked>,
     /// By tag; Fx hashing because every delivery and ack looks its consumer up.
     pub consumers: FxHashMap<ShortStr, ChannelConsumer>,
     /// basic.qos global=true; 0 = unlimited.
@@ -67,16 +68,15 @@ impl DeliveryState {
     pub fn settle(&mut self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
         let taken: Vec<Unacked> = if multiple {
             let upto = if tag == 0 { u64::MAX } else { tag };
-            let keep = self.unacked.split_off(&upto.saturating_add(1));
-            let taken = std::mem::replace(&mut self.unacked, keep);
+            let taken = self.unacked.take_upto(upto);
             let later = self.timed_out.split_off(&upto.saturating_add(1));
             let forgotten = std::mem::replace(&mut self.timed_out, later);
             if tag != 0 && taken.is_empty() && forgotten.is_empty() {
                 return None;
             }
-            taken.into_values().collect()
+            taken
         } else {
-            match self.unacked.remove(&tag) {
+            match self.unacked.remove(tag) {
                 Some(u) => vec![u],
                 None if self.timed_out.remove(&tag) => Vec::new(),
                 None => return None,
@@ -93,11 +93,9 @@ impl DeliveryState {
     /// Takes every delivery of consumer `tag` out of the unacked set, remembering their tags
     /// as timed out.
     pub fn take_timed_out(&mut self, tag: &ShortStr) -> Vec<Unacked> {
-        let tags: Vec<u64> =
-            self.unacked.iter().filter(|(_, u)| u.consumer_tag.as_ref() == Some(tag)).map(|(t, _)| *t).collect();
-        let mut taken = Vec::with_capacity(tags.len());
-        for t in tags {
-            taken.extend(self.unacked.remove(&t));
+        let mut taken = Vec::new();
+        for (t, u) in self.unacked.take_where(|u| u.consumer_tag.as_ref() == Some(tag)) {
+            taken.push(u);
             self.timed_out.insert(t);
         }
         while self.timed_out.len() > MAX_TIMED_OUT_TAGS {
@@ -111,7 +109,7 @@ impl DeliveryState {
             c.unacked = 0;
         }
         self.timed_out.clear();
-        std::mem::take(&mut self.unacked).into_values().collect()
+        self.unacked.take_all()
     }
 }
 

@@ -7,7 +7,8 @@
 //! looked at, and anywhere in the queue on a sweep.
 
 use crate::Message;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// A message's place in one queue.
@@ -119,7 +120,8 @@ pub struct QueueMessages {
     ready: VecDeque<Entry>,
     /// Requeued messages; delivered before `ready` so a queue keeps its order across redelivery.
     returned: BTreeMap<u64, Entry>,
-    unacked: HashMap<u64, Entry>,
+    /// By sequence number; Fx hashing, as every delivery and ack touches it.
+    unacked: FxHashMap<u64, Entry>,
     ready_bytes: u64,
     unacked_bytes: u64,
     /// The queue's `x-message-ttl`.
