@@ -79,15 +79,23 @@ WARREN_PORT=$(grep -o 'amqp_addr=[^ ]*' "$WORK/warren.log" | head -n 1 | sed 's/
 [[ -n "$WARREN_PORT" ]] || { echo "bench: warren did not start"; cat "$WORK/warren.log"; exit 1; }
 
 # ---- the matrix -----------------------------------------------------------------------------
-# name | metric (publish or e2e) | warren perf arguments
+# name | rate reported (publish, e2e or rpc) | latency reported (confirm, e2e or -) | warren perf
+# arguments | arguments of a publish-only run that fills the queue QUEUE first (consume-only runs)
 SCENARIOS=(
-    "16 B transient, publish only|publish|--count 500000 --size 16 --consumers 0"
-    "16 B transient, end-to-end|e2e|--count 500000 --size 16 --consumers 1"
-    "16 B transient, confirms, end-to-end|e2e|--count 500000 --size 16 --consumers 1 --confirm 1000"
-    "16 B persistent, confirms, publish only|publish|--count 200000 --size 16 --consumers 0 --persistent --confirm 1000"
-    "16 B persistent, confirms, end-to-end|e2e|--count 200000 --size 16 --consumers 1 --persistent --confirm 1000"
-    "1 KiB persistent, confirms, publish only|publish|--count 100000 --size 1024 --consumers 0 --persistent --confirm 1000"
-    "1 KiB persistent, confirms, end-to-end|e2e|--count 100000 --size 1024 --consumers 1 --persistent --confirm 1000"
+    "16 B transient, publish only|publish|-|--count 500000 --size 16 --consumers 0|"
+    "16 B transient, consume only, manual acks|e2e|-|--producers 0 --count 300000 --queue QUEUE --ack-mode manual|--count 300000 --size 16 --consumers 0 --queue QUEUE"
+    "16 B transient, consume only, auto-ack|e2e|-|--producers 0 --count 300000 --queue QUEUE --ack-mode auto|--count 300000 --size 16 --consumers 0 --queue QUEUE"
+    "16 B transient, end-to-end|e2e|-|--count 500000 --size 16 --consumers 1|"
+    "16 B transient, end-to-end, auto-ack|e2e|-|--count 500000 --size 16 --consumers 1 --ack-mode auto|"
+    "16 B transient, confirms, end-to-end|e2e|confirm|--count 500000 --size 16 --consumers 1 --confirm 1000|"
+    "16 B transient, fan-out to 10 queues (deliveries)|e2e|-|--count 100000 --size 16 --consumers 1 --fanout 10|"
+    "16 B transient, end-to-end at 10k msg/s|e2e|e2e|--count 50000 --size 16 --consumers 1 --rate 10000|"
+    "16 B persistent, confirms, publish only|publish|confirm|--count 200000 --size 16 --consumers 0 --persistent --confirm 1000|"
+    "16 B persistent, confirms, end-to-end|e2e|confirm|--count 200000 --size 16 --consumers 1 --persistent --confirm 1000|"
+    "1 KiB persistent, confirms, publish only|publish|confirm|--count 100000 --size 1024 --consumers 0 --persistent --confirm 1000|"
+    "1 KiB persistent, confirms, end-to-end|e2e|confirm|--count 100000 --size 1024 --consumers 1 --persistent --confirm 1000|"
+    "RPC round trips, reply queue|rpc|e2e|--rpc --count 20000 --size 16|"
+    "RPC round trips, direct reply-to|rpc|e2e|--rpc --direct-reply-to --count 20000 --size 16|"
 )
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -95,7 +103,14 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 run_one() { # broker port pid scenario-index round
     local broker=$1 port=$2 pid=$3 i=$4 round=$5
-    IFS='|' read -r name metric args <<<"${SCENARIOS[$i]}"
+    IFS='|' read -r name metric latency args prefill <<<"${SCENARIOS[$i]}"
+    local queue="warren-bench-$broker-$i-$round"
+    args=${args//QUEUE/$queue}
+    prefill=${prefill//QUEUE/$queue}
+    if [[ -n "$prefill" ]]; then
+        # shellcheck disable=SC2086
+        "$WARREN" perf --addr "127.0.0.1:$port" --timeout-s 120 $prefill >/dev/null 2>&1 || true
+    fi
     local t0 c0 result c1 t1
     t0=$(date +%s.%N)
     c0=$(cpu_ticks "$pid")
@@ -103,25 +118,27 @@ run_one() { # broker port pid scenario-index round
     result=$("$WARREN" perf --addr "127.0.0.1:$port" --timeout-s 120 $args 2>&1 | tail -n 1) || result='{}'
     c1=$(cpu_ticks "$pid")
     t1=$(date +%s.%N)
-    python3 - "$broker" "$name" "$metric" "$round" "$t0" "$t1" "$c0" "$c1" "$(rss_kb "$pid")" "$result" >>"$RUNS" <<'EOF'
-import json, os, sys
-broker, name, metric, round_, t0, t1, c0, c1, rss, result = sys.argv[1:]
-try:
-    r = json.loads(result)
-    rate = r["publish_msgs_per_s"] if metric == "publish" else r["end_to_end_msgs_per_s"]
-except (ValueError, KeyError):
-    r, rate = {}, None
-wall = float(t1) - float(t0)
-cpu = (int(c1) - int(c0)) / os.sysconf("SC_CLK_TCK")
-print(json.dumps({"broker": broker, "scenario": name, "round": int(round_), "rate": rate,
-                  "cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else None,
-                  "rss_mb": round(int(rss) / 1024, 1), "tool_cpu_percent": r.get("tool_cpu_percent")}))
-EOF
-    printf '  %-9s %-45s %s\n' "$broker" "$name" "$(tail -n 1 "$RUNS")"
+    python3 "$ROOT/scripts/bench_record.py" run "$broker" "$name" "$metric" "$latency" "$round" "$t0" "$t1" "$c0" "$c1" \
+        "$(rss_kb "$pid")" "$result" >>"$RUNS"
+    printf '  %-9s %-50s %s\n' "$broker" "$name" "$(tail -n 1 "$RUNS")"
 }
 
+memory_one() { # broker port pid round: RSS per idle connection and per queue with a consumer
+    local broker=$1 port=$2 pid=$3 round=$4 result
+    result=$("$WARREN" perf --addr "127.0.0.1:$port" --timeout-s 120 --memory --connections 1000 --queues 1000 \
+        --broker-pid "$pid" 2>&1 | tail -n 1) || result='{}'
+    python3 "$ROOT/scripts/bench_record.py" memory "$broker" "$round" "$result" >>"$MEMORY"
+    printf '  %-9s %-50s %s\n' "$broker" "memory" "$(tail -n 1 "$MEMORY")"
+}
+
+MEMORY=$OUT/memory.jsonl
+: >"$MEMORY"
 IDLE_WARREN_RSS=$(rss_kb "$WARREN_PID")
 IDLE_RMQ_RSS=$(rss_kb "$RMQ_PID")
+# Memory first, on the fresh brokers: after the load runs an allocator hands new connections
+# memory it already holds, and growth would read as nothing.
+memory_one warren "$WARREN_PORT" "$WARREN_PID" 1
+memory_one rabbitmq "$RMQ_PORT" "$RMQ_PID" 1
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
     for i in "${!SCENARIOS[@]}"; do
@@ -141,6 +158,6 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 # ---- the report -----------------------------------------------------------------------------
-python3 "$ROOT/scripts/bench_report.py" "$RUNS" "$ROOT/BENCHMARKS.md" "$RMQ_VERSION" "$IDLE_WARREN_RSS" "$IDLE_RMQ_RSS" \
+python3 "$ROOT/scripts/bench_report.py" "$RUNS" "$MEMORY" "$ROOT/BENCHMARKS.md" "$RMQ_VERSION" "$IDLE_WARREN_RSS" "$IDLE_RMQ_RSS" \
     "$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')" "$(nproc)" \
     "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)" "$SECONDS"

@@ -1,11 +1,12 @@
 """Writes the report of scripts/bench-vs-rabbitmq.sh into BENCHMARKS.md from its raw runs.
 
-Usage: bench_report.py RUNS.jsonl BENCHMARKS.md RABBITMQ_VERSION IDLE_WARREN_KB IDLE_RABBITMQ_KB
-       CPU_MODEL CORES MEMORY SECONDS
+Usage: bench_report.py RUNS.jsonl MEMORY.jsonl BENCHMARKS.md RABBITMQ_VERSION IDLE_WARREN_KB
+       IDLE_RABBITMQ_KB CPU_MODEL CORES MEMORY SECONDS
 """
 import datetime, json, statistics, sys
-runs_path, bench_path, rmq_version, idle_w, idle_r, cpu, cores, mem, seconds = sys.argv[1:]
+runs_path, memory_path, bench_path, rmq_version, idle_w, idle_r, cpu, cores, mem, seconds = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
+memory = [json.loads(l) for l in open(memory_path) if l.strip()]
 scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
 def med(broker, scenario, key):
     # Only runs that produced a figure: a stalled run's CPU and RSS say nothing about the load.
@@ -15,6 +16,10 @@ def med(broker, scenario, key):
 def ok(broker, scenario):
     mine = [r for r in runs if r["broker"] == broker and r["scenario"] == scenario]
     return f"{sum(r['rate'] is not None for r in mine)}/{len(mine)}"
+def latency(us):
+    if us is None:
+        return ""
+    return f"{us / 1000:,.1f} ms" if us >= 1000 else f"{us:,.0f} µs"
 def fmt(v, unit=""):
     return "n/a" if v is None else f"{v:,.0f}{unit}"
 tool_cpus = [r["tool_cpu_percent"] for r in runs if r.get("tool_cpu_percent") is not None]
@@ -26,22 +31,39 @@ lines = [
     f"- Machine: {cores} vCPU {cpu}, {mem}. Both brokers and the load tool share it.",
     f"- Brokers: Warren (release build, defaults) and RabbitMQ {rmq_version.strip()} (Debian package, "
     "defaults, no plugins, durable classic queue for persistent runs), each with its own data directory.",
-    "- Tool: `warren perf`, 1 producer, 1 consumer (prefetch 1000, `multiple` acks every 500) where a "
-    "consumer runs; one fresh queue per run, deleted after it.",
+    "- Tool: `warren perf`, 1 producer, 1 consumer (prefetch 1000, `multiple` acks every 500 unless the "
+    "scenario says otherwise) where a consumer runs; fresh queues per run, deleted after it (consume-only runs "
+    "read a queue that a publish-only run filled just before). Fan-out counts deliveries (10 per message). "
+    "RPC: one client, one server, one call in flight.",
+    "- p99 latency: of publisher confirms (confirm scenarios), from publish to delivery (the 10k msg/s run), "
+    "or of the round trip (RPC), from the tool's HDR histograms.",
     f"- {max(r['round'] for r in runs)} rounds, alternating which broker goes first; medians. "
     f"Broker CPU is its CPU time over the run's wall time (200% = both cores). Whole run: {seconds} s.",
     f"- Idle RSS: Warren {int(idle_w) / 1024:.1f} MB, RabbitMQ {int(idle_r) / 1024:.1f} MB. The load tool's own CPU "
     f"(median over all runs): {fmt(tool_cpu, '%')}.",
     "",
-    "| scenario | Warren msg/s | RabbitMQ msg/s | Warren / RabbitMQ | Warren CPU | RabbitMQ CPU | Warren RSS | RabbitMQ RSS | runs with a result (W, R) |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| scenario | Warren msg/s | RabbitMQ msg/s | Warren / RabbitMQ | p99 latency Warren | p99 latency RabbitMQ | Warren CPU | RabbitMQ CPU | Warren RSS | RabbitMQ RSS | runs with a result (W, R) |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for s in scenarios:
     w, r = med("warren", s, "rate"), med("rabbitmq", s, "rate")
     ratio = f"{w / r:.1f}x" if w and r else "n/a"
-    lines.append(f"| {s} | {fmt(w)} | {fmt(r)} | {ratio} | {fmt(med('warren', s, 'cpu_percent'), '%')} | "
+    lw, lr = med("warren", s, "p99_us"), med("rabbitmq", s, "p99_us")
+    lines.append(f"| {s} | {fmt(w)} | {fmt(r)} | {ratio} | {latency(lw)} | {latency(lr)} | {fmt(med('warren', s, 'cpu_percent'), '%')} | "
                  f"{fmt(med('rabbitmq', s, 'cpu_percent'), '%')} | {fmt(med('warren', s, 'rss_mb'), ' MB')} | "
                  f"{fmt(med('rabbitmq', s, 'rss_mb'), ' MB')} | {ok('warren', s)}, {ok('rabbitmq', s)} |")
+def mem_med(broker, key):
+    vals = [m[key] for m in memory if m["broker"] == broker and m.get(key) is not None]
+    return statistics.median(vals) if vals else None
+if memory:
+    lines += ["", "Memory (`warren perf --memory` on each fresh broker before the runs above: 1,000 idle "
+              "connections, then 1,000 queues with a consumer each; the broker's RSS growth divided by the count):", "",
+              "| | Warren | RabbitMQ | Warren / RabbitMQ |", "|---|---:|---:|---:|",
+              f"| idle RSS | {int(idle_w) / 1024:.1f} MB | {int(idle_r) / 1024:.1f} MB | {int(idle_w) / int(idle_r):.2f} |"]
+    for key, label in [("per_connection", "per idle connection"), ("per_queue", "per queue with a consumer")]:
+        w, r = mem_med("warren", key), mem_med("rabbitmq", key)
+        ratio = f"{w / r:.2f}" if w is not None and r else "n/a"
+        lines.append(f"| {label} | {fmt(w, ' B')} | {fmt(r, ' B')} | {ratio} |")
 lines += ["", "A run without a result produced no figure within the tool's 120 s timeout; medians use the",
           "runs that did. Raw runs: `target/bench/runs.jsonl` of that run.", "<!-- bench-vs-rabbitmq:end -->", ""]
 section = "\n".join(lines)
