@@ -9,7 +9,7 @@ use crate::io::{FrameReader, ReadError};
 use crate::outbound::Outbound;
 use crate::pending::Pending;
 use amqp_codec::*;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncRead;
@@ -30,7 +30,8 @@ pub struct Connection {
     pub frame_max: u32,
     pub heartbeat_s: u16,
     pub cancel_notify: bool,
-    channels: HashMap<u16, Channel>,
+    /// By channel number; looked up for every frame, hence Fx.
+    channels: FxHashMap<u16, Channel>,
     /// Channels with confirms to flush at the end of the read batch (so the flush is not a scan).
     confirming: Vec<u16>,
     exclusive_queues: Vec<Arc<Queue>>,
@@ -60,7 +61,7 @@ impl Connection {
             frame_max: n.frame_max,
             heartbeat_s: n.heartbeat_s,
             cancel_notify: n.client_capabilities.consumer_cancel_notify,
-            channels: HashMap::new(),
+            channels: FxHashMap::default(),
             confirming: Vec::new(),
             exclusive_queues: Vec::new(),
             confirm_wake: Arc::new(ConfirmWake::default()),
@@ -340,7 +341,7 @@ impl Connection {
     }
 
     /// The context channel methods run in, and the channels, borrowed together.
-    fn split(&mut self) -> (Ctx<'_>, &mut HashMap<u16, Channel>) {
+    fn split(&mut self) -> (Ctx<'_>, &mut FxHashMap<u16, Channel>) {
         let Connection {
             broker,
             vhost,
