@@ -43,6 +43,11 @@ async fn throughput_runs_count_every_message_and_measure_latency() {
     assert_eq!(r["consumed"].as_u64(), Some(300), "{r}");
     assert!(r["latency"].is_null(), "bodies under 8 bytes carry no timestamp: {r}");
     assert!(r["publish_msgs_per_s"].as_f64().unwrap() < 6000.0, "paced to the offered rate: {r}");
+    // The broker named by a URI (overriding --addr).
+    let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2F", server.port());
+    let argv = ["perf", "--uri", uri.as_str(), "--addr", "127.0.0.1:1", "--count", "100", "--timeout-s", "30"];
+    let r = warren::perf::run(Cli::parse_from(argv).perf).await.expect("the run succeeds");
+    assert_eq!(r["consumed"].as_u64(), Some(100), "{r}");
     assert_eq!(queue_count(&server), before, "every queue it declared is gone");
 }
 

@@ -3,7 +3,6 @@
 //! `--queues` queues with one consumer each (spread over those connections), then removes
 //! everything it made.
 
-use super::client::RawClient;
 use super::stats::rss_bytes;
 use super::PerfArgs;
 use amqp_codec::*;
@@ -23,7 +22,7 @@ pub async fn run(args: &PerfArgs) -> Result<super::Summary, String> {
     let idle = rss_after_settling(pid).await;
     let mut open = Vec::with_capacity(connections);
     for _ in 0..connections {
-        open.push(RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?);
+        open.push(args.connect().await?);
     }
     let with_connections = rss_after_settling(pid).await;
     let tag = super::rand_u32();

@@ -10,6 +10,7 @@ mod client;
 mod memory;
 mod rpc;
 mod stats;
+mod uri;
 
 use amqp_codec::*;
 use client::RawClient;
@@ -32,6 +33,10 @@ pub enum AckMode {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PerfArgs {
+    /// The broker as a URI, `amqp://user:password@host:port/vhost` (overrides the four options
+    /// below).
+    #[arg(long)]
+    pub uri: Option<String>,
     /// Broker address, host:port.
     #[arg(long, default_value = "127.0.0.1:5672")]
     pub addr: String,
@@ -116,6 +121,20 @@ fn parse_queue_arg(text: &str) -> Result<(String, String), String> {
 }
 
 impl PerfArgs {
+    /// Opens a connection (and channel 1) to the broker the arguments name.
+    async fn connect(&self) -> Result<RawClient, String> {
+        let target = match &self.uri {
+            Some(uri) => uri::parse(uri)?,
+            None => uri::Target {
+                addr: self.addr.clone(),
+                user: self.user.clone(),
+                password: self.password.clone(),
+                vhost: self.vhost.clone(),
+            },
+        };
+        RawClient::connect(&target.addr, &target.user, &target.password, &target.vhost).await
+    }
+
     fn ack_mode(&self) -> AckMode {
         if self.auto_ack {
             AckMode::Auto
@@ -175,7 +194,7 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
         (_, k) => (0..k).map(|i| format!("warren-perf-{tag}-{i}")).collect(),
     };
     let exchange = if args.fanout > 0 { format!("warren-perf-{tag}") } else { String::new() };
-    let mut setup = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
+    let mut setup = args.connect().await?;
     if args.fanout > 0 {
         let declare =
             ExchangeDeclare { exchange: exchange.as_str().into(), kind: "fanout".into(), ..Default::default() };
@@ -266,7 +285,7 @@ async fn produce(
     (exchange, routing_key): (String, String),
     counters: Arc<Counters>,
 ) -> Result<Histogram<u64>, String> {
-    let mut c = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
+    let mut c = args.connect().await?;
     if args.confirm > 0 {
         c.call(Method::ConfirmSelect(ConfirmSelect { nowait: false }), |m| matches!(m, Method::ConfirmSelectOk))
             .await?;
@@ -357,7 +376,7 @@ async fn consume(
     counters: Arc<Counters>,
 ) -> Result<(u64, Histogram<u64>), String> {
     let mode = args.ack_mode();
-    let mut c = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
+    let mut c = args.connect().await?;
     let qos = BasicQos { prefetch_count: args.prefetch, ..Default::default() };
     c.call(Method::BasicQos(qos), |m| matches!(m, Method::BasicQosOk)).await?;
     let consume = BasicConsume { queue: queue.as_str().into(), no_ack: mode == AckMode::Auto, ..Default::default() };

@@ -3,7 +3,6 @@
 //! `--rpc-in-flight` calls out and wait for the replies, on an exclusive reply queue or through
 //! direct reply-to (`amq.rabbitmq.reply-to`).
 
-use super::client::RawClient;
 use super::stats::{self, Counters};
 use super::PerfArgs;
 use amqp_codec::*;
@@ -19,7 +18,7 @@ pub async fn run(args: &PerfArgs) -> Result<super::Summary, String> {
         return Err("--rpc needs at least one client (--producers) and one server (--consumers)".into());
     }
     let queue = format!("warren-perf-rpc-{:08x}", super::rand_u32());
-    let mut setup = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
+    let mut setup = args.connect().await?;
     let declare = QueueDeclare { queue: queue.as_str().into(), ..Default::default() };
     setup.call(Method::QueueDeclare(declare), |m| matches!(m, Method::QueueDeclareOk(_))).await?;
     let counters = Arc::new(Counters::default());
@@ -65,7 +64,7 @@ pub async fn run(args: &PerfArgs) -> Result<super::Summary, String> {
 
 /// Answers requests until `stopped`.
 async fn serve(args: PerfArgs, queue: String, mut stopped: watch::Receiver<bool>) -> Result<(), String> {
-    let mut c = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
+    let mut c = args.connect().await?;
     let qos = BasicQos { prefetch_count: args.prefetch, ..Default::default() };
     c.call(Method::BasicQos(qos), |m| matches!(m, Method::BasicQosOk)).await?;
     let consume = BasicConsume { queue: queue.as_str().into(), ..Default::default() };
@@ -102,7 +101,7 @@ async fn serve(args: PerfArgs, queue: String, mut stopped: watch::Receiver<bool>
 
 /// Makes `--count` calls, `--rpc-in-flight` at a time; returns their round-trip times.
 async fn call(args: PerfArgs, queue: String, counters: Arc<Counters>) -> Result<Histogram<u64>, String> {
-    let mut c = RawClient::connect(&args.addr, &args.user, &args.password, &args.vhost).await?;
+    let mut c = args.connect().await?;
     let reply_to = if args.direct_reply_to {
         DIRECT_REPLY_TO.to_owned()
     } else {
