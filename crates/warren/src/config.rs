@@ -57,9 +57,9 @@ pub struct HttpConfig {
     pub callback_allow: Vec<String>,
     /// Callback secrets (`whsec_` + base64 key) by vhost, for publishes that bring none.
     pub callback_secrets: std::collections::HashMap<String, String>,
-    /// Timeout of one callback request, ms.
+    /// Timeout of one callback or push request, ms.
     pub callback_timeout_ms: u64,
-    /// Callback requests in flight at once.
+    /// Callback and push requests in flight at once.
     pub callback_concurrency: usize,
     /// Attempts per callback before it is given up.
     pub callback_max_attempts: u32,
