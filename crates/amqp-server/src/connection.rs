@@ -180,7 +180,11 @@ impl Connection {
                         return;
                     }
                     Ok(Some(_)) => continue,
-                    Ok(None) | Err(_) => return,
+                    Err(ReadError::Codec(_)) => {
+                        while reader.discard().await {}
+                        return;
+                    }
+                    Ok(None) | Err(ReadError::Io) => return,
                 }
             }
         };

@@ -15,11 +15,17 @@ pub struct FrameReader<R> {
     buf: BytesMut,
 }
 
+/// What a busy connection reads per syscall at most.
 const READ_CHUNK: usize = 64 * 1024;
+/// What an idle connection holds: enough for the handshake. The buffer grows to
+/// [`READ_CHUNK`] the first time it fills up.
+const FIRST_READ: usize = 4 * 1024;
+/// Room below which the buffer grows before the next read.
+const MIN_ROOM: usize = 1024;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R) -> Self {
-        FrameReader { inner, buf: BytesMut::with_capacity(READ_CHUNK) }
+        FrameReader { inner, buf: BytesMut::with_capacity(FIRST_READ) }
     }
 
     /// Decode one frame from what is already buffered.
@@ -29,7 +35,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Read more bytes from the socket; false on end of stream.
     pub async fn fill(&mut self) -> Result<bool, ReadError> {
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
+        if self.buf.capacity() - self.buf.len() < MIN_ROOM {
             self.buf.reserve(READ_CHUNK);
         }
         match self.inner.read_buf(&mut self.buf).await {
@@ -37,6 +43,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             Ok(_) => Ok(true),
             Err(_) => Err(ReadError::Io),
         }
+    }
+
+    /// Reads and drops what the peer sends; false at end of stream. After a framing error the
+    /// stream cannot be parsed any more, but closing a socket with unread input makes the kernel
+    /// send a reset, which can destroy the connection.close on its way to the client: so the
+    /// rest is read and dropped (for a bounded time, by the caller) instead.
+    pub async fn discard(&mut self) -> bool {
+        self.buf.clear();
+        if self.buf.capacity() < MIN_ROOM {
+            self.buf.reserve(FIRST_READ);
+        }
+        matches!(self.inner.read_buf(&mut self.buf).await, Ok(n) if n > 0)
     }
 
     /// The next frame, reading as needed; `None` on end of stream.

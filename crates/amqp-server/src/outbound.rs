@@ -34,7 +34,8 @@ pub struct Outbound {
 impl Outbound {
     pub fn new(high_watermark_bytes: usize, frame_max: u32) -> Arc<Outbound> {
         Arc::new(Outbound {
-            buf: Mutex::new(BytesMut::with_capacity(16 * 1024)),
+            // Grows with the first output; an idle connection holds next to nothing.
+            buf: Mutex::new(BytesMut::new()),
             wake_writer: Notify::new(),
             drained: Notify::new(),
             paused: Mutex::new(Vec::new()),
@@ -124,7 +125,7 @@ impl Outbound {
 /// Drain `out` to `socket` until the connection closes or the socket fails. Sends a heartbeat
 /// frame whenever nothing was written for `heartbeat`.
 pub async fn run_writer<W: AsyncWrite + Unpin>(out: Arc<Outbound>, mut socket: W) {
-    let mut chunk = BytesMut::with_capacity(16 * 1024);
+    let mut chunk = BytesMut::new();
     let mut last_write = Instant::now();
     loop {
         if out.take(&mut chunk) {
