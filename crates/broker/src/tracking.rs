@@ -300,20 +300,10 @@ pub fn truthy(value: &amqp_codec::FieldValue) -> bool {
         || value.as_i64().is_some_and(|n| n != 0)
 }
 
-/// Whether a message's raw properties ask for tracking with [`TRACK_HEADER`]. A byte search
-/// first, so that messages without the header are not decoded.
-pub fn asks_for_tracking(raw: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"\x0ex-warren-track";
-    if !amqp_codec::raw_properties::has_headers(raw) || !raw.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
-        return false;
-    }
-    let props = amqp_codec::BasicProperties::decode(bytes::Bytes::copy_from_slice(raw)).ok();
-    props.and_then(|p| p.headers).and_then(|h| h.get(TRACK_HEADER).map(truthy)).unwrap_or(false)
-}
-
-/// Whether raw properties may carry [`ID_HEADER`] (a byte search; false means surely not).
-pub fn may_carry_id_header(raw: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"\x0bx-warren-id";
+/// Whether raw properties may carry an `x-warren-*` header ([`TRACK_HEADER`], [`ID_HEADER`]):
+/// one byte search, so that the many messages that carry neither are never decoded for it.
+pub fn mentions_warren_headers(raw: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"x-warren-";
     amqp_codec::raw_properties::has_headers(raw) && raw.windows(NEEDLE.len()).any(|w| w == NEEDLE)
 }
 
@@ -770,18 +760,21 @@ mod tests {
     }
 
     #[test]
-    fn only_a_truthy_header_opts_in() {
+    fn only_a_truthy_header_opts_in_and_only_warren_headers_are_looked_at() {
         use amqp_codec::{BasicProperties, FieldTable, FieldValue};
-        let with = |value: FieldValue| {
+        assert!(truthy(&FieldValue::Bool(true)));
+        assert!(truthy(&FieldValue::LongStr("TRUE".into())));
+        assert!(truthy(&FieldValue::I32(1)));
+        assert!(!truthy(&FieldValue::Bool(false)));
+        assert!(!truthy(&FieldValue::LongStr("no".into())));
+        let with = |name: &'static str| {
             let mut headers = FieldTable::default();
-            headers.insert(amqp_codec::ShortStr::from_static("x-warren-track"), value);
+            headers.insert(amqp_codec::ShortStr::from_static(name), FieldValue::Bool(true));
             BasicProperties { headers: Some(headers), ..Default::default() }.to_raw()
         };
-        assert!(asks_for_tracking(&with(FieldValue::Bool(true))));
-        assert!(asks_for_tracking(&with(FieldValue::LongStr("TRUE".into()))));
-        assert!(asks_for_tracking(&with(FieldValue::I32(1))));
-        assert!(!asks_for_tracking(&with(FieldValue::Bool(false))));
-        assert!(!asks_for_tracking(&with(FieldValue::LongStr("no".into()))));
-        assert!(!asks_for_tracking(&BasicProperties::default().to_raw()));
+        assert!(mentions_warren_headers(&with(TRACK_HEADER)));
+        assert!(mentions_warren_headers(&with(ID_HEADER)));
+        assert!(!mentions_warren_headers(&with("x-tenant")));
+        assert!(!mentions_warren_headers(&BasicProperties::default().to_raw()));
     }
 }

@@ -561,14 +561,7 @@ impl VHost {
                 self.name
             )));
         }
-        let opts_in = message.track == 0 && (ex.track || crate::tracking::asks_for_tracking(&message.properties));
-        let message = if opts_in {
-            self.start_tracking(message)
-        } else if message.track == 0 && crate::tracking::may_carry_id_header(&message.properties) {
-            without_id_header(message)
-        } else {
-            message
-        };
+        let message = if message.track == 0 { self.tracking_headers(&ex, message) } else { message };
         if let Some(delayed) = &ex.delayed {
             if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
                 return Ok(delayed.hold(&ex, message, delay_ms, on_durable));
@@ -577,20 +570,28 @@ impl VHost {
         Ok(self.route_and_deliver(&ex, message, on_durable))
     }
 
-    /// Tracks an AMQP-published message that opted in: its id goes in its `x-warren-id`
-    /// header, and its `message_id` property (if any) finds it too.
-    fn start_tracking(&self, message: Arc<Message>) -> Arc<Message> {
+    /// The `x-warren-*` headers of an untracked (AMQP) publish: one that opted in (header
+    /// `x-warren-track`, or an exchange with that argument) starts being tracked, its id in
+    /// `x-warren-id` and its `message_id` a way to find it; a publisher's own `x-warren-id` is
+    /// removed, as only the broker sets it. A message that names neither is not decoded.
+    fn tracking_headers(&self, ex: &Exchange, message: Arc<Message>) -> Arc<Message> {
+        if !ex.track && !crate::tracking::mentions_warren_headers(&message.properties) {
+            return message;
+        }
         let Some(mut props) = message.decode_properties() else { return message };
+        let headers = props.headers.get_or_insert_with(Default::default);
+        let forged = headers.remove(crate::tracking::ID_HEADER).is_some();
+        let opts_in = ex.track || headers.get(crate::tracking::TRACK_HEADER).is_some_and(crate::tracking::truthy);
+        if !opts_in {
+            return if forged { Arc::new(message.with_properties(&props)) } else { message };
+        }
         let lookup = props.message_id.as_ref().map(|id| (self.name.as_str(), id.as_str()));
         let track = self.tracker.start(message.timestamp_ms.max(self.timers.now_ms()), lookup);
-        let id = crate::tracking::id_text(track);
         props.headers.get_or_insert_with(Default::default).insert(
             ShortStr::from_static(crate::tracking::ID_HEADER),
-            amqp_codec::FieldValue::LongStr(id.into_bytes().into()),
+            amqp_codec::FieldValue::LongStr(crate::tracking::id_text(track).into_bytes().into()),
         );
-        let mut m = (*message).clone();
-        m.properties = props.to_raw();
-        Arc::new(m.tracked(track))
+        Arc::new(message.with_properties(&props).tracked(track))
     }
 
     /// Routes `message` from `ex` (with its `CC`/`BCC` keys) and enqueues it where it lands.
@@ -662,19 +663,6 @@ impl VHost {
     }
 }
 
-/// Only the broker sets `x-warren-id`: a publisher's own is removed, so consumers never see a
-/// tracking id that is not one.
-fn without_id_header(message: Arc<Message>) -> Arc<Message> {
-    let Some(mut props) = message.decode_properties() else { return message };
-    let Some(headers) = props.headers.as_mut() else { return message };
-    if headers.remove(crate::tracking::ID_HEADER).is_none() {
-        return message;
-    }
-    let mut m = (*message).clone();
-    m.properties = props.to_raw();
-    Arc::new(m)
-}
-
 /// BCC routing keys must not reach consumers: re-encode the properties without the header.
 fn strip_bcc(message: Arc<Message>) -> Arc<Message> {
     let Some(mut props) = message.decode_properties() else { return message };
@@ -682,9 +670,7 @@ fn strip_bcc(message: Arc<Message>) -> Arc<Message> {
     if headers.remove("BCC").is_none() {
         return message;
     }
-    let mut m = (*message).clone();
-    m.properties = props.to_raw();
-    Arc::new(m)
+    Arc::new(message.with_properties(&props))
 }
 
 /// What happened to a persistent message on its way to the store.

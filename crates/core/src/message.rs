@@ -41,6 +41,11 @@ impl Message {
         BasicProperties::decode(self.properties.clone()).ok()
     }
 
+    /// The same message with `props` as its properties (re-encoded).
+    pub fn with_properties(&self, props: &BasicProperties) -> Message {
+        Message { properties: props.to_raw(), ..self.clone() }
+    }
+
     /// Bytes the message accounts for in queue memory limits (body only, as RabbitMQ counts).
     pub fn body_len(&self) -> usize {
         self.body.len()

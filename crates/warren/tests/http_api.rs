@@ -353,11 +353,7 @@ async fn a_pull_consumer_leases_messages_and_acks_nacks_or_extends_them() {
     let server = TestServer::start().await;
     let (_c, ch) = server.lapin_channel().await;
     let (queue, dlq) = (unique("http-pull"), unique("http-pull-dlq"));
-    q::declare(&ch, &dlq).await;
-    let mut args = FieldTable::default();
-    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
-    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(dlq.as_str())));
-    within(ch.queue_declare(queue.as_str().into(), Default::default(), args)).await.unwrap();
+    q::declare_dead_lettering(&ch, &queue, &dlq).await;
     for body in [&b"one"[..], b"two", b"three"] {
         q::publish_props(&ch, "", &queue, body, lapin::BasicProperties::default().with_message_id("m".into())).await;
     }

@@ -177,7 +177,5 @@ fn with_header(message: &Arc<Message>, name: &'static str, count: u64) -> Arc<Me
         .headers
         .get_or_insert_with(Default::default)
         .insert(ShortStr::from_static(name), FieldValue::I64(count as i64));
-    let mut m = (**message).clone();
-    m.properties = props.to_raw();
-    Arc::new(m)
+    Arc::new(message.with_properties(&props))
 }

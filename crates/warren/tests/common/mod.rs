@@ -229,6 +229,16 @@ pub mod q {
             .expect("queue.declare")
     }
 
+    /// Declares `dlq`, and `queue` dead-lettering into it through the default exchange.
+    pub async fn declare_dead_lettering(ch: &Channel, queue: &str, dlq: &str) {
+        use lapin::types::{AMQPValue, LongString};
+        declare(ch, dlq).await;
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(dlq)));
+        within(ch.queue_declare(queue.into(), QueueDeclareOptions::default(), args)).await.expect("queue.declare");
+    }
+
     /// Passive declare: (message_count, consumer_count), or the error.
     pub async fn counts(ch: &Channel, name: &str) -> Result<(u32, u32), lapin::Error> {
         let opts = QueueDeclareOptions { passive: true, ..Default::default() };
