@@ -83,7 +83,7 @@ impl Delayed {
         if let (true, Some((store_id, durability))) = (persistent, &self.store) {
             let weak = Arc::downgrade(exchange);
             let appended = durability.append(&[*store_id], &message, move |_| {
-                Box::new(move |ok| {
+                move |ok| {
                     if !ok {
                         // Nacked to the publisher: it must not be routed later.
                         if let Some(d) = weak.upgrade().as_ref().and_then(|e| e.delayed.as_ref()) {
@@ -93,7 +93,7 @@ impl Delayed {
                     if let Some(f) = on_durable {
                         f(ok);
                     }
-                })
+                }
             });
             match appended {
                 Some(id) => {

@@ -2,7 +2,7 @@
 //! delete, publish) with RabbitMQ's rules and error codes.
 
 use crate::durable::defs::{self, Change, DestKind, StoredBinding, StoredQueue};
-use crate::durable::{Durability, Landing, OnDurable};
+use crate::durable::{Durability, Landing, LandingQueues, OnDurable};
 use crate::exchange::{Dest, Exchange};
 use crate::queue::{Enqueued, Persist};
 use crate::route::{self, LazyHeaders};
@@ -685,23 +685,23 @@ enum Persisted {
 
 /// Appends a persistent message for the durable queues among `targets`.
 fn persist(d: &Durability, targets: &[Arc<Queue>], message: &Message, on_durable: Option<OnDurable>) -> Persisted {
-    let durable: Vec<Arc<Queue>> = targets.iter().filter(|q| q.persists()).cloned().collect();
+    let durable: LandingQueues = targets.iter().filter(|q| q.persists()).cloned().collect();
     if durable.is_empty() {
         return Persisted::Nowhere;
     }
-    let ids: Vec<u64> = durable.iter().filter_map(|q| q.durable_store_id()).collect();
+    let ids: smallvec::SmallVec<[u64; 4]> = durable.iter().filter_map(|q| q.durable_store_id()).collect();
     let landing = Landing::new(durable);
     let for_callback = landing.clone();
     let appended = d.append(&ids, message, move |id| {
         for_callback.set_id(id);
-        Box::new(move |ok| {
+        move |ok| {
             if !ok {
                 for_callback.failed();
             }
             if let Some(f) = on_durable {
                 f(ok);
             }
-        })
+        }
     });
     match appended {
         Some(id) => Persisted::Appended(id, landing),

@@ -17,7 +17,7 @@ use crate::index::{Index, SLOT_BYTES};
 use crate::record::{self, kind, Parsed};
 use crate::recovery::{recover, Recovery};
 use crate::segment::{self, MSGS_DIR};
-use crate::writer::{Request, Writer};
+use crate::writer::{QueueIds, Request, Writer};
 use crate::{StoreError, StoreOptions};
 
 /// Message ids are assigned by the store, densely and increasing.
@@ -42,7 +42,8 @@ pub enum Keep {
 /// State shared by the writer thread and readers.
 pub(crate) struct Shared {
     pub inner: Mutex<SharedInner>,
-    /// Appends sent to the writer and not completed yet (bounded by `channel_capacity`).
+    /// Appends sent to the writer that it has not taken into a batch yet (bounded by
+    /// `channel_capacity`).
     pub pending_appends: AtomicUsize,
 }
 
@@ -98,6 +99,7 @@ impl Store {
             fresh: true,
             retry: Vec::new(),
             failed: None,
+            chunk: Default::default(),
         };
         writer.start(log.last_seq)?;
         let (tx, rx) = mpsc::channel();
@@ -113,7 +115,7 @@ impl Store {
     /// Appends a message for `queues` (deduplicated; 1..=max_queues_per_message of them) and
     /// returns its id at once; `done` is called when it is durable or failed (with
     /// [`StoreError::DiskFull`] when the disk is full). Never blocks: the channel to the writer is
-    /// unbounded, and once `channel_capacity` appends are in flight the append fails with
+    /// unbounded, and once `channel_capacity` appends wait for the writer the append fails with
     /// [`StoreError::Busy`]. On `Err`, `done` is dropped uncalled.
     pub fn append(&self, queues: &[QueueId], body: Bytes, done: Completion) -> Result<MessageId, StoreError> {
         self.append_with(Keep::Durable, queues, body, |_| done)
@@ -142,13 +144,8 @@ impl Store {
         if id == u64::MAX {
             return Err(StoreError::Invalid("message ids exhausted".into()));
         }
-        let shared = self.shared.clone();
-        shared.pending_appends.fetch_add(1, Ordering::Relaxed);
+        self.shared.pending_appends.fetch_add(1, Ordering::Relaxed);
         let done = make_done(id);
-        let done: Completion = Box::new(move |result| {
-            shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
-            done(result)
-        });
         if self.tx.send(Request::Append { kind, id, queues, body, done }).is_err() {
             // The writer is gone (closed): the completion is dropped uncalled, like on any Err.
             self.shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
@@ -158,13 +155,13 @@ impl Store {
         Ok(id)
     }
 
-    /// Appends sent and not completed yet.
+    /// Appends sent that the writer has not taken into a batch yet.
     pub fn pending_appends(&self) -> usize {
         self.shared.pending_appends.load(Ordering::Relaxed)
     }
 
-    fn check_append(&self, queues: &[QueueId], body: &Bytes) -> Result<Vec<QueueId>, StoreError> {
-        let mut queues = queues.to_vec();
+    fn check_append(&self, queues: &[QueueId], body: &Bytes) -> Result<QueueIds, StoreError> {
+        let mut queues = QueueIds::from_slice(queues);
         queues.sort_unstable();
         queues.dedup();
         let max = self.options.max_queues_per_message;

@@ -13,8 +13,9 @@ pub struct StoreOptions {
     /// Largest record the log accepts. A record larger than a segment gets a fresh segment of its
     /// own. Default 256 MiB (above the broker's largest message); below 4 GiB - 40.
     pub max_record_bytes: usize,
-    /// Appends in flight at which `append` reports `Busy` (the channel itself is unbounded): a
-    /// hard bound; callers keep their own, lower one (the broker's `max_in_flight_messages`).
+    /// Appends waiting for the writer at which `append` reports `Busy` (the channel itself is
+    /// unbounded; a batch in the writer adds at most `max_batch_records`): a hard bound; callers
+    /// keep their own, lower one (the broker's `max_in_flight_messages`).
     pub channel_capacity: usize,
     /// Most requests one group commit takes.
     pub max_batch_records: usize,

@@ -31,16 +31,29 @@ pub mod kind {
 
 /// Encodes one record whose payload is the concatenation of `parts` at the end of `buf`.
 pub fn encode(buf: &mut Vec<u8>, kind: u8, parts: &[&[u8]]) {
-    let start = buf.len();
     let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    let start = begin(buf, kind, payload_len);
+    for part in parts {
+        buf.extend_from_slice(part);
+    }
+    finish(buf, start);
+}
+
+/// Writes the frame of a record of `payload_len` bytes (its crc still zero); returns where the
+/// record starts, for [`finish`].
+fn begin(buf: &mut Vec<u8>, kind: u8, payload_len: usize) -> usize {
+    let start = buf.len();
     let len = u32::try_from(2 + payload_len).expect("record length checked by caller");
+    buf.reserve(FRAME_LEN + payload_len);
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
     buf.push(RECORD_VERSION);
     buf.push(kind);
-    for part in parts {
-        buf.extend_from_slice(part);
-    }
+    start
+}
+
+/// Fills in the crc of the record that starts at `start` and ends at the end of `buf`.
+fn finish(buf: &mut [u8], start: usize) {
     let crc = crc32c(&buf[start + 8..]);
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -52,13 +65,14 @@ pub fn message_len(queues: usize, body: usize) -> usize {
 
 /// Encodes a MESSAGE (or PAGED) record.
 pub fn encode_message(buf: &mut Vec<u8>, kind: u8, id: u64, queues: &[u64], body: &[u8]) {
-    let mut head = Vec::with_capacity(10 + 8 * queues.len());
-    head.extend_from_slice(&id.to_le_bytes());
-    head.extend_from_slice(&(queues.len() as u16).to_le_bytes());
+    let start = begin(buf, kind, message_len(queues.len(), body.len()) - FRAME_LEN);
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(&(queues.len() as u16).to_le_bytes());
     for q in queues {
-        head.extend_from_slice(&q.to_le_bytes());
+        buf.extend_from_slice(&q.to_le_bytes());
     }
-    encode(buf, kind, &[&head, body]);
+    buf.extend_from_slice(body);
+    finish(buf, start);
 }
 
 /// Size of an ACK, DELIVERED or PURGE record.

@@ -4,6 +4,7 @@
 
 use std::mem;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
@@ -18,13 +19,16 @@ use crate::segment;
 use crate::state::LogState;
 use crate::{Completion, StoreError, StoreOptions};
 
+/// The store queues of one message; almost always one or two, kept inline.
+pub(crate) type QueueIds = smallvec::SmallVec<[u64; 2]>;
+
 /// A request to the writer thread.
 pub(crate) enum Request {
     Append {
         /// `kind::MESSAGE`, or `kind::PAGED` for a transient message paged out of memory.
         kind: u8,
         id: u64,
-        queues: Vec<u64>,
+        queues: QueueIds,
         body: Bytes,
         done: Completion,
     },
@@ -41,13 +45,14 @@ pub(crate) enum Request {
 }
 
 enum Effect {
-    Message { id: u64, queues: Vec<u64>, slot: Slot },
+    Message { id: u64, queues: QueueIds, slot: Slot },
     Pair { kind: u8, queue: u64, id: u64 },
 }
 
-/// Records of one segment waiting for their write and fdatasync.
+/// Records of one segment waiting for their write and fdatasync. The writer keeps one and
+/// reuses its buffers from batch to batch.
 #[derive(Default)]
-struct Chunk {
+pub(crate) struct Chunk {
     buf: Vec<u8>,
     effects: Vec<Effect>,
     done: Vec<Completion>,
@@ -58,6 +63,10 @@ struct Chunk {
 /// Most acks kept for retry after failed writes (disk full); older ones are dropped, which only
 /// means redelivery after a restart.
 const MAX_RETRY: usize = 65_536;
+
+/// Capacity of the record buffer kept for the next batch; a batch that grew it further (large
+/// messages) gives the memory back.
+const KEEP_BUFFER_BYTES: usize = 1 << 20;
 
 pub(crate) struct Writer {
     pub fs: Arc<dyn FileSystem>,
@@ -72,6 +81,8 @@ pub(crate) struct Writer {
     pub fresh: bool,
     pub retry: Vec<Request>,
     pub failed: Option<StoreError>,
+    /// Empty between batches; holds its buffers' capacity.
+    pub chunk: Chunk,
 }
 
 impl Writer {
@@ -79,10 +90,11 @@ impl Writer {
     /// deletes what recovery found reclaimable.
     pub fn start(&mut self, last_seq: u32) -> Result<(), StoreError> {
         self.active = last_seq;
-        let mut chunk = Chunk::default();
+        let mut chunk = mem::take(&mut self.chunk);
         self.roll(&mut chunk)?;
         // A full disk here keeps the carried markers for a retry; only a failed fsync is fatal.
         let _ = self.commit(&mut chunk);
+        self.chunk = chunk;
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
@@ -95,17 +107,25 @@ impl Writer {
         while let Ok(first) = rx.recv() {
             let mut batch = mem::take(&mut self.retry);
             let mut body_bytes = 0;
-            let mut shutdown = matches!(first, Request::Shutdown);
-            batch.push(first);
-            while batch.len() < self.options.max_batch_records && body_bytes < self.options.max_batch_bytes {
-                let Ok(req) = rx.try_recv() else { break };
+            let mut appends = 0;
+            let mut shutdown = false;
+            let mut next = Some(first);
+            while let Some(req) = next.take() {
                 match &req {
-                    Request::Append { body, .. } => body_bytes += body.len(),
+                    Request::Append { body, .. } => {
+                        body_bytes += body.len();
+                        appends += 1;
+                    }
                     Request::Shutdown => shutdown = true,
                     _ => {}
                 }
                 batch.push(req);
+                if batch.len() < self.options.max_batch_records && body_bytes < self.options.max_batch_bytes {
+                    next = rx.try_recv().ok();
+                }
             }
+            // `channel_capacity` bounds the appends waiting in the channel; these left it.
+            self.shared.pending_appends.fetch_sub(appends, Ordering::Relaxed);
             self.process(batch);
             if shutdown {
                 break;
@@ -114,7 +134,7 @@ impl Writer {
     }
 
     fn process(&mut self, batch: Vec<Request>) {
-        let mut chunk = Chunk::default();
+        let mut chunk = mem::take(&mut self.chunk);
         // Once a write of this batch failed, the rest of the batch is refused too (appends fail,
         // acks and markers wait for a retry): nothing may reach the log ahead of a record that
         // was submitted before it and is now waiting (a retried PURGE written after a later
@@ -158,6 +178,7 @@ impl Writer {
         }
         // A chunk that follows a failure is empty but may hold sync barriers: they fail.
         let _ = self.commit(&mut chunk);
+        self.chunk = chunk;
         self.reclaim();
     }
 
@@ -188,46 +209,66 @@ impl Writer {
     /// completion of the chunk gets the error, its acks and markers wait for a retry, and the
     /// error is returned.
     fn commit(&mut self, chunk: &mut Chunk) -> Result<(), StoreError> {
-        let Chunk { buf, effects, mut done, syncs } = mem::take(chunk);
+        let Chunk { mut buf, mut effects, mut done, mut syncs } = mem::take(chunk);
+        let result = self.write_and_complete(&buf, &mut effects, &mut done, &mut syncs);
+        buf.clear();
+        if buf.capacity() > KEEP_BUFFER_BYTES {
+            buf = Vec::new();
+        }
+        effects.clear();
+        done.clear();
+        syncs.clear();
+        *chunk = Chunk { buf, effects, done, syncs };
+        result
+    }
+
+    /// [`Writer::commit`] without the buffers' bookkeeping: drains `effects`, `done` and `syncs`.
+    fn write_and_complete(
+        &mut self,
+        buf: &[u8],
+        effects: &mut Vec<Effect>,
+        done: &mut Vec<Completion>,
+        syncs: &mut Vec<Completion>,
+    ) -> Result<(), StoreError> {
         if let Some(err) = self.failed.clone() {
-            done.extend(syncs);
+            done.append(syncs);
             fail(done, &err);
             return Err(err);
         }
         let Some(file) = self.active_file.clone() else {
-            done.extend(syncs);
+            done.append(syncs);
             fail(done, &StoreError::Closed);
             return Err(StoreError::Closed);
         };
         if !buf.is_empty() {
-            if let Err(e) = file.append(&buf) {
+            if let Err(e) = file.append(buf) {
                 let err = StoreError::io("append", &e);
                 self.roll_back(&*file);
-                for effect in effects {
+                for effect in effects.drain(..) {
                     if let Effect::Pair { kind, queue, id } = effect {
                         self.push_retry(Request::Pair { kind, queue, id });
                     }
                 }
-                done.extend(syncs);
+                done.append(syncs);
                 fail(done, &err);
                 return Err(err);
             }
             if let Err(e) = file.sync_data() {
                 let err = StoreError::Failed(e.to_string());
                 self.failed = Some(err.clone());
-                done.extend(syncs);
+                done.append(syncs);
                 fail(done, &err);
                 return Err(err);
             }
             self.active_len += buf.len();
         }
         self.apply(effects);
-        for d in done {
+        for d in done.drain(..) {
             d(Ok(()));
         }
         // Acks waiting for a retry (disk full) are not durable yet: the barrier is not reached.
         let barrier = if self.retry.is_empty() { Ok(()) } else { Err(StoreError::DiskFull) };
-        for s in syncs {
+        for s in syncs.drain(..) {
             s(barrier.clone());
         }
         Ok(())
@@ -245,9 +286,9 @@ impl Writer {
         }
     }
 
-    fn apply(&mut self, effects: Vec<Effect>) {
+    fn apply(&mut self, effects: &mut Vec<Effect>) {
         let mut shared = self.shared.inner.lock();
-        for effect in effects {
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Message { id, queues, slot } => {
                     self.state.on_message(&mut shared.index, id, &queues, slot);
@@ -313,8 +354,8 @@ impl Writer {
     }
 }
 
-fn fail(done: Vec<Completion>, err: &StoreError) {
-    for d in done {
+fn fail(done: &mut Vec<Completion>, err: &StoreError) {
+    for d in done.drain(..) {
         d(Err(err.clone()));
     }
 }

@@ -27,16 +27,19 @@ pub type OnDurable = Box<dyn FnOnce(bool) + Send + 'static>;
 /// write: whichever of the two comes second removes the message from its queues if the write
 /// failed, so a nacked message is never delivered (unless a consumer already took it).
 pub(crate) struct Landing {
-    queues: Vec<Arc<Queue>>,
+    queues: LandingQueues,
     id: AtomicU64,
     state: AtomicU8,
 }
+
+/// The durable queues of one message, inline for the usual one or two.
+pub(crate) type LandingQueues = smallvec::SmallVec<[Arc<Queue>; 2]>;
 
 const ENQUEUED: u8 = 1;
 const FAILED: u8 = 2;
 
 impl Landing {
-    pub fn new(queues: Vec<Arc<Queue>>) -> Arc<Landing> {
+    pub fn new(queues: LandingQueues) -> Arc<Landing> {
         Arc::new(Landing { queues, id: AtomicU64::new(0), state: AtomicU8::new(0) })
     }
 
@@ -194,7 +197,10 @@ impl Durability {
     /// Appends `message` for the store queues `queues`; `make_done(id)` makes the callback
     /// called once it is durable or failed. `None` when it is refused (disk full, or the store
     /// failed): nothing was written and no callback was made.
-    pub fn append(&self, queues: &[u64], message: &Message, make_done: impl FnOnce(u64) -> OnDurable) -> Option<u64> {
+    pub fn append<F>(&self, queues: &[u64], message: &Message, make_done: impl FnOnce(u64) -> F) -> Option<u64>
+    where
+        F: FnOnce(bool) + Send + 'static,
+    {
         self.write(Keep::Durable, queues, message, make_done)
     }
 
@@ -218,24 +224,23 @@ impl Durability {
             return None;
         }
         self.write(Keep::UntilRestart, &[queue], message, |id| {
-            Box::new(move |ok| {
+            move |ok| {
                 if !ok {
                     on_failed(id);
                 }
-            })
+            }
         })
     }
 
     /// Submits a message record, counting it in flight until its write completes; the callback
     /// runs before `durable_up_to` moves past the id (a failed message leaves the queues first,
     /// so it is never paged out).
-    fn write(
-        &self,
-        keep: Keep,
-        queues: &[u64],
-        message: &Message,
-        make_done: impl FnOnce(u64) -> OnDurable,
-    ) -> Option<u64> {
+    /// `make_done` returns a closure, not a box: this function boxes it once, together with
+    /// its own accounting (one allocation per message instead of two).
+    fn write<F>(&self, keep: Keep, queues: &[u64], message: &Message, make_done: impl FnOnce(u64) -> F) -> Option<u64>
+    where
+        F: FnOnce(bool) + Send + 'static,
+    {
         let pressure = &self.pressure;
         if pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due() {
             return None;
