@@ -39,6 +39,9 @@ pub enum Keep {
     UntilRestart,
 }
 
+/// Most acks in one request: a group commit takes them whole.
+const MAX_ACKS_PER_REQUEST: usize = 1024;
+
 /// State shared by the writer thread and readers.
 pub(crate) struct Shared {
     pub inner: Mutex<SharedInner>,
@@ -178,6 +181,15 @@ impl Store {
     /// (a lost ack only means a redelivery after a crash). Acking twice is harmless.
     pub fn ack(&self, queue: QueueId, id: MessageId) -> Result<(), StoreError> {
         self.send_pair(kind::ACK, queue, id)
+    }
+
+    /// [`Store::ack`] for many messages of `queue`, in fewer requests to the writer.
+    pub fn ack_many(&self, queue: QueueId, ids: &[MessageId]) -> Result<(), StoreError> {
+        for part in ids.chunks(MAX_ACKS_PER_REQUEST) {
+            let ids = part.to_vec();
+            self.tx.send(Request::Acks { queue, ids }).map_err(|_| StoreError::Closed)?;
+        }
+        Ok(())
     }
 
     /// Records that every message of `queue` with id <= `up_to` has been delivered, so recovery

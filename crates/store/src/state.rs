@@ -2,7 +2,9 @@
 //! per segment the count of unacked (message, queue) pairs and the older segments its acks refer
 //! to, per queue the unacked message ids and the delivered marker.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 
 use crate::id_set::IdSet;
 
@@ -23,8 +25,9 @@ pub struct SegMeta {
 #[derive(Debug, Default)]
 pub struct LogState {
     pub segments: BTreeMap<u32, SegMeta>,
-    pub queues: HashMap<u64, IdSet>,
-    pub delivered: HashMap<u64, u64>,
+    /// Keyed by store queue id (small integers): a cheap hash, looked up per message and ack.
+    pub queues: FxHashMap<u64, IdSet>,
+    pub delivered: FxHashMap<u64, u64>,
     pub next_id: u64,
 }
 

@@ -38,6 +38,11 @@ pub(crate) enum Request {
         queue: u64,
         id: u64,
     },
+    /// ACK records of several messages of one queue (one request for a multiple ack).
+    Acks {
+        queue: u64,
+        ids: Vec<u64>,
+    },
     Sync {
         done: Completion,
     },
@@ -160,13 +165,26 @@ impl Writer {
                     chunk.done.push(done);
                 }
                 Request::Pair { kind, queue, id } => {
-                    if let Err(err) = self.ensure_room(&mut chunk, PAIR_RECORD_LEN) {
-                        self.push_retry(Request::Pair { kind, queue, id });
+                    if let Err(err) = self.add_pair(&mut chunk, kind, queue, id) {
                         failed = Some(err);
                         continue;
                     }
-                    record::encode_pair(&mut chunk.buf, kind, queue, id);
-                    chunk.effects.push(Effect::Pair { kind, queue, id });
+                }
+                Request::Acks { queue, ids } => {
+                    let mut ids = ids.into_iter();
+                    for id in ids.by_ref() {
+                        if let Err(err) = self.add_pair(&mut chunk, kind::ACK, queue, id) {
+                            failed = Some(err);
+                            break;
+                        }
+                    }
+                    // Those after a failed one wait for a retry too, in order.
+                    for id in ids {
+                        self.push_retry(Request::Pair { kind: kind::ACK, queue, id });
+                    }
+                    if failed.is_some() {
+                        continue;
+                    }
                 }
                 Request::Sync { done } => {
                     chunk.syncs.push(done);
@@ -188,8 +206,25 @@ impl Writer {
         match req {
             Request::Append { done, .. } | Request::Sync { done } => done(Err(err.clone())),
             pair @ Request::Pair { .. } => self.push_retry(pair),
+            Request::Acks { queue, ids } => {
+                for id in ids {
+                    self.push_retry(Request::Pair { kind: kind::ACK, queue, id });
+                }
+            }
             Request::Shutdown => {}
         }
+    }
+
+    /// Adds an ACK, DELIVERED or PURGE record to `chunk`; one that does not fit (disk full)
+    /// waits for a retry.
+    fn add_pair(&mut self, chunk: &mut Chunk, kind: u8, queue: u64, id: u64) -> Result<(), StoreError> {
+        if let Err(err) = self.ensure_room(chunk, PAIR_RECORD_LEN) {
+            self.push_retry(Request::Pair { kind, queue, id });
+            return Err(err);
+        }
+        record::encode_pair(&mut chunk.buf, kind, queue, id);
+        chunk.effects.push(Effect::Pair { kind, queue, id });
+        Ok(())
     }
 
     /// Commits `chunk` and rolls to a new segment when a record of `len` bytes does not fit in

@@ -100,6 +100,7 @@ fn disk_full_fails_the_append_and_recovers_cleanly() {
     }
     assert!(full > 0 && !ok.is_empty(), "ok {} full {full}", ok.len());
     store.ack(1, ok[0]).unwrap(); // acks wait for space too
+    store.ack_many(1, &ok[1..3]).unwrap(); // also when several go in one request
     fs.set_space_limit(None);
     let (after, r) = append_wait(&store, &[1], b"space is back");
     r.unwrap();
@@ -109,8 +110,26 @@ fn disk_full_fails_the_append_and_recovers_cleanly() {
     let (store, recovery) = open(&fs, small_options());
     assert_eq!(recovery.stats.skipped_count, 0, "{:?}", recovery.stats.skipped);
     assert_eq!(recovery.stats.truncated_bytes, 0);
-    assert_eq!(ids(&recovery, 1), ok[1..].to_vec());
+    assert_eq!(ids(&recovery, 1), ok[3..].to_vec());
     assert_eq!(store.read(after).unwrap(), Bytes::from_static(b"space is back"));
+}
+
+#[test]
+fn acks_wait_for_space_on_a_full_disk() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let written: Vec<u64> = (0..10u8).map(|i| append_wait(&store, &[1], &[i; 50]).0).collect();
+    fs.set_space_limit(Some(fs.used_bytes()));
+    store.ack(1, written[0]).unwrap();
+    store.ack_many(1, &written[1..4]).unwrap();
+    // The barrier is not reached while acks wait for space.
+    assert_eq!(sync_wait(&store), Err(StoreError::DiskFull));
+    fs.set_space_limit(None);
+    sync_wait(&store).unwrap();
+    drop(store);
+    let (_store, recovery) = open(&fs, small_options());
+    assert_eq!(recovery.stats.skipped_count, 0, "{:?}", recovery.stats.skipped);
+    assert_eq!(ids(&recovery, 1), written[4..].to_vec());
 }
 
 #[test]

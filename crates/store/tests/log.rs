@@ -102,6 +102,23 @@ fn acks_and_delivered_markers_survive_restart() {
 }
 
 #[test]
+fn acks_of_many_messages_in_one_call_survive_restart() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    // More than one request's worth (1,024), and a message also stored for another queue.
+    let written: Vec<u64> = (0..2500u32).map(|i| append_wait(&store, &[1, 2], &i.to_le_bytes()).0).collect();
+    let (acked, kept) = written.split_at(2100);
+    store.ack_many(1, acked).unwrap();
+    store.ack_many(2, &written[..1]).unwrap();
+    store.ack_many(1, &[]).unwrap();
+    sync_wait(&store).unwrap();
+    drop(store);
+    let (_store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(ids(&recovery, 1), kept.to_vec());
+    assert_eq!(ids(&recovery, 2), written[1..].to_vec());
+}
+
+#[test]
 fn fully_acked_segments_are_deleted() {
     let fs = FaultyFs::new();
     let (store, _) = open(&fs, small_options());

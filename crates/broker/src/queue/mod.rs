@@ -502,14 +502,19 @@ impl Queue {
     }
 
     pub fn ack(&self, seqs: impl IntoIterator<Item = u64>) {
+        let mut stored = smallvec::SmallVec::<[u64; 64]>::new();
         let mut st = self.state.lock();
         for seq in seqs {
             if let Some(entry) = st.messages.ack(seq) {
-                self.forget_stored(entry.stored);
+                stored.extend(entry.stored);
                 if entry.message.track != 0 {
                     self.tracker.acked(entry.message.track, self.timers.now_ms(), &self.name);
                 }
             }
+        }
+        // Under the lock still, so nothing this queue sends the store later overtakes them.
+        if let (Some(p), false) = (&self.persist, stored.is_empty()) {
+            let _ = p.durability.store.ack_many(p.id, &stored);
         }
     }
 
