@@ -2,6 +2,7 @@
 //! [`start`] to run a real broker in-process on port 0.
 
 pub mod config;
+mod heap_trim;
 pub mod perf;
 
 pub use config::Config;
@@ -34,6 +35,8 @@ pub struct Running {
     http_task: JoinHandle<std::io::Result<()>>,
     /// Ticks queues at their deadlines (TTL, expiry, timeouts).
     timers: JoinHandle<()>,
+    /// Returns memory that drained queues freed to the system (see `heap_trim`).
+    heap_trim: Option<JoinHandle<()>>,
     /// Held while the broker runs: a second broker on the same directory is refused.
     _lock: File,
 }
@@ -51,6 +54,9 @@ impl Running {
         let _ = (&mut self.task).await;
         let _ = (&mut self.http_task).await;
         self.timers.abort();
+        if let Some(t) = &self.heap_trim {
+            t.abort();
+        }
         self.broker.tracker().close();
         if let Some(d) = self.broker.durability().cloned() {
             let _ = tokio::task::spawn_blocking(move || d.close()).await;
@@ -61,6 +67,9 @@ impl Running {
     pub async fn wait(self) {
         let _ = self.task.await;
         self.timers.abort();
+        if let Some(t) = &self.heap_trim {
+            t.abort();
+        }
     }
 }
 
@@ -106,6 +115,7 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         let _ = http_stopped.await;
     }));
     let timers = tokio::spawn(broker.timers().clone().run());
+    let heap_trim = broker.durability().cloned().map(|d| tokio::spawn(heap_trim::run(d)));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(warren_amqp_server::serve(amqp_listener, broker.clone(), async {
         let _ = stopped.await;
@@ -120,6 +130,7 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         http_stop: Some(http_stop),
         http_task,
         timers,
+        heap_trim,
         _lock: lock,
     })
 }

@@ -119,6 +119,8 @@ pub struct Durability {
     memory_high_watermark_bytes: u64,
     /// In-memory ready bytes of all queues, as they report them (in steps, see `Queue`).
     memory_bytes: AtomicI64,
+    /// The highest `memory_bytes` since the last [`Durability::take_memory_peak`].
+    memory_peak_bytes: AtomicI64,
     /// Loads paged-out messages ahead of delivery.
     pub reader: reader::Reader,
 }
@@ -165,6 +167,7 @@ impl Durability {
             queue_memory_bytes: options.queue_memory_bytes,
             memory_high_watermark_bytes: options.memory_high_watermark_bytes,
             memory_bytes: AtomicI64::new(0),
+            memory_peak_bytes: AtomicI64::new(0),
             reader: reader::Reader::default(),
             pressure: Arc::new(Pressure {
                 durable_up_to: AtomicU64::new(0),
@@ -206,7 +209,21 @@ impl Durability {
 
     /// A queue's in-memory ready bytes changed by `delta` (reported in steps, not per message).
     pub fn report_memory(&self, delta: i64) {
-        self.memory_bytes.fetch_add(delta, Ordering::Relaxed);
+        let now = self.memory_bytes.fetch_add(delta, Ordering::Relaxed) + delta;
+        if delta > 0 {
+            self.memory_peak_bytes.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    /// In-memory ready bytes of all queues, as reported.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// The peak of [`Durability::memory_bytes`] since the last call; the peak restarts from now.
+    pub fn take_memory_peak(&self) -> u64 {
+        let now = self.memory_bytes.load(Ordering::Relaxed);
+        self.memory_peak_bytes.swap(now, Ordering::Relaxed).max(now).max(0) as u64
     }
 
     /// Whether queues hold so much in memory that messages not in the log yet must be written
@@ -366,4 +383,28 @@ impl Pressure {
 fn definitions_options() -> DefinitionsOptions {
     // Binding keys carry their arguments, so keys may be larger than the default.
     DefinitionsOptions { max_key_bytes: 1 << 20, ..DefinitionsOptions::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_store::FaultyFs;
+
+    #[test]
+    fn the_memory_peak_is_kept_until_taken() {
+        let fs: Arc<dyn FileSystem> = Arc::new(FaultyFs::new());
+        let opened = Durability::open(Path::new("/data"), DurabilityOptions::default(), fs).unwrap();
+        let d = opened.durability;
+        d.report_memory(100 << 20);
+        d.report_memory(-90 << 20);
+        d.report_memory(20 << 20);
+        assert_eq!(d.memory_bytes(), 30 << 20);
+        assert_eq!(d.take_memory_peak(), 100 << 20);
+        // The peak restarts from what the queues hold now.
+        assert_eq!(d.take_memory_peak(), 30 << 20);
+        d.report_memory(-30 << 20);
+        assert_eq!(d.take_memory_peak(), 30 << 20, "a fall is not a new peak");
+        assert_eq!(d.take_memory_peak(), 0);
+        d.close();
+    }
 }
