@@ -1,6 +1,7 @@
-//! Hands the heap memory that drained queues freed back to the operating system. The C
-//! allocator keeps freed memory in its arenas: a queue that held 300 MB of messages left the
-//! broker at 300 MB of RSS long after it was empty. `malloc_trim` returns the free pages.
+//! Hands the heap memory that drained queues freed back to the operating system. Allocators
+//! keep freed memory in their arenas: a queue that held 300 MB of messages left the broker at
+//! 264 MB (glibc) or 67 MB (jemalloc) of RSS long after it was empty. `malloc_trim` (glibc) and
+//! an arena purge (jemalloc) return the free pages.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +28,40 @@ pub async fn run(durability: Arc<Durability>) {
     }
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Trims both allocators: whichever the binary uses has something to return, the other has
+/// nothing and returns at once.
 fn trim() {
+    trim_glibc();
+    purge_jemalloc();
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_glibc() {
     // SAFETY: malloc_trim only walks glibc's own arenas; it has no preconditions.
-    let released = unsafe { libc::malloc_trim(0) };
-    tracing::debug!(released = released != 0, "returned free heap memory to the system");
+    unsafe { libc::malloc_trim(0) };
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
+fn trim_glibc() {}
+
+#[cfg(feature = "jemalloc")]
+fn purge_jemalloc() {
+    // "arena.<MALLCTL_ARENAS_ALL>.purge": every arena returns its unused dirty pages.
+    const PURGE_ALL: &std::ffi::CStr = c"arena.4096.purge";
+    // SAFETY: a documented mallctl name that takes and returns nothing, so all pointers are null.
+    let failed = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            PURGE_ALL.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    if failed != 0 {
+        tracing::debug!(code = failed, "jemalloc did not purge its arenas");
+    }
+}
+
+#[cfg(not(feature = "jemalloc"))]
+fn purge_jemalloc() {}
