@@ -17,11 +17,11 @@ pub struct FrameReader<R> {
 
 /// What a busy connection reads per syscall at most.
 const READ_CHUNK: usize = 64 * 1024;
-/// What an idle connection holds: enough for the handshake. The buffer grows to
+/// What an idle connection holds: enough for most handshake frames. The buffer grows to
 /// [`READ_CHUNK`] the first time it fills up.
-const FIRST_READ: usize = 4 * 1024;
+const FIRST_READ: usize = 1024;
 /// Room below which the buffer grows before the next read.
-const MIN_ROOM: usize = 1024;
+const MIN_ROOM: usize = 256;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R) -> Self {
