@@ -224,6 +224,8 @@ impl Writer {
         }
         record::encode_pair(&mut chunk.buf, kind, queue, id);
         chunk.effects.push(Effect::Pair { kind, queue, id });
+        // Per record, not per request: the acks after this one must fit the segment's size.
+        self.fresh = false;
         Ok(())
     }
 

@@ -119,6 +119,22 @@ fn acks_of_many_messages_in_one_call_survive_restart() {
 }
 
 #[test]
+fn many_acks_in_one_request_keep_segments_within_their_size() {
+    let fs = FaultyFs::new();
+    let options = small_options();
+    let (store, _) = open(&fs, options.clone());
+    let written: Vec<u64> = (0..20u8).map(|i| append_wait(&store, &[1, 2], &[i; 100]).0).collect();
+    // 1,000 ack records (26 B each) in one request need several 4 KiB segments (some of them
+    // are reclaimed as they go).
+    let acks: Vec<u64> = written.iter().copied().cycle().take(1000).collect();
+    store.ack_many(1, &acks).unwrap();
+    sync_wait(&store).unwrap();
+    let lens: Vec<usize> = segment_files(&fs).iter().filter_map(|p| fs.file_len(p)).collect();
+    assert!(lens.len() >= 2, "segment sizes: {lens:?}");
+    assert!(lens.iter().all(|&len| len <= options.segment_size_bytes as usize), "segment sizes: {lens:?}");
+}
+
+#[test]
 fn fully_acked_segments_are_deleted() {
     let fs = FaultyFs::new();
     let (store, _) = open(&fs, small_options());

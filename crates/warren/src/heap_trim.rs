@@ -18,12 +18,16 @@ const MIN_RELEASED_BYTES: u64 = 32 << 20;
 pub async fn run(durability: Arc<Durability>) {
     let mut ticker = tokio::time::interval(CHECK_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The peak since the last trim (not since the last look), so that a backlog draining
+    // slowly, less than the threshold per look, still triggers one.
+    let mut peak = 0;
     loop {
         ticker.tick().await;
-        let peak = durability.take_memory_peak();
+        peak = peak.max(durability.take_memory_peak());
         let now = durability.memory_bytes();
         if peak.saturating_sub(now) >= MIN_RELEASED_BYTES {
             let _ = tokio::task::spawn_blocking(trim).await;
+            peak = now;
         }
     }
 }

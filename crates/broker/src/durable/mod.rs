@@ -222,8 +222,12 @@ impl Durability {
 
     /// The peak of [`Durability::memory_bytes`] since the last call; the peak restarts from now.
     pub fn take_memory_peak(&self) -> u64 {
+        // Reset first, then read: a report racing with this call raises the new peak rather
+        // than being overwritten by an older reading.
+        let before = self.memory_peak_bytes.swap(i64::MIN, Ordering::Relaxed);
         let now = self.memory_bytes.load(Ordering::Relaxed);
-        self.memory_peak_bytes.swap(now, Ordering::Relaxed).max(now).max(0) as u64
+        self.memory_peak_bytes.fetch_max(now, Ordering::Relaxed);
+        before.max(now).max(0) as u64
     }
 
     /// Whether queues hold so much in memory that messages not in the log yet must be written
