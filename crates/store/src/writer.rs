@@ -179,9 +179,7 @@ impl Writer {
                         }
                     }
                     // Those after a failed one wait for a retry too, in order.
-                    for id in ids {
-                        self.push_retry(Request::Pair { kind: kind::ACK, queue, id });
-                    }
+                    self.retry_acks(queue, ids);
                     if failed.is_some() {
                         continue;
                     }
@@ -206,12 +204,15 @@ impl Writer {
         match req {
             Request::Append { done, .. } | Request::Sync { done } => done(Err(err.clone())),
             pair @ Request::Pair { .. } => self.push_retry(pair),
-            Request::Acks { queue, ids } => {
-                for id in ids {
-                    self.push_retry(Request::Pair { kind: kind::ACK, queue, id });
-                }
-            }
+            Request::Acks { queue, ids } => self.retry_acks(queue, ids),
             Request::Shutdown => {}
+        }
+    }
+
+    /// Keeps acks for a retry, one record each, in order.
+    fn retry_acks(&mut self, queue: u64, ids: impl IntoIterator<Item = u64>) {
+        for id in ids {
+            self.push_retry(Request::Pair { kind: kind::ACK, queue, id });
         }
     }
 
@@ -246,27 +247,20 @@ impl Writer {
     /// completion of the chunk gets the error, its acks and markers wait for a retry, and the
     /// error is returned.
     fn commit(&mut self, chunk: &mut Chunk) -> Result<(), StoreError> {
-        let Chunk { mut buf, mut effects, mut done, mut syncs } = mem::take(chunk);
-        let result = self.write_and_complete(&buf, &mut effects, &mut done, &mut syncs);
-        buf.clear();
-        if buf.capacity() > KEEP_BUFFER_BYTES {
-            buf = Vec::new();
+        let result = self.write_and_complete(chunk);
+        // A failed commit leaves its effects unapplied: they must not reach the next batch.
+        chunk.effects.clear();
+        chunk.buf.clear();
+        if chunk.buf.capacity() > KEEP_BUFFER_BYTES {
+            chunk.buf = Vec::new();
         }
-        effects.clear();
-        done.clear();
-        syncs.clear();
-        *chunk = Chunk { buf, effects, done, syncs };
         result
     }
 
-    /// [`Writer::commit`] without the buffers' bookkeeping: drains `effects`, `done` and `syncs`.
-    fn write_and_complete(
-        &mut self,
-        buf: &[u8],
-        effects: &mut Vec<Effect>,
-        done: &mut Vec<Completion>,
-        syncs: &mut Vec<Completion>,
-    ) -> Result<(), StoreError> {
+    /// [`Writer::commit`] but for the buffers' upkeep: calls every completion of the chunk, and
+    /// applies its effects if the write succeeded.
+    fn write_and_complete(&mut self, chunk: &mut Chunk) -> Result<(), StoreError> {
+        let Chunk { buf, effects, done, syncs } = chunk;
         if let Some(err) = self.failed.clone() {
             done.append(syncs);
             fail(done, &err);
