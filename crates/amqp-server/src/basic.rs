@@ -212,7 +212,10 @@ impl Channel {
             }
         }
         let routed = match routed {
-            Ok(r) => r,
+            Ok(r) => {
+                *ctx.consumers_behind |= r.consumers_behind;
+                r
+            }
             Err(e) if e.code == amqp_codec::reply_code::NOT_FOUND => return Err(no_exchange(ctx, &publish.exchange)),
             Err(e) => return Err(e),
         };

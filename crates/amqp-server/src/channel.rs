@@ -25,6 +25,8 @@ pub struct Ctx<'a> {
     pub confirm_wake: &'a Arc<ConfirmWake>,
     /// Set by a method whose reply must wait for the disk (see `pending.rs`).
     pub pending: &'a mut Option<Pending>,
+    /// Set when a publish reached a queue whose consumers are falling behind.
+    pub consumers_behind: &'a mut bool,
 }
 
 /// A basic.publish whose content header and body frames are still arriving.

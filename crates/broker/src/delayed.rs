@@ -73,7 +73,7 @@ impl Delayed {
         let due = message.timestamp_ms.max(1).saturating_add(delay_ms);
         let mut st = self.state.lock();
         if st.messages.len() >= MAX_DELAYED_MESSAGES {
-            return Routed { queues: 0, confirm: Confirm::Now, rejected: true };
+            return Routed { queues: 0, confirm: Confirm::Now, rejected: true, ..Routed::default() };
         }
         let key = (due, st.next_seq);
         st.next_seq += 1;
@@ -100,12 +100,12 @@ impl Delayed {
                     stored = Some(id);
                     confirm = Confirm::WhenDurable;
                 }
-                None => return Routed { queues: 0, confirm: Confirm::Refused, rejected: false },
+                None => return Routed { queues: 0, confirm: Confirm::Refused, ..Routed::default() },
             }
         }
         st.messages.insert(key, (message, stored));
         self.schedule(&mut st, exchange);
-        Routed { queues: 1, confirm, rejected: false }
+        Routed { queues: 1, confirm, ..Routed::default() }
     }
 
     /// Puts back a message recovered from the store (its `x-delay` counts from its timestamp).

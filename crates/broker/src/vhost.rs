@@ -61,6 +61,8 @@ pub struct Routed {
     /// Some queue refused the message (full, with a reject overflow): a publisher in confirm
     /// mode gets a nack.
     pub rejected: bool,
+    /// Some queue that took the message has consumers that are falling behind.
+    pub consumers_behind: bool,
 }
 
 /// When a publisher confirm for the message may be sent.
@@ -629,7 +631,7 @@ impl VHost {
                     // All or nothing: a refused message is enqueued nowhere.
                     Persisted::Refused => {
                         self.tracker.not_stored(message.track, self.timers.now_ms());
-                        return Routed { queues: 0, confirm: Confirm::Refused, rejected: false };
+                        return Routed { queues: 0, confirm: Confirm::Refused, ..Routed::default() };
                     }
                     Persisted::Appended(id, landing) => {
                         routed.confirm = Confirm::WhenDurable;
@@ -649,6 +651,10 @@ impl VHost {
             let stored = if q.persists() { stored } else { None };
             match q.enqueue(message.clone(), stored) {
                 Enqueued::Accepted => routed.queues += 1,
+                Enqueued::AcceptedBehind => {
+                    routed.queues += 1;
+                    routed.consumers_behind = true;
+                }
                 Enqueued::Rejected => {
                     routed.rejected = true;
                     self.tracker.refused(message.track, self.timers.now_ms(), &q.name);

@@ -82,10 +82,16 @@ struct QueueState {
     retry_dead_at_ms: Option<u64>,
 }
 
+/// Ready messages above which a queue with consumers tells its publishers that the consumers
+/// are falling behind, so that a publisher sharing their worker thread gives them a turn.
+pub const CONSUMERS_BEHIND_READY: usize = 8192;
+
 /// What a queue did with a message routed to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     Accepted,
+    /// Taken, but the queue's consumers are falling behind: see [`CONSUMERS_BEHIND_READY`].
+    AcceptedBehind,
     /// Refused: the queue is full and its overflow is `reject-publish` or `reject-publish-dlx`.
     Rejected,
     /// The queue was deleted meanwhile.
@@ -236,8 +242,13 @@ impl Queue {
         st.dead.extend(expired.into_iter().map(|d| (d, Reason::Expired)));
         self.bound_memory(&mut st);
         self.schedule(&mut st);
+        let behind = !st.consumers.is_empty() && st.messages.ready_count() > CONSUMERS_BEHIND_READY;
         self.unlock(st);
-        Enqueued::Accepted
+        if behind {
+            Enqueued::AcceptedBehind
+        } else {
+            Enqueued::Accepted
+        }
     }
 
     /// Releases the lock, then dead-letters what a policy took out meanwhile.
