@@ -87,11 +87,16 @@ impl Journal {
 }
 
 /// Replaces the file at `path` with `lines` (through a temporary file and a rename) and returns
-/// it open for appending.
+/// it open for appending. The file is readable by its owner only: records hold the keys their
+/// callbacks are signed with.
 fn rewrite(path: &Path, lines: &[Vec<u8>]) -> std::io::Result<File> {
     let tmp = path.with_extension("log.tmp");
     {
-        let mut out = BufWriter::new(File::create(&tmp)?);
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600); // callback secrets
+        let mut out = BufWriter::new(options.open(&tmp)?);
         for line in lines {
             out.write_all(line)?;
             out.write_all(b"\n")?;
@@ -106,4 +111,28 @@ fn rewrite(path: &Path, lines: &[Vec<u8>]) -> std::io::Result<File> {
         }
     }
     OpenOptions::new().append(true).open(path)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_journal_is_readable_by_its_owner_only_even_if_it_was_not() {
+        let dir = std::env::temp_dir().join(format!("warren-journal-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tracking.log");
+        std::fs::write(&path, b"{}\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+        let journal = Journal::start(path.clone(), vec![b"{\"id\":1}".to_vec()]).unwrap();
+        assert!(journal.try_send(Op::Compact(vec![b"{\"id\":2}".to_vec()])));
+        journal.close();
+
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(read_lines(&path), vec![b"{\"id\":2}".to_vec()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
