@@ -1,5 +1,5 @@
 //! HTTP pull consumers: receive up to N messages of a queue under a lease (a visibility
-//! timeout), long-polling while it is empty, then ack, nack (requeue or dead-letter) or extend
+//! timeout), long-polling while it is empty (woken by the queue), then ack, nack (requeue or dead-letter) or extend
 //! the lease of each by its receipt. A lease that runs out returns its message to the queue,
 //! marked redelivered. Leases are bounded in number and length.
 
@@ -25,8 +25,6 @@ const MAX_BATCH: usize = 100;
 const MAX_LEASE_MS: u64 = 12 * 60 * 60 * 1000;
 /// Leases open at once, over all queues.
 const MAX_LEASES: usize = 100_000;
-/// How often an empty queue is looked at again during a long poll.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 struct Lease {
     queue: Arc<Queue>,
@@ -124,7 +122,9 @@ pub async fn receive(
     }
     let q = queue_of(&api.broker, &vhost, &queue)?;
     let deadline = Instant::now() + crate::wait_of(query.wait, api.settings.max_wait)?;
+    let poll = q.long_poll();
     loop {
+        let ready = poll.ready();
         let mut got = Vec::new();
         while got.len() < query.max {
             if api.leases.by_receipt.lock().len() >= MAX_LEASES {
@@ -148,7 +148,10 @@ pub async fn receive(
         if !got.is_empty() || Instant::now() >= deadline {
             return Ok(Json(got));
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - Instant::now())).await;
+        tokio::select! {
+            _ = ready => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
     }
 }
 

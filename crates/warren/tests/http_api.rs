@@ -395,13 +395,16 @@ async fn an_expired_lease_returns_its_message_and_an_empty_queue_long_polls() {
     assert_eq!(settle(&server, &queue, first[0]["receipt"].as_str().unwrap(), "ack").await, StatusCode::NOT_FOUND);
     assert_eq!(settle(&server, &queue, again[0]["receipt"].as_str().unwrap(), "ack").await, StatusCode::NO_CONTENT);
 
-    // A long poll on an empty queue answers when a message arrives.
+    // A long poll on an empty queue answers when a message arrives: woken by the queue, long
+    // before its minute of waiting is up.
     let waiting = tokio::spawn({
-        let url = receive_url(&server, &queue, "wait=5");
+        let url = receive_url(&server, &queue, "wait=60");
         async move {
             http().post(url).basic_auth("guest", Some("guest")).send().await.unwrap().json::<Value>().await.unwrap()
         }
     });
+    let polled = server.broker().vhost("/").unwrap().queue(&queue).unwrap();
+    eventually(|| polled.long_polls() == 1, "the receive to wait").await;
     q::publish(&ch, "", &queue, b"late").await;
     let got = within(waiting).await.unwrap();
     assert_eq!(got[0]["body"], json!("late"));

@@ -4,7 +4,10 @@
 
 mod dead_letter;
 mod limits;
+mod long_poll;
 mod tick;
+
+pub use long_poll::LongPoll;
 
 use crate::consumer::{Consumer, Offer};
 use crate::durable::{self, Durability};
@@ -36,6 +39,8 @@ pub struct Queue {
     timers: Arc<Timers>,
     tracker: Arc<Tracker>,
     state: Mutex<QueueState>,
+    /// HTTP receives waiting for messages, woken by dispatch (see `long_poll.rs`).
+    long_polls: long_poll::Waiting,
 }
 
 /// How a queue reaches the store: a durable queue writes its persistent messages there, and
@@ -184,6 +189,7 @@ impl Queue {
             timers,
             tracker: vhost.tracker().clone(),
             state: Mutex::new(state),
+            long_polls: long_poll::Waiting::default(),
         });
         q.schedule(&mut q.state.lock());
         q
@@ -394,6 +400,10 @@ impl Queue {
         self.mark_delivered(st, round.delivered_upto);
         self.load_ahead(st);
         self.report_memory(st);
+        // Every path that makes messages ready ends in a dispatch round.
+        if st.messages.ready_count() > 0 {
+            self.long_polls.wake();
+        }
     }
 
     /// Drops the ready message stored under `id`: its write failed and its publisher was
