@@ -193,6 +193,32 @@ struct Record {
     /// The vhost and `message_id` property it can be looked up by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lookup: Option<(String, String)>,
+    /// Lines written before origins were recorded are HTTP publishes' (the only kind then).
+    #[serde(default, skip_serializing_if = "Origin::is_http")]
+    origin: Origin,
+}
+
+/// Where a tracked message came from. Each origin has its own pool of records, so that AMQP
+/// publishes opting in by the thousand cannot push out the records HTTP clients were given
+/// status URLs for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    #[default]
+    Http,
+    Amqp,
+}
+
+impl Origin {
+    const ALL: [Origin; 2] = [Origin::Http, Origin::Amqp];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    fn is_http(&self) -> bool {
+        *self == Origin::Http
+    }
 }
 
 impl Record {
@@ -224,7 +250,7 @@ impl Record {
 /// Bounds of what the tracker keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct TrackingLimits {
-    /// Records kept at most; the oldest go first.
+    /// Records kept at most per [`Origin`]; the oldest of that origin go first.
     pub max_records: usize,
     /// How long a record is kept after it was created.
     pub retention_ms: u64,
@@ -256,8 +282,8 @@ struct Line {
 #[derive(Default)]
 struct State {
     records: HashMap<u64, Record>,
-    /// (created, id), oldest first, for the bounds.
-    order: VecDeque<(u64, u64)>,
+    /// (created, id) per origin, oldest first, for the bounds.
+    order: [VecDeque<(u64, u64)>; 2],
     /// Tracking ids by (vhost, `message_id` property); the latest message with an id wins.
     by_message_id: HashMap<(String, String), u64>,
     /// Lines in the journal since it was last rewritten.
@@ -338,21 +364,26 @@ impl Tracker {
                 records.insert(id, record);
             }
         }
-        let mut order: Vec<(u64, u64)> = records
-            .iter()
-            .filter(|(_, r)| r.created_ms.saturating_add(limits.retention_ms) > now_ms)
-            .map(|(id, r)| (r.created_ms, *id))
-            .collect();
-        order.sort_unstable();
-        let keep = order.len().saturating_sub(limits.max_records);
-        let order: VecDeque<(u64, u64)> = order.into_iter().skip(keep).collect();
-        let records: HashMap<u64, Record> = order.iter().filter_map(|(_, id)| records.remove_entry(id)).collect();
+        let order = Origin::ALL.map(|origin| {
+            let mut order: Vec<(u64, u64)> = records
+                .iter()
+                .filter(|(_, r)| r.origin == origin && r.created_ms.saturating_add(limits.retention_ms) > now_ms)
+                .map(|(id, r)| (r.created_ms, *id))
+                .collect();
+            order.sort_unstable();
+            let keep = order.len().saturating_sub(limits.max_records);
+            order.into_iter().skip(keep).collect::<VecDeque<(u64, u64)>>()
+        });
+        let records: HashMap<u64, Record> =
+            order.iter().flatten().filter_map(|(_, id)| records.remove_entry(id)).collect();
         let live = records.iter().map(|(id, r)| line_of(*id, r)).collect();
         let journal = Journal::start(path, live)?;
         let journal_lines = records.len();
         let mut by_message_id = HashMap::new();
         // Oldest first, so the latest message with an id wins.
-        for (_, id) in &order {
+        let mut oldest_first: Vec<&(u64, u64)> = order.iter().flatten().collect();
+        oldest_first.sort_unstable();
+        for (_, id) in oldest_first {
             if let Some(key) = records.get(id).and_then(|r| r.lookup.clone()) {
                 by_message_id.insert(key, *id);
             }
@@ -404,19 +435,27 @@ impl Tracker {
         }
     }
 
-    /// Starts tracking a new message; returns its id (never 0: 0 means untracked). With
-    /// `lookup` (its vhost and `message_id` property) it can also be found by that.
-    pub fn start(&self, now_ms: u64, lookup: Option<(&str, &str)>) -> u64 {
+    /// Starts tracking a new message from `origin`; returns its id (never 0: 0 means
+    /// untracked). With `lookup` (its vhost and `message_id` property) it can also be found by
+    /// that.
+    pub fn start(&self, now_ms: u64, lookup: Option<(&str, &str)>, origin: Origin) -> u64 {
         let mut st = self.state.lock();
         let mut id = rand::random::<u64>();
         while id == 0 || st.records.contains_key(&id) {
             id = rand::random::<u64>();
         }
-        while st.order.len() >= self.limits.max_records
-            || st.order.front().is_some_and(|(at, _)| at.saturating_add(self.limits.retention_ms) <= now_ms)
-        {
-            let Some((_, old)) = st.order.pop_front() else { break };
-            st.forget(old);
+        let retention_ms = self.limits.retention_ms;
+        for o in Origin::ALL {
+            let full = if o == origin { self.limits.max_records } else { usize::MAX };
+            loop {
+                let order = &mut st.order[o.index()];
+                let expired = order.front().is_some_and(|(at, _)| at.saturating_add(retention_ms) <= now_ms);
+                if order.len() < full && !expired {
+                    break;
+                }
+                let Some((_, old)) = order.pop_front() else { break };
+                st.forget(old);
+            }
         }
         let lookup = lookup
             .filter(|(_, message_id)| !message_id.is_empty())
@@ -435,10 +474,11 @@ impl Tracker {
             reply: None,
             callback: None,
             lookup,
+            origin,
         };
         record.push(Event::Accepted { at_ms: now_ms });
         st.records.insert(id, record);
-        st.order.push_back((now_ms, id));
+        st.order[origin.index()].push_back((now_ms, id));
         self.journal(&mut st, id);
         id
     }
@@ -679,7 +719,7 @@ mod tests {
     #[test]
     fn a_message_succeeds_once_every_copy_is_acked_and_fails_on_any_dead_letter() {
         let t = Tracker::new(TrackingLimits::default());
-        let id = t.start(10, None);
+        let id = t.start(10, None, Origin::Http);
         assert_eq!(t.status(id).unwrap().outcome, Outcome::Pending);
         t.routed(id, 11, "orders", vec!["a".into(), "b".into()]);
         t.delivered(id, 12, "a", 1);
@@ -690,7 +730,7 @@ mod tests {
         let s = t.status(id).unwrap();
         assert_eq!((s.outcome, s.finished, s.events.len()), (Outcome::Succeeded, true, 5));
 
-        let failed = t.start(20, None);
+        let failed = t.start(20, None, Origin::Http);
         t.routed(failed, 21, "orders", vec!["a".into()]);
         t.left(failed, 22, "a", Reason::Rejected, Some(("dlx", vec!["dlq".into()])));
         let s = t.status(failed).unwrap();
@@ -701,7 +741,7 @@ mod tests {
         t.delivered(failed, 23, "a", 2);
         assert!(t.status(failed).unwrap().finished, "failure is final");
 
-        let lost = t.start(30, None);
+        let lost = t.start(30, None, Origin::Http);
         t.routed(lost, 31, "orders", vec![]);
         assert_eq!(t.status(lost).unwrap().outcome, Outcome::Failed);
         assert_eq!(parse_id(&id_text(lost)), Some(lost));
@@ -710,14 +750,40 @@ mod tests {
     #[test]
     fn records_are_bounded_in_number_and_age() {
         let t = Tracker::new(TrackingLimits { max_records: 2, retention_ms: 1000 });
-        let a = t.start(0, None);
-        let b = t.start(1, None);
-        let c = t.start(2, None);
+        let a = t.start(0, None, Origin::Http);
+        let b = t.start(1, None, Origin::Http);
+        let c = t.start(2, None, Origin::Http);
         assert!(t.status(a).is_none(), "the oldest goes past the count");
         assert!(t.status(b).is_some() && t.status(c).is_some());
-        let d = t.start(1002, None);
+        let d = t.start(1002, None, Origin::Http);
         assert!(t.status(b).is_none() && t.status(c).is_none(), "past the retention");
         assert!(t.status(d).is_some());
+    }
+
+    #[test]
+    fn each_origin_has_its_own_pool_and_keeps_it_across_a_restart() {
+        let dir =
+            std::env::temp_dir().join(format!("warren-tracking-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tracking.log");
+        let limits = TrackingLimits { max_records: 2, retention_ms: 1000 };
+        let t = Tracker::open(limits, path.clone(), 0).unwrap();
+        let http = [t.start(0, None, Origin::Http), t.start(1, None, Origin::Http)];
+        let amqp: Vec<u64> = (2..7).map(|at| t.start(at, None, Origin::Amqp)).collect();
+        assert!(http.iter().all(|id| t.status(*id).is_some()), "AMQP records never push out HTTP ones");
+        let kept: Vec<bool> = amqp.iter().map(|id| t.status(*id).is_some()).collect();
+        assert_eq!(kept, [false, false, false, true, true], "the oldest AMQP records go past the count");
+        t.close();
+
+        let t = Tracker::open(limits, path.clone(), 10).unwrap();
+        assert!(http.iter().chain(&amqp[3..]).all(|id| t.status(*id).is_some()), "both pools are read back");
+        let newer = t.start(11, None, Origin::Amqp);
+        assert!(t.status(amqp[3]).is_none() && t.status(newer).is_some(), "read back into the AMQP pool");
+        assert!(http.iter().all(|id| t.status(*id).is_some()));
+        t.start(1_001, None, Origin::Amqp);
+        assert!(http.iter().all(|id| t.status(*id).is_none()), "past the retention, whatever the origin");
+        t.close();
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
@@ -727,9 +793,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tracking.log");
         let t = Tracker::open(TrackingLimits::default(), path.clone(), 100).unwrap();
-        let kept = t.start(100, None);
+        let kept = t.start(100, None, Origin::Http);
         t.routed(kept, 101, "x", vec!["q".into()]);
-        let old = t.start(1, None);
+        let old = t.start(1, None, Origin::Http);
         t.close();
         use std::io::Write;
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"id\": 12, \"rec").unwrap();
@@ -749,13 +815,13 @@ mod tests {
     #[test]
     fn a_message_id_finds_the_latest_message_and_its_entry_goes_with_the_record() {
         let t = Tracker::new(TrackingLimits { max_records: 2, retention_ms: 1000 });
-        let first = t.start(0, Some(("/", "order-1")));
+        let first = t.start(0, Some(("/", "order-1")), Origin::Http);
         assert_eq!(t.find("/", "order-1"), Some(first));
         assert_eq!(t.find("other", "order-1"), None, "per vhost");
-        let second = t.start(1, Some(("/", "order-1")));
+        let second = t.start(1, Some(("/", "order-1")), Origin::Http);
         assert_eq!(t.find("/", "order-1"), Some(second), "the latest wins");
-        t.start(2, None);
-        t.start(3, None);
+        t.start(2, None, Origin::Http);
+        t.start(3, None, Origin::Http);
         assert_eq!(t.find("/", "order-1"), None, "gone with its record");
     }
 

@@ -588,7 +588,8 @@ impl VHost {
             return if forged { Arc::new(message.with_properties(&props)) } else { message };
         }
         let lookup = props.message_id.as_ref().map(|id| (self.name.as_str(), id.as_str()));
-        let track = self.tracker.start(message.timestamp_ms.max(self.timers.now_ms()), lookup);
+        let track =
+            self.tracker.start(message.timestamp_ms.max(self.timers.now_ms()), lookup, crate::tracking::Origin::Amqp);
         props.headers.get_or_insert_with(Default::default).insert(
             ShortStr::from_static(crate::tracking::ID_HEADER),
             amqp_codec::FieldValue::LongStr(crate::tracking::id_text(track).into_bytes().into()),

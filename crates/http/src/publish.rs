@@ -278,7 +278,7 @@ pub async fn publish(
         .map_err(|_| ApiError::bad_request("routing_key is longer than 255 bytes"))?;
     let now = api.broker.now_ms();
     let lookup = props.message_id.as_ref().map(|id| (vhost_name.as_str(), id.as_str()));
-    let track = api.broker.tracker().start(now, lookup);
+    let track = api.broker.tracker().start(now, lookup, warren_broker::tracking::Origin::Http);
     if let Some((url, key)) = callback {
         api.broker.tracker().call_back(track, url, key);
     }

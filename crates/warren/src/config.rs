@@ -45,7 +45,8 @@ fn ms(ms: u64) -> std::time::Duration {
 pub struct HttpConfig {
     /// Largest request body accepted, bytes (a larger publish gets 413).
     pub max_body_bytes: usize,
-    /// Messages whose outcome is tracked at once; the oldest records go first.
+    /// Messages whose outcome is tracked at once, per origin (HTTP publishes, AMQP opt-ins);
+    /// the oldest records of that origin go first.
     pub max_tracked_messages: usize,
     /// How long a message's outcome stays queryable, ms.
     pub tracking_retention_ms: u64,
