@@ -86,8 +86,9 @@ async fn call_back(tracker: &Tracker, client: &reqwest::Client, settings: &Setti
         let Some((url, key, status)) = tracker.callback_payload(id) else { return };
         let body = serde_json::to_vec(&status).expect("a status serializes");
         let timestamp_s = now_s();
+        // Closed: the API is shutting down; the journal has the callback, a restart resumes it.
+        let Ok(permit) = limit.acquire().await else { return };
         let result = {
-            let _permit = limit.acquire().await.expect("the semaphore is never closed");
             client
                 .post(&url)
                 .header("content-type", "application/json")
@@ -112,6 +113,8 @@ async fn call_back(tracker: &Tracker, client: &reqwest::Client, settings: &Setti
             (false, false) => CallbackState::Sending,
         };
         tracker.callback_attempt(id, record, state);
+        // Recorded before the permit goes: shutting down waits for the permits.
+        drop(permit);
         if state != CallbackState::Sending {
             return;
         }

@@ -153,11 +153,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Callbacks and pushes share one limit on outgoing requests.
-    let outgoing = Arc::new(tokio::sync::Semaphore::new(settings.callback_concurrency.max(1)));
+    let concurrency = settings.callback_concurrency.max(1);
+    let outgoing = Arc::new(tokio::sync::Semaphore::new(concurrency));
     callbacks::start(broker.clone(), settings.clone(), outgoing.clone());
-    let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing);
+    let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing.clone());
+    let drain_timeout = settings.callback_timeout;
     let app = router(broker, settings, subscriptions.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     subscriptions.stop();
+    // Calls already sent finish and are recorded (a push settles its message while the store is
+    // still open, so it is not pushed again after the restart), within one call's timeout; a
+    // call holds its permit until then. No call starts after.
+    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(drain_timeout, outgoing.acquire_many(all)).await;
+    outgoing.close();
     served
 }

@@ -385,7 +385,12 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
         }
         let payload = Payload { subscription: &live.def.id, queue: &live.def.queue, attempt, message: &message };
         let body = serde_json::to_vec(&payload).expect("a payload serializes");
-        let permit = outgoing.acquire().await.expect("the semaphore is never closed");
+        // Closed: the API is shutting down (and a call waiting for its turn does not start once
+        // the subscription stopped).
+        let Ok(permit) = outgoing.acquire().await else { return };
+        if *stop.borrow() {
+            return;
+        }
         let timestamp_s = now_s();
         let result = client
             .post(&live.def.url)
@@ -396,18 +401,20 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
             .body(body)
             .send()
             .await;
-        drop(permit);
         live.sink.attempts.fetch_add(1, Ordering::Relaxed);
         let failure = match result {
+            // Settled before the permit goes: shutting down waits for the permits.
             Ok(resp) if resp.status().is_success() => {
                 live.sink.succeeded.fetch_add(1, Ordering::Relaxed);
                 live.settle(entry.seq, true);
+                drop(permit);
                 return;
             }
             Ok(resp) => Failure { at_ms: now_ms(), status: Some(resp.status().as_u16()), error: None },
             Err(e) => Failure { at_ms: now_ms(), status: None, error: Some(short_error(&e)) },
         };
         *live.sink.last_failure.lock() = Some(failure);
+        drop(permit);
         if attempt < live.def.max_attempts {
             tokio::select! {
                 _ = tokio::time::sleep(backoff(&settings, attempt)) => {}

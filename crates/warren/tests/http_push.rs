@@ -175,6 +175,36 @@ async fn subscriptions_survive_a_restart_and_deleting_one_returns_its_messages()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_answered_while_the_broker_shuts_down_is_settled_and_not_pushed_again() {
+    let server = TestServer::start().await;
+    let queue = unique("push-shutdown");
+    let persistent = || lapin::BasicProperties::default().with_delivery_mode(2);
+    let (_c, ch) = server.lapin_channel().await;
+    let opts = lapin::options::QueueDeclareOptions { durable: true, ..Default::default() };
+    within(ch.queue_declare(queue.as_str().into(), opts, FieldTable::default())).await.unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let (hook, mut calls) = webhook_receiver(vec![], Some(gate.clone())).await;
+    subscribe(&server, &queue, json!({ "url": hook, "secret": SECRET })).await;
+    q::publish_props(&ch, "", &queue, b"in flight", persistent()).await;
+    let (_, pushed) = verified(&within(calls.recv()).await.unwrap());
+    assert_eq!(pushed["body"], json!("in flight"));
+
+    // The receiver holds the call until the API has stopped listening, then answers 200.
+    let http_port: u16 = server.http_url("").rsplit(':').next().unwrap().parse().unwrap();
+    drop((_c, ch));
+    let restarting = tokio::spawn(server.restart());
+    eventually(|| std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err(), "the API to stop").await;
+    gate.add_permits(100);
+    let server = within(restarting).await.unwrap();
+
+    // Settled before the store closed: the next call after the restart is the next message.
+    let (_c, ch) = server.lapin_channel().await;
+    q::publish_props(&ch, "", &queue, b"next", persistent()).await;
+    let (_, pushed) = verified(&within(calls.recv()).await.unwrap());
+    assert_eq!(pushed["body"], json!("next"), "the message answered during the shutdown is not pushed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_subscriptions_get_a_json_4xx_and_a_deleted_queue_ends_its_subscription() {
     let server = TestServer::start_with(|c| c.http.callback_allow = vec!["http://127.0.0.1:".into()]).await;
     let (_c, ch) = server.lapin_channel().await;
