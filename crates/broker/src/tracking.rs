@@ -397,10 +397,32 @@ impl Tracker {
         }))
     }
 
-    /// Writes the journal out and stops its writer.
+    /// Writes the journal out and stops its writer. Changes the writer had no room for go out
+    /// as one last snapshot.
     pub fn close(&self) {
-        if let Some(j) = &self.journal {
-            j.close();
+        let Some(journal) = &self.journal else { return };
+        {
+            let mut st = self.state.lock();
+            if st.journal_missed > 0 {
+                journal.send(Op::Compact(st.records.iter().map(|(id, r)| line_of(*id, r)).collect()));
+                st.journal_missed = 0;
+            }
+        }
+        journal.close();
+    }
+
+    /// Writes a snapshot if changes were dropped while the writer was behind and it has room
+    /// again; called every second, so that a burst followed by quiet is not left unwritten.
+    pub fn catch_up(&self) {
+        let Some(journal) = &self.journal else { return };
+        let mut st = self.state.lock();
+        if st.journal_missed > 0 {
+            let live: Vec<Vec<u8>> = st.records.iter().map(|(id, r)| line_of(*id, r)).collect();
+            let lines = live.len();
+            if journal.try_send(Op::Compact(live)) {
+                st.journal_lines = lines;
+                st.journal_missed = 0;
+            }
         }
     }
 
@@ -409,7 +431,8 @@ impl Tracker {
     ///
     /// When the writer is behind (its queue full), changes are dropped and counted, and a
     /// snapshot of every record replaces the file once the queue takes one again (tried every
-    /// [`SNAPSHOT_RETRY_CHANGES`] changes).
+    /// [`SNAPSHOT_RETRY_CHANGES`] changes, every second by [`Tracker::catch_up`], and at
+    /// [`Tracker::close`], which waits for room).
     fn journal(&self, st: &mut State, id: u64) {
         let Some(journal) = &self.journal else { return };
         if st.journal_missed == 0 {
@@ -783,6 +806,44 @@ mod tests {
         t.start(1_001, None, Origin::Amqp);
         assert!(http.iter().all(|id| t.status(*id).is_none()), "past the retention, whatever the origin");
         t.close();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn changes_the_writer_had_no_room_for_are_written_by_a_catch_up_or_at_close() {
+        let dir =
+            std::env::temp_dir().join(format!("warren-tracking-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tracking.log");
+        for catch_up in [true, false] {
+            let t = Tracker::open(TrackingLimits::default(), path.clone(), 0).unwrap();
+            let journal = t.journal.as_ref().unwrap();
+            let (resume, paused) = std::sync::mpsc::channel();
+            journal.send(Op::Pause(paused));
+            let ids: Vec<u64> = (0..40).map(|at| t.start(at, None, Origin::Http)).collect();
+            for id in &ids {
+                t.routed(*id, 50, "x", vec!["q".into()]);
+                t.acked(*id, 51, "q");
+            }
+            assert!(t.state.lock().journal_missed > 0, "the paused writer's queue overflowed");
+            drop(resume);
+            if catch_up {
+                // Once the writer has room again, whatever its queue holds.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while t.state.lock().journal_missed > 0 {
+                    assert!(std::time::Instant::now() < deadline, "caught up");
+                    t.catch_up();
+                    std::thread::yield_now();
+                }
+            }
+            t.close();
+            let t = Tracker::open(TrackingLimits::default(), path.clone(), 100).unwrap();
+            for id in &ids {
+                let s = t.status(*id).expect("every record is back");
+                assert_eq!((s.outcome, s.version), (Outcome::Succeeded, 3), "its last state (catch_up {catch_up})");
+            }
+            t.close();
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

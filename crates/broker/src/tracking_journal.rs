@@ -15,12 +15,18 @@ pub(crate) enum Op {
     Line(Vec<u8>),
     /// Replace the file with these lines (the live records).
     Compact(Vec<Vec<u8>>),
+    /// Tests: the writer waits until this channel's sender is dropped.
+    #[cfg(test)]
+    Pause(mpsc::Receiver<()>),
 }
 
 /// Changes waiting for the writer at most; beyond, changes are not queued (the tracker then
 /// writes a whole snapshot once there is room again), so that no caller ever waits for the
 /// disk while it holds the tracker's or a queue's lock.
+#[cfg(not(test))]
 const MAX_QUEUED: usize = 65_536;
+#[cfg(test)]
+const MAX_QUEUED: usize = 16;
 
 pub(crate) struct Journal {
     tx: Mutex<Option<mpsc::SyncSender<Op>>>,
@@ -58,6 +64,10 @@ impl Journal {
                                 Err(e) => result = Err(e),
                             }
                         }
+                        #[cfg(test)]
+                        Op::Pause(until) => {
+                            let _ = until.recv();
+                        }
                     }
                 }
                 let result = result.and_then(|()| file.write_all(&pending)).and_then(|()| file.sync_data());
@@ -74,6 +84,13 @@ impl Journal {
         match self.tx.lock().as_ref() {
             Some(tx) => !matches!(tx.try_send(op), Err(mpsc::TrySendError::Full(_))),
             None => true,
+        }
+    }
+
+    /// Queues `op`, waiting for room (for the last snapshot at close).
+    pub fn send(&self, op: Op) {
+        if let Some(tx) = self.tx.lock().as_ref() {
+            let _ = tx.send(op);
         }
     }
 

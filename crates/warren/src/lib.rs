@@ -37,6 +37,8 @@ pub struct Running {
     timers: JoinHandle<()>,
     /// Returns memory that drained queues freed to the system (see `heap_trim`).
     heap_trim: Option<JoinHandle<()>>,
+    /// Writes the tracking records the journal's writer had no room for (see `Tracker::catch_up`).
+    tracking_catch_up: JoinHandle<()>,
     /// Held while the broker runs: a second broker on the same directory is refused.
     _lock: File,
 }
@@ -57,6 +59,7 @@ impl Running {
         if let Some(t) = &self.heap_trim {
             t.abort();
         }
+        self.tracking_catch_up.abort();
         self.broker.tracker().close();
         if let Some(d) = self.broker.durability().cloned() {
             let _ = tokio::task::spawn_blocking(move || d.close()).await;
@@ -70,6 +73,7 @@ impl Running {
         if let Some(t) = &self.heap_trim {
             t.abort();
         }
+        self.tracking_catch_up.abort();
     }
 }
 
@@ -116,6 +120,14 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
     }));
     let timers = tokio::spawn(broker.timers().clone().run());
     let heap_trim = broker.durability().cloned().map(|d| tokio::spawn(heap_trim::run(d)));
+    let tracker = broker.tracker().clone();
+    let tracking_catch_up = tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            tracker.catch_up();
+        }
+    });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(warren_amqp_server::serve(amqp_listener, broker.clone(), async {
         let _ = stopped.await;
@@ -131,6 +143,7 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         http_task,
         timers,
         heap_trim,
+        tracking_catch_up,
         _lock: lock,
     })
 }
