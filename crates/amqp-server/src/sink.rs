@@ -165,10 +165,10 @@ impl ChannelSink {
         if timeout_ms > 0 {
             let due = delivered_at_ms.saturating_add(timeout_ms);
             if st.timeout_check_ms.is_none_or(|at| due < at) {
-                st.timeout_check_ms = Some(due);
                 if let Some(me) = self.me.upgrade() {
-                    self.timers.schedule(due, &me);
+                    self.timers.reschedule(st.timeout_check_ms, due, &me);
                 }
+                st.timeout_check_ms = Some(due);
             }
         }
     }

@@ -33,7 +33,8 @@ impl Tick for Queue {
 
 pub struct Timers {
     manual_ms: Option<AtomicU64>,
-    /// Deadlines by (time, identity); stale ones tick harmlessly (the queue re-checks).
+    /// Deadlines by (time, identity): one per target that reschedules through
+    /// [`Timers::reschedule`]; a stale one would tick harmlessly (the target re-checks).
     due: Mutex<BTreeMap<(u64, usize), Weak<dyn Tick>>>,
     wake: Notify,
 }
@@ -71,9 +72,20 @@ impl Timers {
 
     /// Ticks `target` at `at_ms` (or soon after).
     pub fn schedule<T: Tick + 'static>(&self, at_ms: u64, target: &Arc<T>) {
-        let key = (at_ms, Arc::as_ptr(target) as *const () as usize);
+        self.reschedule(None, at_ms, target);
+    }
+
+    /// Ticks `target` at `at_ms` instead of at `from_ms`, the deadline it had scheduled and
+    /// that has not come yet: a target moving its deadline earlier keeps one entry, not one
+    /// per move (a queue whose messages' TTLs keep shrinking would otherwise add one each).
+    pub fn reschedule<T: Tick + 'static>(&self, from_ms: Option<u64>, at_ms: u64, target: &Arc<T>) {
+        let identity = Arc::as_ptr(target) as *const () as usize;
+        let key = (at_ms, identity);
         let weak: Weak<dyn Tick> = Arc::downgrade(target) as Weak<dyn Tick>;
         let mut due = self.due.lock();
+        if let Some(from) = from_ms {
+            due.remove(&(from, identity));
+        }
         let earliest = due.first_key_value().is_none_or(|(k, _)| at_ms < k.0);
         due.insert(key, weak);
         drop(due);
@@ -96,6 +108,11 @@ impl Timers {
             }
         }
         self.due.lock().first_key_value().map(|(k, _)| k.0)
+    }
+
+    /// Deadlines waiting.
+    pub fn scheduled(&self) -> usize {
+        self.due.lock().len()
     }
 
     /// The timer task (nothing to do with a manual clock, which [`Timers::advance`] drives).

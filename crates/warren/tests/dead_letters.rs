@@ -214,6 +214,33 @@ async fn queue_ttl_expires_messages_without_a_consumer_exactly_on_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ever_shorter_expirations_keep_one_timer_entry_and_each_expires_on_time() {
+    let server = TestServer::start_manual_clock(|_| {}).await;
+    let (_c, ch) = channel(&server).await;
+    let (work, dlq, _) = with_dlq(&ch, &[]).await;
+    let before = server.broker().timers().scheduled();
+    // Each message's deadline is earlier than the one before: the queue moves its timer 100
+    // times.
+    for i in 0..100u32 {
+        let ttl = (200_000 - 1_000 * i).to_string();
+        q::publish_props(
+            &ch,
+            "",
+            &work,
+            i.to_string().as_bytes(),
+            BasicProperties::default().with_expiration(ttl.into()),
+        )
+        .await;
+    }
+    assert_eq!(server.broker().timers().scheduled(), before + 1, "one entry for the queue, not one per move");
+    server.advance_ms(150_000);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (50, 0), "the 50 shortest expired");
+    assert_eq!(q::counts(&ch, &dlq).await.unwrap(), (50, 0));
+    server.advance_ms(50_000);
+    assert_eq!(q::counts(&ch, &work).await.unwrap(), (0, 0), "and the rest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_expiration_applies_anywhere_in_the_queue() {
     let server = TestServer::start_manual_clock(|_| {}).await;
     let (_c, ch) = channel(&server).await;

@@ -62,8 +62,8 @@ impl Queue {
             return;
         };
         if st.scheduled_ms.is_none_or(|s| at < s) {
+            self.timers.reschedule(st.scheduled_ms, at, self);
             st.scheduled_ms = Some(at);
-            self.timers.schedule(at, self);
         }
     }
 }
