@@ -105,13 +105,45 @@ impl Queue {
             }
             return;
         };
+        // Dropped or expired while paged out: the bodies are read back on the store's reader
+        // thread, not on this task's worker, and the batch goes on from there, in order.
+        let paged: Vec<u64> = dead.iter().filter(|l| l.body.is_none()).filter_map(|l| l.stored).collect();
+        if !paged.is_empty() {
+            if let Some(p) = &self.persist {
+                let queue = self.clone();
+                let done = Box::new(move |loaded: crate::durable::reader::Loaded| {
+                    let mut dead = dead;
+                    let loaded: std::collections::HashMap<u64, Option<Arc<Message>>> = loaded.into_iter().collect();
+                    let mut all_read = true;
+                    for letter in dead.iter_mut().filter(|l| l.body.is_none()) {
+                        match letter.stored.and_then(|id| loaded.get(&id)) {
+                            Some(Some(message)) => letter.body = Some(message.clone()),
+                            // Unreadable: `republish_dead` logs it and forgets it.
+                            Some(None) => {}
+                            // Past the reader's 1 MiB per request: asked for again.
+                            None => all_read = false,
+                        }
+                    }
+                    if all_read {
+                        queue.republish_dead(dead, &vhost, now_ms);
+                    } else {
+                        // What was read waits for the rest, so the batch keeps its order.
+                        queue.dead_letter(dead);
+                    }
+                });
+                // A stopped reader (the broker is closing) drops the batch: the originals
+                // stay in the store, so they come back at the restart.
+                p.durability.reader.request(paged, done);
+                return;
+            }
+        }
+        self.republish_dead(dead, &vhost, now_ms);
+    }
+
+    /// Republishes dead letters whose bodies are at hand through the dead-letter exchange.
+    fn republish_dead(self: &Arc<Self>, dead: Vec<DeadLetter>, vhost: &crate::VHost, now_ms: u64) {
         for mut letter in dead {
-            // Dropped or expired while paged out: read back for its new queue.
-            let body = letter.body.clone().or_else(|| {
-                let p = self.persist.as_ref()?;
-                p.durability.load(letter.stored?)
-            });
-            let Some(message) = body else {
+            let Some(message) = letter.body.clone() else {
                 tracing::warn!(queue = %self.name, "a paged-out message to dead-letter could not be read");
                 self.forget_stored(letter.stored);
                 continue;
