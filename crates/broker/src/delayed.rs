@@ -121,8 +121,8 @@ impl Delayed {
     fn schedule(&self, st: &mut Waiting, exchange: &Arc<Exchange>) {
         let Some(((due, _), _)) = st.messages.first_key_value() else { return };
         if st.scheduled_ms.is_none_or(|at| *due < at) {
+            self.timers.reschedule(st.scheduled_ms, *due, exchange);
             st.scheduled_ms = Some(*due);
-            self.timers.schedule(*due, exchange);
         }
     }
 

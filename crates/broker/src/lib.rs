@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod delayed;
 pub mod durable;
 pub mod exchange;
+pub mod owner_only;
 pub mod queue;
 pub mod reply_to;
 mod republish;

@@ -403,9 +403,10 @@ impl Tracker {
         let Some(journal) = &self.journal else { return };
         {
             let mut st = self.state.lock();
-            if st.journal_missed > 0 {
+            if std::mem::take(&mut st.journal_missed) > 0 {
+                // Under the lock, so that no newer line can go out before this older snapshot.
+                // The one wait for the disk under this lock: nothing is tracked any more.
                 journal.send(Op::Compact(st.records.iter().map(|(id, r)| line_of(*id, r)).collect()));
-                st.journal_missed = 0;
             }
         }
         journal.close();
@@ -416,7 +417,8 @@ impl Tracker {
     pub fn catch_up(&self) {
         let Some(journal) = &self.journal else { return };
         let mut st = self.state.lock();
-        if st.journal_missed > 0 {
+        // While the writer's queue is still full a snapshot would only be built to be dropped.
+        if st.journal_missed > 0 && journal.has_room() {
             let live: Vec<Vec<u8>> = st.records.iter().map(|(id, r)| line_of(*id, r)).collect();
             let lines = live.len();
             if journal.try_send(Op::Compact(live)) {

@@ -22,7 +22,7 @@ pub(crate) enum Op {
 
 /// Changes waiting for the writer at most; beyond, changes are not queued (the tracker then
 /// writes a whole snapshot once there is room again), so that no caller ever waits for the
-/// disk while it holds the tracker's or a queue's lock.
+/// disk while it holds the tracker's or a queue's lock (but for the last snapshot at close).
 #[cfg(not(test))]
 const MAX_QUEUED: usize = 65_536;
 #[cfg(test)]
@@ -30,6 +30,8 @@ const MAX_QUEUED: usize = 16;
 
 pub(crate) struct Journal {
     tx: Mutex<Option<mpsc::SyncSender<Op>>>,
+    /// Ops sent and not yet taken by the writer.
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -46,11 +48,14 @@ impl Journal {
     pub fn start(path: PathBuf, live: Vec<Vec<u8>>) -> std::io::Result<Journal> {
         let mut file = rewrite(&path, &live)?;
         let (tx, rx) = mpsc::sync_channel::<Op>(MAX_QUEUED);
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let taken = queued.clone();
         let thread = std::thread::Builder::new().name("warren-tracking".into()).spawn(move || {
             while let Ok(op) = rx.recv() {
                 let mut pending: Vec<u8> = Vec::new();
                 let mut result = Ok(());
                 for op in std::iter::once(op).chain(rx.try_iter()) {
+                    taken.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     match op {
                         Op::Line(line) => {
                             pending.extend_from_slice(&line);
@@ -76,20 +81,34 @@ impl Journal {
                 }
             }
         })?;
-        Ok(Journal { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
+        Ok(Journal { tx: Mutex::new(Some(tx)), queued, thread: Mutex::new(Some(thread)) })
     }
 
     /// Queues `op` for the writer; false if the queue is full (the writer is behind the disk).
     pub fn try_send(&self, op: Op) -> bool {
         match self.tx.lock().as_ref() {
-            Some(tx) => !matches!(tx.try_send(op), Err(mpsc::TrySendError::Full(_))),
+            Some(tx) => match tx.try_send(op) {
+                Ok(()) => {
+                    self.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    true
+                }
+                Err(mpsc::TrySendError::Full(_)) => false,
+                Err(mpsc::TrySendError::Disconnected(_)) => true,
+            },
             None => true,
         }
     }
 
+    /// Whether the writer's queue has room (so that a snapshot is worth building).
+    pub fn has_room(&self) -> bool {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed) < MAX_QUEUED
+    }
+
     /// Queues `op`, waiting for room (for the last snapshot at close).
     pub fn send(&self, op: Op) {
-        if let Some(tx) = self.tx.lock().as_ref() {
+        let tx = self.tx.lock().clone();
+        if let Some(tx) = tx {
+            self.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = tx.send(op);
         }
     }
@@ -109,11 +128,7 @@ impl Journal {
 fn rewrite(path: &Path, lines: &[Vec<u8>]) -> std::io::Result<File> {
     let tmp = path.with_extension("log.tmp");
     {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600); // callback secrets
-        let mut out = BufWriter::new(options.open(&tmp)?);
+        let mut out = BufWriter::new(crate::owner_only::create(&tmp)?);
         for line in lines {
             out.write_all(line)?;
             out.write_all(b"\n")?;
@@ -142,6 +157,10 @@ mod tests {
         let path = dir.join("tracking.log");
         std::fs::write(&path, b"{}\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // And a temporary file a crash left behind.
+        let tmp = path.with_extension("log.tmp");
+        std::fs::write(&tmp, b"").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
 
         let journal = Journal::start(path.clone(), vec![b"{\"id\":1}".to_vec()]).unwrap();
         assert!(journal.try_send(Op::Compact(vec![b"{\"id\":2}".to_vec()])));

@@ -5,6 +5,7 @@
 //! total time; every attempt is in the status. Outgoing calls have a timeout and a concurrency
 //! limit.
 
+use crate::outgoing::Outgoing;
 use crate::{ApiError, Settings};
 use axum::http::StatusCode;
 use base64::Engine;
@@ -13,7 +14,6 @@ use rand::Rng;
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use warren_broker::tracking::{id_text, Attempt, CallbackState, Tracker};
 use warren_broker::Broker;
 
@@ -66,7 +66,7 @@ pub(crate) fn check_target(
 }
 
 /// Starts the task that calls back for finished messages.
-pub fn start(broker: Broker, settings: Settings, limit: Arc<Semaphore>) {
+pub fn start(broker: Broker, settings: Settings, limit: Arc<Outgoing>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     broker.tracker().on_finished(tx);
     let client = reqwest::Client::builder().timeout(settings.callback_timeout).build().expect("an HTTP client");
@@ -79,15 +79,15 @@ pub fn start(broker: Broker, settings: Settings, limit: Arc<Semaphore>) {
     });
 }
 
-async fn call_back(tracker: &Tracker, client: &reqwest::Client, settings: &Settings, limit: &Semaphore, id: u64) {
+async fn call_back(tracker: &Tracker, client: &reqwest::Client, settings: &Settings, limit: &Outgoing, id: u64) {
     let started = Instant::now();
     let webhook_id = format!("msg_{}", id_text(id));
     for attempt in 1..=settings.callback_max_attempts {
         let Some((url, key, status)) = tracker.callback_payload(id) else { return };
         let body = serde_json::to_vec(&status).expect("a status serializes");
         let timestamp_s = now_s();
-        // Closed: the API is shutting down; the journal has the callback, a restart resumes it.
-        let Ok(permit) = limit.acquire().await else { return };
+        // None: the API is stopping; the journal has the callback, a restart resumes it.
+        let Some(permit) = limit.permit().await else { return };
         let result = {
             client
                 .post(&url)

@@ -9,6 +9,7 @@ mod error;
 mod idempotency;
 mod json_numbers;
 mod message_json;
+mod outgoing;
 mod publish;
 mod pull;
 mod push;
@@ -153,8 +154,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Callbacks and pushes share one limit on outgoing requests.
-    let concurrency = settings.callback_concurrency.max(1);
-    let outgoing = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let outgoing = Arc::new(outgoing::Outgoing::new(settings.callback_concurrency));
     callbacks::start(broker.clone(), settings.clone(), outgoing.clone());
     let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing.clone());
     let drain_timeout = settings.callback_timeout;
@@ -162,10 +162,7 @@ pub async fn serve(
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     subscriptions.stop();
     // Calls already sent finish and are recorded (a push settles its message while the store is
-    // still open, so it is not pushed again after the restart), within one call's timeout; a
-    // call holds its permit until then. No call starts after.
-    let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(drain_timeout, outgoing.acquire_many(all)).await;
-    outgoing.close();
+    // still open, so it is not pushed again after the restart), within one call's timeout.
+    outgoing.drain(drain_timeout).await;
     served
 }

@@ -9,6 +9,7 @@
 use crate::auth::authorize;
 use crate::callbacks::{backoff, check_target, now_ms, now_s, short_error, signature};
 use crate::message_json::MessageJson;
+use crate::outgoing::Outgoing;
 use crate::{Api, ApiError, Settings};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use warren_broker::consumer::{Consumer, ConsumerSink, Offer, Take};
 use warren_broker::tracking::{id_text, parse_id};
 use warren_broker::{Broker, Queue};
@@ -180,7 +181,7 @@ pub struct Subscriptions {
     settings: Settings,
     client: reqwest::Client,
     /// Outgoing requests in flight at once, shared with callbacks.
-    outgoing: Arc<Semaphore>,
+    outgoing: Arc<Outgoing>,
     path: Option<PathBuf>,
     live: Mutex<BTreeMap<String, Arc<Live>>>,
     /// Kept subscriptions the configuration no longer allows (URL, secret): still kept, and
@@ -192,7 +193,7 @@ impl Subscriptions {
     /// Loads the kept subscriptions and starts those whose queue still exists. A file that
     /// cannot be read is moved aside (never overwritten); subscriptions the configuration no
     /// longer allows are kept, dormant.
-    pub fn open(broker: Broker, settings: Settings, outgoing: Arc<Semaphore>) -> Arc<Subscriptions> {
+    pub fn open(broker: Broker, settings: Settings, outgoing: Arc<Outgoing>) -> Arc<Subscriptions> {
         let client = reqwest::Client::builder().timeout(settings.callback_timeout).build().expect("an HTTP client");
         let path = settings.data_dir.as_ref().map(|d| d.join(FILE_NAME));
         let kept = path.as_deref().map(read_kept).unwrap_or_default();
@@ -293,11 +294,7 @@ impl Subscriptions {
         let tmp = path.with_extension("json.tmp");
         let written = (|| {
             use std::io::Write;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600); // it holds secrets
-            let mut file = options.open(&tmp)?;
+            let mut file = warren_broker::owner_only::create(&tmp)?; // it holds secrets
             file.write_all(&bytes)?;
             file.sync_all()?;
             std::fs::rename(&tmp, path)?;
@@ -337,7 +334,7 @@ async fn run(
     mut pushes: mpsc::UnboundedReceiver<Entry>,
     client: reqwest::Client,
     settings: Settings,
-    outgoing: Arc<Semaphore>,
+    outgoing: Arc<Outgoing>,
 ) {
     let mut stop = live.sink.stop.subscribe();
     loop {
@@ -370,7 +367,7 @@ struct Payload<'a> {
 }
 
 /// Pushes one message until it is accepted, its attempts run out, or the subscription stops.
-async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: Settings, outgoing: Arc<Semaphore>) {
+async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: Settings, outgoing: Arc<Outgoing>) {
     let message = MessageJson::of(&entry);
     // The same on every attempt, different for every message and subscription (a receiver
     // that drops repeated ids loses nothing).
@@ -385,9 +382,9 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
         }
         let payload = Payload { subscription: &live.def.id, queue: &live.def.queue, attempt, message: &message };
         let body = serde_json::to_vec(&payload).expect("a payload serializes");
-        // Closed: the API is shutting down (and a call waiting for its turn does not start once
-        // the subscription stopped).
-        let Ok(permit) = outgoing.acquire().await else { return };
+        // None: the API is stopping. And a call waiting for its turn does not start once the
+        // subscription stopped.
+        let Some(permit) = outgoing.permit().await else { return };
         if *stop.borrow() {
             return;
         }
@@ -414,16 +411,17 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
             Err(e) => Failure { at_ms: now_ms(), status: None, error: Some(short_error(&e)) },
         };
         *live.sink.last_failure.lock() = Some(failure);
+        if attempt == live.def.max_attempts {
+            live.sink.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            live.settle(entry.seq, false);
+            return;
+        }
         drop(permit);
-        if attempt < live.def.max_attempts {
-            tokio::select! {
-                _ = tokio::time::sleep(backoff(&settings, attempt)) => {}
-                _ = stop.wait_for(|stopped| *stopped) => return,
-            }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff(&settings, attempt)) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
-    live.sink.dead_lettered.fetch_add(1, Ordering::Relaxed);
-    live.settle(entry.seq, false);
 }
 
 fn not_found(id: &str) -> ApiError {

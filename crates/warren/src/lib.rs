@@ -60,10 +60,12 @@ impl Running {
             t.abort();
         }
         self.tracking_catch_up.abort();
-        self.broker.tracker().close();
+        // The store's last completions and the reader's last dead letters still update
+        // tracking records: the tracker closes after the store.
         if let Some(d) = self.broker.durability().cloned() {
             let _ = tokio::task::spawn_blocking(move || d.close()).await;
         }
+        self.broker.tracker().close();
     }
 
     /// Wait until the server stops (after `shutdown` from elsewhere, or forever).

@@ -27,19 +27,21 @@ struct Request {
 #[derive(Default)]
 pub struct Reader {
     tx: Mutex<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Reader {
     /// Starts the thread; it holds `durability` weakly and stops when the handle is closed.
     pub fn start(&self, durability: Weak<Durability>) -> std::io::Result<()> {
         let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new().name("warren-store-reader".into()).spawn(move || {
+        let thread = std::thread::Builder::new().name("warren-store-reader".into()).spawn(move || {
             while let Ok(Request { ids, done }) = rx.recv() {
                 let Some(d) = durability.upgrade() else { return };
                 done(load(&d, &ids));
             }
         })?;
         *self.tx.lock() = Some(tx);
+        *self.thread.lock() = Some(thread);
         Ok(())
     }
 
@@ -51,9 +53,14 @@ impl Reader {
         }
     }
 
-    /// Stops the thread once the requests already sent are served.
+    /// Stops the thread once the requests already sent are served, and waits for it: their
+    /// callbacks (dead letters republished from here) reach a store that is still open.
     pub fn close(&self) {
         self.tx.lock().take();
+        let thread = self.thread.lock().take();
+        if let Some(thread) = thread.filter(|t| t.thread().id() != std::thread::current().id()) {
+            let _ = thread.join();
+        }
     }
 }
 

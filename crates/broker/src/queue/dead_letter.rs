@@ -9,9 +9,14 @@ use super::{DeadLetter, Queue};
 use crate::durable::OnDurable;
 use crate::vhost::Confirm;
 use amqp_codec::{FieldValue, ShortStr};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use warren_core::dead_letter::Reason;
 use warren_core::{Dropped, Message};
+
+/// Paged-out dead letters whose bodies are asked of the store's reader thread at once (it also
+/// stops at 1 MiB).
+const READ_AHEAD: usize = 64;
 
 /// How long a dead letter whose copy the store refused waits before it is tried again.
 const DEAD_LETTER_RETRY_MS: u64 = 1000;
@@ -105,43 +110,74 @@ impl Queue {
             }
             return;
         };
-        // Dropped or expired while paged out: the bodies are read back on the store's reader
-        // thread, not on this task's worker, and the batch goes on from there, in order.
-        let paged: Vec<u64> = dead.iter().filter(|l| l.body.is_none()).filter_map(|l| l.stored).collect();
-        if !paged.is_empty() {
-            if let Some(p) = &self.persist {
-                let queue = self.clone();
-                let done = Box::new(move |loaded: crate::durable::reader::Loaded| {
-                    let mut dead = dead;
-                    let loaded: std::collections::HashMap<u64, Option<Arc<Message>>> = loaded.into_iter().collect();
-                    let mut all_read = true;
-                    for letter in dead.iter_mut().filter(|l| l.body.is_none()) {
-                        match letter.stored.and_then(|id| loaded.get(&id)) {
-                            Some(Some(message)) => letter.body = Some(message.clone()),
-                            // Unreadable: `republish_dead` logs it and forgets it.
-                            Some(None) => {}
-                            // Past the reader's 1 MiB per request: asked for again.
-                            None => all_read = false,
-                        }
-                    }
-                    if all_read {
-                        queue.republish_dead(dead, &vhost, now_ms);
-                    } else {
-                        // What was read waits for the rest, so the batch keeps its order.
-                        queue.dead_letter(dead);
-                    }
-                });
-                // A stopped reader (the broker is closing) drops the batch: the originals
-                // stay in the store, so they come back at the restart.
-                p.durability.reader.request(paged, done);
+        {
+            let mut st = self.state.lock();
+            if let Some(waiting) = &mut st.dead_in_order {
+                waiting.extend(dead);
                 return;
             }
+            st.dead_in_order = Some(VecDeque::new());
         }
-        self.republish_dead(dead, &vhost, now_ms);
+        self.drain_dead(dead.into(), vhost, now_ms);
+    }
+
+    /// Republishes `dead` in order, then whatever queued behind it. A letter dropped or expired
+    /// while paged out has its body read back on the store's reader thread (at most
+    /// [`READ_AHEAD`] letters at a time, not on this task's worker), and the drain goes on from
+    /// there when it arrives.
+    fn drain_dead(self: &Arc<Self>, mut dead: VecDeque<DeadLetter>, vhost: Arc<crate::VHost>, now_ms: u64) {
+        loop {
+            let at_hand = dead.iter().take_while(|l| l.body.is_some() || l.stored.is_none()).count();
+            self.republish_dead(dead.drain(..at_hand), &vhost, now_ms);
+            if dead.is_empty() {
+                let mut st = self.state.lock();
+                match st.dead_in_order.as_mut().filter(|waiting| !waiting.is_empty()) {
+                    Some(waiting) => dead = std::mem::take(waiting),
+                    None => {
+                        st.dead_in_order = None;
+                        return;
+                    }
+                }
+                continue;
+            }
+            let ids: Vec<u64> =
+                dead.iter().take_while(|l| l.body.is_none()).filter_map(|l| l.stored).take(READ_AHEAD).collect();
+            let Some(p) = &self.persist else {
+                // Nothing to read from: `republish_dead` logs and drops them.
+                let count = dead.iter().take_while(|l| l.body.is_none()).count();
+                self.republish_dead(dead.drain(..count), &vhost, now_ms);
+                continue;
+            };
+            let queue = self.clone();
+            let done = Box::new(move |loaded: crate::durable::reader::Loaded| {
+                // The reader answers a prefix of `ids`, in order: the letters at the front.
+                let mut unreadable = Vec::new();
+                for ((id, body), letter) in loaded.into_iter().zip(dead.iter_mut()) {
+                    debug_assert_eq!(letter.stored, Some(id));
+                    match body {
+                        Some(message) => letter.body = Some(message),
+                        None => unreadable.push(id),
+                    }
+                }
+                let mut dead = dead;
+                for id in unreadable {
+                    tracing::warn!(queue = %queue.name, "a paged-out message to dead-letter could not be read");
+                    queue.forget_stored(Some(id));
+                    dead.retain(|l| l.stored != Some(id) || l.body.is_some());
+                }
+                queue.drain_dead(dead, vhost, now_ms);
+            });
+            // A stopped reader (the broker is closing) drops the rest: the originals stay in
+            // the store, so they come back at the restart.
+            if !p.durability.reader.request(ids, done) {
+                self.state.lock().dead_in_order = None;
+            }
+            return;
+        }
     }
 
     /// Republishes dead letters whose bodies are at hand through the dead-letter exchange.
-    fn republish_dead(self: &Arc<Self>, dead: Vec<DeadLetter>, vhost: &crate::VHost, now_ms: u64) {
+    fn republish_dead(self: &Arc<Self>, dead: impl IntoIterator<Item = DeadLetter>, vhost: &crate::VHost, now_ms: u64) {
         for mut letter in dead {
             let Some(message) = letter.body.clone() else {
                 tracing::warn!(queue = %self.name, "a paged-out message to dead-letter could not be read");

@@ -17,7 +17,7 @@ use crate::vhost::QueueDeclare;
 use crate::VHost;
 use amqp_codec::{FieldTable, ShortStr};
 use parking_lot::{Mutex, MutexGuard};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
 use warren_core::dead_letter::Reason;
 use warren_core::queue_args::QueueArgs;
@@ -85,6 +85,9 @@ struct QueueState {
     undelivered_dead: Vec<DeadLetter>,
     /// When to try `undelivered_dead` again.
     retry_dead_at_ms: Option<u64>,
+    /// Dead letters waiting behind one whose body the store's reader thread is reading; while
+    /// `Some`, later dead letters queue here too, so they leave in order (see `dead_letter.rs`).
+    dead_in_order: Option<VecDeque<DeadLetter>>,
 }
 
 /// Ready messages above which a queue with consumers tells its publishers that the consumers
@@ -174,6 +177,7 @@ impl Queue {
             active: None,
             retrying: BTreeMap::new(),
             undelivered_dead: Vec::new(),
+            dead_in_order: None,
             retry_dead_at_ms: None,
         };
         let q = Arc::new(Queue {
