@@ -741,6 +741,14 @@ impl Tracker {
 mod tests {
     use super::*;
 
+    /// A fresh directory for a journal, and the journal's path in it.
+    fn journal_path() -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("warren-tracking-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tracking.log");
+        (dir, path)
+    }
     #[test]
     fn a_message_succeeds_once_every_copy_is_acked_and_fails_on_any_dead_letter() {
         let t = Tracker::new(TrackingLimits::default());
@@ -787,10 +795,7 @@ mod tests {
 
     #[test]
     fn each_origin_has_its_own_pool_and_keeps_it_across_a_restart() {
-        let dir =
-            std::env::temp_dir().join(format!("warren-tracking-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tracking.log");
+        let (dir, path) = journal_path();
         let limits = TrackingLimits { max_records: 2, retention_ms: 1000 };
         let t = Tracker::open(limits, path.clone(), 0).unwrap();
         let http = [t.start(0, None, Origin::Http), t.start(1, None, Origin::Http)];
@@ -813,10 +818,7 @@ mod tests {
 
     #[test]
     fn changes_the_writer_had_no_room_for_are_written_by_a_catch_up_or_at_close() {
-        let dir =
-            std::env::temp_dir().join(format!("warren-tracking-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tracking.log");
+        let (dir, path) = journal_path();
         for catch_up in [true, false] {
             let t = Tracker::open(TrackingLimits::default(), path.clone(), 0).unwrap();
             let journal = t.journal.as_ref().unwrap();
@@ -851,10 +853,7 @@ mod tests {
 
     #[test]
     fn records_survive_a_restart_and_a_torn_last_line_is_skipped() {
-        let dir =
-            std::env::temp_dir().join(format!("warren-tracking-{}-{}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("tracking.log");
+        let (dir, path) = journal_path();
         let t = Tracker::open(TrackingLimits::default(), path.clone(), 100).unwrap();
         let kept = t.start(100, None, Origin::Http);
         t.routed(kept, 101, "x", vec!["q".into()]);
