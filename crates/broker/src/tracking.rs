@@ -303,6 +303,11 @@ impl State {
     }
 }
 
+/// Every record's line, for a journal rewritten whole.
+fn snapshot(st: &State) -> Vec<Vec<u8>> {
+    st.records.iter().map(|(id, r)| line_of(*id, r)).collect()
+}
+
 fn line_of(id: u64, record: &Record) -> Vec<u8> {
     serde_json::to_vec(&LineRef { id, record }).expect("a record serializes")
 }
@@ -406,7 +411,7 @@ impl Tracker {
             if std::mem::take(&mut st.journal_missed) > 0 {
                 // Under the lock, so that no newer line can go out before this older snapshot.
                 // The one wait for the disk under this lock: nothing is tracked any more.
-                journal.send(Op::Compact(st.records.iter().map(|(id, r)| line_of(*id, r)).collect()));
+                journal.send(Op::Compact(snapshot(&st)));
             }
         }
         journal.close();
@@ -419,12 +424,7 @@ impl Tracker {
         let mut st = self.state.lock();
         // While the writer's queue is still full a snapshot would only be built to be dropped.
         if st.journal_missed > 0 && journal.has_room() {
-            let live: Vec<Vec<u8>> = st.records.iter().map(|(id, r)| line_of(*id, r)).collect();
-            let lines = live.len();
-            if journal.try_send(Op::Compact(live)) {
-                st.journal_lines = lines;
-                st.journal_missed = 0;
-            }
+            Self::try_snapshot(journal, &mut st);
         }
     }
 
@@ -451,12 +451,15 @@ impl Tracker {
         }
         let behind = st.journal_missed > 0 && st.journal_missed % SNAPSHOT_RETRY_CHANGES == 1;
         if behind || st.journal_lines > 4 * st.records.len() + 10_000 {
-            let live: Vec<Vec<u8>> = st.records.iter().map(|(id, r)| line_of(*id, r)).collect();
-            let lines = live.len();
-            if journal.try_send(Op::Compact(live)) {
-                st.journal_lines = lines;
-                st.journal_missed = 0;
-            }
+            Self::try_snapshot(journal, st);
+        }
+    }
+
+    /// Replaces the journal with every record, if the writer's queue takes it.
+    fn try_snapshot(journal: &Journal, st: &mut State) {
+        if journal.try_send(Op::Compact(snapshot(st))) {
+            st.journal_lines = st.records.len();
+            st.journal_missed = 0;
         }
     }
 
@@ -749,6 +752,7 @@ mod tests {
         let path = dir.join("tracking.log");
         (dir, path)
     }
+
     #[test]
     fn a_message_succeeds_once_every_copy_is_acked_and_fails_on_any_dead_letter() {
         let t = Tracker::new(TrackingLimits::default());

@@ -150,21 +150,15 @@ impl Queue {
             };
             let queue = self.clone();
             let done = Box::new(move |loaded: crate::durable::reader::Loaded| {
-                // The reader answers a prefix of `ids`, in order: the letters at the front.
-                let mut unreadable = Vec::new();
+                // The reader answers a prefix of `ids`, in order: the letters at the front. An
+                // unreadable one keeps no body, and `republish_dead` logs and forgets it.
+                let mut dead = dead;
+                let read = loaded.len();
                 for ((id, body), letter) in loaded.into_iter().zip(dead.iter_mut()) {
                     debug_assert_eq!(letter.stored, Some(id));
-                    match body {
-                        Some(message) => letter.body = Some(message),
-                        None => unreadable.push(id),
-                    }
+                    letter.body = body;
                 }
-                let mut dead = dead;
-                for id in unreadable {
-                    tracing::warn!(queue = %queue.name, "a paged-out message to dead-letter could not be read");
-                    queue.forget_stored(Some(id));
-                    dead.retain(|l| l.stored != Some(id) || l.body.is_some());
-                }
+                queue.republish_dead(dead.drain(..read), &vhost, now_ms);
                 queue.drain_dead(dead, vhost, now_ms);
             });
             // A stopped reader (the broker is closing) drops the rest: the originals stay in
