@@ -479,3 +479,33 @@ brokerTest('large message round trip', async (res) => {
   assert.equal(msg.content.length, payload.length);
   assert.ok(msg.content.equals(payload), '1 MiB body byte-exact');
 });
+
+// ------------------------------------------------ compatibility (issue 15)
+
+test('callback API: closing with publishes still queued raises no error', TEST_OPTS, async () => {
+  const { default: callbackApi } = await import('amqplib/callback_api');
+  const url = `amqp://guest:guest@${HOST}:${PORT}/`;
+  const errors = [];
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the connection did not close in time')), TIMEOUT_MS);
+    callbackApi.connect(url, (err, conn) => {
+      if (err) return reject(err);
+      conn.on('error', (e) => errors.push(e));
+      conn.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      conn.createChannel((err2, ch) => {
+        if (err2) return reject(err2);
+        ch.on('error', (e) => errors.push(e));
+        const body = Buffer.alloc(4096, 'x');
+        // Far more than a socket takes at once: most of it is still queued when close goes out.
+        for (let i = 0; i < 5000; i += 1) ch.publish('', 'interop.node.nowhere', body);
+        conn.close((closeErr) => {
+          if (closeErr) errors.push(closeErr);
+        });
+      });
+    });
+  });
+  assert.deepEqual(errors.map(String), []);
+});

@@ -952,3 +952,47 @@ def test_priority_queue_delivers_higher_priorities_first(res):
     for body, priority in [(b"low", 1), (b"high", 9), (b"none", None), (b"mid", 5)]:
         ch.basic_publish("", q, body, pika.BasicProperties(priority=priority))
     assert drain(ch, q) == [b"high", b"mid", b"low", b"none"]
+
+
+# --------------------------------------------------------------------------- compatibility (issue 15)
+
+
+def test_unbind_after_the_queue_is_gone_is_not_an_error(res):
+    """aio-pika's RPC object unbinds its reply queue on close, when the queue may be gone."""
+    conn = res.connect()
+    ch = conn.channel()
+    q = ch.queue_declare(queue="", exclusive=True).method.queue
+    ch.queue_bind(q, "amq.direct", routing_key=q)
+    ch.queue_delete(q)
+    ch.queue_unbind(q, "amq.direct", routing_key=q)
+    ch.queue_unbind(q, res.exchange("never-declared"), routing_key=q)
+    ch.exchange_unbind(destination=res.exchange("gone"), source="amq.direct", routing_key="k")
+    assert ch.is_open
+
+
+def test_exclusive_flag_mismatch_on_redeclare_is_resource_locked(res):
+    conn = res.connect()
+    ch = conn.channel()
+    q = res.queue()
+    ch.queue_declare(q, exclusive=True)
+    with pytest.raises(ChannelClosedByBroker) as excinfo:
+        ch.queue_declare(q, exclusive=False)
+    assert excinfo.value.reply_code == RESOURCE_LOCKED
+
+
+def test_declaring_the_default_exchange_is_access_refused(res):
+    conn = res.connect()
+    for passive in (True, False):
+        ch = conn.channel()
+        with pytest.raises(ChannelClosedByBroker) as excinfo:
+            ch.exchange_declare("", passive=passive)
+        assert excinfo.value.reply_code == 403
+
+
+def test_channel_numbers_above_channel_max_open(res):
+    conn = res.connect()
+    assert conn._impl.params.channel_max >= 2  # noqa: SLF001
+    ch = conn.channel(channel_number=65535)
+    q = ch.queue_declare(queue="", exclusive=True).method.queue
+    ch.basic_publish("", q, b"high channel")
+    assert drain(ch, q) == [b"high channel"]

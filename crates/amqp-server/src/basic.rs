@@ -105,10 +105,12 @@ impl Channel {
     ) -> Result<(), AmqpError> {
         let max = ctx.broker.limits().max_message_size_bytes;
         let Some(pending) = self.content.as_mut().filter(|p| p.properties.is_none()) else {
-            return Err(AmqpError::unexpected_frame(format!("unexpected content header on channel {}", self.number)));
+            return Err(AmqpError::unexpected_frame("expected content body, got non content body frame instead"));
         };
         if class_id != BASIC_CLASS_ID {
-            return Err(AmqpError::frame_error(format!("content header for class {class_id} instead of basic")));
+            return Err(AmqpError::unexpected_frame(format!(
+                "expected content header for class {BASIC_CLASS_ID}, got one for class {class_id} instead"
+            )));
         }
         // Properties are forwarded byte for byte, so malformed ones must never reach a consumer.
         if !raw_properties::is_well_formed(&properties) {
@@ -131,10 +133,12 @@ impl Channel {
     /// A body frame of the pending publish arrived.
     pub fn content_body(&mut self, ctx: &mut Ctx<'_>, payload: Bytes) -> Result<(), AmqpError> {
         let Some(pending) = self.content.as_mut().filter(|p| p.properties.is_some()) else {
-            return Err(AmqpError::unexpected_frame(format!("unexpected content body on channel {}", self.number)));
+            return Err(AmqpError::unexpected_frame(format!(
+                "expected content header for class {BASIC_CLASS_ID}, got non content header frame instead"
+            )));
         };
         if (pending.body.len() + payload.len()) as u64 > pending.body_size {
-            return Err(AmqpError::frame_error("content body is longer than the size in its header"));
+            return Err(AmqpError::unexpected_frame("content body is longer than the size in its header"));
         }
         pending.body.push(payload);
         if pending.body.len() as u64 == pending.body_size {
@@ -148,6 +152,11 @@ impl Channel {
             return Ok(());
         };
         let mut properties = properties.unwrap_or_default();
+        if let Some(mode) = raw_properties::delivery_mode(&properties).filter(|m| !matches!(m, 1 | 2)) {
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid message: delivery_mode {mode} is neither 1 (transient) nor 2 (persistent)"
+            )));
+        }
         if let Some(claimed) = raw_properties::user_id(&properties) {
             if claimed != ctx.user {
                 return Err(AmqpError::precondition_failed(format!(

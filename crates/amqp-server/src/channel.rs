@@ -147,8 +147,11 @@ impl Channel {
                 self.reply(ctx, m.nowait, Method::ExchangeBindOk);
             }
             Method::ExchangeUnbind(m) => {
-                let dest = ctx.vhost.exchange_dest(&m.destination)?;
-                ctx.vhost.unbind(&m.source, dest, m.routing_key, m.arguments)?;
+                // Idempotent, as in RabbitMQ: a missing end means there is no such binding.
+                if let Some(dest) = ctx.vhost.exchange(&m.destination) {
+                    let dest = Dest::Exchange(dest);
+                    ctx.vhost.unbind(&m.source, dest, m.routing_key, m.arguments, ctx.connection_id)?;
+                }
                 self.reply(ctx, m.nowait, Method::ExchangeUnbindOk);
             }
             Method::QueueDeclare(m) => self.queue_declare(ctx, m)?,
@@ -158,8 +161,10 @@ impl Channel {
                 self.reply(ctx, m.nowait, Method::QueueBindOk);
             }
             Method::QueueUnbind(m) => {
-                let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
-                ctx.vhost.unbind(&m.exchange, Dest::Queue(q), m.routing_key, m.arguments)?;
+                // Idempotent, as in RabbitMQ: a missing end means there is no such binding.
+                if let Some(q) = ctx.vhost.queue(&self.queue_name(&m.queue)?) {
+                    ctx.vhost.unbind(&m.exchange, Dest::Queue(q), m.routing_key, m.arguments, ctx.connection_id)?;
+                }
                 self.send(ctx.out, Method::QueueUnbindOk);
             }
             Method::QueuePurge(m) => {
@@ -211,8 +216,11 @@ impl Channel {
     }
 
     fn exchange_declare(&mut self, ctx: &mut Ctx<'_>, m: ExchangeDeclare) -> Result<(), AmqpError> {
+        if m.exchange.is_empty() && m.passive {
+            return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
+        }
         if m.passive {
-            if !m.exchange.is_empty() && ctx.vhost.exchange(&m.exchange).is_none() {
+            if ctx.vhost.exchange(&m.exchange).is_none() {
                 return Err(AmqpError::not_found(format!(
                     "no exchange '{}' in vhost '{}'",
                     m.exchange, ctx.vhost.name

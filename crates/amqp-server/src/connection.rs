@@ -19,6 +19,8 @@ use warren_core::AmqpError;
 
 /// How long we wait for connection.close-ok after sending connection.close.
 const CLOSE_OK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long, after our close-ok, we read and drop what the client still sends before it closes.
+const CLIENT_CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct Connection {
     pub id: u64,
@@ -40,6 +42,16 @@ pub struct Connection {
     pending: Option<Pending>,
     /// This read batch fed a queue whose consumers are falling behind (see `frame_loop`).
     consumers_behind: bool,
+}
+
+/// How the frame loop ended.
+enum End {
+    /// The client sent connection.close and we answered close-ok.
+    ClientClosed,
+    /// The socket ended, failed, or the client stopped sending heartbeats.
+    Gone,
+    /// Close the connection with this error (we send connection.close).
+    Failed(AmqpError, u16, u16),
 }
 
 /// What the frame loop does next.
@@ -83,20 +95,27 @@ impl Connection {
         // it (the close goes out after it either way).
         let _ = self.await_pending().await;
         self.out.release();
-        if let Some((error, class_id, method_id)) = end {
+        if let End::Failed(error, class_id, method_id) = &end {
             tracing::info!(connection = self.id, code = error.code, text = %error.text, "closing connection");
-            self.out.write(|b| encode_method(b, 0, &close_method(&error, class_id, method_id)));
+            self.out.write(|b| encode_method(b, 0, &close_method(error, *class_id, *method_id)));
             self.await_close_ok(reader).await;
         }
         self.cleanup();
         self.out.close();
+        if let End::ClientClosed = end {
+            // A client may still be writing what it queued behind its connection.close (amqplib
+            // does). Closing the socket with that input unread would make the kernel answer with
+            // a reset, and the client's next write fail: so read and drop until it closes its end.
+            let drain = async { while reader.discard().await {} };
+            let _ = tokio::time::timeout(CLIENT_CLOSE_DRAIN_TIMEOUT, drain).await;
+        }
     }
 
     async fn frame_loop<R: AsyncRead + Unpin>(
         &mut self,
         reader: &mut FrameReader<R>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<(AmqpError, u16, u16)> {
+    ) -> End {
         // Two missed heartbeats (no bytes at all for twice the interval) end the connection.
         let read_timeout = (self.heartbeat_s > 0).then(|| Duration::from_secs(2 * self.heartbeat_s as u64));
         let durability = self.broker.durability().cloned();
@@ -105,14 +124,14 @@ impl Connection {
                 match reader.try_decode(self.frame_max) {
                     Ok(Some(frame)) => match self.handle_frame(frame) {
                         Flow::Continue => {}
-                        Flow::Close(e, c, m) => return Some((e, c, m)),
-                        Flow::Finished => return None,
+                        Flow::Close(e, c, m) => return End::Failed(e, c, m),
+                        Flow::Finished => return End::ClientClosed,
                     },
                     Ok(None) => break,
-                    Err(e) => return Some((AmqpError::new(e.reply_code(), &e), 0, 0)),
+                    Err(e) => return End::Failed(AmqpError::new(e.reply_code(), &e), 0, 0),
                 }
                 if let Err(e) = self.await_pending().await {
-                    return Some((e, 0, 0));
+                    return End::Failed(e, 0, 0);
                 }
             }
             self.flush_confirms();
@@ -125,7 +144,7 @@ impl Connection {
             }
             self.out.wait_drained().await;
             if *shutdown.borrow() {
-                return Some((shutdown_error(), 0, 0));
+                return End::Failed(shutdown_error(), 0, 0);
             }
             // Publishers stop being read while too much is on its way to the disk.
             let read = async {
@@ -140,14 +159,14 @@ impl Connection {
             tokio::select! {
                 r = read => match r {
                     Some(Ok(true)) => {}
-                    Some(Ok(false)) | Some(Err(ReadError::Io)) | Some(Err(ReadError::Codec(_))) => return None,
+                    Some(Ok(false)) | Some(Err(ReadError::Io)) | Some(Err(ReadError::Codec(_))) => return End::Gone,
                     None => {
                         tracing::warn!(connection = self.id, heartbeat_s = self.heartbeat_s, "missed heartbeats from client, closing");
-                        return None;
+                        return End::Gone;
                     }
                 },
                 _ = self.confirm_wake.notify.notified() => self.flush_settled_confirms(),
-                _ = shutdown.changed() => return Some((shutdown_error(), 0, 0)),
+                _ = shutdown.changed() => return End::Failed(shutdown_error(), 0, 0),
             }
         }
     }
@@ -224,17 +243,18 @@ impl Connection {
         if channel == 0 {
             return self.connection_frame(frame);
         }
-        if channel > self.channel_max {
-            let e = AmqpError::not_allowed(format!(
-                "number of channels opened ({}) has reached the negotiated channel_max ({})",
-                self.channels.len(),
-                self.channel_max
-            ));
-            return Flow::Close(e, 20, 10);
-        }
+        let channel_max = self.channel_max;
         let (mut ctx, channels) = self.split();
         let Some(ch) = channels.get_mut(&channel) else {
             return match frame {
+                // As RabbitMQ: channel_max bounds how many channels are open, not their numbers.
+                Frame::Method { method: Method::ChannelOpen(_), .. } if channels.len() >= usize::from(channel_max) => {
+                    let e = AmqpError::not_allowed(format!(
+                        "number of channels opened ({}) has reached the negotiated channel_max ({channel_max})",
+                        channels.len()
+                    ));
+                    Flow::Close(e, 0, 0)
+                }
                 Frame::Method { method: Method::ChannelOpen(_), .. } => {
                     let ch = Channel::new(channel, ctx.out.clone(), ctx.cancel_notify, ctx.broker);
                     ch.send(ctx.out, Method::ChannelOpenOk(ChannelOpenOk::default()));
@@ -272,12 +292,21 @@ impl Connection {
             Frame::Method { method: Method::ChannelOpen(_), .. } => {
                 return Flow::Close(AmqpError::channel_error("second 'channel.open' seen"), 20, 10)
             }
+            // Framing errors name the publish whose content was expected, as RabbitMQ does.
             Frame::Method { method, .. } if ch.content.is_some() => {
+                let expected = match ch.content.as_ref().is_some_and(|c| c.properties.is_some()) {
+                    true => "content body",
+                    false => "content header for class 60",
+                };
                 let e = AmqpError::unexpected_frame(format!(
-                    "expected content header for class 60, got non content header frame instead ({})",
+                    "expected {expected}, got non content frame instead ({})",
                     method.name()
                 ));
-                return Flow::Close(e, method.class_id(), method.method_id());
+                return Flow::Close(e, 60, 40);
+            }
+            Frame::Header { .. } | Frame::Body { .. } if ch.content.is_none() => {
+                let e = AmqpError::unexpected_frame("expected method frame, got non method frame instead");
+                return Flow::Close(e, 0, 0);
             }
             Frame::Method { method, .. } => {
                 let ids = (method.class_id(), method.method_id());

@@ -39,7 +39,8 @@ pub enum HandshakeError {
 pub async fn read_protocol_header<S: AsyncRead + AsyncWrite + Unpin>(socket: &mut S) -> Result<(), HandshakeError> {
     let mut header = [0u8; 8];
     socket.read_exact(&mut header).await.map_err(|_| HandshakeError::Io)?;
-    if &header != PROTOCOL_HEADER {
+    // AMQP 0-9's header in its older form: RabbitMQ speaks 0-9-1 to it, and so do we.
+    if &header != PROTOCOL_HEADER && &header != b"AMQP\x01\x01\x00\x09" {
         let _ = socket.write_all(PROTOCOL_HEADER).await;
         let _ = socket.shutdown().await;
         return Err(HandshakeError::BadHeader);

@@ -64,17 +64,17 @@ impl DeliveryState {
     }
 
     /// Remove settled tags (`multiple` = everything up to `tag`; tag 0 with multiple = all).
-    /// `None` if a single tag is unknown. Tags that timed out are settled as nothing.
+    /// `None` if `tag` is unknown: as in RabbitMQ, a multiple settlement names a tag that is
+    /// itself unsettled. Tags that timed out are settled as nothing.
     pub fn settle(&mut self, tag: u64, multiple: bool) -> Option<Vec<Unacked>> {
         let taken: Vec<Unacked> = if multiple {
-            let upto = if tag == 0 { u64::MAX } else { tag };
-            let taken = self.unacked.take_upto(upto);
-            let later = self.timed_out.split_off(&upto.saturating_add(1));
-            let forgotten = std::mem::replace(&mut self.timed_out, later);
-            if tag != 0 && taken.is_empty() && forgotten.is_empty() {
+            if tag != 0 && !self.unacked.contains(tag) && !self.timed_out.contains(&tag) {
                 return None;
             }
-            taken
+            let upto = if tag == 0 { u64::MAX } else { tag };
+            let later = self.timed_out.split_off(&upto.saturating_add(1));
+            self.timed_out = later;
+            self.unacked.take_upto(upto)
         } else {
             match self.unacked.remove(tag) {
                 Some(u) => vec![u],

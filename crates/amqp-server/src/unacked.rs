@@ -29,6 +29,10 @@ impl<T> ByTag<T> {
         self.live += 1;
     }
 
+    pub fn contains(&self, tag: u64) -> bool {
+        self.ring.binary_search_by_key(&tag, |(t, _)| *t).is_ok_and(|i| self.ring[i].1.is_some())
+    }
+
     pub fn remove(&mut self, tag: u64) -> Option<T> {
         let i = self.ring.binary_search_by_key(&tag, |(t, _)| *t).ok()?;
         let value = self.ring[i].1.take()?;

@@ -319,11 +319,7 @@ impl VHost {
     ) -> Result<(), AmqpError> {
         let exchange = self.existing_exchange(source)?;
         self.check_bindable_source(&exchange)?;
-        if let Dest::Exchange(d) = &dest {
-            if d.is_default() {
-                return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
-            }
-        }
+        check_not_default_destination(&dest)?;
         let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
         let mut bindings = exchange.bindings.write();
         let added = bindings.add(Binding { destination: dest, routing_key, arguments })?;
@@ -333,22 +329,32 @@ impl VHost {
         Ok(())
     }
 
+    /// Removes a binding. Idempotent, as in RabbitMQ: a missing source or binding is no error.
+    /// Only an existing binding to a queue exclusive to another connection is refused (405).
     pub fn unbind(
         &self,
         source: &str,
         dest: Dest,
         routing_key: ShortStr,
         arguments: FieldTable,
+        connection: u64,
     ) -> Result<(), AmqpError> {
-        let exchange = self.existing_exchange(source)?;
+        check_not_default_destination(&dest)?;
+        let Some(exchange) = self.exchange(source) else { return Ok(()) };
         self.check_bindable_source(&exchange)?;
         let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
+        let binding = Binding { destination: dest, routing_key, arguments };
         let now_empty = {
             let mut bindings = exchange.bindings.write();
-            if bindings.remove(&Binding { destination: dest, routing_key, arguments }) {
-                if let Some(key) = key {
-                    self.submit(vec![(key, None)]);
-                }
+            if !bindings.contains(&binding) {
+                return Ok(());
+            }
+            if let Dest::Queue(q) = &binding.destination {
+                q.check_access(connection)?;
+            }
+            bindings.remove(&binding);
+            if let Some(key) = key {
+                self.submit(vec![(key, None)]);
             }
             bindings.is_empty()
         };
@@ -451,8 +457,16 @@ impl VHost {
                 q.name, self.name
             )))
         };
+        if req.exclusive != q.exclusive_owner.is_some() {
+            // RabbitMQ checks this before the other flags, and with its own code.
+            return Err(AmqpError::resource_locked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally \
+                 declared on another connection or the exclusive property value does not match that of \
+                 the original declaration.",
+                q.name, self.name
+            )));
+        }
         flag("durable", req.durable, q.durable)?;
-        flag("exclusive", req.exclusive, q.exclusive_owner.is_some())?;
         flag("auto_delete", req.auto_delete, q.auto_delete)?;
         queue_args::check_equivalent(&q.arguments, &req.arguments, &q.name, &self.name)
     }
@@ -713,5 +727,14 @@ fn persist(d: &Durability, targets: &[Arc<Queue>], message: &Message, on_durable
     match appended {
         Some(id) => Persisted::Appended(id, landing),
         None => Persisted::Refused,
+    }
+}
+
+fn check_not_default_destination(dest: &Dest) -> Result<(), AmqpError> {
+    match dest {
+        Dest::Exchange(d) if d.is_default() => {
+            Err(AmqpError::access_refused("operation not permitted on the default exchange"))
+        }
+        _ => Ok(()),
     }
 }

@@ -67,8 +67,10 @@ async fn default_exchange_routes_by_queue_name() {
     assert_eq!(publish_mandatory(&ch, "", &name, BasicProperties::default()).await, None);
     assert_eq!(publish_mandatory(&ch, "", &unique("nobody"), BasicProperties::default()).await, Some(312));
     assert_eq!(ready(&ch, &name).await, 1);
-    // The default exchange cannot be declared, bound to or deleted.
-    assert!(passive_ex(&ch, "").await.is_ok());
+    // The default exchange cannot be declared (not even passively, as in RabbitMQ), bound to
+    // or deleted.
+    let (_c2, ch2) = server.lapin_channel().await;
+    assert_code(passive_ex(&ch2, "").await, 403);
     let bind =
         ch.queue_bind(name.as_str().into(), "".into(), "x".into(), QueueBindOptions::default(), FieldTable::default());
     assert_code(within(bind).await, 403);

@@ -67,5 +67,7 @@ async fn rpc_and_memory_runs_complete() {
     assert!(r["idle_rss_bytes"].as_u64().unwrap() > 0, "{r}");
     assert!(r["bytes_per_connection"].is_u64(), "{r}");
     eventually(|| queue_count(&server) == before, "the tool's queues to go").await;
-    assert_eq!(server.broker().open_connections(), 0, "every connection closed");
+    // A connection counts until the client has closed its end too (the broker reads what a
+    // client still sends after close-ok).
+    eventually(|| server.broker().open_connections() == 0, "every connection to close").await;
 }

@@ -55,12 +55,16 @@ impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
         self.list.is_empty()
     }
 
-    /// Add a binding; binding twice is a no-op (returns false), as in AMQP.
     /// Where `binding` is in the list.
     fn position(&self, binding: &Binding<D>) -> Option<usize> {
         self.by_destination.get(&binding.destination)?.iter().copied().find(|&i| self.list[i] == *binding)
     }
 
+    pub fn contains(&self, binding: &Binding<D>) -> bool {
+        self.position(binding).is_some()
+    }
+
+    /// Add a binding; binding twice is a no-op (returns false), as in AMQP.
     pub fn add(&mut self, binding: Binding<D>) -> Result<bool, AmqpError> {
         if self.position(&binding).is_some() {
             return Ok(false);

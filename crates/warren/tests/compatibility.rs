@@ -1,0 +1,192 @@
+//! RabbitMQ behaviours that client libraries rely on in their everyday paths (issue 15): each
+//! was seen to break an unmodified client, and each is checked here against the real server.
+//! The differential check (`interop/differential/`) compares these and many more with RabbitMQ.
+
+mod common;
+
+use amqp_codec::{Frame, Method};
+use bytes::BytesMut;
+use common::*;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::ExchangeKind;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+fn no_args() -> FieldTable {
+    FieldTable::default()
+}
+
+/// aio-pika's RPC object unbinds its reply queue when it closes, after the queue may be gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbind_is_idempotent_when_queue_exchange_or_binding_is_missing() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("unbind-q");
+    let exchange = unique("unbind-x");
+    q::declare(&ch, &queue).await;
+
+    // No such binding, no such exchange, no such queue: unbind-ok each time, the channel stays open.
+    within(ch.queue_unbind(queue.as_str().into(), "amq.direct".into(), "never".into(), no_args())).await.unwrap();
+    within(ch.queue_unbind(queue.as_str().into(), exchange.as_str().into(), "k".into(), no_args())).await.unwrap();
+    within(ch.queue_unbind(unique("gone").as_str().into(), "amq.direct".into(), "k".into(), no_args())).await.unwrap();
+    within(ch.exchange_unbind(
+        unique("gone").as_str().into(),
+        "amq.direct".into(),
+        "k".into(),
+        ExchangeUnbindOptions::default(),
+        no_args(),
+    ))
+    .await
+    .unwrap();
+    within(ch.exchange_unbind(
+        "amq.fanout".into(),
+        exchange.as_str().into(),
+        "k".into(),
+        ExchangeUnbindOptions::default(),
+        no_args(),
+    ))
+    .await
+    .unwrap();
+
+    // A real binding is still removed, and twice is as good as once.
+    within(ch.queue_bind(
+        queue.as_str().into(),
+        "amq.direct".into(),
+        "k".into(),
+        QueueBindOptions::default(),
+        no_args(),
+    ))
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        within(ch.queue_unbind(queue.as_str().into(), "amq.direct".into(), "k".into(), no_args())).await.unwrap();
+    }
+    q::publish(&ch, "amq.direct", "k", b"unrouted").await;
+    assert_eq!(q::counts(&ch, &queue).await.unwrap(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbinding_nothing_leaves_an_unbound_auto_delete_exchange_alone() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let exchange = unique("autodel-x");
+    let opts = ExchangeDeclareOptions { auto_delete: true, ..Default::default() };
+    within(ch.exchange_declare(exchange.as_str().into(), ExchangeKind::Direct, opts, no_args())).await.unwrap();
+    within(ch.exchange_unbind(
+        "amq.fanout".into(),
+        exchange.as_str().into(),
+        "k".into(),
+        ExchangeUnbindOptions::default(),
+        no_args(),
+    ))
+    .await
+    .unwrap();
+    let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+    within(ch.exchange_declare(exchange.as_str().into(), ExchangeKind::Direct, passive, no_args()))
+        .await
+        .expect("the exchange had no binding to lose, so it stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbinding_another_connections_exclusive_queue_is_refused_only_if_bound() {
+    let server = TestServer::start().await;
+    let (_owner, owner_ch) = server.lapin_channel().await;
+    let queue = unique("excl-unbind");
+    let excl = QueueDeclareOptions { exclusive: true, ..Default::default() };
+    within(owner_ch.queue_declare(queue.as_str().into(), excl, no_args())).await.unwrap();
+    let (_other, ch) = server.lapin_channel().await;
+    within(ch.queue_unbind(queue.as_str().into(), "amq.direct".into(), "k".into(), no_args())).await.unwrap();
+
+    within(owner_ch.queue_bind(
+        queue.as_str().into(),
+        "amq.direct".into(),
+        "k".into(),
+        QueueBindOptions::default(),
+        no_args(),
+    ))
+    .await
+    .unwrap();
+    assert_code(within(ch.queue_unbind(queue.as_str().into(), "amq.direct".into(), "k".into(), no_args())).await, 405);
+}
+
+/// RabbitMQ answers 405 RESOURCE_LOCKED, which clients map to their own exception type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeclaring_a_queue_with_another_exclusive_flag_is_resource_locked() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let queue = unique("excl-flag");
+    let excl = QueueDeclareOptions { exclusive: true, ..Default::default() };
+    let ch = within(conn.create_channel()).await.unwrap();
+    within(ch.queue_declare(queue.as_str().into(), excl, no_args())).await.unwrap();
+    // Durable differs too: the exclusive flag is checked first, as in RabbitMQ.
+    let plain = QueueDeclareOptions { durable: true, ..Default::default() };
+    assert_code(within(ch.queue_declare(queue.as_str().into(), plain, no_args())).await, 405);
+
+    let other = unique("not-excl");
+    let ch = within(conn.create_channel()).await.unwrap();
+    q::declare(&ch, &other).await;
+    assert_code(within(ch.queue_declare(other.as_str().into(), excl, no_args())).await, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_the_default_exchange_is_access_refused_even_passively() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    for passive in [true, false] {
+        let ch = within(conn.create_channel()).await.unwrap();
+        let opts = ExchangeDeclareOptions { passive, ..Default::default() };
+        assert_code(within(ch.exchange_declare("".into(), ExchangeKind::Direct, opts, no_args())).await, 403);
+    }
+}
+
+/// channel_max bounds how many channels are open at once, not which numbers they have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_channel_number_opens_while_fewer_than_channel_max_are_open() {
+    let server = TestServer::start_with(|c| c.limits.channel_max = 2).await;
+    let (mut raw, tune) = RawClient::open(server.addr, 0).await;
+    assert_eq!(tune.channel_max, 2);
+    raw.open_channel(65535).await;
+    raw.open_channel(3).await;
+    raw.send(3, Method::ChannelClose(Default::default())).await;
+    assert!(matches!(raw.expect_method(3).await, Method::ChannelCloseOk));
+    raw.open_channel(1000).await;
+    raw.send(7, Method::ChannelOpen(Default::default())).await;
+    let close = raw.expect_connection_close().await;
+    assert_eq!(close.reply_code, 530, "{close:?}");
+    assert_eq!((close.class_id, close.method_id), (0, 0), "{close:?}");
+    assert!(close.reply_text.as_str().contains("opened (2)"), "{close:?}");
+}
+
+/// amqplib writes connection.close while publishes of another channel are still queued behind
+/// it; a broker that closes the socket at once makes those writes fail (EPIPE), which crashes a
+/// Node process. The broker reads and drops them until the client closes its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_behind_connection_close_do_not_fail() {
+    let server = TestServer::start().await;
+    let (mut raw, tune) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    let mut publishes = BytesMut::new();
+    for _ in 0..100 {
+        RawClient::encode_publish(&mut publishes, 1, "", "nowhere", b"in flight", tune.frame_max);
+    }
+    let mut close = BytesMut::new();
+    amqp_codec::encode_method(&mut close, 0, &Method::ConnectionClose(Default::default()));
+    close.extend_from_slice(&publishes);
+    raw.write_raw(&close).await;
+    loop {
+        match raw.read_frame().await {
+            Some(Frame::Method { channel: 0, method: Method::ConnectionCloseOk }) => break,
+            Some(_) => continue,
+            None => panic!("socket closed before close-ok"),
+        }
+    }
+    // The broker has answered and shut its side; writes keep succeeding until we close ours.
+    // (With the old behaviour the socket was reset and the second round failed.)
+    for _ in 0..20 {
+        within(raw.stream.write_all(&publishes)).await.expect("a write after close-ok must not fail");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    raw.expect_eof(DEADLINE).await;
+    eventually(|| server.broker().open_connections() == 0, "the connection to be released").await;
+}
