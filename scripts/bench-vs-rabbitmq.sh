@@ -24,59 +24,18 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-bench.XXXXXX")
 RUNS=$OUT/runs.jsonl
 : >"$RUNS"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# ---- the brokers ----------------------------------------------------------------------------
-if ! command -v rabbitmq-server >/dev/null && [[ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
-    echo "bench: installing rabbitmq-server from Debian"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server >"$WORK/apt.log" 2>&1
-fi
-RMQ_BIN=/usr/lib/rabbitmq/bin
-[[ -x $RMQ_BIN/rabbitmq-server ]] || RMQ_BIN=$(dirname "$(command -v rabbitmq-server)")
-
-cargo build --release -p warren >/dev/null
-WARREN=$ROOT/target/release/warren
-
-RMQ_PORT=$(free_port)
-export RABBITMQ_NODENAME=warrenbench$$@localhost
-export RABBITMQ_NODE_PORT=$RMQ_PORT
-export RABBITMQ_DIST_PORT=$(free_port)
-export RABBITMQ_MNESIA_BASE=$WORK/rabbitmq/mnesia
-export RABBITMQ_LOG_BASE=$WORK/rabbitmq/log
-export RABBITMQ_ENABLED_PLUGINS_FILE=$WORK/rabbitmq/enabled_plugins
-export RABBITMQ_CONFIG_FILE=$WORK/rabbitmq/rabbitmq
-export HOME=$WORK/rabbitmq # its own Erlang cookie
-mkdir -p "$WORK/rabbitmq"
-echo "[]." >"$RABBITMQ_ENABLED_PLUGINS_FILE"
-echo "loopback_users.guest = false" >"$WORK/rabbitmq/rabbitmq.conf"
-
-WARREN_PID=""
+source "$ROOT/scripts/lib/brokers.sh"
 cleanup() {
-    [[ -n "$WARREN_PID" ]] && kill "$WARREN_PID" 2>/dev/null || true
-    "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop >/dev/null 2>&1 || true
+    stop_brokers
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-"$RMQ_BIN/rabbitmq-server" >"$WORK/rabbitmq.out" 2>&1 &
-# await_startup needs the node registered first: retry it for at most a minute.
-for attempt in $(seq 1 60); do
-    "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" await_startup >/dev/null 2>&1 && break
-    ((attempt < 60)) || { echo "bench: rabbitmq did not start"; tail -n 20 "$WORK/rabbitmq.out"; exit 1; }
-    sleep 1
-done
-RMQ_PID=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" eval 'os:getpid().' | tr -dc '0-9')
-RMQ_VERSION=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" version 2>/dev/null || echo unknown)
-
-"$WARREN" server --bind 127.0.0.1 --amqp-port 0 --http-port 0 --data-dir "$WORK/warren-data" --log info \
-    2>"$WORK/warren.log" &
-WARREN_PID=$!
-for _ in $(seq 1 100); do
-    grep -q "warren ready" "$WORK/warren.log" && break
-    sleep 0.1
-done
-WARREN_PORT=$(grep -o 'amqp_addr=[^ ]*' "$WORK/warren.log" | head -n 1 | sed 's/.*://')
-[[ -n "$WARREN_PORT" ]] || { echo "bench: warren did not start"; cat "$WORK/warren.log"; exit 1; }
+cargo build --release -p warren >/dev/null
+WARREN=$ROOT/target/release/warren
+# ---- the brokers ----------------------------------------------------------------------------
+start_rabbitmq "$WORK"
+start_warren "$WARREN" "$WORK"
 
 # ---- the matrix -----------------------------------------------------------------------------
 # name | rate reported (publish, e2e or rpc) | latency reported (confirm, e2e or -) | warren perf

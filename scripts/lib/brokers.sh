@@ -15,15 +15,18 @@ WARREN_PID=""
 ensure_rabbitmq_installed() {
     if ! command -v rabbitmq-server >/dev/null && [[ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
         echo "installing rabbitmq-server from Debian"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server >"$1/apt.log" 2>&1 || {
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q rabbitmq-server >"$1/apt.log" 2>&1 || {
             # The package lists may be missing on a fresh machine.
-            apt-get update -q >>"$1/apt.log" 2>&1
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server >>"$1/apt.log" 2>&1
-        }
+            timeout 300 apt-get update -q >>"$1/apt.log" 2>&1
+            DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q rabbitmq-server >>"$1/apt.log" 2>&1
+        } || { echo "cannot install rabbitmq-server:"; tail -n 20 "$1/apt.log"; return 1; }
     fi
     RMQ_BIN=/usr/lib/rabbitmq/bin
     [[ -x $RMQ_BIN/rabbitmq-server ]] || RMQ_BIN=$(dirname "$(command -v rabbitmq-server)")
 }
+
+# rabbitmqctl for the node start_rabbitmq started.
+rabbitmqctl() { HOME=$RMQ_HOME "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" "$@"; }
 
 start_rabbitmq() {
     local work=$1
@@ -36,21 +39,21 @@ start_rabbitmq() {
     export RABBITMQ_LOG_BASE=$work/rabbitmq/log
     export RABBITMQ_ENABLED_PLUGINS_FILE=$work/rabbitmq/enabled_plugins
     export RABBITMQ_CONFIG_FILE=$work/rabbitmq/rabbitmq
-    export HOME=$work/rabbitmq # its own Erlang cookie
+    RMQ_HOME=$work/rabbitmq # its own Erlang cookie, passed to the node and rabbitmqctl only
     mkdir -p "$work/rabbitmq"
     echo "[]." >"$RABBITMQ_ENABLED_PLUGINS_FILE"
     echo "loopback_users.guest = false" >"$work/rabbitmq/rabbitmq.conf"
-    "$RMQ_BIN/rabbitmq-server" >"$work/rabbitmq.out" 2>&1 &
+    HOME=$RMQ_HOME "$RMQ_BIN/rabbitmq-server" >"$work/rabbitmq.out" 2>&1 &
     RMQ_STARTED=1
     # await_startup needs the node registered first: retry it for at most a minute.
     local attempt
     for attempt in $(seq 1 60); do
-        "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" await_startup >/dev/null 2>&1 && break
+        rabbitmqctl await_startup >/dev/null 2>&1 && break
         ((attempt < 60)) || { echo "rabbitmq did not start"; tail -n 20 "$work/rabbitmq.out"; return 1; }
         sleep 1
     done
-    RMQ_PID=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" eval 'os:getpid().' | tr -dc '0-9')
-    RMQ_VERSION=$("$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" version 2>/dev/null || echo unknown)
+    RMQ_PID=$(rabbitmqctl eval 'os:getpid().' | tr -dc '0-9')
+    RMQ_VERSION=$(rabbitmqctl version 2>/dev/null || echo unknown)
 }
 
 start_warren() {
@@ -76,7 +79,7 @@ stop_brokers() {
         WARREN_PID=""
     fi
     if [[ -n "$RMQ_STARTED" ]]; then
-        "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODENAME" stop >/dev/null 2>&1 || true
+        rabbitmqctl stop >/dev/null 2>&1 || true
         RMQ_STARTED=""
     fi
 }

@@ -35,13 +35,14 @@ pub enum CodecError {
 }
 
 impl CodecError {
-    /// The AMQP reply code that describes this error (501, 502 or 540).
+    /// The AMQP reply code that describes this error (501, 502, 505 or 540).
     pub fn reply_code(&self) -> u16 {
         match self {
-            CodecError::FrameTooLarge { .. }
-            | CodecError::BadFrameEnd(_)
-            | CodecError::UnknownFrameType(_)
-            | CodecError::HeartbeatOnChannel(_) => reply_code::FRAME_ERROR,
+            CodecError::FrameTooLarge { .. } | CodecError::BadFrameEnd(_) | CodecError::UnknownFrameType(_) => {
+                reply_code::FRAME_ERROR
+            }
+            // A well-formed frame in the wrong place, as RabbitMQ classes it.
+            CodecError::HeartbeatOnChannel(_) => reply_code::UNEXPECTED_FRAME,
             CodecError::UnknownMethod { .. } => reply_code::NOT_IMPLEMENTED,
             CodecError::Malformed(_) => reply_code::SYNTAX_ERROR,
         }

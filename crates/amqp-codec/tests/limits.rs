@@ -162,7 +162,7 @@ fn body_splitting() {
 #[test]
 fn reply_codes_and_display() {
     assert_eq!(CodecError::BadFrameEnd(0).reply_code(), 501);
-    assert_eq!(CodecError::HeartbeatOnChannel(1).reply_code(), 501);
+    assert_eq!(CodecError::HeartbeatOnChannel(1).reply_code(), 505);
     assert_eq!(CodecError::FrameTooLarge { size: 1, max: 1 }.reply_code(), 501);
     assert_eq!(CodecError::Malformed("x").reply_code(), 502);
     assert!(CodecError::UnknownMethod { class_id: 1, method_id: 2 }.to_string().contains("1.2"));

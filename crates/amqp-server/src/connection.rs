@@ -372,8 +372,12 @@ impl Connection {
                 Flow::Continue
             }
             Frame::Method { method: Method::ConnectionBlocked(_) | Method::ConnectionUnblocked, .. } => Flow::Continue,
+            // RabbitMQ's words and code (504) for any other method on channel 0.
             Frame::Method { method, .. } => Flow::Close(
-                AmqpError::command_invalid(format!("unexpected method '{}' on channel 0", method.name())),
+                AmqpError::channel_error(format!(
+                    "unexpected method in connection state running ({} on channel 0)",
+                    method.name()
+                )),
                 method.class_id(),
                 method.method_id(),
             ),
