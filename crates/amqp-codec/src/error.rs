@@ -30,17 +30,36 @@ pub enum CodecError {
         /// Method id read from the payload.
         method_id: u16,
     },
+    /// A method frame whose arguments cannot be decoded (truncated, trailing bytes, a bad
+    /// field table, ...): RabbitMQ answers 501 and names the method.
+    BadArguments {
+        /// Class id read from the payload.
+        class_id: u16,
+        /// Method id read from the payload.
+        method_id: u16,
+        /// What was wrong with the arguments.
+        what: &'static str,
+    },
     /// Truncated fields, trailing bytes, invalid UTF-8, unknown field-value tag, too deep nesting, ...
     Malformed(&'static str),
 }
 
 impl CodecError {
+    /// The class and method ids the error concerns, for the `connection.close` (0, 0 if none).
+    pub fn method_ids(&self) -> (u16, u16) {
+        match self {
+            CodecError::BadArguments { class_id, method_id, .. } => (*class_id, *method_id),
+            _ => (0, 0),
+        }
+    }
+
     /// The AMQP reply code that describes this error (501, 502, 505 or 540).
     pub fn reply_code(&self) -> u16 {
         match self {
-            CodecError::FrameTooLarge { .. } | CodecError::BadFrameEnd(_) | CodecError::UnknownFrameType(_) => {
-                reply_code::FRAME_ERROR
-            }
+            CodecError::FrameTooLarge { .. }
+            | CodecError::BadFrameEnd(_)
+            | CodecError::UnknownFrameType(_)
+            | CodecError::BadArguments { .. } => reply_code::FRAME_ERROR,
             // A well-formed frame in the wrong place, as RabbitMQ classes it.
             CodecError::HeartbeatOnChannel(_) => reply_code::UNEXPECTED_FRAME,
             CodecError::UnknownMethod { .. } => reply_code::NOT_IMPLEMENTED,
@@ -61,6 +80,9 @@ impl fmt::Display for CodecError {
             CodecError::UnknownFrameType(t) => write!(f, "unknown frame type {t}"),
             CodecError::HeartbeatOnChannel(c) => write!(f, "heartbeat frame on channel {c}"),
             CodecError::UnknownMethod { class_id, method_id } => write!(f, "unknown method {class_id}.{method_id}"),
+            CodecError::BadArguments { class_id, method_id, what } => {
+                write!(f, "cannot decode the arguments of method {class_id}.{method_id}: {what}")
+            }
             CodecError::Malformed(what) => write!(f, "malformed frame: {what}"),
         }
     }

@@ -86,7 +86,17 @@ pub fn decode_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>,
     frame.truncate(size as usize);
     let payload = frame;
     let frame = match kind {
-        FRAME_METHOD => Frame::Method { channel, method: Method::decode(payload)? },
+        FRAME_METHOD => {
+            let ids = (payload.len() >= 4)
+                .then(|| (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]])));
+            match (Method::decode(payload), ids) {
+                (Ok(method), _) => Frame::Method { channel, method },
+                (Err(CodecError::Malformed(what)), Some((class_id, method_id))) => {
+                    return Err(CodecError::BadArguments { class_id, method_id, what })
+                }
+                (Err(e), _) => return Err(e),
+            }
+        }
         FRAME_HEADER => {
             let mut p = payload;
             let class_id = get_u16(&mut p)?;

@@ -128,7 +128,10 @@ impl Connection {
                         Flow::Finished => return End::ClientClosed,
                     },
                     Ok(None) => break,
-                    Err(e) => return End::Failed(AmqpError::new(e.reply_code(), &e), 0, 0),
+                    Err(e) => {
+                        let (class_id, method_id) = e.method_ids();
+                        return End::Failed(AmqpError::new(e.reply_code(), &e), class_id, method_id);
+                    }
                 }
                 if let Err(e) = self.await_pending().await {
                     return End::Failed(e, 0, 0);

@@ -190,3 +190,58 @@ async fn writes_queued_behind_connection_close_do_not_fail() {
     raw.expect_eof(DEADLINE).await;
     eventually(|| server.broker().open_connections() == 0, "the connection to be released").await;
 }
+
+/// Connection errors carry RabbitMQ's codes and name the method, so clients raise the same
+/// exception types (each was found by the differential check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_have_rabbitmqs_codes_and_method_ids() {
+    let server = TestServer::start().await;
+    // Arguments that cannot be decoded: 501 naming queue.declare.
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    raw.write_raw(&[1, 0, 1, 0, 0, 0, 5, 0, 50, 0, 10, 0, 0xCE]).await;
+    let close = raw.expect_connection_close().await;
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (501, 50, 10), "{close:?}");
+
+    // A channel method on channel 0: 504 naming it.
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.send(0, Method::QueueDeclare(Default::default())).await;
+    let close = raw.expect_connection_close().await;
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (504, 50, 10), "{close:?}");
+
+    // A heartbeat on a channel other than 0: 505.
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.write_raw(&[8, 0, 1, 0, 0, 0, 0, 0xCE]).await;
+    assert_eq!(raw.expect_connection_close().await.reply_code, 505);
+
+    // A method where a publish's content was due: 505 naming basic.publish.
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    let publish = amqp_codec::BasicPublish { routing_key: "k".into(), ..Default::default() };
+    raw.send(1, Method::BasicPublish(publish)).await;
+    raw.send(1, Method::BasicQos(Default::default())).await;
+    let close = raw.expect_connection_close().await;
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (505, 60, 40), "{close:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_with_an_unknown_delivery_mode_and_multiple_acks_of_unknown_tags_are_refused() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("mode");
+    q::declare(&ch, &queue).await;
+    let props = lapin::BasicProperties::default().with_delivery_mode(3);
+    let publish = ch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), b"x", props);
+    within(publish).await.unwrap();
+    // The channel is closed with 406; the next call on it reports it.
+    assert_code(q::counts(&ch, &queue).await, 406);
+
+    let (_c, ch) = server.lapin_channel().await;
+    q::publish(&ch, "", &queue, b"one").await;
+    q::publish(&ch, "", &queue, b"two").await;
+    let first = within(ch.basic_get(queue.as_str().into(), BasicGetOptions::default())).await.unwrap().unwrap();
+    assert_eq!(first.delivery.delivery_tag, 1);
+    // Tag 5 was never delivered: a multiple ack up to it is refused, as in RabbitMQ.
+    within(ch.basic_ack(5, BasicAckOptions { multiple: true })).await.unwrap();
+    assert_code(q::counts(&ch, &queue).await, 406);
+}
