@@ -224,24 +224,50 @@ async fn connection_errors_have_rabbitmqs_codes_and_method_ids() {
     assert_eq!((close.reply_code, close.class_id, close.method_id), (505, 60, 40), "{close:?}");
 }
 
+/// The channel.close the broker sends on `channel` (answered with close-ok).
+async fn expect_channel_close(raw: &mut RawClient, channel: u16) -> amqp_codec::ChannelClose {
+    loop {
+        match raw.expect_method(channel).await {
+            Method::ChannelClose(close) => {
+                raw.send(channel, Method::ChannelCloseOk).await;
+                return close;
+            }
+            _ => continue,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_with_an_unknown_delivery_mode_and_multiple_acks_of_unknown_tags_are_refused() {
     let server = TestServer::start().await;
-    let (_c, ch) = server.lapin_channel().await;
+    let (mut raw, tune) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
     let queue = unique("mode");
-    q::declare(&ch, &queue).await;
-    let props = lapin::BasicProperties::default().with_delivery_mode(3);
-    let publish = ch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), b"x", props);
-    within(publish).await.unwrap();
-    // The channel is closed with 406; the next call on it reports it.
-    assert_code(q::counts(&ch, &queue).await, 406);
+    let declare = amqp_codec::QueueDeclare { queue: queue.as_str().into(), ..Default::default() };
+    raw.send(1, Method::QueueDeclare(declare)).await;
+    assert!(matches!(raw.expect_method(1).await, Method::QueueDeclareOk(_)));
 
-    let (_c, ch) = server.lapin_channel().await;
-    q::publish(&ch, "", &queue, b"one").await;
-    q::publish(&ch, "", &queue, b"two").await;
-    let first = within(ch.basic_get(queue.as_str().into(), BasicGetOptions::default())).await.unwrap().unwrap();
-    assert_eq!(first.delivery.delivery_tag, 1);
-    // Tag 5 was never delivered: a multiple ack up to it is refused, as in RabbitMQ.
-    within(ch.basic_ack(5, BasicAckOptions { multiple: true })).await.unwrap();
-    assert_code(q::counts(&ch, &queue).await, 406);
+    let mut b = BytesMut::new();
+    let publish = amqp_codec::BasicPublish { routing_key: queue.as_str().into(), ..Default::default() };
+    amqp_codec::encode_method(&mut b, 1, &Method::BasicPublish(publish));
+    let props = amqp_codec::BasicProperties { delivery_mode: Some(3), ..Default::default() }.to_raw();
+    amqp_codec::encode_content_header(&mut b, 1, amqp_codec::BASIC_CLASS_ID, 1, &props);
+    amqp_codec::encode_body(&mut b, 1, b"x", tune.frame_max);
+    raw.write_raw(&b).await;
+    let close = expect_channel_close(&mut raw, 1).await;
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (406, 60, 40), "{close:?}");
+
+    // Tag 5 was never delivered: a multiple ack up to it is refused, as in RabbitMQ, even
+    // though tag 1 is unacked.
+    raw.open_channel(2).await;
+    let mut b = BytesMut::new();
+    RawClient::encode_publish(&mut b, 2, "", &queue, b"one", tune.frame_max);
+    raw.write_raw(&b).await;
+    raw.send(2, Method::BasicGet(amqp_codec::BasicGet { queue: queue.as_str().into(), ..Default::default() })).await;
+    assert!(matches!(raw.expect_method(2).await, Method::BasicGetOk(ok) if ok.delivery_tag == 1));
+    assert!(matches!(raw.read_frame().await, Some(Frame::Header { .. })));
+    assert!(matches!(raw.read_frame().await, Some(Frame::Body { .. })));
+    raw.send(2, Method::BasicAck(amqp_codec::BasicAck { delivery_tag: 5, multiple: true })).await;
+    let close = expect_channel_close(&mut raw, 2).await;
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (406, 60, 80), "{close:?}");
 }
