@@ -44,6 +44,7 @@ impl Channel {
                 }
                 if self.confirm.is_none() {
                     self.confirm = Some(ConfirmLog::new(self.number, ctx.confirm_wake.clone()));
+                    self.sink.state.lock().confirm = true;
                 }
                 self.reply(ctx, m.nowait, Method::ConfirmSelectOk);
             }
@@ -52,6 +53,7 @@ impl Channel {
                     return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"));
                 }
                 self.tx.get_or_insert_with(Vec::new);
+                self.sink.state.lock().transactional = true;
                 self.send(ctx.out, Method::TxSelectOk);
             }
             Method::TxCommit => {

@@ -8,6 +8,7 @@ use crate::sink::ChannelSink;
 use amqp_codec::*;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
+use warren_broker::registry::ConnectionEntry;
 use warren_broker::{Broker, Dest, Queue, QueueDeclare, VHost};
 use warren_core::{names, AmqpError, ExchangeDef, ExchangeKind};
 
@@ -27,6 +28,8 @@ pub struct Ctx<'a> {
     pub pending: &'a mut Option<Pending>,
     /// Set when a publish reached a queue whose consumers are falling behind.
     pub consumers_behind: &'a mut bool,
+    /// This connection in the broker's registry (its channels are listed there).
+    pub entry: &'a Arc<ConnectionEntry>,
 }
 
 /// A basic.publish whose content header and body frames are still arriving.

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncRead;
 use tokio::sync::watch;
+use warren_broker::registry::ConnectionEntry;
 use warren_broker::{Broker, Queue, VHost};
 use warren_core::AmqpError;
 
@@ -42,6 +43,8 @@ pub struct Connection {
     pending: Option<Pending>,
     /// This read batch fed a queue whose consumers are falling behind (see `frame_loop`).
     consumers_behind: bool,
+    /// This connection in the broker's registry.
+    entry: Arc<ConnectionEntry>,
 }
 
 /// How the frame loop ended.
@@ -64,7 +67,7 @@ enum Flow {
 }
 
 impl Connection {
-    pub fn new(id: u64, broker: Broker, out: Arc<Outbound>, n: Negotiated) -> Connection {
+    pub fn new(id: u64, broker: Broker, out: Arc<Outbound>, n: Negotiated, entry: Arc<ConnectionEntry>) -> Connection {
         Connection {
             id,
             broker,
@@ -81,6 +84,7 @@ impl Connection {
             confirm_wake: Arc::new(ConfirmWake::default()),
             pending: None,
             consumers_behind: false,
+            entry,
         }
     }
 
@@ -119,6 +123,7 @@ impl Connection {
         // Two missed heartbeats (no bytes at all for twice the interval) end the connection.
         let read_timeout = (self.heartbeat_s > 0).then(|| Duration::from_secs(2 * self.heartbeat_s as u64));
         let durability = self.broker.durability().cloned();
+        let entry = self.entry.clone();
         loop {
             loop {
                 match reader.try_decode(self.frame_max) {
@@ -170,6 +175,9 @@ impl Connection {
                 },
                 _ = self.confirm_wake.notify.notified() => self.flush_settled_confirms(),
                 _ = shutdown.changed() => return End::Failed(shutdown_error(), 0, 0),
+                reason = entry.close_requested() => {
+                    return End::Failed(AmqpError::new(reply_code::CONNECTION_FORCED, reason), 0, 0);
+                }
             }
         }
     }
@@ -261,6 +269,7 @@ impl Connection {
                 Frame::Method { method: Method::ChannelOpen(_), .. } => {
                     let ch = Channel::new(channel, ctx.out.clone(), ctx.cancel_notify, ctx.broker);
                     ch.send(ctx.out, Method::ChannelOpenOk(ChannelOpenOk::default()));
+                    ctx.entry.add_channel(channel, ch.sink.clone());
                     channels.insert(channel, ch);
                     Flow::Continue
                 }
@@ -276,10 +285,12 @@ impl Connection {
             match frame {
                 Frame::Method { method: Method::ChannelCloseOk, .. } => {
                     channels.remove(&channel);
+                    ctx.entry.remove_channel(channel);
                 }
                 Frame::Method { method: Method::ChannelClose(_), .. } => {
                     ch.send(ctx.out, Method::ChannelCloseOk);
                     channels.remove(&channel);
+                    ctx.entry.remove_channel(channel);
                 }
                 _ => {} // dropped while the close handshake completes, as the spec asks
             }
@@ -290,6 +301,7 @@ impl Connection {
                 close_channel(&mut ctx, ch);
                 ch.send(ctx.out, Method::ChannelCloseOk);
                 channels.remove(&channel);
+                ctx.entry.remove_channel(channel);
                 return Flow::Continue;
             }
             Frame::Method { method: Method::ChannelOpen(_), .. } => {
@@ -404,6 +416,7 @@ impl Connection {
             confirm_wake,
             pending,
             consumers_behind,
+            entry,
             ..
         } = self;
         let ctx = Ctx {
@@ -417,6 +430,7 @@ impl Connection {
             confirm_wake,
             pending,
             consumers_behind,
+            entry,
         };
         (ctx, channels)
     }

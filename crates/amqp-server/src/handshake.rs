@@ -19,6 +19,9 @@ pub struct Negotiated {
     pub frame_max: u32,
     pub heartbeat_s: u16,
     pub client_capabilities: ClientCapabilities,
+    /// Shown by the management API.
+    pub client_properties: FieldTable,
+    pub mechanism: String,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,7 +126,16 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
         _ => return Err(refused()),
     };
     out.write(|b| encode_method(b, 0, &Method::ConnectionOpenOk(ConnectionOpenOk::default())));
-    Ok(Negotiated { user, vhost, channel_max, frame_max, heartbeat_s: tune_ok.heartbeat, client_capabilities })
+    Ok(Negotiated {
+        user,
+        vhost,
+        channel_max,
+        frame_max,
+        heartbeat_s: tune_ok.heartbeat,
+        client_capabilities,
+        mechanism: start_ok.mechanism.to_string(),
+        client_properties: start_ok.client_properties,
+    })
 }
 
 async fn expect_method<R: AsyncRead + Unpin>(

@@ -3,7 +3,9 @@
 
 use amqp_codec::{decode_frame, CodecError, Frame};
 use bytes::BytesMut;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use warren_broker::registry::{count, ConnectionStats};
 
 pub enum ReadError {
     Codec(CodecError),
@@ -13,6 +15,8 @@ pub enum ReadError {
 pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
+    /// Where reads are counted, once the connection is registered.
+    stats: Option<Arc<ConnectionStats>>,
 }
 
 /// What a busy connection reads per syscall at most.
@@ -25,7 +29,11 @@ const MIN_ROOM: usize = 256;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R) -> Self {
-        FrameReader { inner, buf: BytesMut::with_capacity(FIRST_READ) }
+        FrameReader { inner, buf: BytesMut::with_capacity(FIRST_READ), stats: None }
+    }
+
+    pub fn count_into(&mut self, stats: Arc<ConnectionStats>) {
+        self.stats = Some(stats);
     }
 
     /// Decode one frame from what is already buffered.
@@ -40,7 +48,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         match self.inner.read_buf(&mut self.buf).await {
             Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
+            Ok(n) => {
+                if let Some(stats) = &self.stats {
+                    count(&stats.recv_oct, n as u64);
+                    count(&stats.recv_cnt, 1);
+                }
+                Ok(true)
+            }
             Err(_) => Err(ReadError::Io),
         }
     }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use warren_broker::registry::ConnectionMeta;
 use warren_broker::{Broker, ConnectionSlot};
 
 /// How long shutdown waits for connections to finish their close handshakes.
@@ -67,6 +68,7 @@ async fn handle_socket(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
+    let Ok(local) = socket.local_addr() else { return };
     let limits = broker.limits().clone();
     let handshake_timeout = Duration::from_millis(limits.handshake_timeout_ms);
     if tokio::time::timeout(handshake_timeout, handshake::read_protocol_header(&mut socket))
@@ -85,7 +87,23 @@ async fn handle_socket(
         Ok(Ok(n)) => {
             out.set_heartbeat_s(n.heartbeat_s);
             tracing::debug!(connection = slot.id, %peer, user = %n.user, vhost = %n.vhost.name, "connection opened");
-            let conn = connection::Connection::new(slot.id, broker, out.clone(), n);
+            let entry = slot.register(ConnectionMeta {
+                id: slot.id,
+                peer,
+                local,
+                user: n.user.clone(),
+                vhost: n.vhost.name.clone(),
+                protocol: "AMQP 0-9-1",
+                auth_mechanism: n.mechanism.clone(),
+                client_properties: n.client_properties.clone(),
+                connected_at_ms: broker.now_ms(),
+                channel_max: n.channel_max,
+                frame_max: n.frame_max,
+                heartbeat_s: n.heartbeat_s,
+            });
+            reader.count_into(entry.stats.clone());
+            out.count_into(entry.stats.clone());
+            let conn = connection::Connection::new(slot.id, broker, out.clone(), n, entry);
             conn.run(&mut reader, &mut stop).await;
         }
         Ok(Err(HandshakeError::Refused(e, class_id, method_id))) => {

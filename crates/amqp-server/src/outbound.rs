@@ -5,11 +5,12 @@
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use warren_broker::registry::{count, ConnectionStats};
 use warren_broker::Queue;
 
 pub struct Outbound {
@@ -29,6 +30,8 @@ pub struct Outbound {
     /// While set, the writer leaves the buffer alone: a reply must not reach the client before
     /// the change it reports is durable (see `Connection::await_definitions`).
     held: AtomicBool,
+    /// Where writes are counted, once the connection is registered.
+    stats: OnceLock<Arc<ConnectionStats>>,
 }
 
 impl Outbound {
@@ -45,7 +48,12 @@ impl Outbound {
             closing: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             held: AtomicBool::new(false),
+            stats: OnceLock::new(),
         })
+    }
+
+    pub fn count_into(&self, stats: Arc<ConnectionStats>) {
+        let _ = self.stats.set(stats);
     }
 
     pub fn frame_max(&self) -> u32 {
@@ -131,6 +139,10 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(out: Arc<Outbound>, mut socket: W
         if out.take(&mut chunk) {
             if socket.write_all(&chunk).await.is_err() {
                 break;
+            }
+            if let Some(stats) = out.stats.get() {
+                count(&stats.send_oct, chunk.len() as u64);
+                count(&stats.send_cnt, 1);
             }
             chunk.clear();
             last_write = Instant::now();

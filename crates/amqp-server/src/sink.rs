@@ -46,6 +46,9 @@ pub struct DeliveryState {
     pub consumer_prefetch: u16,
     pub flow_active: bool,
     pub closed: bool,
+    /// confirm.select or tx.select was seen (shown by the management API).
+    pub confirm: bool,
+    pub transactional: bool,
     /// Delivery tags whose acknowledgement timed out (their messages went back to the queue): a
     /// late ack or nack of one is ignored rather than being an unknown tag.
     pub timed_out: BTreeSet<u64>,
@@ -124,6 +127,21 @@ pub struct ChannelSink {
     consumer_timeout_ms: u64,
     /// Itself, to schedule its timeout checks with the timers.
     me: Weak<ChannelSink>,
+}
+
+impl warren_broker::registry::ChannelView for ChannelSink {
+    fn info(&self) -> warren_broker::registry::ChannelInfo {
+        let st = self.state.lock();
+        warren_broker::registry::ChannelInfo {
+            number: self.channel,
+            confirm: st.confirm,
+            transactional: st.transactional,
+            prefetch_count: st.consumer_prefetch,
+            global_prefetch_count: st.channel_prefetch,
+            consumer_count: st.consumers.len(),
+            messages_unacknowledged: st.unacked.len(),
+        }
+    }
 }
 
 impl ChannelSink {

@@ -9,6 +9,7 @@ pub mod durable;
 pub mod exchange;
 pub mod owner_only;
 pub mod queue;
+pub mod registry;
 pub mod reply_to;
 mod republish;
 pub mod route;
@@ -48,6 +49,8 @@ struct BrokerInner {
     durability: Option<Arc<Durability>>,
     timers: Arc<Timers>,
     tracker: Arc<tracking::Tracker>,
+    registry: registry::Registry,
+    started_at_ms: u64,
 }
 
 impl Broker {
@@ -86,9 +89,11 @@ impl Broker {
                 next_connection_id: AtomicU64::new(1),
                 open_connections: AtomicUsize::new(0),
                 durability,
+                started_at_ms: timers.now_ms(),
                 timers,
                 tracker,
                 config,
+                registry: registry::Registry::default(),
             }),
         }
     }
@@ -122,6 +127,23 @@ impl Broker {
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.inner.vhosts.read().get(name).cloned()
+    }
+
+    /// Every vhost, by name.
+    pub fn vhosts(&self) -> Vec<Arc<VHost>> {
+        let mut all: Vec<_> = self.inner.vhosts.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The connections every transport registered.
+    pub fn registry(&self) -> &registry::Registry {
+        &self.inner.registry
+    }
+
+    /// When this broker started (ms since the Unix epoch, by its clock).
+    pub fn started_at_ms(&self) -> u64 {
+        self.inner.started_at_ms
     }
 
     pub fn durability(&self) -> Option<&Arc<Durability>> {
@@ -172,14 +194,24 @@ impl Broker {
     }
 }
 
-/// One admitted connection; holds its id and frees its slot in the connection limit when dropped.
+/// One admitted connection; holds its id, and frees its slot in the connection limit (and its
+/// entry in the registry) when dropped.
 pub struct ConnectionSlot {
     broker: Broker,
     pub id: u64,
 }
 
+impl ConnectionSlot {
+    /// Lists the connection (once its handshake told who it is) until the slot is dropped.
+    pub fn register(&self, meta: registry::ConnectionMeta) -> Arc<registry::ConnectionEntry> {
+        debug_assert_eq!(meta.id, self.id);
+        self.broker.inner.registry.register(meta)
+    }
+}
+
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
+        self.broker.inner.registry.unregister(self.id);
         self.broker.inner.open_connections.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -1,0 +1,148 @@
+//! What is connected: every transport registers its connections here, with a view of their
+//! channels, so that the management API can list them and close one with a reason.
+
+use amqp_codec::FieldTable;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// What a connection told us when it opened; fixed for its life.
+#[derive(Debug, Clone)]
+pub struct ConnectionMeta {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub user: String,
+    pub vhost: String,
+    /// `AMQP 0-9-1`, or another transport's name.
+    pub protocol: &'static str,
+    pub auth_mechanism: String,
+    pub client_properties: FieldTable,
+    pub connected_at_ms: u64,
+    pub channel_max: u16,
+    pub frame_max: u32,
+    pub heartbeat_s: u16,
+}
+
+impl ConnectionMeta {
+    /// RabbitMQ's name for a connection: `peer -> local`.
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.peer, self.local)
+    }
+}
+
+/// One channel as the management API shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelInfo {
+    pub number: u16,
+    pub confirm: bool,
+    pub transactional: bool,
+    pub prefetch_count: u16,
+    pub global_prefetch_count: u16,
+    pub consumer_count: usize,
+    pub messages_unacknowledged: usize,
+}
+
+/// Implemented by a transport's channel so its state can be read without its task.
+pub trait ChannelView: Send + Sync {
+    fn info(&self) -> ChannelInfo;
+}
+
+/// Counters a connection keeps as it reads and writes; read by the management API.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub recv_oct: AtomicU64,
+    pub recv_cnt: AtomicU64,
+    pub send_oct: AtomicU64,
+    pub send_cnt: AtomicU64,
+}
+
+/// A registered connection.
+pub struct ConnectionEntry {
+    pub meta: ConnectionMeta,
+    /// Shared with the transport's reader and writer, which count what they move.
+    pub stats: Arc<ConnectionStats>,
+    channels: Mutex<BTreeMap<u16, Arc<dyn ChannelView>>>,
+    close_reason: Mutex<Option<String>>,
+    close: Notify,
+}
+
+impl ConnectionEntry {
+    pub fn add_channel(&self, number: u16, view: Arc<dyn ChannelView>) {
+        self.channels.lock().insert(number, view);
+    }
+
+    pub fn remove_channel(&self, number: u16) {
+        self.channels.lock().remove(&number);
+    }
+
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.channels.lock().values().map(|c| c.info()).collect()
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.channels.lock().len()
+    }
+
+    /// Asks the connection to close with `reason` (it answers at its next turn).
+    pub fn request_close(&self, reason: String) {
+        *self.close_reason.lock() = Some(reason);
+        self.close.notify_one();
+    }
+
+    /// Resolves when someone asked this connection to close; returns the reason.
+    pub async fn close_requested(&self) -> String {
+        loop {
+            if let Some(reason) = self.close_reason.lock().clone() {
+                return reason;
+            }
+            self.close.notified().await;
+        }
+    }
+}
+
+/// Every open connection, by id.
+#[derive(Default)]
+pub struct Registry {
+    connections: Mutex<BTreeMap<u64, Arc<ConnectionEntry>>>,
+}
+
+impl Registry {
+    pub(crate) fn register(&self, meta: ConnectionMeta) -> Arc<ConnectionEntry> {
+        let entry = Arc::new(ConnectionEntry {
+            meta,
+            stats: Arc::default(),
+            channels: Mutex::new(BTreeMap::new()),
+            close_reason: Mutex::new(None),
+            close: Notify::new(),
+        });
+        self.connections.lock().insert(entry.meta.id, entry.clone());
+        entry
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.connections.lock().remove(&id);
+    }
+
+    /// The open connections, oldest first.
+    pub fn connections(&self) -> Vec<Arc<ConnectionEntry>> {
+        self.connections.lock().values().cloned().collect()
+    }
+
+    pub fn connection(&self, id: u64) -> Option<Arc<ConnectionEntry>> {
+        self.connections.lock().get(&id).cloned()
+    }
+
+    /// The connection RabbitMQ would call `name` (`peer -> local`).
+    pub fn by_name(&self, name: &str) -> Option<Arc<ConnectionEntry>> {
+        self.connections.lock().values().find(|c| c.meta.name() == name).cloned()
+    }
+}
+
+/// Adds `n` to a counter (relaxed: the counters are statistics).
+pub fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
