@@ -56,6 +56,7 @@ impl BrokerConfig {
                 password: "guest".into(),
                 vhosts: vec!["/".into()],
                 loopback_only: true,
+                tags: vec!["administrator".into()],
             });
         }
         self
@@ -139,6 +140,10 @@ pub struct UserConfig {
     /// Accept this user only from loopback addresses (as RabbitMQ does for guest).
     #[serde(default)]
     pub loopback_only: bool,
+    /// RabbitMQ's user tags: `administrator`, `monitoring`, `policymaker`, `management` decide
+    /// what the user may see and do in the management API (none: no access to it).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 fn all_vhosts() -> Vec<String> {

@@ -117,7 +117,6 @@ fn router(broker: Broker, settings: Settings, subscriptions: Arc<push::Subscript
         .route("/api/messages/{id}", get(status::status))
         .route("/api/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(axum::middleware::map_response(json_errors))
         .with_state(api)
 }
 
@@ -146,11 +145,13 @@ async fn json_errors(response: Response) -> Response {
     json
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves, with the `extra` routes (the
+/// management API) beside it.
 pub async fn serve(
     listener: TcpListener,
     broker: Broker,
     settings: Settings,
+    extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Callbacks and pushes share one limit on outgoing requests.
@@ -158,7 +159,11 @@ pub async fn serve(
     callbacks::start(broker.clone(), settings.clone(), outgoing.clone());
     let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing.clone());
     let drain_timeout = settings.callback_timeout;
-    let app = router(broker, settings, subscriptions.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // Every route's errors are JSON, the extra routes' too.
+    let app = router(broker, settings, subscriptions.clone())
+        .merge(extra)
+        .layer(axum::middleware::map_response(json_errors))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     subscriptions.stop();
     // Calls already sent finish and are recorded (a push settles its message while the store is

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use warren_broker::tracking::id_text;
+use warren_core::json::value_to_json;
 use warren_core::Entry;
 
 #[derive(Serialize)]
@@ -20,21 +21,6 @@ pub struct MessageJson {
     body_encoding: &'static str,
     properties: BTreeMap<String, Value>,
     headers: BTreeMap<String, Value>,
-}
-
-fn to_json(v: &amqp_codec::FieldValue) -> Value {
-    use amqp_codec::FieldValue as F;
-    match v {
-        F::Bool(b) => Value::from(*b),
-        F::LongStr(s) | F::ByteArray(s) => Value::from(String::from_utf8_lossy(s).into_owned()),
-        F::Array(items) => Value::Array(items.iter().map(to_json).collect()),
-        F::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
-        F::F32(f) => Value::from(*f),
-        F::F64(f) => Value::from(*f),
-        F::Timestamp(t) => Value::from(*t),
-        F::Void => Value::Null,
-        other => other.as_i64().map(Value::from).unwrap_or(Value::Null),
-    }
 }
 
 impl MessageJson {
@@ -64,8 +50,10 @@ impl MessageJson {
         if let Some(t) = props.timestamp {
             properties.insert("timestamp".into(), Value::from(t));
         }
-        let headers =
-            props.headers.map(|h| h.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()).unwrap_or_default();
+        let headers = props
+            .headers
+            .map(|h| h.iter().map(|(k, v)| (k.to_string(), value_to_json(v))).collect())
+            .unwrap_or_default();
         let (body, body_encoding) = match std::str::from_utf8(&m.body) {
             Ok(text) => (text.to_owned(), "utf8"),
             Err(_) => (base64::engine::general_purpose::STANDARD.encode(&m.body), "base64"),

@@ -117,9 +117,14 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         .map_err(|e| format!("cannot listen for HTTP on {}:{}: {e}", config.bind, config.http_port))?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
     let (http_stop, http_stopped) = oneshot::channel::<()>();
-    let http_task = tokio::spawn(warren_http::serve(http_listener, broker.clone(), config.http_settings(), async {
-        let _ = http_stopped.await;
-    }));
+    let management = warren_management::router(
+        broker.clone(),
+        warren_management::Settings { amqp_addr: Some(amqp_addr), http_addr: Some(http_addr) },
+    );
+    let http_task =
+        tokio::spawn(warren_http::serve(http_listener, broker.clone(), config.http_settings(), management, async {
+            let _ = http_stopped.await;
+        }));
     let timers = tokio::spawn(broker.timers().clone().run());
     let heap_trim = broker.durability().cloned().map(|d| tokio::spawn(heap_trim::run(d)));
     let tracker = broker.tracker().clone();

@@ -154,6 +154,7 @@ async fn configured_user_opens_only_listed_vhosts() {
             password: "s3cret".into(),
             vhosts: vec!["/".into()],
             loopback_only: false,
+            tags: Vec::new(),
         });
     })
     .await;

@@ -674,6 +674,17 @@ impl Queue {
         (std::mem::take(&mut st.consumers), dropped)
     }
 
+    /// Ready and unacknowledged messages, and consumers (for the management API).
+    pub fn message_counts(&self) -> (usize, usize, usize) {
+        let st = self.state.lock();
+        (st.messages.ready_count(), st.messages.unacked_count(), st.consumers.len())
+    }
+
+    /// The queue's consumers, as registered.
+    pub fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.state.lock().consumers.clone()
+    }
+
     /// The queue was deleted (consumers holding it learn this late).
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted

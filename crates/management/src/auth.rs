@@ -1,0 +1,73 @@
+//! Who is calling: HTTP Basic against the broker's users, and what their tags let them do.
+//! As in RabbitMQ, a user needs one of the management tags to use the API at all;
+//! `administrator` and `monitoring` see every vhost, the others the vhosts they may open.
+
+use crate::error::{MgmtError, Result};
+use crate::Mgmt;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use base64::Engine;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const MANAGEMENT_TAGS: [&str; 4] = ["administrator", "monitoring", "policymaker", "management"];
+
+/// An authenticated user of the management API.
+pub struct Caller {
+    pub name: String,
+    pub tags: Vec<String>,
+    vhosts: Vec<String>,
+}
+
+impl Caller {
+    pub fn is(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+
+    /// Sees every vhost's objects.
+    pub fn sees_all(&self) -> bool {
+        self.is("administrator") || self.is("monitoring")
+    }
+
+    pub fn may_see(&self, vhost: &str) -> bool {
+        self.sees_all() || self.may_use(vhost)
+    }
+
+    /// May open the vhost (over AMQP too), so may change its objects.
+    pub fn may_use(&self, vhost: &str) -> bool {
+        self.vhosts.iter().any(|v| v == "*" || v == vhost)
+    }
+
+    pub fn require_use(&self, vhost: &str) -> Result<()> {
+        if self.may_use(vhost) {
+            return Ok(());
+        }
+        Err(MgmtError::unauthorized(format!("user '{}' may not access vhost '{vhost}'", self.name)))
+    }
+
+    pub fn require_administrator(&self) -> Result<()> {
+        if self.is("administrator") {
+            return Ok(());
+        }
+        Err(MgmtError::unauthorized("Not administrator user"))
+    }
+}
+
+impl FromRequestParts<Arc<Mgmt>> for Caller {
+    type Rejection = MgmtError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<Mgmt>) -> Result<Caller> {
+        let failed = || MgmtError::unauthorized("Login failed");
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).ok_or_else(failed)?;
+        let value = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(failed)?;
+        let encoded = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")).ok_or_else(failed)?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| failed())?;
+        let text = String::from_utf8(decoded).map_err(|_| failed())?;
+        let (name, password) = text.split_once(':').ok_or_else(failed)?;
+        let user = state.broker.users().authenticate(name, password.as_bytes(), peer).ok_or_else(failed)?;
+        if !MANAGEMENT_TAGS.iter().any(|t| user.has_tag(t)) {
+            return Err(MgmtError::unauthorized("Not management user"));
+        }
+        Ok(Caller { name: user.name.clone(), tags: user.tags.clone(), vhosts: user.vhost_patterns().to_vec() })
+    }
+}

@@ -1,0 +1,107 @@
+//! `GET /api/definitions`: the broker's definitions in RabbitMQ's JSON format (users with
+//! RabbitMQ's password hashes, vhosts, permissions, durable queues, exchanges and bindings), so
+//! that RabbitMQ can import what Warren exports.
+
+use crate::auth::Caller;
+use crate::error::Result;
+use crate::{access, view, Mgmt};
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use warren_broker::{Dest, VHost};
+use warren_core::json::table_to_json;
+
+/// The durable objects of one vhost: queues, exchanges (not the predeclared ones) and the
+/// bindings between durable ends.
+fn objects(v: &VHost) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let mut names = v.queue_names();
+    names.sort();
+    let queues = names
+        .iter()
+        .filter_map(|n| v.queue(n))
+        .filter(|q| q.durable && q.exclusive_owner.is_none())
+        .map(|q| {
+            json!({"name": q.name.as_str(), "vhost": v.name, "durable": true, "auto_delete": q.auto_delete,
+                   "arguments": table_to_json(&q.arguments)})
+        })
+        .collect();
+    let mut all = v.exchanges();
+    all.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut exchanges = Vec::new();
+    let mut bindings = Vec::new();
+    for x in &all {
+        if x.def.durable && !x.is_default() && !warren_core::names::is_reserved(x.name()) {
+            exchanges.push(json!({
+                "name": x.name(), "vhost": v.name, "type": x.def.type_name(), "durable": true,
+                "auto_delete": x.def.auto_delete, "internal": x.def.internal, "arguments": table_to_json(&x.def.arguments),
+            }));
+        }
+        if !x.def.durable {
+            continue;
+        }
+        for b in x.bindings.read().list() {
+            let durable_end = match &b.destination {
+                Dest::Queue(q) => q.durable && q.exclusive_owner.is_none(),
+                Dest::Exchange(d) => d.def.durable,
+            };
+            if durable_end {
+                let mut one = view::binding(&v.name, x.name(), &b.destination, b.routing_key.as_str(), &b.arguments);
+                if let Some(map) = one.as_object_mut() {
+                    map.remove("properties_key");
+                }
+                bindings.push(one);
+            }
+        }
+    }
+    (queues, exchanges, bindings)
+}
+
+pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<Value>> {
+    caller.require_administrator()?;
+    let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
+    let vhosts = m.broker.vhosts();
+    for v in &vhosts {
+        let (q, x, b) = objects(v);
+        queues.extend(q);
+        exchanges.extend(x);
+        bindings.extend(b);
+    }
+    Ok(Json(json!({
+        "rabbit_version": "3.10.8",
+        "rabbitmq_version": "3.10.8",
+        "product_name": "Warren",
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "users": m.broker.users().all().into_iter().map(access::user_json).collect::<Vec<_>>(),
+        "vhosts": vhosts.iter().map(|v| json!({"name": v.name, "limits": [], "metadata": {"description": "", "tags": []}})).collect::<Vec<_>>(),
+        "permissions": access::all_permissions(&m),
+        "topic_permissions": [],
+        "parameters": [],
+        "global_parameters": [],
+        "policies": [],
+        "queues": queues,
+        "exchanges": exchanges,
+        "bindings": bindings,
+    })))
+}
+
+pub async fn export_vhost(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path(vhost): Path<String>,
+) -> Result<Json<Value>> {
+    caller.require_administrator()?;
+    let v = m.vhost(&vhost)?;
+    let (queues, exchanges, bindings) = objects(&v);
+    Ok(Json(json!({
+        "rabbit_version": "3.10.8",
+        "rabbitmq_version": "3.10.8",
+        "product_name": "Warren",
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "parameters": [],
+        "policies": [],
+        "queues": queues,
+        "exchanges": exchanges,
+        "bindings": bindings,
+    })))
+}

@@ -1,0 +1,124 @@
+//! Warren's management API: RabbitMQ's management HTTP API (its paths, JSON field names and
+//! status codes) over the broker, so that `rabbitmqadmin`, scripts and dashboards written for
+//! RabbitMQ work unchanged. Served on the HTTP listener beside the async API (`warren-http`),
+//! with HTTP Basic authentication and RabbitMQ's user tags.
+
+mod access;
+mod auth;
+mod bindings;
+mod body;
+mod definitions;
+mod error;
+mod exchanges;
+mod listing;
+mod live;
+mod node;
+mod queues;
+mod view;
+
+use axum::routing::{get, post};
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warren_broker::{Broker, VHost};
+
+pub use error::MgmtError;
+
+/// What the management API shows of the node that is not in the broker.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Where the AMQP listener is bound.
+    pub amqp_addr: Option<SocketAddr>,
+    /// Where the HTTP listener (this API) is bound.
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// What every handler shares.
+pub(crate) struct Mgmt {
+    pub broker: Broker,
+    pub settings: Settings,
+    pub node: String,
+}
+
+impl Mgmt {
+    /// The vhost, or 404.
+    pub fn vhost(&self, name: &str) -> error::Result<Arc<VHost>> {
+        self.broker.vhost(name).ok_or_else(MgmtError::not_found)
+    }
+
+    /// A vhost the caller may see, or 404 (not 401: its existence is not revealed).
+    pub fn visible_vhost(&self, caller: &auth::Caller, name: &str) -> error::Result<Arc<VHost>> {
+        self.broker.vhost(name).filter(|_| caller.may_see(name)).ok_or_else(MgmtError::not_found)
+    }
+
+    pub fn visible_vhosts(&self, caller: &auth::Caller) -> Vec<Arc<VHost>> {
+        self.broker.vhosts().into_iter().filter(|v| caller.may_see(&v.name)).collect()
+    }
+
+    /// Waits until the definition changes made so far are on disk: the API answers a change
+    /// only once it would survive a crash, as the AMQP transport does.
+    pub async fn durable(&self) -> error::Result<()> {
+        let Some(d) = self.broker.durability() else { return Ok(()) };
+        let seq = d.defs.submitted();
+        d.defs.wait_durable(seq).await.map_err(|e| MgmtError::unavailable(format!("cannot write definitions: {e}")))
+    }
+}
+
+/// The management API's routes over `broker` (merged into the HTTP listener's router).
+pub fn router(broker: Broker, settings: Settings) -> Router {
+    let state = Arc::new(Mgmt { broker, settings, node: view::node_name() });
+    Router::new()
+        .route("/api/overview", get(node::overview))
+        .route("/api/cluster-name", get(node::cluster_name))
+        .route("/api/nodes", get(node::nodes))
+        .route("/api/nodes/{node}", get(node::node))
+        .route("/api/extensions", get(node::extensions))
+        .route("/api/health/checks/alarms", get(node::ok))
+        .route("/api/health/checks/local-alarms", get(node::ok))
+        .route("/api/health/checks/virtual-hosts", get(node::ok))
+        .route("/api/health/checks/node-is-quorum-critical", get(node::ok))
+        .route("/api/health/checks/node-is-mirror-sync-critical", get(node::ok))
+        .route("/api/health/checks/port-listener/{port}", get(node::port_listener))
+        .route("/api/health/checks/protocol-listener/{protocol}", get(node::protocol_listener))
+        .route("/api/aliveness-test/{vhost}", get(node::aliveness))
+        .route("/api/whoami", get(access::whoami))
+        .route("/api/vhosts", get(access::vhosts))
+        .route("/api/vhosts/{vhost}", get(access::vhost))
+        .route("/api/vhosts/{vhost}/permissions", get(access::vhost_permissions))
+        .route("/api/vhosts/{vhost}/connections", get(live::vhost_connections))
+        .route("/api/vhosts/{vhost}/channels", get(live::vhost_channels))
+        .route("/api/users", get(access::users))
+        .route("/api/users/{user}", get(access::user))
+        .route("/api/users/{user}/permissions", get(access::user_permissions))
+        .route("/api/permissions", get(access::permissions))
+        .route("/api/permissions/{vhost}/{user}", get(access::permission))
+        .route("/api/connections", get(live::connections))
+        .route("/api/connections/{name}", get(live::connection).delete(live::close_connection))
+        .route("/api/connections/{name}/channels", get(live::connection_channels))
+        .route("/api/channels", get(live::channels))
+        .route("/api/channels/{name}", get(live::channel))
+        .route("/api/consumers", get(live::consumers))
+        .route("/api/consumers/{vhost}", get(live::vhost_consumers))
+        .route("/api/exchanges", get(exchanges::list))
+        .route("/api/exchanges/{vhost}", get(exchanges::list_vhost))
+        .route("/api/exchanges/{vhost}/{name}", get(exchanges::show).put(exchanges::declare).delete(exchanges::delete))
+        .route("/api/exchanges/{vhost}/{name}/publish", post(exchanges::publish))
+        .route("/api/exchanges/{vhost}/{name}/bindings/source", get(bindings::of_source))
+        .route("/api/exchanges/{vhost}/{name}/bindings/destination", get(bindings::of_destination))
+        .route("/api/queues", get(queues::list))
+        .route("/api/queues/{vhost}", get(queues::list_vhost))
+        .route("/api/queues/{vhost}/{name}", get(queues::show).put(queues::declare).delete(queues::delete))
+        .route("/api/queues/{vhost}/{name}/contents", axum::routing::delete(queues::purge))
+        .route("/api/queues/{vhost}/{name}/get", post(queues::get_messages))
+        .route("/api/queues/{vhost}/{name}/bindings", get(bindings::of_queue))
+        .route("/api/bindings", get(bindings::list))
+        .route("/api/bindings/{vhost}", get(bindings::list_vhost))
+        .route("/api/bindings/{vhost}/e/{source}/{kind}/{destination}", get(bindings::between).post(bindings::create))
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
+            get(bindings::show).delete(bindings::delete),
+        )
+        .route("/api/definitions", get(definitions::export))
+        .route("/api/definitions/{vhost}", get(definitions::export_vhost))
+        .with_state(state)
+}

@@ -1,0 +1,184 @@
+//! Lists as RabbitMQ's API serves them: `?sort=` and `?sort_reverse=` by any (dotted) field,
+//! `?name=` to filter (`?use_regex=true` for a regular expression), `?page=` and
+//! `?page_size=` (at most 500) for a page with its counts, and `?columns=` to keep only some
+//! fields of each item.
+
+use crate::error::{MgmtError, Result};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+
+const MAX_PAGE_SIZE: u64 = 500;
+const DEFAULT_PAGE_SIZE: u64 = 100;
+/// Longest `?name=` regular expression accepted (the compiled size is bounded by the crate).
+const MAX_PATTERN_LEN: usize = 1000;
+/// Longest `?sort=` and `?name=`, and `?columns=`, accepted.
+const MAX_FIELD_LEN: usize = 200;
+const MAX_COLUMNS_LEN: usize = 1000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    page: Option<u64>,
+    page_size: Option<u64>,
+    name: Option<String>,
+    use_regex: Option<bool>,
+    sort: Option<String>,
+    sort_reverse: Option<bool>,
+    columns: Option<String>,
+    /// RabbitMQ's statistics options (its web UI and scripts send them). Warren's lists carry
+    /// no sampled statistics yet, so they are accepted and change nothing.
+    #[allow(dead_code)]
+    lengths_age: Option<u64>,
+    #[allow(dead_code)]
+    lengths_incr: Option<u64>,
+    #[allow(dead_code)]
+    msg_rates_age: Option<u64>,
+    #[allow(dead_code)]
+    msg_rates_incr: Option<u64>,
+    #[allow(dead_code)]
+    data_rates_age: Option<u64>,
+    #[allow(dead_code)]
+    data_rates_incr: Option<u64>,
+    #[allow(dead_code)]
+    disable_stats: Option<bool>,
+    #[allow(dead_code)]
+    enable_queue_totals: Option<bool>,
+}
+
+/// The value at a dotted path (`message_stats.publish`).
+fn at<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(item, |v, key| v.get(key))
+}
+
+fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal)
+        }
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (x, y) => x.map(Value::to_string).cmp(&y.map(Value::to_string)),
+    }
+}
+
+/// Keeps only the dotted `columns` of `item`.
+fn project(item: &Value, columns: &[&str]) -> Value {
+    let mut out = Map::new();
+    for column in columns {
+        let Some(value) = at(item, column) else { continue };
+        let mut parts = column.split('.').peekable();
+        let mut node = &mut out;
+        while let Some(key) = parts.next() {
+            if parts.peek().is_none() {
+                node.insert(key.to_owned(), value.clone());
+                break;
+            }
+            let child = node.entry(key.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            match child {
+                Value::Object(map) => node = map,
+                _ => break,
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+impl ListQuery {
+    /// The list (or the page) of `items`, each a JSON object with a `name` field.
+    pub fn respond(&self, mut items: Vec<Value>) -> Result<Json<Value>> {
+        let too_long = |v: &Option<String>, max: usize| v.as_ref().is_some_and(|s| s.len() > max);
+        if too_long(&self.sort, MAX_FIELD_LEN)
+            || too_long(&self.name, MAX_FIELD_LEN)
+            || too_long(&self.columns, MAX_COLUMNS_LEN)
+        {
+            return Err(MgmtError::bad_request("sort and name take at most 200 bytes, columns 1000"));
+        }
+        let total = items.len();
+        if let Some(filter) = self.name.as_deref().filter(|n| !n.is_empty()) {
+            let name_of = |item: &Value| item.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+            if self.use_regex == Some(true) {
+                if filter.len() > MAX_PATTERN_LEN {
+                    return Err(MgmtError::bad_request("name pattern too long"));
+                }
+                let re =
+                    regex::Regex::new(filter).map_err(|e| MgmtError::bad_request(format!("bad name pattern: {e}")))?;
+                items.retain(|i| re.is_match(&name_of(i)));
+            } else {
+                items.retain(|i| name_of(i).contains(filter));
+            }
+        }
+        if let Some(sort) = self.sort.as_deref().filter(|s| !s.is_empty()) {
+            items.sort_by(|a, b| compare(at(a, sort), at(b, sort)));
+        }
+        if self.sort_reverse == Some(true) {
+            items.reverse();
+        }
+        if let Some(columns) = self.columns.as_deref().filter(|c| !c.is_empty()) {
+            let columns: Vec<&str> = columns.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+            items = items.iter().map(|i| project(i, &columns)).collect();
+        }
+        let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if self.page == Some(0) || page_size == 0 || page_size > MAX_PAGE_SIZE {
+            let page = self.page.unwrap_or(1);
+            return Err(MgmtError::bad_request(format!(
+                "Invalid pagination parameters: page number {page}, page size {page_size}"
+            ))
+            .named("invalid_pagination_parameters"));
+        }
+        let Some(page) = self.page else {
+            return Ok(Json(Value::Array(items)));
+        };
+        let filtered = items.len() as u64;
+        let page_count = filtered.div_ceil(page_size).max(1);
+        if page > page_count {
+            let reason = format!("Page out of range, page: {page} page size: {page_size}, len: {filtered}");
+            return Err(MgmtError::bad_request(reason).named("page_out_of_range"));
+        }
+        let start = ((page - 1) * page_size) as usize;
+        let page_items: Vec<Value> = items.into_iter().skip(start).take(page_size as usize).collect();
+        Ok(Json(serde_json::json!({
+            "filtered_count": filtered,
+            "item_count": page_items.len(),
+            "items": page_items,
+            "page": page,
+            "page_count": page_count,
+            "page_size": page_size,
+            "total_count": total,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn items() -> Vec<Value> {
+        (1..=7).map(|i| json!({"name": format!("q{i}"), "messages": 10 - i, "stats": {"rate": i}})).collect()
+    }
+
+    #[test]
+    fn sorts_filters_pages_and_projects() {
+        let q =
+            ListQuery { sort: Some("messages".into()), columns: Some("name,stats.rate".into()), ..Default::default() };
+        let Json(v) = q.respond(items()).unwrap();
+        assert_eq!(v[0], json!({"name": "q7", "stats": {"rate": 7}}));
+
+        let q = ListQuery { page: Some(2), page_size: Some(3), name: Some("q".into()), ..Default::default() };
+        let Json(v) = q.respond(items()).unwrap();
+        assert_eq!((v["page_count"].as_u64(), v["item_count"].as_u64()), (Some(3), Some(3)));
+        assert_eq!(v["items"][0]["name"], "q4");
+
+        let q = ListQuery { name: Some("^q[12]$".into()), use_regex: Some(true), ..Default::default() };
+        assert_eq!(q.respond(items()).unwrap().0.as_array().unwrap().len(), 2);
+
+        let q = ListQuery { page: Some(9), ..Default::default() };
+        assert_eq!(q.respond(items()).unwrap_err().status, 400);
+        let q = ListQuery { page: Some(1), page_size: Some(501), ..Default::default() };
+        assert_eq!(q.respond(items()).unwrap_err().status, 400);
+    }
+}

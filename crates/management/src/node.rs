@@ -1,0 +1,169 @@
+//! The node: `/api/overview`, `/api/nodes`, health checks and the aliveness test.
+
+use crate::auth::Caller;
+use crate::error::{MgmtError, Result};
+use crate::Mgmt;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The RabbitMQ release whose management API this one answers like.
+const RABBITMQ_API_VERSION: &str = "3.10.8";
+
+fn exchange_types() -> Value {
+    let kinds = ["direct", "fanout", "headers", "topic", "x-delayed-message"];
+    Value::Array(kinds.iter().map(|k| json!({"name": k, "description": "", "enabled": true})).collect())
+}
+
+fn listeners(m: &Mgmt) -> Value {
+    let mut out = Vec::new();
+    for (protocol, addr) in [("amqp", m.settings.amqp_addr), ("http", m.settings.http_addr)] {
+        if let Some(addr) = addr {
+            out.push(
+                json!({"node": m.node, "protocol": protocol, "ip_address": addr.ip().to_string(), "port": addr.port()}),
+            );
+        }
+    }
+    Value::Array(out)
+}
+
+/// Resident memory of this process, from /proc (0 where there is none).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+pub async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> Json<Value> {
+    let vhosts = m.visible_vhosts(&caller);
+    let (mut queues, mut exchanges, mut consumers) = (0usize, 0usize, 0usize);
+    let (mut ready, mut unacked) = (0usize, 0usize);
+    for v in &vhosts {
+        exchanges += v.exchanges().len();
+        for q in v.queue_names().iter().filter_map(|n| v.queue(n)) {
+            let (r, u, c) = q.message_counts();
+            queues += 1;
+            ready += r;
+            unacked += u;
+            consumers += c;
+        }
+    }
+    let connections = m.broker.registry().connections();
+    let connections: Vec<_> = connections.iter().filter(|c| caller.sees_all() || c.meta.user == caller.name).collect();
+    let channels: usize = connections.iter().map(|c| c.channel_count()).sum();
+    Json(json!({
+        "management_version": RABBITMQ_API_VERSION,
+        "rabbitmq_version": RABBITMQ_API_VERSION,
+        "product_name": "Warren",
+        "product_version": env!("CARGO_PKG_VERSION"),
+        "rates_mode": "basic",
+        "cluster_name": m.node,
+        "node": m.node,
+        "exchange_types": exchange_types(),
+        "object_totals": {
+            "connections": connections.len(), "channels": channels, "exchanges": exchanges,
+            "queues": queues, "consumers": consumers,
+        },
+        "queue_totals": {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
+        "message_stats": {},
+        "listeners": listeners(&m),
+        "contexts": [{"node": m.node, "description": "Warren management", "path": "/",
+                      "port": m.settings.http_addr.map(|a| a.port())}],
+    }))
+}
+
+pub async fn cluster_name(State(m): State<Arc<Mgmt>>, _caller: Caller) -> Json<Value> {
+    Json(json!({"name": m.node}))
+}
+
+fn node_json(m: &Mgmt) -> Value {
+    let uptime_ms = m.broker.now_ms().saturating_sub(m.broker.started_at_ms());
+    json!({
+        "name": m.node,
+        "type": "disc",
+        "running": true,
+        "uptime": uptime_ms,
+        "os_pid": std::process::id().to_string(),
+        "processors": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "mem_used": rss_bytes(),
+        "mem_alarm": false,
+        "disk_free_alarm": false,
+        "partitions": [],
+        "exchange_types": exchange_types(),
+        "auth_mechanisms": [{"name": "PLAIN", "enabled": true}, {"name": "AMQPLAIN", "enabled": true}],
+        "rates_mode": "basic",
+    })
+}
+
+pub async fn nodes(State(m): State<Arc<Mgmt>>, _caller: Caller) -> Json<Value> {
+    Json(json!([node_json(&m)]))
+}
+
+pub async fn node(State(m): State<Arc<Mgmt>>, _caller: Caller, Path(name): Path<String>) -> Result<Json<Value>> {
+    if name != m.node {
+        return Err(MgmtError::not_found());
+    }
+    Ok(Json(node_json(&m)))
+}
+
+pub async fn extensions(_caller: Caller) -> Json<Value> {
+    Json(json!([]))
+}
+
+/// A health check that passes while the node serves (Warren has one node and raises no alarms
+/// yet: the alarms come with resource limits).
+pub async fn ok(_caller: Caller) -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// A failed check: 503 with `{"status": "failed", "reason"}`, as RabbitMQ answers.
+fn failed(reason: String) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "failed", "reason": reason}))).into_response()
+}
+
+pub async fn port_listener(State(m): State<Arc<Mgmt>>, _caller: Caller, Path(port): Path<u16>) -> Response {
+    let ports: Vec<u16> = [m.settings.amqp_addr, m.settings.http_addr].iter().flatten().map(|a| a.port()).collect();
+    if ports.contains(&port) {
+        return Json(json!({"status": "ok", "port": port})).into_response();
+    }
+    failed(format!("No active listener on port {port}"))
+}
+
+pub async fn protocol_listener(State(m): State<Arc<Mgmt>>, _caller: Caller, Path(protocol): Path<String>) -> Response {
+    let active = match protocol.as_str() {
+        "amqp" | "amqp091" | "amqp0-9-1" => m.settings.amqp_addr.is_some(),
+        "http" | "management" => m.settings.http_addr.is_some(),
+        _ => false,
+    };
+    if active {
+        return Json(json!({"status": "ok", "protocol": protocol})).into_response();
+    }
+    failed(format!("No active listener for protocol {protocol}"))
+}
+
+/// `GET /api/aliveness-test/{vhost}`: declares the queue `aliveness-test`, publishes a message
+/// to it and reads it back.
+pub async fn aliveness(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): Path<String>) -> Result<Response> {
+    caller.require_use(&vhost)?;
+    let v = m.vhost(&vhost)?;
+    let name = amqp_codec::ShortStr::from("aliveness-test");
+    let req = warren_broker::QueueDeclare {
+        server_named: false,
+        name: name.clone(),
+        passive: false,
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        arguments: Default::default(),
+    };
+    let (q, _, _) = v.declare_queue(req, 0, m.broker.limits().max_queues)?;
+    let body = bytes::Bytes::from_static(b"test_message");
+    let message = warren_core::Message::new("".into(), name, Default::default(), body.clone()).at(m.broker.now_ms());
+    m.broker.publish(&v, "", Arc::new(message), None)?;
+    match q.get(true) {
+        Some((entry, _)) if entry.message.body == body => Ok(Json(json!({"status": "ok"})).into_response()),
+        _ => Ok(failed("the test message did not come back".into())),
+    }
+}

@@ -1,0 +1,213 @@
+//! `/api/queues`: list, show, declare, delete, purge, and get messages (with RabbitMQ's ack modes).
+
+use crate::auth::Caller;
+use crate::error::{MgmtError, Result};
+use crate::listing::ListQuery;
+use crate::{body, view, Mgmt};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use warren_broker::QueueDeclare;
+use warren_core::json::{json_to_table, properties_to_json};
+
+/// The management API has no connection: its declares are never exclusive.
+const NO_CONNECTION: u64 = 0;
+/// Most messages one get request returns.
+const MAX_GET_COUNT: u64 = 10_000;
+
+pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+    let mut items = Vec::new();
+    for v in m.visible_vhosts(&caller) {
+        items.extend(all_of(&m, &v));
+    }
+    q.respond(items)
+}
+
+fn all_of(m: &Mgmt, v: &warren_broker::VHost) -> Vec<Value> {
+    let mut names = v.queue_names();
+    names.sort();
+    names.iter().filter_map(|n| v.queue(n)).map(|q| view::queue(&q, &m.node)).collect()
+}
+
+pub async fn list_vhost(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path(vhost): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>> {
+    let v = m.visible_vhost(&caller, &vhost)?;
+    q.respond(all_of(&m, &v))
+}
+
+pub async fn show(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let v = m.visible_vhost(&caller, &vhost)?;
+    let q = v.queue(&name).ok_or_else(MgmtError::not_found)?;
+    let mut out = view::queue(&q, &m.node);
+    let consumers: Vec<Value> = q.consumers().iter().map(|c| view::consumer(&m.broker, &q, c, &m.node)).collect();
+    out["consumer_details"] = Value::Array(consumers);
+    Ok(Json(out))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct DeclareBody {
+    #[serde(deserialize_with = "body::optional_boolean")]
+    durable: Option<bool>,
+    #[serde(deserialize_with = "body::boolean")]
+    auto_delete: bool,
+    arguments: Value,
+    /// Accepted for compatibility; Warren has one node.
+    #[allow(dead_code)]
+    node: Option<String>,
+}
+
+pub async fn declare(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    caller.require_use(&vhost)?;
+    let v = m.vhost(&vhost)?;
+    let body: DeclareBody = body::parse(&body)?;
+    let arguments = json_to_table(&body.arguments).map_err(MgmtError::bad_request)?;
+    let name =
+        amqp_codec::ShortStr::try_from_string(name).map_err(|_| MgmtError::bad_request("queue name too long"))?;
+    let existed = v.queue(&name).is_some();
+    let req = QueueDeclare {
+        server_named: false,
+        name,
+        passive: false,
+        // RabbitMQ's API declares durable queues unless told otherwise.
+        durable: body.durable.unwrap_or(true),
+        exclusive: false,
+        auto_delete: body.auto_delete,
+        arguments,
+    };
+    v.declare_queue(req, NO_CONNECTION, m.broker.limits().max_queues)?;
+    m.durable().await?;
+    Ok(if existed { StatusCode::NO_CONTENT } else { StatusCode::CREATED })
+}
+
+#[derive(Deserialize, Default)]
+pub struct DeleteQuery {
+    #[serde(rename = "if-empty", default)]
+    if_empty: bool,
+    #[serde(rename = "if-unused", default)]
+    if_unused: bool,
+}
+
+pub async fn delete(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    Query(d): Query<DeleteQuery>,
+) -> Result<StatusCode> {
+    caller.require_use(&vhost)?;
+    let v = m.vhost(&vhost)?;
+    if v.queue(&name).is_none() {
+        return Err(MgmtError::not_found());
+    }
+    v.delete_queue(&name, d.if_unused, d.if_empty, NO_CONNECTION)?;
+    m.durable().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn purge(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    caller.require_use(&vhost)?;
+    let v = m.vhost(&vhost)?;
+    v.purge_queue(&name, NO_CONNECTION)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct GetBody {
+    #[serde(deserialize_with = "body::count")]
+    count: u64,
+    ackmode: String,
+    #[serde(default = "auto")]
+    encoding: String,
+    #[serde(default, deserialize_with = "body::optional_count")]
+    truncate: Option<u64>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// `POST .../get`: takes up to `count` messages; `ack_requeue_true` and `reject_requeue_true`
+/// put them back (marked redelivered), `ack_requeue_false` and `reject_requeue_false` remove them
+/// (the reject modes dead-letter, as a basic.reject would).
+pub async fn get_messages(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let body: GetBody = body::parse(&body)?;
+    caller.require_use(&vhost)?;
+    let v = m.vhost(&vhost)?;
+    let q = v.queue_for(&name, NO_CONNECTION)?;
+    let (requeue, reject) = match body.ackmode.as_str() {
+        "ack_requeue_true" => (true, false),
+        "reject_requeue_true" => (true, true),
+        "ack_requeue_false" => (false, false),
+        "reject_requeue_false" => (false, true),
+        other => return Err(MgmtError::bad_request(format!("unknown ackmode '{other}'"))),
+    };
+    if !matches!(body.encoding.as_str(), "auto" | "base64") {
+        return Err(MgmtError::bad_request(format!("unknown encoding '{}'", body.encoding)));
+    }
+    if body.count > MAX_GET_COUNT {
+        return Err(MgmtError::bad_request(format!("count is at most {MAX_GET_COUNT}")));
+    }
+    let mut taken = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..body.count {
+        let Some((entry, remaining)) = q.get(false) else { break };
+        out.push(message_json(&entry, remaining, &body));
+        taken.push(entry.seq);
+    }
+    match (requeue, reject) {
+        (true, _) => q.requeue(taken),
+        (false, true) => q.reject(taken),
+        (false, false) => q.ack(taken),
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+fn message_json(entry: &warren_core::Entry, remaining: u32, body: &GetBody) -> Value {
+    let m = &entry.message;
+    let props = m.decode_properties().unwrap_or_default();
+    let payload = match body.truncate {
+        Some(limit) if m.body.len() as u64 > limit => &m.body[..limit as usize],
+        _ => &m.body[..],
+    };
+    let (payload, encoding) = match (body.encoding.as_str(), std::str::from_utf8(payload)) {
+        ("auto", Ok(text)) => (text.to_owned(), "string"),
+        _ => (base64::engine::general_purpose::STANDARD.encode(payload), "base64"),
+    };
+    json!({
+        "payload_bytes": m.body.len(),
+        "redelivered": entry.redelivered,
+        "exchange": m.exchange.as_str(),
+        "routing_key": m.routing_key.as_str(),
+        "message_count": remaining,
+        "properties": properties_to_json(&props),
+        "payload": payload,
+        "payload_encoding": encoding,
+    })
+}

@@ -1,0 +1,242 @@
+//! The management API (RabbitMQ's HTTP API shape) against the real server: authentication and
+//! tags, objects declared over HTTP and over AMQP seen both ways, connections closed with a
+//! reason, message get and publish, lists with pages, and the definitions export.
+
+mod common;
+
+use common::http::{http, send};
+use common::*;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use warren_broker::UserConfig;
+
+fn url(server: &TestServer, path: &str) -> String {
+    server.http_url(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_users_with_a_management_tag_get_in() {
+    let server = TestServer::start_with(|c| {
+        c.users.push(UserConfig {
+            name: "app".into(),
+            password: "pw".into(),
+            vhosts: vec!["/".into()],
+            loopback_only: false,
+            tags: Vec::new(),
+        });
+        c.users.push(UserConfig {
+            name: "watcher".into(),
+            password: "pw".into(),
+            vhosts: vec!["/".into()],
+            loopback_only: false,
+            tags: vec!["monitoring".into()],
+        });
+    })
+    .await;
+    let get =
+        |user: &str, password: &str, path: &str| http().get(url(&server, path)).basic_auth(user, Some(password)).send();
+    let resp = within(http().get(url(&server, "/api/overview")).send()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    let resp = within(get("guest", "wrong", "/api/overview")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = within(get("app", "pw", "/api/overview")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "a user without tags may not use the API");
+    let body: Value = within(resp.json()).await.unwrap();
+    assert_eq!(body["reason"], "Not management user");
+
+    let resp = within(get("watcher", "pw", "/api/queues")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = within(get("watcher", "pw", "/api/users")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "only administrators list users");
+    let (code, me, _) = send(http().get(url(&server, "/api/whoami"))).await;
+    assert_eq!((code, me), (StatusCode::OK, json!({"name": "guest", "tags": ["administrator"]})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_exchanges_and_bindings_declared_over_http_work_over_amqp() {
+    let server = TestServer::start().await;
+    let q = unique("mq");
+    let x = unique("mx");
+    let qpath = format!("/api/queues/%2F/{q}");
+    let body = json!({"durable": "true", "auto_delete": false, "arguments": {"x-max-length": 5}});
+    let (code, _, _) = send(http().put(url(&server, &qpath)).json(&body)).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, _, _) = send(http().put(url(&server, &qpath)).json(&body)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "declaring it again changes nothing");
+    let other = json!({"durable": true, "arguments": {"x-max-length": 6}});
+    let (code, err, _) = send(http().put(url(&server, &qpath)).json(&other)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["reason"].as_str().unwrap().contains("inequivalent arg"), "{err}");
+
+    let (code, _, _) =
+        send(http().put(url(&server, &format!("/api/exchanges/%2F/{x}"))).json(&json!({"type": "topic"}))).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let bind = format!("/api/bindings/%2F/e/{x}/q/{q}");
+    let (code, _, location) = send(http().post(url(&server, &bind)).json(&json!({"routing_key": "a.*"}))).await;
+    assert_eq!((code, location.as_deref()), (StatusCode::CREATED, Some("a.*")));
+
+    // Over AMQP the binding routes, and the message is seen over HTTP.
+    let (_c, ch) = server.lapin_channel().await;
+    q::publish(&ch, &x, "a.b", b"through http's binding").await;
+    let (code, q_json, _) = send(http().get(url(&server, &qpath))).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!((q_json["messages"].as_u64(), q_json["durable"].as_bool()), (Some(1), Some(true)), "{q_json}");
+    assert_eq!(q_json["arguments"], json!({"x-max-length": 5}));
+
+    let get = json!({"count": "5", "ackmode": "ack_requeue_true", "encoding": "auto"});
+    let (code, got, _) = send(http().post(url(&server, &format!("{qpath}/get"))).json(&get)).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(got[0]["payload"], "through http's binding");
+    assert_eq!((got[0]["routing_key"].as_str(), got[0]["exchange"].as_str()), (Some("a.b"), Some(x.as_str())));
+    assert_eq!(q::counts(&ch, &q).await.unwrap().0, 1, "ack_requeue_true puts it back");
+    let get = json!({"count": 5, "ackmode": "ack_requeue_false", "encoding": "base64"});
+    let (_, got, _) = send(http().post(url(&server, &format!("{qpath}/get"))).json(&get)).await;
+    assert_eq!((got[0]["payload_encoding"].as_str(), got[0]["redelivered"].as_bool()), (Some("base64"), Some(true)));
+    assert_eq!(q::counts(&ch, &q).await.unwrap().0, 0);
+
+    // Publish over HTTP, unbind, and delete with the conditions.
+    let publish = json!({"routing_key": "a.c", "payload": "aGk=", "payload_encoding": "base64",
+                         "properties": {"delivery_mode": 2, "headers": {"h": 1}}});
+    let (code, routed, _) =
+        send(http().post(url(&server, &format!("/api/exchanges/%2F/{x}/publish"))).json(&publish)).await;
+    assert_eq!((code, routed), (StatusCode::OK, json!({"routed": true})));
+    let (code, _, _) = send(http().delete(url(&server, &format!("{qpath}?if-empty=true")))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "not empty");
+    let (code, _, _) = send(http().delete(url(&server, &format!("{bind}/a.*")))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (_, routed, _) =
+        send(http().post(url(&server, &format!("/api/exchanges/%2F/{x}/publish"))).json(&publish)).await;
+    assert_eq!(routed, json!({"routed": false}));
+    let (code, _, _) = send(http().delete(url(&server, &format!("{qpath}/contents")))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let (code, _, _) = send(http().delete(url(&server, &format!("{qpath}?if-empty=true")))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_code(q::counts(&ch, &q).await, 404);
+    let (code, _, _) = send(http().get(url(&server, &qpath))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_channels_and_consumers_are_listed_and_a_connection_can_be_closed() {
+    let server = TestServer::start().await;
+    let (conn, ch) = server.lapin_channel().await;
+    let q = unique("watched");
+    q::declare(&ch, &q).await;
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    let _consumer = within(ch.basic_consume(
+        q.as_str().into(),
+        "tag-1".into(),
+        BasicConsumeOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+
+    let (_, connections, _) = send(http().get(url(&server, "/api/connections"))).await;
+    let mine = &connections[0];
+    assert_eq!(
+        (mine["user"].as_str(), mine["vhost"].as_str(), mine["channels"].as_u64()),
+        (Some("guest"), Some("/"), Some(1))
+    );
+    assert!(mine["recv_oct"].as_u64().unwrap() > 0 && mine["send_oct"].as_u64().unwrap() > 0, "{mine}");
+    assert_eq!(mine["client_properties"]["product"], "lapin");
+    let name = mine["name"].as_str().unwrap().to_owned();
+
+    let (_, channels, _) = send(http().get(url(&server, "/api/channels"))).await;
+    assert_eq!((channels[0]["confirm"].as_bool(), channels[0]["consumer_count"].as_u64()), (Some(true), Some(1)));
+    let (_, consumers, _) = send(http().get(url(&server, "/api/consumers/%2F"))).await;
+    assert_eq!(
+        (consumers[0]["consumer_tag"].as_str(), consumers[0]["queue"]["name"].as_str()),
+        (Some("tag-1"), Some(q.as_str()))
+    );
+    assert_eq!(consumers[0]["channel_details"]["connection_name"], name.as_str());
+
+    let encoded = |name: &str| name.replace(' ', "%20").replace('>', "%3E");
+    let mut events = conn.events_listener();
+    let (code, _, _) = send(http().delete(url(&server, &format!("/api/connections/{}", encoded(&name))))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(next_connection_error(&mut events).await, Some(320));
+    eventually(|| server.broker().registry().connections().is_empty(), "the connection to go from the registry").await;
+    let (code, _, _) = send(http().get(url(&server, &format!("/api/connections/{}", encoded(&name))))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+
+    // The reason reaches the client in the connection.close.
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    let (_, connections, _) = send(http().get(url(&server, "/api/connections"))).await;
+    let name = connections[0]["name"].as_str().unwrap().to_owned();
+    let path = format!("/api/connections/{}", encoded(&name));
+    let (code, _, _) = send(http().delete(url(&server, &path)).header("X-Reason", "maintenance window")).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let close = raw.expect_connection_close().await;
+    assert_eq!(close.reply_code, 320);
+    assert!(close.reply_text.as_str().contains("maintenance window"), "{close:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_sort_page_filter_and_pick_columns() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let prefix = unique("page");
+    for i in 0..7 {
+        let name = format!("{prefix}-{i}");
+        q::declare(&ch, &name).await;
+        for _ in 0..i {
+            q::publish(&ch, "", &name, b"m").await;
+        }
+    }
+    let path = format!(
+        "/api/queues/%2F?page=2&page_size=3&name={prefix}&sort=messages&sort_reverse=true&columns=name,messages"
+    );
+    let (code, page, _) = send(http().get(url(&server, &path))).await;
+    assert_eq!(code, StatusCode::OK, "{page}");
+    assert_eq!((page["filtered_count"].as_u64(), page["page_count"].as_u64()), (Some(7), Some(3)));
+    assert_eq!(page["items"][0], json!({"name": format!("{prefix}-3"), "messages": 3}));
+    let (code, _, _) = send(http().get(url(&server, "/api/queues?page=1&page_size=501"))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_export_carries_durable_objects_and_rabbitmq_password_hashes() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let durable = unique("kept");
+    let transient = unique("gone");
+    let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+    within(ch.queue_declare(durable.as_str().into(), opts, FieldTable::default())).await.unwrap();
+    q::declare(&ch, &transient).await;
+    let (code, defs, _) = send(http().get(url(&server, "/api/definitions"))).await;
+    assert_eq!(code, StatusCode::OK);
+    let names: Vec<&str> = defs["queues"].as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&durable.as_str()) && !names.contains(&transient.as_str()), "{names:?}");
+    let guest = defs["users"].as_array().unwrap().iter().find(|u| u["name"] == "guest").unwrap();
+    assert_eq!(guest["hashing_algorithm"], "rabbit_password_hashing_sha256");
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(guest["password_hash"].as_str().unwrap()).unwrap();
+    let salt: [u8; 4] = raw[..4].try_into().unwrap();
+    assert_eq!(warren_broker::auth::hash_password_sha256(b"guest", salt), guest["password_hash"].as_str().unwrap());
+    assert_eq!(
+        defs["permissions"][0],
+        json!({"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_and_aliveness_answer() {
+    let server = TestServer::start().await;
+    for path in ["/api/health/checks/alarms", "/api/health/checks/virtual-hosts", "/api/aliveness-test/%2F"] {
+        let (code, body, _) = send(http().get(url(&server, path))).await;
+        assert_eq!((code, body), (StatusCode::OK, json!({"status": "ok"})), "{path}");
+    }
+    let port = server.port();
+    let (code, _, _) = send(http().get(url(&server, &format!("/api/health/checks/port-listener/{port}")))).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body, _) = send(http().get(url(&server, "/api/health/checks/port-listener/1"))).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (code, overview, _) = send(http().get(url(&server, "/api/overview"))).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(overview["listeners"][0]["port"].as_u64(), Some(u64::from(port)));
+    assert_eq!(overview["product_name"], "Warren");
+}

@@ -1,0 +1,103 @@
+"""The management API with an unmodified management client: the `rabbitmqadmin` that Debian's
+rabbitmq-server package ships (RabbitMQ 3.10's), run as a command against Warren's HTTP port.
+
+Needs WARREN_HTTP_PORT (interop/run.sh sets it) and rabbitmqadmin on the PATH (`.ci/run`
+installs rabbitmq-server before the interop suites; elsewhere these tests are skipped unless
+CI is set, where a missing rabbitmqadmin fails them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import pika
+import pytest
+
+HTTP_PORT = os.environ.get("WARREN_HTTP_PORT")
+AMQP_PORT = int(os.environ.get("WARREN_AMQP_PORT", "0"))
+ADMIN = shutil.which("rabbitmqadmin")
+
+if not HTTP_PORT:
+    pytest.skip("WARREN_HTTP_PORT is not set (run via interop/run.sh)", allow_module_level=True)
+if not ADMIN:
+    if os.environ.get("CI"):
+        raise RuntimeError("rabbitmqadmin is not installed (apt-get install rabbitmq-server)")
+    pytest.skip("rabbitmqadmin is not installed", allow_module_level=True)
+
+
+def admin(*args: str, check: bool = True) -> str:
+    cmd = [ADMIN, "-H", "127.0.0.1", "-P", HTTP_PORT, "-u", "guest", "-p", "guest", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def listed(kind: str, *columns: str) -> list[dict]:
+    return json.loads(admin("-f", "raw_json", "list", kind, *columns))
+
+
+@pytest.fixture
+def names():
+    suffix = uuid.uuid4().hex[:8]
+    made = {"queue": f"admin-q-{suffix}", "exchange": f"admin-x-{suffix}"}
+    yield made
+    admin("delete", "queue", f"name={made['queue']}", check=False)
+    admin("delete", "exchange", f"name={made['exchange']}", check=False)
+
+
+def test_declare_bind_publish_get_purge_delete(names):
+    q, x = names["queue"], names["exchange"]
+    assert "queue declared" in admin("declare", "queue", f"name={q}", "durable=true", 'arguments={"x-max-length": 100}')
+    assert "exchange declared" in admin("declare", "exchange", f"name={x}", "type=topic")
+    assert "binding declared" in admin("declare", "binding", f"source={x}", f"destination={q}", "routing_key=orders.*")
+    assert "Message published" in admin("publish", f"exchange={x}", "routing_key=orders.new", "payload=hello",
+                                        'properties={"content_type": "text/plain", "headers": {"n": 1}}')
+    queue = next(item for item in listed("queues") if item["name"] == q)
+    assert queue["messages"] == 1 and queue["durable"] is True and queue["arguments"] == {"x-max-length": 100}
+    binding = next(b for b in listed("bindings") if b["source"] == x)
+    assert (binding["destination"], binding["routing_key"]) == (q, "orders.*")
+
+    got = json.loads(admin("-f", "raw_json", "get", f"queue={q}", "ackmode=ack_requeue_true"))
+    assert got[0]["payload"] == "hello" and got[0]["properties"]["headers"] == {"n": 1}
+    assert "queue purged" in admin("purge", "queue", f"name={q}")
+    assert next(item for item in listed("queues") if item["name"] == q)["messages"] == 0
+    assert "binding deleted" in admin("delete", "binding", f"source={x}", f"destination={q}",
+                                      "destination_type=queue", "properties_key=orders.*")
+    assert "queue deleted" in admin("delete", "queue", f"name={q}")
+    assert "exchange deleted" in admin("delete", "exchange", f"name={x}")
+    assert all(item["name"] != q for item in listed("queues"))
+
+
+def test_close_a_connection_with_a_reason():
+    conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", AMQP_PORT))
+    try:
+        port = conn._impl._transport._sock.getsockname()[1]  # noqa: SLF001
+        mine = next(c for c in listed("connections") if c["peer_port"] == port)
+        assert mine["user"] == "guest" and mine["client_properties"]["product"].startswith("Pika")
+        assert "connection closed" in admin("close", "connection", f"name={mine['name']}")
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+            conn.process_data_events(time_limit=5)
+            conn.process_data_events(time_limit=5)
+        assert closed.value.reply_code == 320
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def test_overview_users_permissions_and_export(tmp_path):
+    overview = json.loads(admin("-f", "raw_json", "show", "overview"))
+    assert overview[0]["product_name"] == "Warren"
+    users = listed("users")
+    assert any(u["name"] == "guest" and "administrator" in u["tags"] for u in users)
+    assert any(p["user"] == "guest" and p["vhost"] == "/" for p in listed("permissions"))
+    assert any(v["name"] == "/" for v in listed("vhosts"))
+    target = tmp_path / "defs.json"
+    admin("export", str(target))
+    defs = json.loads(target.read_text())
+    assert defs["users"][0]["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    assert {"queues", "exchanges", "bindings", "permissions", "vhosts"} <= set(defs)
