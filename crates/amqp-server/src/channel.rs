@@ -137,7 +137,10 @@ impl Channel {
     pub fn handle_method(&mut self, ctx: &mut Ctx<'_>, method: Method) -> Result<(), AmqpError> {
         match method {
             Method::AccessRequest(_) => self.send(ctx.out, Method::AccessRequestOk(AccessRequestOk { ticket: 1 })),
-            Method::ChannelFlow(m) => self.flow(ctx, m.active),
+            // As RabbitMQ: clients' suites expect active=false to be refused (540), and
+            // active=true changes nothing.
+            Method::ChannelFlow(m) if !m.active => return Err(AmqpError::not_implemented("active=false")),
+            Method::ChannelFlow(_) => self.send(ctx.out, Method::ChannelFlowOk(ChannelFlowOk { active: true })),
             Method::ChannelFlowOk(_) => {}
             Method::ExchangeDeclare(m) => self.exchange_declare(ctx, m)?,
             Method::ExchangeDelete(m) => {
@@ -188,14 +191,6 @@ impl Channel {
     pub fn reply(&self, ctx: &Ctx<'_>, nowait: bool, method: Method) {
         if !nowait {
             self.send(ctx.out, method);
-        }
-    }
-
-    fn flow(&mut self, ctx: &mut Ctx<'_>, active: bool) {
-        self.sink.state.lock().flow_active = active;
-        self.send(ctx.out, Method::ChannelFlowOk(ChannelFlowOk { active }));
-        if active {
-            self.redispatch();
         }
     }
 

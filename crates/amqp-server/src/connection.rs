@@ -287,11 +287,10 @@ impl Connection {
                     channels.remove(&channel);
                     ctx.entry.remove_channel(channel);
                 }
-                Frame::Method { method: Method::ChannelClose(_), .. } => {
-                    ch.send(ctx.out, Method::ChannelCloseOk);
-                    channels.remove(&channel);
-                    ctx.entry.remove_channel(channel);
-                }
+                // Both sides closed at once: answer theirs, and keep waiting for the close-ok
+                // to ours (removing the channel now would make that close-ok a frame on an
+                // unopened channel, a connection error).
+                Frame::Method { method: Method::ChannelClose(_), .. } => ch.send(ctx.out, Method::ChannelCloseOk),
                 _ => {} // dropped while the close handshake completes, as the spec asks
             }
             return Flow::Continue;

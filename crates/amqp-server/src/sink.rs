@@ -44,7 +44,6 @@ pub struct DeliveryState {
     pub channel_prefetch: u16,
     /// basic.qos global=false, applied to consumers created afterwards.
     pub consumer_prefetch: u16,
-    pub flow_active: bool,
     pub closed: bool,
     /// confirm.select or tx.select was seen (shown by the management API).
     pub confirm: bool,
@@ -152,7 +151,7 @@ impl ChannelSink {
         timers: Arc<Timers>,
         consumer_timeout_ms: u64,
     ) -> Arc<ChannelSink> {
-        let state = DeliveryState { flow_active: true, ..DeliveryState::default() };
+        let state = DeliveryState::default();
         Arc::new_cyclic(|me| ChannelSink {
             channel,
             out,
@@ -247,7 +246,7 @@ pub fn encode_content(buf: &mut BytesMut, channel: u16, method: &Method, m: &Mes
 impl ConsumerSink for ChannelSink {
     fn offer(&self, consumer: &Consumer, queue: &Arc<Queue>, now_ms: u64, take: Take<'_>) -> Offer {
         let mut st = self.state.lock();
-        if st.closed || !st.flow_active || !Self::has_credit(&st, consumer) {
+        if st.closed || !Self::has_credit(&st, consumer) {
             return Offer::NoCredit;
         }
         if self.out.over_watermark() {

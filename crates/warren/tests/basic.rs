@@ -726,24 +726,18 @@ async fn user_id_must_match_the_authenticated_user() {
     assert_eq!(q::counts(&ch, &name).await.unwrap().0, 1);
 }
 
+/// As RabbitMQ: channel.flow(active=true) is answered, active=false is not implemented (540
+/// closes the connection). amqp091-go's suite asserts exactly this.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn channel_flow_pauses_and_resumes_deliveries() {
+async fn channel_flow_off_is_not_implemented_as_in_rabbitmq() {
     let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
-    let name = unique("flow");
-    q::declare(&ch, &name).await;
-    let consumer_ch = within(conn.create_channel()).await.unwrap();
-    let mut consumer = q::consume(&consumer_ch, &name, false).await;
-    let active = within(consumer_ch.channel_flow(ChannelFlowOptions { active: false })).await.unwrap();
-    assert!(!active);
-    q::publish(&ch, "", &name, b"held").await;
-    // Routed and confirmed, but not delivered while the flow is off.
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (1, 1));
-    let active = within(consumer_ch.channel_flow(ChannelFlowOptions { active: true })).await.unwrap();
-    assert!(active);
-    let d = next_delivery(&mut consumer).await;
-    assert_eq!(d.data, b"held");
+    let (mut raw, _) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    raw.send(1, Method::ChannelFlow(amqp_codec::ChannelFlow { active: true })).await;
+    assert!(matches!(raw.expect_method(1).await, Method::ChannelFlowOk(ok) if ok.active));
+    raw.send(1, Method::ChannelFlow(amqp_codec::ChannelFlow { active: false })).await;
+    let close = raw.expect_connection_close().await;
+    assert_eq!((close.reply_code, close.class_id, close.method_id), (540, 20, 20), "{close:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

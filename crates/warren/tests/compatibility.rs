@@ -271,3 +271,28 @@ async fn publishes_with_an_unknown_delivery_mode_and_multiple_acks_of_unknown_ta
     let close = expect_channel_close(&mut raw, 2).await;
     assert_eq!((close.reply_code, close.class_id, close.method_id), (406, 60, 80), "{close:?}");
 }
+
+/// Both sides close a channel at once (amqp091-go's issue 43 test): the broker answers the
+/// client's close and still waits for the client's close-ok to its own, and the connection lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_closed_by_both_sides_at_once_leaves_the_connection_open() {
+    let server = TestServer::start().await;
+    let (mut raw, tune) = RawClient::open(server.addr, 0).await;
+    raw.open_channel(1).await;
+    let mut b = BytesMut::new();
+    RawClient::encode_publish(&mut b, 1, &unique("missing"), "k", b"x", tune.frame_max);
+    let close = amqp_codec::ChannelClose { reply_code: 200, ..Default::default() };
+    amqp_codec::encode_method(&mut b, 1, &Method::ChannelClose(close));
+    raw.write_raw(&b).await;
+    match raw.expect_method(1).await {
+        Method::ChannelClose(c) => assert_eq!(c.reply_code, 404, "{c:?}"),
+        other => panic!("expected the broker's channel.close, got {other:?}"),
+    }
+    raw.send(1, Method::ChannelCloseOk).await;
+    assert!(matches!(raw.expect_method(1).await, Method::ChannelCloseOk));
+    raw.open_channel(2).await;
+    raw.open_channel(1).await;
+    let declare = amqp_codec::ExchangeDeclare { exchange: "amq.direct".into(), passive: true, ..Default::default() };
+    raw.send(2, Method::ExchangeDeclare(declare)).await;
+    assert!(matches!(raw.expect_method(2).await, Method::ExchangeDeclareOk));
+}

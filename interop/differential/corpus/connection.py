@@ -179,3 +179,14 @@ def _(s):
 def _(s):
     c = s.connect(handshake=False)
     s.raw(b"AMQP\x00\x00\x09\x01AMQP\x00\x00\x09\x01", "the header twice", conn=c)
+
+
+@scenario("a channel closed by both sides at once")
+def _(s):
+    s.open(1)
+    s.publish(1, s.n("missing"), "k", b"x", settle=False)
+    s.raw(marshal(C.Channel.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0), 1),
+          "channel.close from the client right behind it", 1)
+    s.open(2)
+    s.call(2, C.Exchange.Declare(exchange="amq.direct", passive=True))
+    s.open(1)
