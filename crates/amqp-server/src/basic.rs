@@ -11,6 +11,7 @@ use amqp_codec::reply_code::NO_ROUTE;
 use amqp_codec::*;
 use bytes::Bytes;
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::{Confirm, Consumer, OnDurable};
 use warren_core::names::{self, DIRECT_REPLY_TO};
 use warren_core::{AmqpError, Message};
@@ -89,9 +90,16 @@ impl Channel {
 
     // ---- publish ---------------------------------------------------------------------------
 
-    fn start_publish(&mut self, _ctx: &mut Ctx<'_>, m: BasicPublish) -> Result<(), AmqpError> {
+    fn start_publish(&mut self, ctx: &mut Ctx<'_>, m: BasicPublish) -> Result<(), AmqpError> {
         if m.immediate {
             return Err(AmqpError::not_implemented("immediate=true"));
+        }
+        // The write permission, checked once per exchange until permissions change: one atomic
+        // load and a name comparison per publish.
+        let version = ctx.broker.permissions().version();
+        if !matches!(&self.write_allowed, Some((v, x)) if *v == version && *x == m.exchange) {
+            ctx.check(Access::Write, Resource::Exchange, &m.exchange)?;
+            self.write_allowed = Some((version, m.exchange.clone()));
         }
         self.content = Some(PendingContent { publish: m, properties: None, body_size: 0, body: BodyParts::Empty });
         Ok(())
@@ -325,7 +333,9 @@ impl Channel {
         if m.queue.as_str() == DIRECT_REPLY_TO {
             return self.consume_reply_to(ctx, m, consumer);
         }
-        let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+        let name = self.queue_name(&m.queue)?;
+        ctx.check(Access::Read, Resource::Queue, &name)?;
+        let q = ctx.vhost.queue_for(&name, ctx.connection_id)?;
         {
             let mut st = self.sink.state.lock();
             let prefetch = st.consumer_prefetch;
@@ -384,7 +394,9 @@ impl Channel {
     }
 
     fn get(&mut self, ctx: &mut Ctx<'_>, m: BasicGet) -> Result<(), AmqpError> {
-        let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+        let name = self.queue_name(&m.queue)?;
+        ctx.check(Access::Read, Resource::Queue, &name)?;
+        let q = ctx.vhost.queue_for(&name, ctx.connection_id)?;
         match q.get(m.no_ack) {
             Some((entry, remaining)) => self.sink.deliver_get(&q, entry, m.no_ack, remaining),
             None => self.send(ctx.out, Method::BasicGetEmpty),

@@ -8,6 +8,7 @@ use crate::sink::ChannelSink;
 use amqp_codec::*;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::registry::ConnectionEntry;
 use warren_broker::{Broker, Dest, Queue, QueueDeclare, VHost};
 use warren_core::{names, AmqpError, ExchangeDef, ExchangeKind};
@@ -30,6 +31,14 @@ pub struct Ctx<'a> {
     pub consumers_behind: &'a mut bool,
     /// This connection in the broker's registry (its channels are listed there).
     pub entry: &'a Arc<ConnectionEntry>,
+}
+
+impl Ctx<'_> {
+    /// 403 ACCESS_REFUSED unless the connection's user has `access` to the resource here
+    /// (RabbitMQ's configure/write/read permissions).
+    pub fn check(&self, access: Access, resource: Resource, name: &str) -> Result<(), AmqpError> {
+        self.broker.permissions().check(self.user, &self.vhost.name, access, resource, name)
+    }
 }
 
 /// A basic.publish whose content header and body frames are still arriving.
@@ -105,6 +114,9 @@ pub struct Channel {
     pub last_queue: Option<ShortStr>,
     /// Direct reply-to token and consumer tag, when this channel consumes `amq.rabbitmq.reply-to`.
     pub reply_to: Option<(String, String)>,
+    /// The exchange the last publish was allowed to write to, and the permissions' version
+    /// then: publishing again to it skips the check until permissions change.
+    pub write_allowed: Option<(u64, ShortStr)>,
 }
 
 impl Channel {
@@ -119,6 +131,7 @@ impl Channel {
             tx: None,
             last_queue: None,
             reply_to: None,
+            write_allowed: None,
         }
     }
 
@@ -144,15 +157,20 @@ impl Channel {
             Method::ChannelFlowOk(_) => {}
             Method::ExchangeDeclare(m) => self.exchange_declare(ctx, m)?,
             Method::ExchangeDelete(m) => {
+                ctx.check(Access::Configure, Resource::Exchange, &m.exchange)?;
                 ctx.vhost.delete_exchange(&m.exchange, m.if_unused)?;
                 self.reply(ctx, m.nowait, Method::ExchangeDeleteOk);
             }
             Method::ExchangeBind(m) => {
+                ctx.check(Access::Write, Resource::Exchange, &m.destination)?;
+                ctx.check(Access::Read, Resource::Exchange, &m.source)?;
                 let dest = ctx.vhost.exchange_dest(&m.destination)?;
                 ctx.vhost.bind(&m.source, dest, m.routing_key, m.arguments)?;
                 self.reply(ctx, m.nowait, Method::ExchangeBindOk);
             }
             Method::ExchangeUnbind(m) => {
+                ctx.check(Access::Write, Resource::Exchange, &m.destination)?;
+                ctx.check(Access::Read, Resource::Exchange, &m.source)?;
                 // Idempotent, as in RabbitMQ: a missing end means there is no such binding.
                 if let Some(dest) = ctx.vhost.exchange(&m.destination) {
                     let dest = Dest::Exchange(dest);
@@ -162,23 +180,32 @@ impl Channel {
             }
             Method::QueueDeclare(m) => self.queue_declare(ctx, m)?,
             Method::QueueBind(m) => {
-                let q = ctx.vhost.queue_for(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+                let name = self.queue_name(&m.queue)?;
+                ctx.check(Access::Write, Resource::Queue, &name)?;
+                ctx.check(Access::Read, Resource::Exchange, &m.exchange)?;
+                let q = ctx.vhost.queue_for(&name, ctx.connection_id)?;
                 ctx.vhost.bind(&m.exchange, Dest::Queue(q), m.routing_key, m.arguments)?;
                 self.reply(ctx, m.nowait, Method::QueueBindOk);
             }
             Method::QueueUnbind(m) => {
+                let name = self.queue_name(&m.queue)?;
+                ctx.check(Access::Write, Resource::Queue, &name)?;
+                ctx.check(Access::Read, Resource::Exchange, &m.exchange)?;
                 // Idempotent, as in RabbitMQ: a missing end means there is no such binding.
-                if let Some(q) = ctx.vhost.queue(&self.queue_name(&m.queue)?) {
+                if let Some(q) = ctx.vhost.queue(&name) {
                     ctx.vhost.unbind(&m.exchange, Dest::Queue(q), m.routing_key, m.arguments, ctx.connection_id)?;
                 }
                 self.send(ctx.out, Method::QueueUnbindOk);
             }
             Method::QueuePurge(m) => {
-                let message_count = ctx.vhost.purge_queue(&self.queue_name(&m.queue)?, ctx.connection_id)?;
+                let name = self.queue_name(&m.queue)?;
+                ctx.check(Access::Read, Resource::Queue, &name)?;
+                let message_count = ctx.vhost.purge_queue(&name, ctx.connection_id)?;
                 self.reply(ctx, m.nowait, Method::QueuePurgeOk(QueuePurgeOk { message_count }));
             }
             Method::QueueDelete(m) => {
                 let name = self.queue_name(&m.queue)?;
+                ctx.check(Access::Configure, Resource::Queue, &name)?;
                 let message_count = ctx.vhost.delete_queue(&name, m.if_unused, m.if_empty, ctx.connection_id)?;
                 ctx.exclusive_queues.retain(|q| q.name != name);
                 self.reply(ctx, m.nowait, Method::QueueDeleteOk(QueueDeleteOk { message_count }));
@@ -231,6 +258,11 @@ impl Channel {
         if m.exchange.is_empty() {
             return Err(AmqpError::access_refused("operation not permitted on the default exchange"));
         }
+        ctx.check(Access::Configure, Resource::Exchange, &m.exchange)?;
+        if let Some(alternate) = m.arguments.get("alternate-exchange").and_then(text_argument) {
+            ctx.check(Access::Write, Resource::Exchange, &alternate)?;
+            ctx.check(Access::Read, Resource::Exchange, &m.exchange)?;
+        }
         let def = ExchangeDef {
             name: m.exchange,
             kind,
@@ -251,6 +283,13 @@ impl Channel {
         } else {
             self.queue_name(&m.queue)?
         };
+        if !m.passive {
+            ctx.check(Access::Configure, Resource::Queue, &name)?;
+            if let Some(dlx) = m.arguments.get("x-dead-letter-exchange").and_then(text_argument) {
+                ctx.check(Access::Write, Resource::Exchange, &dlx)?;
+                ctx.check(Access::Read, Resource::Queue, &name)?;
+            }
+        }
         let req = QueueDeclare {
             server_named: m.queue.is_empty() && !m.passive,
             name,
@@ -269,5 +308,13 @@ impl Channel {
         let ok = QueueDeclareOk { queue: q.name.clone(), message_count, consumer_count };
         self.reply(ctx, m.nowait, Method::QueueDeclareOk(ok));
         Ok(())
+    }
+}
+
+/// A string argument (an exchange's name in `alternate-exchange`, `x-dead-letter-exchange`).
+fn text_argument(v: &FieldValue) -> Option<String> {
+    match v {
+        FieldValue::LongStr(s) => Some(String::from_utf8_lossy(s).into_owned()),
+        _ => None,
     }
 }

@@ -120,7 +120,7 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
         let e = AmqpError::not_allowed(format!("access to vhost '{}' refused for user '{user}'", open.virtual_host));
         HandshakeError::Refused(e, 10, 40)
     };
-    let allowed = broker.users().get(&user).is_some_and(|u| u.may_open(&open.virtual_host));
+    let allowed = broker.permissions().may_open(&open.virtual_host, &user);
     let vhost = match broker.vhost(&open.virtual_host) {
         Some(v) if allowed => v,
         _ => return Err(refused()),

@@ -54,7 +54,8 @@ impl BrokerConfig {
             self.users.push(UserConfig {
                 name: "guest".into(),
                 password: "guest".into(),
-                vhosts: vec!["/".into()],
+                vhosts: Some(vec!["/".into()]),
+                permissions: BTreeMap::new(),
                 loopback_only: true,
                 tags: vec!["administrator".into()],
             });
@@ -134,9 +135,13 @@ impl Limits {
 pub struct UserConfig {
     pub name: String,
     pub password: String,
-    /// Vhosts the user may open; `*` means all.
-    #[serde(default = "all_vhosts")]
-    pub vhosts: Vec<String>,
+    /// Vhosts the user may open, with every permission (`.*`) in each; `*` means all the
+    /// configured vhosts. The default is all, unless `permissions` are given.
+    #[serde(default)]
+    pub vhosts: Option<Vec<String>>,
+    /// RabbitMQ's permissions by vhost: `configure`, `write` and `read` regular expressions.
+    #[serde(default)]
+    pub permissions: BTreeMap<String, PermissionConfig>,
     /// Accept this user only from loopback addresses (as RabbitMQ does for guest).
     #[serde(default)]
     pub loopback_only: bool,
@@ -146,8 +151,43 @@ pub struct UserConfig {
     pub tags: Vec<String>,
 }
 
-fn all_vhosts() -> Vec<String> {
-    vec!["*".into()]
+/// One vhost's permissions of a user, as RabbitMQ's `set_permissions` takes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionConfig {
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// The permissions the configuration gives: (vhost, user, permission). `vhosts` entries get
+/// `.*` for all three; explicit `permissions` win for their vhost. Errors name the user.
+pub fn configured_permissions(
+    users: &[UserConfig],
+    vhosts: &[String],
+) -> Result<Vec<(String, String, crate::permissions::Permission)>, String> {
+    use crate::permissions::Permission;
+    let mut out = Vec::new();
+    for u in users {
+        let listed = match &u.vhosts {
+            Some(v) => v.clone(),
+            None if u.permissions.is_empty() => vec!["*".into()],
+            None => Vec::new(),
+        };
+        for vhost in vhosts {
+            if let Some(p) = u.permissions.get(vhost) {
+                let permission = Permission::new(&p.configure, &p.write, &p.read)
+                    .map_err(|e| format!("users: '{}' in vhost '{vhost}': {e}", u.name))?;
+                out.push((vhost.clone(), u.name.clone(), permission));
+            } else if listed.iter().any(|v| v == "*" || v == vhost) {
+                out.push((vhost.clone(), u.name.clone(), Permission::full()));
+            }
+        }
+        if let Some(unknown) = u.permissions.keys().find(|v| !vhosts.contains(v)) {
+            return Err(format!("users: '{}' has permissions in '{unknown}', which is not a vhost", u.name));
+        }
+    }
+    Ok(out)
 }
 
 /// One `[[policies]]` entry: queue arguments applied to the queues of `vhost` whose names match

@@ -8,6 +8,7 @@ pub mod delayed;
 pub mod durable;
 pub mod exchange;
 pub mod owner_only;
+pub mod permissions;
 pub mod queue;
 pub mod registry;
 pub mod reply_to;
@@ -19,7 +20,9 @@ mod tracking_journal;
 pub mod vhost;
 
 pub use auth::{User, Users};
-pub use config::{compile_policies, BrokerConfig, Limits, PolicyConfig, UserConfig};
+pub use config::{
+    compile_policies, configured_permissions, BrokerConfig, Limits, PermissionConfig, PolicyConfig, UserConfig,
+};
 pub use consumer::{Consumer, ConsumerSink, Offer, Take};
 pub use durable::{Durability, OnDurable};
 pub use exchange::{Dest, Exchange};
@@ -42,6 +45,7 @@ pub struct Broker {
 struct BrokerInner {
     config: BrokerConfig,
     users: Users,
+    permissions: permissions::Permissions,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     reply_to: reply_to::ReplyToRegistry,
     next_connection_id: AtomicU64,
@@ -63,6 +67,11 @@ impl Broker {
     /// what it recovered with [`durable::restore`] before serving).
     pub fn with_durability(config: BrokerConfig, durability: Option<Arc<Durability>>) -> Broker {
         let users = Users::from_config(&config.users);
+        let permissions = permissions::Permissions::default();
+        // Config::validate refuses bad patterns before a broker is built.
+        for (vhost, user, permission) in configured_permissions(&config.users, &config.vhosts).unwrap_or_default() {
+            permissions.set(&vhost, &user, permission);
+        }
         let timers = Timers::new(config.clock);
         let policies = Arc::new(compile_policies(&config.policies).unwrap_or_else(|e| {
             // Config::validate refuses these before a broker is built; never half-apply them.
@@ -84,6 +93,7 @@ impl Broker {
         Broker {
             inner: Arc::new(BrokerInner {
                 users,
+                permissions,
                 vhosts: RwLock::new(vhosts),
                 reply_to: reply_to::ReplyToRegistry::default(),
                 next_connection_id: AtomicU64::new(1),
@@ -123,6 +133,11 @@ impl Broker {
 
     pub fn users(&self) -> &Users {
         &self.inner.users
+    }
+
+    /// Who may configure, write and read what, per vhost.
+    pub fn permissions(&self) -> &permissions::Permissions {
+        &self.inner.permissions
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {

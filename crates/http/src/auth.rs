@@ -1,10 +1,12 @@
 //! HTTP Basic authentication against the broker's users, and the vhost permission check: the
-//! same rules as an AMQP connection (including loopback-only users such as guest).
+//! same rules as an AMQP connection (including loopback-only users such as guest), and the
+//! same configure/write/read permissions on exchanges and queues.
 
 use crate::ApiError;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use std::net::SocketAddr;
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::Broker;
 
 /// The authenticated user's name, if the request carries valid credentials for `vhost`.
@@ -16,8 +18,26 @@ pub fn authorize(broker: &Broker, headers: &HeaderMap, peer: SocketAddr, vhost: 
     let text = String::from_utf8(decoded).map_err(|_| unauthorized())?;
     let (name, password) = text.split_once(':').ok_or_else(unauthorized)?;
     let user = broker.users().authenticate(name, password.as_bytes(), peer.ip()).ok_or_else(unauthorized)?;
-    if !user.may_open(vhost) {
+    if !broker.permissions().may_open(vhost, &user.name) {
         return Err(ApiError::new(StatusCode::FORBIDDEN, format!("user '{name}' may not use vhost '{vhost}'")));
     }
     Ok(name.to_owned())
+}
+
+/// [`authorize`], then the user's permission on one resource, as AMQP checks it (403).
+pub fn authorize_for(
+    broker: &Broker,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    vhost: &str,
+    access: Access,
+    resource: Resource,
+    name: &str,
+) -> Result<String, ApiError> {
+    let user = authorize(broker, headers, peer, vhost)?;
+    broker
+        .permissions()
+        .check(&user, vhost, access, resource, name)
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e.text))?;
+    Ok(user)
 }

@@ -4,7 +4,7 @@
 //! AMQP headers come from `X-` request headers), or a JSON envelope when the content type is
 //! `application/vnd.warren.envelope+json`. Messages are persistent unless asked otherwise.
 
-use crate::auth::authorize;
+use crate::auth::authorize_for;
 use crate::{Api, ApiError};
 use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortStr};
 use axum::extract::rejection::BytesRejection;
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::tracking::id_text;
 use warren_core::Message;
 
@@ -228,7 +229,8 @@ pub async fn publish(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let user = authorize(&api.broker, &headers, peer, &vhost_name)?;
+    let target = if exchange == DEFAULT_EXCHANGE { "" } else { exchange.as_str() };
+    let user = authorize_for(&api.broker, &headers, peer, &vhost_name, Access::Write, Resource::Exchange, target)?;
     let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     if body.len() > api.settings.max_body_bytes || body.len() as u64 > api.broker.limits().max_message_size_bytes {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the message body is larger than allowed"));

@@ -3,7 +3,7 @@
 //! the lease of each by its receipt. A lease that runs out returns its message to the queue,
 //! marked redelivered. Leases are bounded in number and length.
 
-use crate::auth::authorize;
+use crate::auth::authorize_for;
 use crate::message_json::MessageJson;
 use crate::{Api, ApiError};
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::tracking::id_text;
 use warren_broker::{Broker, Queue};
 
@@ -113,7 +114,7 @@ pub async fn receive(
     Query(query): Query<ReceiveQuery>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<Received>>, ApiError> {
-    authorize(&api.broker, &headers, peer, &vhost)?;
+    authorize_for(&api.broker, &headers, peer, &vhost, Access::Read, Resource::Queue, &queue)?;
     if query.max == 0 || query.max > MAX_BATCH {
         return Err(ApiError::bad_request(format!("max must be between 1 and {MAX_BATCH}")));
     }
@@ -180,7 +181,7 @@ pub async fn settle(
     Query(query): Query<SettleQuery>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&api.broker, &headers, peer, &vhost)?;
+    authorize_for(&api.broker, &headers, peer, &vhost, Access::Read, Resource::Queue, &queue)?;
     let unknown = || ApiError::not_found(format!("no open lease '{receipt}' (settled, or its lease ran out)"));
     let key = warren_broker::tracking::parse_id(&receipt).ok_or_else(unknown)?;
     let mut leases = api.leases.by_receipt.lock();

@@ -6,7 +6,7 @@
 //! subscription is a consumer of the queue with that much credit. Subscriptions are kept in
 //! `push-subscriptions.json` in the data directory and come back after a restart.
 
-use crate::auth::authorize;
+use crate::auth::authorize_for;
 use crate::callbacks::{backoff, check_target, now_ms, now_s, short_error, signature};
 use crate::message_json::MessageJson;
 use crate::outgoing::Outgoing;
@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, watch};
 use warren_broker::consumer::{Consumer, ConsumerSink, Offer, Take};
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::tracking::{id_text, parse_id};
 use warren_broker::{Broker, Queue};
 use warren_core::{Entry, Message};
@@ -446,7 +447,7 @@ pub async fn create(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    authorize(&api.broker, &headers, peer, &vhost)?;
+    authorize_for(&api.broker, &headers, peer, &vhost, Access::Read, Resource::Queue, &queue)?;
     let req: CreateRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the subscription is not valid JSON of the right shape: {e}")))?;
     if req.max_in_flight == 0 || req.max_in_flight > MAX_IN_FLIGHT {
@@ -483,7 +484,7 @@ pub async fn list(
     Path((vhost, queue)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&api.broker, &headers, peer, &vhost)?;
+    authorize_for(&api.broker, &headers, peer, &vhost, Access::Read, Resource::Queue, &queue)?;
     crate::pull::queue_of(&api.broker, &vhost, &queue)?;
     let views: Vec<View> = api
         .subscriptions
@@ -508,7 +509,7 @@ pub async fn show(
     Path((vhost, queue, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&api.broker, &headers, peer, &vhost)?;
+    authorize_for(&api.broker, &headers, peer, &vhost, Access::Read, Resource::Queue, &queue)?;
     Ok(Json(find(&api, &vhost, &queue, &id)?.view()).into_response())
 }
 
@@ -520,7 +521,7 @@ pub async fn delete(
     Path((vhost, queue, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    authorize(&api.broker, &headers, peer, &vhost)?;
+    authorize_for(&api.broker, &headers, peer, &vhost, Access::Read, Resource::Queue, &queue)?;
     let live = find(&api, &vhost, &queue, &id)?;
     let subs = &api.subscriptions;
     {

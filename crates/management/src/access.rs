@@ -1,6 +1,5 @@
-//! Who may do what: `/api/whoami`, `/api/vhosts`, `/api/users` and `/api/permissions`. Users,
-//! their tags and their vhosts come from the configuration; a user who may open a vhost has
-//! the permissions `.*` (configure, write, read) in it.
+//! Who may do what: `/api/whoami`, `/api/vhosts`, `/api/users` and `/api/permissions`, from
+//! the broker's user store and permissions.
 
 use crate::auth::Caller;
 use crate::error::{MgmtError, Result};
@@ -10,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use warren_broker::permissions::Permission;
 use warren_broker::User;
 
 pub async fn whoami(caller: Caller) -> Json<Value> {
@@ -50,7 +50,7 @@ pub fn user_json(u: &User) -> Value {
     json!({
         "name": u.name,
         "password_hash": u.password_hash(),
-        "hashing_algorithm": "rabbit_password_hashing_sha256",
+        "hashing_algorithm": warren_broker::auth::HASHING_ALGORITHM,
         "tags": u.tags,
         "limits": {},
     })
@@ -58,28 +58,21 @@ pub fn user_json(u: &User) -> Value {
 
 pub async fn users(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
     caller.require_administrator()?;
-    q.respond(m.broker.users().all().into_iter().map(user_json).collect())
+    q.respond(m.broker.users().all().iter().map(|u| user_json(u)).collect())
 }
 
 pub async fn user(State(m): State<Arc<Mgmt>>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>> {
     caller.require_administrator()?;
-    m.broker.users().get(&name).map(|u| Json(user_json(u))).ok_or_else(MgmtError::not_found)
+    m.broker.users().get(&name).map(|u| Json(user_json(&u))).ok_or_else(MgmtError::not_found)
 }
 
-fn permission_json(user: &str, vhost: &str) -> Value {
-    json!({"user": user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"})
+fn permission_json(vhost: &str, user: &str, p: &Permission) -> Value {
+    json!({"user": user, "vhost": vhost, "configure": p.configure, "write": p.write, "read": p.read})
 }
 
-/// Every (user, vhost) pair the configuration allows.
+/// Every user's permissions in every vhost.
 pub fn all_permissions(m: &Mgmt) -> Vec<Value> {
-    let vhosts = m.broker.vhosts();
-    let mut out = Vec::new();
-    for u in m.broker.users().all() {
-        for v in vhosts.iter().filter(|v| u.may_open(&v.name)) {
-            out.push(permission_json(&u.name, &v.name));
-        }
-    }
-    out
+    m.broker.permissions().all().iter().map(|(v, u, p)| permission_json(v, u, p)).collect()
 }
 
 pub async fn permissions(
@@ -120,9 +113,6 @@ pub async fn permission(
 ) -> Result<Json<Value>> {
     caller.require_administrator()?;
     m.vhost(&vhost)?;
-    let u = m.broker.users().get(&user).ok_or_else(MgmtError::not_found)?;
-    if !u.may_open(&vhost) {
-        return Err(MgmtError::not_found());
-    }
-    Ok(Json(permission_json(&user, &vhost)))
+    let p = m.broker.permissions().get(&vhost, &user).ok_or_else(MgmtError::not_found)?;
+    Ok(Json(permission_json(&vhost, &user, &p)))
 }

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 
 const MANAGEMENT_TAGS: [&str; 4] = ["administrator", "monitoring", "policymaker", "management"];
 
@@ -16,7 +17,7 @@ const MANAGEMENT_TAGS: [&str; 4] = ["administrator", "monitoring", "policymaker"
 pub struct Caller {
     pub name: String,
     pub tags: Vec<String>,
-    vhosts: Vec<String>,
+    broker: warren_broker::Broker,
 }
 
 impl Caller {
@@ -33,9 +34,16 @@ impl Caller {
         self.sees_all() || self.may_use(vhost)
     }
 
-    /// May open the vhost (over AMQP too), so may change its objects.
+    /// Has permissions in the vhost (may open it over AMQP too).
     pub fn may_use(&self, vhost: &str) -> bool {
-        self.vhosts.iter().any(|v| v == "*" || v == vhost)
+        self.broker.permissions().may_open(vhost, &self.name)
+    }
+
+    /// 403 unless the caller's permissions in `vhost` give `access` to the resource, as for
+    /// the same operation over AMQP.
+    pub fn require(&self, vhost: &str, access: Access, resource: Resource, name: &str) -> Result<()> {
+        self.require_use(vhost)?;
+        Ok(self.broker.permissions().check(&self.name, vhost, access, resource, name)?)
     }
 
     pub fn require_use(&self, vhost: &str) -> Result<()> {
@@ -68,6 +76,6 @@ impl FromRequestParts<Arc<Mgmt>> for Caller {
         if !MANAGEMENT_TAGS.iter().any(|t| user.has_tag(t)) {
             return Err(MgmtError::unauthorized("Not management user"));
         }
-        Ok(Caller { name: user.name.clone(), tags: user.tags.clone(), vhosts: user.vhost_patterns().to_vec() })
+        Ok(Caller { name: user.name.clone(), tags: user.tags.clone(), broker: state.broker.clone() })
     }
 }

@@ -13,6 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::Dest;
 use warren_core::json::json_to_table;
 
@@ -90,6 +91,16 @@ fn ends(m: &Mgmt, vhost: &str, source: &str, kind: &str, destination: &str) -> R
     }
 }
 
+/// Binding and unbinding need write on the destination and read on the source, as over AMQP.
+fn check_bind(caller: &Caller, vhost: &str, source: &str, kind: &str, destination: &str) -> Result<()> {
+    let (resource, destination) = match kind {
+        "q" => (Resource::Queue, destination),
+        _ => (Resource::Exchange, exchange_name(destination)),
+    };
+    caller.require(vhost, Access::Write, resource, destination)?;
+    caller.require(vhost, Access::Read, Resource::Exchange, exchange_name(source))
+}
+
 fn between_list(m: &Mgmt, vhost: &str, source: &str, kind: &str, destination: &str) -> Vec<Value> {
     let kind = if kind == "q" { "queue" } else { "exchange" };
     let destination = if kind == "exchange" { exchange_name(destination) } else { destination };
@@ -127,7 +138,7 @@ pub async fn create(
     Path((vhost, source, kind, destination)): Path<(String, String, String, String)>,
     body: bytes::Bytes,
 ) -> Result<Response> {
-    caller.require_use(&vhost)?;
+    check_bind(&caller, &vhost, &source, &kind, &destination)?;
     let dest = ends(&m, &vhost, &source, &kind, &destination)?;
     let body: BindBody = body::parse(&body)?;
     let arguments = json_to_table(&body.arguments).map_err(MgmtError::bad_request)?;
@@ -161,7 +172,7 @@ pub async fn delete(
     caller: Caller,
     Path((vhost, source, kind, destination, props)): Path<(String, String, String, String, String)>,
 ) -> Result<StatusCode> {
-    caller.require_use(&vhost)?;
+    check_bind(&caller, &vhost, &source, &kind, &destination)?;
     let dest = ends(&m, &vhost, &source, &kind, &destination)?;
     let v = m.vhost(&vhost)?;
     let exchange = v.exchange(exchange_name(&source)).ok_or_else(MgmtError::not_found)?;

@@ -72,7 +72,7 @@ pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<V
         "rabbitmq_version": "3.10.8",
         "product_name": "Warren",
         "product_version": env!("CARGO_PKG_VERSION"),
-        "users": m.broker.users().all().into_iter().map(access::user_json).collect::<Vec<_>>(),
+        "users": m.broker.users().all().iter().map(|u| access::user_json(u)).collect::<Vec<_>>(),
         "vhosts": vhosts.iter().map(|v| json!({"name": v.name, "limits": [], "metadata": {"description": "", "tags": []}})).collect::<Vec<_>>(),
         "permissions": access::all_permissions(&m),
         "topic_permissions": [],

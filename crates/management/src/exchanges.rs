@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 use warren_core::json::{json_to_properties, json_to_table};
 use warren_core::{ExchangeDef, ExchangeKind, Message};
 
@@ -80,12 +81,16 @@ pub async fn declare(
     body: Bytes,
 ) -> Result<StatusCode> {
     let body: DeclareBody = body::parse(&body)?;
-    caller.require_use(&vhost)?;
+    caller.require(&vhost, Access::Configure, Resource::Exchange, &name)?;
     let v = m.vhost(&vhost)?;
     if exchange_name(&name).is_empty() {
         return Err(MgmtError::forbidden("operation not permitted on the default exchange"));
     }
     let arguments = json_to_table(&body.arguments).map_err(MgmtError::bad_request)?;
+    if let Some(amqp_codec::FieldValue::LongStr(alternate)) = arguments.get("alternate-exchange") {
+        caller.require(&vhost, Access::Write, Resource::Exchange, &String::from_utf8_lossy(alternate))?;
+        caller.require(&vhost, Access::Read, Resource::Exchange, &name)?;
+    }
     let (kind, delayed): (ExchangeKind, bool) = ExchangeKind::declared(&body.kind, &arguments)?;
     let name =
         amqp_codec::ShortStr::try_from_string(name).map_err(|_| MgmtError::bad_request("exchange name too long"))?;
@@ -116,7 +121,7 @@ pub async fn delete(
     Path((vhost, name)): Path<(String, String)>,
     Query(d): Query<DeleteQuery>,
 ) -> Result<StatusCode> {
-    caller.require_use(&vhost)?;
+    caller.require(&vhost, Access::Configure, Resource::Exchange, exchange_name(&name))?;
     let v = m.vhost(&vhost)?;
     let name = exchange_name(&name);
     if v.exchange(name).is_none() {
@@ -149,7 +154,7 @@ pub async fn publish(
     body: Bytes,
 ) -> Result<Json<Value>> {
     let body: PublishBody = body::parse(&body)?;
-    caller.require_use(&vhost)?;
+    caller.require(&vhost, Access::Write, Resource::Exchange, exchange_name(&name))?;
     let v = m.vhost(&vhost)?;
     let exchange = exchange_name(&name);
     let props = json_to_properties(&body.properties).map_err(MgmtError::bad_request)?;

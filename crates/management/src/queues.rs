@@ -12,6 +12,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 use warren_broker::QueueDeclare;
 use warren_core::json::{json_to_table, properties_to_json};
 
@@ -76,10 +77,14 @@ pub async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode> {
-    caller.require_use(&vhost)?;
+    caller.require(&vhost, Access::Configure, Resource::Queue, &name)?;
     let v = m.vhost(&vhost)?;
     let body: DeclareBody = body::parse(&body)?;
     let arguments = json_to_table(&body.arguments).map_err(MgmtError::bad_request)?;
+    if let Some(amqp_codec::FieldValue::LongStr(dlx)) = arguments.get("x-dead-letter-exchange") {
+        caller.require(&vhost, Access::Write, Resource::Exchange, &String::from_utf8_lossy(dlx))?;
+        caller.require(&vhost, Access::Read, Resource::Queue, &name)?;
+    }
     let name =
         amqp_codec::ShortStr::try_from_string(name).map_err(|_| MgmtError::bad_request("queue name too long"))?;
     let existed = v.queue(&name).is_some();
@@ -112,7 +117,7 @@ pub async fn delete(
     Path((vhost, name)): Path<(String, String)>,
     Query(d): Query<DeleteQuery>,
 ) -> Result<StatusCode> {
-    caller.require_use(&vhost)?;
+    caller.require(&vhost, Access::Configure, Resource::Queue, &name)?;
     let v = m.vhost(&vhost)?;
     if v.queue(&name).is_none() {
         return Err(MgmtError::not_found());
@@ -127,7 +132,7 @@ pub async fn purge(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    caller.require_use(&vhost)?;
+    caller.require(&vhost, Access::Read, Resource::Queue, &name)?;
     let v = m.vhost(&vhost)?;
     v.purge_queue(&name, NO_CONNECTION)?;
     Ok(StatusCode::NO_CONTENT)
@@ -158,7 +163,7 @@ pub async fn get_messages(
     body: Bytes,
 ) -> Result<Json<Value>> {
     let body: GetBody = body::parse(&body)?;
-    caller.require_use(&vhost)?;
+    caller.require(&vhost, Access::Read, Resource::Queue, &name)?;
     let v = m.vhost(&vhost)?;
     let q = v.queue_for(&name, NO_CONNECTION)?;
     let (requeue, reject) = match body.ackmode.as_str() {

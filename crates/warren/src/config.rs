@@ -191,6 +191,8 @@ impl Config {
                 return Err("users: a user has an empty name".into());
             }
         }
+        let broker = self.broker_config();
+        warren_broker::configured_permissions(&broker.users, &broker.vhosts)?;
         Ok(())
     }
 

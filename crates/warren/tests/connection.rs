@@ -152,7 +152,8 @@ async fn configured_user_opens_only_listed_vhosts() {
         c.users.push(UserConfig {
             name: "app".into(),
             password: "s3cret".into(),
-            vhosts: vec!["/".into()],
+            vhosts: Some(vec!["/".into()]),
+            permissions: Default::default(),
             loopback_only: false,
             tags: Vec::new(),
         });

@@ -22,14 +22,16 @@ async fn only_users_with_a_management_tag_get_in() {
         c.users.push(UserConfig {
             name: "app".into(),
             password: "pw".into(),
-            vhosts: vec!["/".into()],
+            vhosts: Some(vec!["/".into()]),
+            permissions: Default::default(),
             loopback_only: false,
             tags: Vec::new(),
         });
         c.users.push(UserConfig {
             name: "watcher".into(),
             password: "pw".into(),
-            vhosts: vec!["/".into()],
+            vhosts: Some(vec!["/".into()]),
+            permissions: Default::default(),
             loopback_only: false,
             tags: vec!["monitoring".into()],
         });
