@@ -101,3 +101,33 @@ def test_overview_users_permissions_and_export(tmp_path):
     defs = json.loads(target.read_text())
     assert defs["users"][0]["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert {"queues", "exchanges", "bindings", "permissions", "vhosts"} <= set(defs)
+
+
+def test_vhosts_users_and_permissions():
+    suffix = uuid.uuid4().hex[:8]
+    vhost, user = f"admin-v-{suffix}", f"admin-u-{suffix}"
+    try:
+        assert "vhost declared" in admin("declare", "vhost", f"name={vhost}")
+        assert "user declared" in admin("declare", "user", f"name={user}", "password=pw", "tags=management")
+        assert "permission declared" in admin("declare", "permission", f"vhost={vhost}", f"user={user}",
+                                              "configure=^app\\.", "write=.*", "read=.*")
+        assert any(v["name"] == vhost for v in listed("vhosts"))
+        mine = next(p for p in listed("permissions") if p["user"] == user)
+        assert (mine["vhost"], mine["configure"]) == (vhost, "^app\\.")
+        conn = pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", AMQP_PORT, vhost, pika.PlainCredentials(user, "pw")))
+        ch = conn.channel()
+        ch.queue_declare("app.allowed")
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            ch.queue_declare("other")
+        assert refused.value.reply_code == 403
+        conn.close()
+        assert "permission deleted" in admin("delete", "permission", f"vhost={vhost}", f"user={user}")
+        with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
+            pika.BlockingConnection(pika.ConnectionParameters(
+                "127.0.0.1", AMQP_PORT, vhost, pika.PlainCredentials(user, "pw")))
+    finally:
+        admin("delete", "user", f"name={user}", check=False)
+        admin("delete", "vhost", f"name={vhost}", check=False)
+    assert all(v["name"] != vhost for v in listed("vhosts"))
+    assert all(u["name"] != user for u in listed("users"))

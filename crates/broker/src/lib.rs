@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod definitions;
 pub mod delayed;
 pub mod durable;
 pub mod exchange;
@@ -55,6 +56,8 @@ struct BrokerInner {
     tracker: Arc<tracking::Tracker>,
     registry: registry::Registry,
     started_at_ms: u64,
+    /// What every vhost shares (vhosts are also created at run time).
+    shared: vhost::Shared,
 }
 
 impl Broker {
@@ -85,10 +88,10 @@ impl Broker {
             }),
             None => tracking::Tracker::new(config.tracking),
         };
+        let shared = vhost::Shared { timers: timers.clone(), policies: policies.clone(), tracker: tracker.clone() };
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
-            let shared = vhost::Shared { timers: timers.clone(), policies: policies.clone(), tracker: tracker.clone() };
-            vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), shared)));
+            vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), shared.clone())));
         }
         Broker {
             inner: Arc::new(BrokerInner {
@@ -104,6 +107,7 @@ impl Broker {
                 tracker,
                 config,
                 registry: registry::Registry::default(),
+                shared,
             }),
         }
     }

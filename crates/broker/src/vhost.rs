@@ -34,6 +34,7 @@ pub struct VHost {
 }
 
 /// What every vhost of a broker shares.
+#[derive(Clone)]
 pub struct Shared {
     pub timers: Arc<Timers>,
     pub policies: Arc<Policies>,
@@ -489,6 +490,20 @@ impl VHost {
             )));
         }
         Ok(self.remove_queue(&q))
+    }
+
+    /// Removes every queue and exchange (the vhost is being deleted), with their durable records.
+    pub fn remove_all(&self) {
+        for name in self.queue_names() {
+            if let Some(q) = self.queue(&name) {
+                self.remove_queue(&q);
+            }
+        }
+        for exchange in self.exchanges() {
+            if !exchange.is_default() {
+                self.remove_exchange(&exchange);
+            }
+        }
     }
 
     /// Remove a queue: unbind it everywhere and cancel its consumers (broker-initiated basic.cancel).

@@ -4,11 +4,15 @@
 use crate::auth::Caller;
 use crate::error::{MgmtError, Result};
 use crate::listing::ListQuery;
-use crate::Mgmt;
+use crate::{body, Mgmt};
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use warren_broker::auth::HASHING_ALGORITHM;
 use warren_broker::permissions::Permission;
 use warren_broker::User;
 
@@ -115,4 +119,131 @@ pub async fn permission(
     m.vhost(&vhost)?;
     let p = m.broker.permissions().get(&vhost, &user).ok_or_else(MgmtError::not_found)?;
     Ok(Json(permission_json(&vhost, &user, &p)))
+}
+
+// ---- changes (administrators) --------------------------------------------------------------
+
+/// Waits for the change to be durable, then answers 201 (created) or 204 (replaced).
+async fn answered(m: &Mgmt, created: bool) -> Result<StatusCode> {
+    m.durable().await?;
+    Ok(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT })
+}
+
+/// `PUT /api/vhosts/{vhost}`: creates it, and (as RabbitMQ's API does) gives its creator full
+/// permissions in it.
+pub async fn put_vhost(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): Path<String>) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    let created = m.broker.add_vhost(&vhost)?;
+    if created {
+        m.broker.set_permission(&vhost, &caller.name, Permission::full())?;
+    }
+    answered(&m, created).await
+}
+
+pub async fn delete_vhost(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): Path<String>) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    if !m.broker.delete_vhost(&vhost) {
+        return Err(MgmtError::not_found());
+    }
+    answered(&m, false).await
+}
+
+/// Other fields are ignored, as RabbitMQ ignores them (rabbitmqadmin sends `name` and `vhost`).
+#[derive(Deserialize)]
+pub struct UserBody {
+    password: Option<String>,
+    password_hash: Option<String>,
+    hashing_algorithm: Option<String>,
+    /// A list, or RabbitMQ's comma-separated string.
+    #[serde(default)]
+    tags: Value,
+    /// Accepted for compatibility (RabbitMQ's per-user limits come with resource limits).
+    #[serde(default)]
+    #[allow(dead_code)]
+    limits: Value,
+}
+
+fn tags_of(v: &Value) -> Result<Vec<String>> {
+    let tags: Vec<String> = match v {
+        Value::Null => Vec::new(),
+        Value::String(s) => s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| MgmtError::bad_request("tags must be strings"))?,
+        _ => return Err(MgmtError::bad_request("tags must be a list or a comma-separated string")),
+    };
+    if tags.len() > 32 || tags.iter().any(|t| t.len() > 64) {
+        return Err(MgmtError::bad_request("at most 32 tags of at most 64 bytes"));
+    }
+    Ok(tags)
+}
+
+/// `PUT /api/users/{user}`: with `password`, or `password_hash` in RabbitMQ's SHA-256 form.
+pub async fn put_user(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    let body: UserBody = body::parse(&body)?;
+    let tags = tags_of(&body.tags)?;
+    let loopback_only = m.broker.users().get(&name).is_some_and(|u| u.loopback_only);
+    let user = match (&body.password, &body.password_hash) {
+        (Some(password), None) => User::with_password(&name, password.as_bytes(), tags, loopback_only),
+        (None, Some(hash)) => {
+            if let Some(algorithm) = body.hashing_algorithm.as_deref().filter(|a| *a != HASHING_ALGORITHM) {
+                return Err(MgmtError::bad_request(format!(
+                    "hashing_algorithm '{algorithm}' is not supported; use {HASHING_ALGORITHM}"
+                )));
+            }
+            User::with_hash(&name, hash, tags, loopback_only).map_err(MgmtError::bad_request)?
+        }
+        _ => return Err(MgmtError::bad_request("give either password or password_hash")),
+    };
+    let created = m.broker.put_user(user)?;
+    answered(&m, created).await
+}
+
+pub async fn delete_user(State(m): State<Arc<Mgmt>>, caller: Caller, Path(name): Path<String>) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    if !m.broker.delete_user(&name) {
+        return Err(MgmtError::not_found());
+    }
+    answered(&m, false).await
+}
+
+/// Other fields (rabbitmqadmin repeats `vhost` and `user`) are ignored, as RabbitMQ ignores them.
+#[derive(Deserialize)]
+pub struct PermissionBody {
+    configure: String,
+    write: String,
+    read: String,
+}
+
+pub async fn put_permission(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    let body: PermissionBody = body::parse(&body)?;
+    let permission = Permission::new(&body.configure, &body.write, &body.read).map_err(MgmtError::bad_request)?;
+    let created = m.broker.set_permission(&vhost, &user, permission)?;
+    answered(&m, created).await
+}
+
+pub async fn delete_permission(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, user)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    if !m.broker.clear_permission(&vhost, &user) {
+        return Err(MgmtError::not_found());
+    }
+    answered(&m, false).await
 }

@@ -83,15 +83,18 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/aliveness-test/{vhost}", get(node::aliveness))
         .route("/api/whoami", get(access::whoami))
         .route("/api/vhosts", get(access::vhosts))
-        .route("/api/vhosts/{vhost}", get(access::vhost))
+        .route("/api/vhosts/{vhost}", get(access::vhost).put(access::put_vhost).delete(access::delete_vhost))
         .route("/api/vhosts/{vhost}/permissions", get(access::vhost_permissions))
         .route("/api/vhosts/{vhost}/connections", get(live::vhost_connections))
         .route("/api/vhosts/{vhost}/channels", get(live::vhost_channels))
         .route("/api/users", get(access::users))
-        .route("/api/users/{user}", get(access::user))
+        .route("/api/users/{user}", get(access::user).put(access::put_user).delete(access::delete_user))
         .route("/api/users/{user}/permissions", get(access::user_permissions))
         .route("/api/permissions", get(access::permissions))
-        .route("/api/permissions/{vhost}/{user}", get(access::permission))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(access::permission).put(access::put_permission).delete(access::delete_permission),
+        )
         .route("/api/connections", get(live::connections))
         .route("/api/connections/{name}", get(live::connection).delete(live::close_connection))
         .route("/api/connections/{name}/channels", get(live::connection_channels))

@@ -242,3 +242,76 @@ async fn health_checks_and_aliveness_answer() {
     assert_eq!(overview["listeners"][0]["port"].as_u64(), Some(u64::from(port)));
     assert_eq!(overview["product_name"], "Warren");
 }
+
+/// Vhosts, users and permissions made over the API work at once, are on disk when answered,
+/// and survive a restart; deletions close what depended on them. The config's users seed the
+/// first start only: one deleted over the API stays deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_vhosts_users_and_permissions_are_durable() {
+    let server = TestServer::start_with(|c| {
+        c.users.push(UserConfig {
+            name: "seeded".into(),
+            password: "pw".into(),
+            vhosts: None,
+            permissions: Default::default(),
+            loopback_only: false,
+            tags: Vec::new(),
+        });
+    })
+    .await;
+    let (code, _, _) = send(http().put(url(&server, "/api/vhosts/dev"))).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, _, _) = send(http().put(url(&server, "/api/vhosts/dev"))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let user = json!({"password": "s3cret", "tags": "management,monitoring"});
+    let (code, _, _) = send(http().put(url(&server, "/api/users/ops")).json(&user)).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, err, _) = send(http().put(url(&server, "/api/users/bad")).json(&json!({"tags": ""}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{err}");
+    let perm = json!({"configure": "^ops\\.", "write": ".*", "read": ".*"});
+    let (code, _, _) = send(http().put(url(&server, "/api/permissions/dev/ops")).json(&perm)).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let bad = json!({"configure": "(", "write": ".*", "read": ".*"});
+    let (code, _, _) = send(http().put(url(&server, "/api/permissions/dev/ops")).json(&bad)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _, _) = send(http().delete(url(&server, "/api/users/seeded"))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+
+    let ops_in_dev = |server: &TestServer| server.uri_for("ops", "s3cret", "dev");
+    let conn = within(lapin::Connection::connect(&ops_in_dev(&server), Default::default())).await.unwrap();
+    let ch = within(conn.create_channel()).await.unwrap();
+    within(ch.queue_declare(
+        "ops.jobs".into(),
+        QueueDeclareOptions { durable: true, ..Default::default() },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    within(conn.close(200, "bye".into())).await.unwrap();
+
+    let server = server.restart().await;
+    let (_, users, _) = send(http().get(url(&server, "/api/users"))).await;
+    let names: Vec<&str> = users.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["guest", "ops"], "the deleted config user stays deleted");
+    let (_, me, _) = send(http().get(url(&server, "/api/users/ops"))).await;
+    assert_eq!(me["tags"], json!(["management", "monitoring"]));
+    let (_, p, _) = send(http().get(url(&server, "/api/permissions/dev/ops"))).await;
+    assert_eq!(p["configure"], "^ops\\.");
+    let (code, _, _) = send(http().get(url(&server, "/api/queues/dev/ops.jobs"))).await;
+    assert_eq!(code, StatusCode::OK, "the durable queue of the new vhost came back");
+    let conn = within(lapin::Connection::connect(&ops_in_dev(&server), Default::default())).await.expect("ops logs in");
+    let mut events = conn.events_listener();
+
+    // Deleting the vhost closes its connections and drops its queues.
+    let (code, _, _) = send(http().delete(url(&server, "/api/vhosts/dev"))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert_eq!(next_connection_error(&mut events).await, Some(320));
+    let (code, _, _) = send(http().get(url(&server, "/api/queues/dev/ops.jobs"))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, _, _) = send(http().delete(url(&server, "/api/users/ops"))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    let server = server.restart().await;
+    let (code, _, _) = send(http().get(url(&server, "/api/vhosts/dev"))).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(lapin::Connection::connect(&server.uri_for("seeded", "pw", "%2f"), Default::default()).await.is_err());
+}

@@ -117,7 +117,7 @@ impl DefsWriter {
 /// The key holding the next durable queue id (ids are never reused).
 pub const NEXT_QUEUE_ID_KEY: &[u8] = b"m\x0d\x00next-queue-id";
 
-fn key(kind: u8, parts: &[&[u8]]) -> Bytes {
+pub(crate) fn key(kind: u8, parts: &[&[u8]]) -> Bytes {
     let mut k = BytesMut::new();
     k.put_u8(kind);
     for p in parts {
@@ -138,7 +138,7 @@ fn split_key(k: &[u8]) -> Option<(u8, Vec<&[u8]>)> {
     Some((kind, parts))
 }
 
-fn table_bytes(t: &FieldTable) -> Bytes {
+pub(crate) fn table_bytes(t: &FieldTable) -> Bytes {
     let mut b = BytesMut::with_capacity(t.encoded_len());
     t.encode(&mut b);
     b.freeze()
@@ -223,6 +223,8 @@ pub struct Loaded {
     pub queues: Vec<(String, ShortStr, StoredQueue)>,
     pub bindings: Vec<(String, StoredBinding)>,
     pub next_queue_id: u64,
+    /// Vhosts, users and permissions.
+    pub access: super::access_defs::LoadedAccess,
     /// Keys that could not be understood (reported, then left alone).
     pub unreadable: Vec<Bytes>,
 }
@@ -284,6 +286,9 @@ fn parse_entry(k: &[u8], mut v: Bytes, loaded: &mut Loaded) -> bool {
             let Some(id) = table.get("id").and_then(FieldValue::as_i64).filter(|&id| id > 0) else { return false };
             let q = StoredQueue { id: id as u64, auto_delete: flag("auto_delete"), arguments: arguments() };
             loaded.queues.push((vhost, name, q));
+        }
+        (b'm' | b'v' | b'u' | b'p', parts) => {
+            return super::access_defs::parse(kind, parts, &table, &mut loaded.access)
         }
         (b'b', [vhost, source, kind, dest, routing_key, args]) => {
             let (Some(vhost), Some(source), Some(dest), Some(routing_key)) =

@@ -2,6 +2,7 @@
 //! bounds what publishers may have in flight towards the disk, and the disk-full state that turns
 //! into publisher nacks.
 
+pub mod access_defs;
 pub mod defs;
 pub mod reader;
 pub mod record;

@@ -22,9 +22,11 @@ pub struct RestoreReport {
 }
 
 /// Restores what `Durability::open` found into `broker`, before it serves anyone.
-pub fn restore(broker: &Broker, loaded: Loaded, recovery: &Recovery) -> RestoreReport {
+pub fn restore(broker: &Broker, mut loaded: Loaded, recovery: &Recovery) -> RestoreReport {
     let started = Instant::now();
     let Some(durability) = broker.durability().cloned() else { return RestoreReport::default() };
+    // Vhosts first: exchanges and queues are restored into them.
+    broker.restore_access(std::mem::take(&mut loaded.access));
     let mut report = RestoreReport::default();
     let mut delayed_by_id = HashMap::new();
     for (vhost, def, delay_store_id) in loaded.exchanges {

@@ -1,0 +1,192 @@
+//! Vhosts, users and permissions changed at run time (the management API): in memory at once,
+//! and through the store's definitions log, so they survive restarts. At the first start of a
+//! data directory the configuration's users, vhosts and permissions are written there; from
+//! then on the stored ones are the truth.
+
+use crate::auth::User;
+use crate::durable::access_defs::{self as keys, LoadedAccess, StoredPermission, StoredUser};
+use crate::durable::defs::Change;
+use crate::permissions::Permission;
+use crate::{Broker, VHost};
+use std::sync::Arc;
+use warren_core::AmqpError;
+
+/// Most vhosts and users the broker keeps.
+pub const MAX_VHOSTS: usize = 1_000;
+pub const MAX_USERS: usize = 10_000;
+/// Longest vhost or user name (an AMQP short string).
+const MAX_NAME_LEN: usize = 255;
+
+fn check_name(what: &str, name: &str) -> Result<(), AmqpError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(AmqpError::precondition_failed(format!("a {what} name is 1 to {MAX_NAME_LEN} bytes")));
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Writes `changes` to the definitions log (nothing without durability); returns their
+    /// sequence number, which `Durability::defs.wait_durable` waits for.
+    fn submit_defs(&self, changes: Vec<Change>) -> u64 {
+        self.durability().map(|d| d.defs.submit(changes)).unwrap_or(0)
+    }
+
+    /// Creates a vhost; false if it existed.
+    pub fn add_vhost(&self, name: &str) -> Result<bool, AmqpError> {
+        check_name("vhost", name)?;
+        let mut vhosts = self.inner.vhosts.write();
+        if vhosts.contains_key(name) {
+            return Ok(false);
+        }
+        if vhosts.len() >= MAX_VHOSTS {
+            return Err(AmqpError::not_allowed(format!("the broker holds {MAX_VHOSTS} vhosts, its limit")));
+        }
+        let vhost = VHost::new(name, self.durability().cloned(), self.inner.shared.clone());
+        vhosts.insert(name.to_owned(), Arc::new(vhost));
+        self.submit_defs(vec![(keys::vhost_key(name), Some(keys::vhost_value()))]);
+        Ok(true)
+    }
+
+    /// Deletes a vhost with everything in it: its connections are closed, its queues (and their
+    /// messages), exchanges and permissions go. False if there was none.
+    pub fn delete_vhost(&self, name: &str) -> bool {
+        let Some(vhost) = self.inner.vhosts.write().remove(name) else { return false };
+        let mut changes = vec![(keys::vhost_key(name), None)];
+        for (v, user, _) in self.permissions().all().into_iter().filter(|(v, _, _)| v == name) {
+            changes.push((keys::permission_key(&v, &user), None));
+        }
+        self.permissions().remove_where(|v, _| v == name);
+        self.submit_defs(changes);
+        for c in self.registry().connections().into_iter().filter(|c| c.meta.vhost == name) {
+            c.request_close(format!("vhost '{name}' is deleted"));
+        }
+        vhost.remove_all();
+        true
+    }
+
+    /// Adds or replaces a user; false if it replaced one.
+    pub fn put_user(&self, user: User) -> Result<bool, AmqpError> {
+        check_name("user", &user.name)?;
+        let existed = self.users().get(&user.name).is_some();
+        if !existed && self.users().all().len() >= MAX_USERS {
+            return Err(AmqpError::not_allowed(format!("the broker holds {MAX_USERS} users, its limit")));
+        }
+        let stored = StoredUser {
+            name: user.name.clone(),
+            password_hash: user.password_hash(),
+            tags: user.tags.clone(),
+            loopback_only: user.loopback_only,
+        };
+        self.users().put(user);
+        self.submit_defs(vec![(keys::user_key(&stored.name), Some(keys::user_value(&stored)))]);
+        Ok(!existed)
+    }
+
+    /// Deletes a user with its permissions, and closes its connections. False if there was none.
+    pub fn delete_user(&self, name: &str) -> bool {
+        if !self.users().remove(name) {
+            return false;
+        }
+        let mut changes = vec![(keys::user_key(name), None)];
+        for (v, user, _) in self.permissions().all().into_iter().filter(|(_, u, _)| u == name) {
+            changes.push((keys::permission_key(&v, &user), None));
+        }
+        self.permissions().remove_where(|_, u| u == name);
+        self.submit_defs(changes);
+        for c in self.registry().connections().into_iter().filter(|c| c.meta.user == name) {
+            c.request_close(format!("user '{name}' is deleted"));
+        }
+        true
+    }
+
+    /// Sets a user's permissions in a vhost (both must exist); false if it replaced some.
+    pub fn set_permission(&self, vhost: &str, user: &str, permission: Permission) -> Result<bool, AmqpError> {
+        if self.vhost(vhost).is_none() {
+            return Err(AmqpError::not_found(format!("no vhost '{vhost}'")));
+        }
+        if self.users().get(user).is_none() {
+            return Err(AmqpError::not_found(format!("no user '{user}'")));
+        }
+        let existed = self.permissions().get(vhost, user).is_some();
+        let stored = StoredPermission {
+            vhost: vhost.to_owned(),
+            user: user.to_owned(),
+            configure: permission.configure.clone(),
+            write: permission.write.clone(),
+            read: permission.read.clone(),
+        };
+        self.permissions().set(vhost, user, permission);
+        self.submit_defs(vec![(keys::permission_key(vhost, user), Some(keys::permission_value(&stored)))]);
+        Ok(!existed)
+    }
+
+    /// Removes a user's permissions in a vhost; false if there were none.
+    pub fn clear_permission(&self, vhost: &str, user: &str) -> bool {
+        if !self.permissions().remove(vhost, user) {
+            return false;
+        }
+        self.submit_defs(vec![(keys::permission_key(vhost, user), None)]);
+        true
+    }
+
+    /// At start: the stored vhosts, users and permissions replace the configured ones, or (at
+    /// the first start of the data directory) the configured ones are stored.
+    pub(crate) fn restore_access(&self, loaded: LoadedAccess) {
+        if !loaded.seeded {
+            let mut changes: Vec<Change> = Vec::new();
+            for v in self.vhosts() {
+                changes.push((keys::vhost_key(&v.name), Some(keys::vhost_value())));
+            }
+            for u in self.users().all() {
+                let stored = StoredUser {
+                    name: u.name.clone(),
+                    password_hash: u.password_hash(),
+                    tags: u.tags.clone(),
+                    loopback_only: u.loopback_only,
+                };
+                changes.push((keys::user_key(&u.name), Some(keys::user_value(&stored))));
+            }
+            for (vhost, user, p) in self.permissions().all() {
+                let stored = StoredPermission {
+                    vhost: vhost.clone(),
+                    user: user.clone(),
+                    configure: p.configure.clone(),
+                    write: p.write.clone(),
+                    read: p.read.clone(),
+                };
+                changes.push((keys::permission_key(&vhost, &user), Some(keys::permission_value(&stored))));
+            }
+            changes.push((keys::seeded_key(), Some(keys::vhost_value())));
+            self.submit_defs(changes);
+            return;
+        }
+        for v in self.vhosts() {
+            if !loaded.vhosts.contains(&v.name) {
+                self.inner.vhosts.write().remove(&v.name);
+            }
+        }
+        for name in &loaded.vhosts {
+            let mut vhosts = self.inner.vhosts.write();
+            if !vhosts.contains_key(name) {
+                let vhost = VHost::new(name, self.durability().cloned(), self.inner.shared.clone());
+                vhosts.insert(name.clone(), Arc::new(vhost));
+            }
+        }
+        for u in self.users().all() {
+            self.users().remove(&u.name);
+        }
+        for u in loaded.users {
+            match User::with_hash(&u.name, &u.password_hash, u.tags, u.loopback_only) {
+                Ok(user) => self.users().put(user),
+                Err(e) => tracing::warn!(user = %u.name, error = %e, "stored user skipped"),
+            }
+        }
+        self.permissions().remove_where(|_, _| true);
+        for p in loaded.permissions {
+            match Permission::new(&p.configure, &p.write, &p.read) {
+                Ok(permission) => self.permissions().set(&p.vhost, &p.user, permission),
+                Err(e) => tracing::warn!(vhost = %p.vhost, user = %p.user, error = %e, "stored permission skipped"),
+            }
+        }
+    }
+}
