@@ -10,6 +10,7 @@ mod body;
 mod definitions;
 mod error;
 mod exchanges;
+mod import;
 mod listing;
 mod live;
 mod node;
@@ -121,7 +122,7 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
             "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
             get(bindings::show).delete(bindings::delete),
         )
-        .route("/api/definitions", get(definitions::export))
-        .route("/api/definitions/{vhost}", get(definitions::export_vhost))
+        .route("/api/definitions", get(definitions::export).post(import::import))
+        .route("/api/definitions/{vhost}", get(definitions::export_vhost).post(import::import_vhost))
         .with_state(state)
 }

@@ -254,9 +254,11 @@ impl Durability {
         })
     }
 
-    /// Submits a message record, counting it in flight until its write completes; the callback
-    /// runs before `durable_up_to` moves past the id (a failed message leaves the queues first,
-    /// so it is never paged out).
+    /// Submits a message record, counting it in flight until its write completes. A failed
+    /// message's callback runs before `durable_up_to` can move past its id (completions come in
+    /// order: it leaves the queues before a later success moves the mark, so it is never paged
+    /// out); a written message's id is marked durable before its callback, so that whoever the
+    /// callback answers (a publisher's confirm) finds it pageable.
     /// `make_done` returns a closure, not a box: this function boxes it once, together with
     /// its own accounting (one allocation per message instead of two).
     fn write<F>(&self, keep: Keep, queues: &[u64], message: &Message, make_done: impl FnOnce(u64) -> F) -> Option<u64>
@@ -275,10 +277,10 @@ impl Durability {
             let on_durable = make_done(id);
             Box::new(move |result: Result<(), StoreError>| {
                 shared.settled(len, &result);
-                on_durable(result.is_ok());
                 if result.is_ok() {
                     shared.durable_up_to.fetch_max(id, Ordering::Release);
                 }
+                on_durable(result.is_ok());
             })
         });
         match written {

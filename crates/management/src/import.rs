@@ -1,0 +1,249 @@
+//! `POST /api/definitions`: imports definitions in RabbitMQ's JSON format (as `rabbitmqadmin
+//! import` and RabbitMQ's own export write them): vhosts, users with their password hashes,
+//! permissions, durable exchanges, queues and bindings. The whole file is checked before
+//! anything changes; what Warren cannot take yet (policies, runtime parameters) refuses the
+//! import with a reason rather than being dropped silently.
+
+use crate::auth::Caller;
+use crate::error::{MgmtError, Result};
+use crate::{body, exchanges::exchange_name, Mgmt};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+use warren_broker::auth::{User, HASHING_ALGORITHM};
+use warren_broker::permissions::Permission;
+use warren_broker::{Dest, QueueDeclare};
+use warren_core::json::json_to_table;
+use warren_core::{ExchangeDef, ExchangeKind};
+
+/// Most objects one import may hold (bounded work per request).
+const MAX_OBJECTS: usize = 100_000;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Definitions {
+    users: Vec<UserDef>,
+    vhosts: Vec<VhostDef>,
+    permissions: Vec<PermissionDef>,
+    topic_permissions: Vec<Value>,
+    parameters: Vec<Value>,
+    global_parameters: Vec<Value>,
+    policies: Vec<Value>,
+    queues: Vec<QueueDef>,
+    exchanges: Vec<ExchangeDef_>,
+    bindings: Vec<BindingDef>,
+}
+
+#[derive(Deserialize)]
+struct UserDef {
+    name: String,
+    #[serde(default)]
+    password_hash: String,
+    #[serde(default)]
+    hashing_algorithm: Option<String>,
+    #[serde(default)]
+    tags: Value,
+}
+
+#[derive(Deserialize)]
+struct VhostDef {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct PermissionDef {
+    user: String,
+    vhost: String,
+    configure: String,
+    write: String,
+    read: String,
+}
+
+#[derive(Deserialize)]
+struct QueueDef {
+    name: String,
+    vhost: Option<String>,
+    #[serde(default = "yes")]
+    durable: bool,
+    #[serde(default)]
+    auto_delete: bool,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+struct ExchangeDef_ {
+    name: String,
+    vhost: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default = "yes")]
+    durable: bool,
+    #[serde(default)]
+    auto_delete: bool,
+    #[serde(default)]
+    internal: bool,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+struct BindingDef {
+    source: String,
+    vhost: Option<String>,
+    destination: String,
+    destination_type: String,
+    #[serde(default)]
+    routing_key: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn tags_of(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+        Value::Array(items) => items.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn short(s: &str, what: &str) -> Result<amqp_codec::ShortStr> {
+    amqp_codec::ShortStr::try_from_string(s.to_owned())
+        .map_err(|_| MgmtError::bad_request(format!("{what} '{s}' is longer than 255 bytes")))
+}
+
+pub async fn import(State(m): State<Arc<Mgmt>>, caller: Caller, body: Bytes) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    apply(&m, body::parse(&body)?, None).await
+}
+
+pub async fn import_vhost(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path(vhost): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    caller.require_administrator()?;
+    m.vhost(&vhost)?;
+    apply(&m, body::parse(&body)?, Some(vhost)).await
+}
+
+async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Result<StatusCode> {
+    let objects = defs.users.len()
+        + defs.vhosts.len()
+        + defs.permissions.len()
+        + defs.queues.len()
+        + defs.exchanges.len()
+        + defs.bindings.len();
+    if objects > MAX_OBJECTS {
+        return Err(MgmtError::bad_request(format!("an import holds at most {MAX_OBJECTS} objects")));
+    }
+    for (what, list) in [
+        ("policies", &defs.policies),
+        ("parameters", &defs.parameters),
+        ("global_parameters", &defs.global_parameters),
+        ("topic_permissions", &defs.topic_permissions),
+    ] {
+        if !list.is_empty() {
+            return Err(MgmtError::bad_request(format!(
+                "the file has {what}, which Warren does not import yet; nothing was imported"
+            )));
+        }
+    }
+    // Check everything before changing anything.
+    let mut users = Vec::new();
+    for u in &defs.users {
+        if let Some(a) = u.hashing_algorithm.as_deref().filter(|a| *a != HASHING_ALGORITHM) {
+            return Err(MgmtError::bad_request(format!("user '{}': hashing_algorithm '{a}' is not supported", u.name)));
+        }
+        users.push(
+            User::with_hash(&u.name, &u.password_hash, tags_of(&u.tags), false)
+                .map_err(|e| MgmtError::bad_request(format!("user '{}': {e}", u.name)))?,
+        );
+    }
+    let mut permissions = Vec::new();
+    for p in &defs.permissions {
+        let permission = Permission::new(&p.configure, &p.write, &p.read)
+            .map_err(|e| MgmtError::bad_request(format!("permission of '{}' in '{}': {e}", p.user, p.vhost)))?;
+        permissions.push((p.vhost.clone(), p.user.clone(), permission));
+    }
+    let vhost_of = |v: &Option<String>| -> Result<String> {
+        only_vhost.clone().or_else(|| v.clone()).ok_or_else(|| MgmtError::bad_request("an object names no vhost"))
+    };
+    let mut exchanges = Vec::new();
+    for x in &defs.exchanges {
+        let arguments = json_to_table(&x.arguments).map_err(MgmtError::bad_request)?;
+        let (kind, delayed): (ExchangeKind, bool) = ExchangeKind::declared(&x.kind, &arguments)?;
+        let def = ExchangeDef {
+            name: short(&x.name, "exchange")?,
+            kind,
+            durable: x.durable,
+            auto_delete: x.auto_delete,
+            internal: x.internal,
+            arguments,
+            delayed,
+        };
+        exchanges.push((vhost_of(&x.vhost)?, def));
+    }
+    let mut queues = Vec::new();
+    for q in &defs.queues {
+        let arguments = json_to_table(&q.arguments).map_err(MgmtError::bad_request)?;
+        let req = QueueDeclare {
+            server_named: false,
+            name: short(&q.name, "queue")?,
+            passive: false,
+            durable: q.durable,
+            exclusive: false,
+            auto_delete: q.auto_delete,
+            arguments,
+        };
+        queues.push((vhost_of(&q.vhost)?, req));
+    }
+    let mut bindings = Vec::new();
+    for b in &defs.bindings {
+        if !matches!(b.destination_type.as_str(), "queue" | "exchange") {
+            return Err(MgmtError::bad_request(format!("unknown destination_type '{}'", b.destination_type)));
+        }
+        let arguments = json_to_table(&b.arguments).map_err(MgmtError::bad_request)?;
+        bindings.push((vhost_of(&b.vhost)?, b, short(&b.routing_key, "routing key")?, arguments));
+    }
+
+    if only_vhost.is_none() {
+        for v in &defs.vhosts {
+            m.broker.add_vhost(&v.name)?;
+        }
+        for u in users {
+            m.broker.put_user(u)?;
+        }
+        for (vhost, user, permission) in permissions {
+            m.broker.set_permission(&vhost, &user, permission)?;
+        }
+    }
+    let limits = m.broker.limits();
+    for (vhost, def) in exchanges {
+        m.vhost(&vhost)?.declare_exchange(def, false, limits.max_exchanges)?;
+    }
+    for (vhost, req) in queues {
+        m.vhost(&vhost)?.declare_queue(req, 0, limits.max_queues)?;
+    }
+    for (vhost, b, routing_key, arguments) in bindings {
+        let v = m.vhost(&vhost)?;
+        let missing = || {
+            MgmtError::bad_request(format!("binding from '{}' to '{}': no such destination", b.source, b.destination))
+        };
+        let dest = match b.destination_type.as_str() {
+            "queue" => Dest::Queue(v.queue(&b.destination).ok_or_else(missing)?),
+            _ => Dest::Exchange(v.exchange(exchange_name(&b.destination)).ok_or_else(missing)?),
+        };
+        v.bind(exchange_name(&b.source), dest, routing_key, arguments)?;
+    }
+    m.durable().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
