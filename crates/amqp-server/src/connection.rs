@@ -105,6 +105,9 @@ impl Connection {
             self.await_close_ok(reader).await;
         }
         self.cleanup();
+        if let End::ClientClosed = end {
+            self.out.linger();
+        }
         self.out.close();
         if let End::ClientClosed = end {
             // A client may still be writing what it queued behind its connection.close (amqplib

@@ -116,6 +116,7 @@ async fn handle_socket(
         Ok(Err(_)) | Err(_) => {}
     }
     out.close();
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // The write half comes back from the writer; the socket closes when both halves go, here.
+    let _socket = tokio::time::timeout(Duration::from_secs(5), writer).await;
     drop(slot);
 }

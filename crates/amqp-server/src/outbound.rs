@@ -32,6 +32,10 @@ pub struct Outbound {
     held: AtomicBool,
     /// Where writes are counted, once the connection is registered.
     stats: OnceLock<Arc<ConnectionStats>>,
+    /// Set when the client closed the connection: the writer leaves the socket open (no FIN)
+    /// for the client to close, as RabbitMQ does (a client reading EOF right after close-ok
+    /// may report it as an error).
+    linger: AtomicBool,
 }
 
 impl Outbound {
@@ -49,7 +53,13 @@ impl Outbound {
             dead: AtomicBool::new(false),
             held: AtomicBool::new(false),
             stats: OnceLock::new(),
+            linger: AtomicBool::new(false),
         })
+    }
+
+    /// After the last write, keep the socket open instead of shutting its write side.
+    pub fn linger(&self) {
+        self.linger.store(true, Ordering::Release);
     }
 
     pub fn count_into(&self, stats: Arc<ConnectionStats>) {
@@ -131,8 +141,9 @@ impl Outbound {
 }
 
 /// Drain `out` to `socket` until the connection closes or the socket fails. Sends a heartbeat
-/// frame whenever nothing was written for `heartbeat`.
-pub async fn run_writer<W: AsyncWrite + Unpin>(out: Arc<Outbound>, mut socket: W) {
+/// frame whenever nothing was written for `heartbeat`. Returns the socket, so that a lingering
+/// connection's socket stays open until its owner drops it.
+pub async fn run_writer<W: AsyncWrite + Unpin>(out: Arc<Outbound>, mut socket: W) -> W {
     let mut chunk = BytesMut::new();
     let mut last_write = Instant::now();
     loop {
@@ -172,11 +183,14 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(out: Arc<Outbound>, mut socket: W
         }
     }
     let _ = socket.flush().await;
-    let _ = socket.shutdown().await;
+    if !out.linger.load(Ordering::Acquire) {
+        let _ = socket.shutdown().await;
+    }
     out.dead.store(true, Ordering::Release);
     out.buf.lock().clear();
     out.drained.notify_waiters();
     out.paused.lock().clear();
+    socket
 }
 
 fn resume_paused(out: &Outbound) {

@@ -160,10 +160,11 @@ pub async fn serve(
     let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing.clone());
     let drain_timeout = settings.callback_timeout;
     // Every route's errors are JSON, the extra routes' too.
-    let app = router(broker, settings, subscriptions.clone())
-        .merge(extra)
-        .layer(axum::middleware::map_response(json_errors))
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let routes =
+        router(broker, settings, subscriptions.clone()).merge(extra).layer(axum::middleware::map_response(json_errors));
+    // `/api/connections/` is `/api/connections`, as RabbitMQ's API (and its clients) have it.
+    let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), routes);
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     subscriptions.stop();
     // Calls already sent finish and are recorded (a push settles its message while the store is

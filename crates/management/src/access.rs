@@ -123,12 +123,6 @@ pub async fn permission(
 
 // ---- changes (administrators) --------------------------------------------------------------
 
-/// Waits for the change to be durable, then answers 201 (created) or 204 (replaced).
-async fn answered(m: &Mgmt, created: bool) -> Result<StatusCode> {
-    m.durable().await?;
-    Ok(if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT })
-}
-
 /// `PUT /api/vhosts/{vhost}`: creates it, and (as RabbitMQ's API does) gives its creator full
 /// permissions in it.
 pub async fn put_vhost(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): Path<String>) -> Result<StatusCode> {
@@ -137,7 +131,7 @@ pub async fn put_vhost(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): 
     if created {
         m.broker.set_permission(&vhost, &caller.name, Permission::full())?;
     }
-    answered(&m, created).await
+    m.answered(created).await
 }
 
 pub async fn delete_vhost(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): Path<String>) -> Result<StatusCode> {
@@ -145,7 +139,7 @@ pub async fn delete_vhost(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost
     if !m.broker.delete_vhost(&vhost) {
         return Err(MgmtError::not_found());
     }
-    answered(&m, false).await
+    m.answered(false).await
 }
 
 /// Other fields are ignored, as RabbitMQ ignores them (rabbitmqadmin sends `name` and `vhost`).
@@ -204,7 +198,7 @@ pub async fn put_user(
         _ => return Err(MgmtError::bad_request("give either password or password_hash")),
     };
     let created = m.broker.put_user(user)?;
-    answered(&m, created).await
+    m.answered(created).await
 }
 
 pub async fn delete_user(State(m): State<Arc<Mgmt>>, caller: Caller, Path(name): Path<String>) -> Result<StatusCode> {
@@ -212,7 +206,7 @@ pub async fn delete_user(State(m): State<Arc<Mgmt>>, caller: Caller, Path(name):
     if !m.broker.delete_user(&name) {
         return Err(MgmtError::not_found());
     }
-    answered(&m, false).await
+    m.answered(false).await
 }
 
 /// Other fields (rabbitmqadmin repeats `vhost` and `user`) are ignored, as RabbitMQ ignores them.
@@ -233,7 +227,7 @@ pub async fn put_permission(
     let body: PermissionBody = body::parse(&body)?;
     let permission = Permission::new(&body.configure, &body.write, &body.read).map_err(MgmtError::bad_request)?;
     let created = m.broker.set_permission(&vhost, &user, permission)?;
-    answered(&m, created).await
+    m.answered(created).await
 }
 
 pub async fn delete_permission(
@@ -245,5 +239,5 @@ pub async fn delete_permission(
     if !m.broker.clear_permission(&vhost, &user) {
         return Err(MgmtError::not_found());
     }
-    answered(&m, false).await
+    m.answered(false).await
 }

@@ -143,8 +143,7 @@ pub async fn create(
     let body: BindBody = body::parse(&body)?;
     let arguments = json_to_table(&body.arguments).map_err(MgmtError::bad_request)?;
     let key = view::properties_key(&body.routing_key, &arguments);
-    let routing_key = amqp_codec::ShortStr::try_from_string(body.routing_key)
-        .map_err(|_| MgmtError::bad_request("routing_key is longer than 255 bytes"))?;
+    let routing_key = body::short_name(&body.routing_key, "routing_key")?;
     m.vhost(&vhost)?.bind(exchange_name(&source), dest, routing_key, arguments)?;
     m.durable().await?;
     Ok((StatusCode::CREATED, [(header::LOCATION, key)]).into_response())

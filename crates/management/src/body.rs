@@ -14,6 +14,12 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T> {
     serde_json::from_slice(text).map_err(|e| MgmtError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// A name as an AMQP short string, or 400 naming `what` it is.
+pub fn short_name(name: &str, what: &str) -> Result<amqp_codec::ShortStr> {
+    amqp_codec::ShortStr::try_from_string(name.to_owned())
+        .map_err(|_| MgmtError::bad_request(format!("{what} '{name}' is longer than 255 bytes")))
+}
+
 /// A boolean, or the string `"true"` / `"false"`.
 pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
     match Value::deserialize(d)? {

@@ -92,8 +92,7 @@ pub async fn declare(
         caller.require(&vhost, Access::Read, Resource::Exchange, &name)?;
     }
     let (kind, delayed): (ExchangeKind, bool) = ExchangeKind::declared(&body.kind, &arguments)?;
-    let name =
-        amqp_codec::ShortStr::try_from_string(name).map_err(|_| MgmtError::bad_request("exchange name too long"))?;
+    let name = body::short_name(&name, "exchange name")?;
     let existed = v.exchange(&name).is_some();
     let def = ExchangeDef {
         name,
@@ -105,8 +104,7 @@ pub async fn declare(
         delayed,
     };
     v.declare_exchange(def, false, m.broker.limits().max_exchanges)?;
-    m.durable().await?;
-    Ok(if existed { StatusCode::NO_CONTENT } else { StatusCode::CREATED })
+    m.answered(!existed).await
 }
 
 #[derive(Deserialize, Default)]
@@ -176,8 +174,7 @@ pub async fn publish(
     if payload.len() as u64 > m.broker.limits().max_message_size_bytes {
         return Err(MgmtError::bad_request("payload is larger than the configured maximum message size"));
     }
-    let routing_key = amqp_codec::ShortStr::try_from_string(body.routing_key)
-        .map_err(|_| MgmtError::bad_request("routing_key is longer than 255 bytes"))?;
+    let routing_key = body::short_name(&body.routing_key, "routing_key")?;
     let message = Message::new(exchange.into(), routing_key, props.to_raw(), payload).at(m.broker.now_ms());
     let routed = m.broker.publish(&v, exchange, Arc::new(message), None)?;
     Ok(Json(json!({"routed": routed.queues > 0})))

@@ -114,11 +114,6 @@ fn tags_of(v: &Value) -> Vec<String> {
     }
 }
 
-fn short(s: &str, what: &str) -> Result<amqp_codec::ShortStr> {
-    amqp_codec::ShortStr::try_from_string(s.to_owned())
-        .map_err(|_| MgmtError::bad_request(format!("{what} '{s}' is longer than 255 bytes")))
-}
-
 pub async fn import(State(m): State<Arc<Mgmt>>, caller: Caller, body: Bytes) -> Result<StatusCode> {
     caller.require_administrator()?;
     apply(&m, body::parse(&body)?, None).await
@@ -182,7 +177,7 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         let arguments = json_to_table(&x.arguments).map_err(MgmtError::bad_request)?;
         let (kind, delayed): (ExchangeKind, bool) = ExchangeKind::declared(&x.kind, &arguments)?;
         let def = ExchangeDef {
-            name: short(&x.name, "exchange")?,
+            name: body::short_name(&x.name, "exchange")?,
             kind,
             durable: x.durable,
             auto_delete: x.auto_delete,
@@ -197,7 +192,7 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         let arguments = json_to_table(&q.arguments).map_err(MgmtError::bad_request)?;
         let req = QueueDeclare {
             server_named: false,
-            name: short(&q.name, "queue")?,
+            name: body::short_name(&q.name, "queue")?,
             passive: false,
             durable: q.durable,
             exclusive: false,
@@ -212,7 +207,7 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
             return Err(MgmtError::bad_request(format!("unknown destination_type '{}'", b.destination_type)));
         }
         let arguments = json_to_table(&b.arguments).map_err(MgmtError::bad_request)?;
-        bindings.push((vhost_of(&b.vhost)?, b, short(&b.routing_key, "routing key")?, arguments));
+        bindings.push((vhost_of(&b.vhost)?, b, body::short_name(&b.routing_key, "routing key")?, arguments));
     }
 
     if only_vhost.is_none() {

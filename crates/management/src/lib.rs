@@ -63,6 +63,12 @@ impl Mgmt {
         let seq = d.defs.submitted();
         d.defs.wait_durable(seq).await.map_err(|e| MgmtError::unavailable(format!("cannot write definitions: {e}")))
     }
+
+    /// Once the change is durable: 201 if it created something, 204 if it replaced or found it.
+    pub async fn answered(&self, created: bool) -> error::Result<axum::http::StatusCode> {
+        self.durable().await?;
+        Ok(if created { axum::http::StatusCode::CREATED } else { axum::http::StatusCode::NO_CONTENT })
+    }
 }
 
 /// The management API's routes over `broker` (merged into the HTTP listener's router).

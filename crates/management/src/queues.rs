@@ -85,8 +85,7 @@ pub async fn declare(
         caller.require(&vhost, Access::Write, Resource::Exchange, &String::from_utf8_lossy(dlx))?;
         caller.require(&vhost, Access::Read, Resource::Queue, &name)?;
     }
-    let name =
-        amqp_codec::ShortStr::try_from_string(name).map_err(|_| MgmtError::bad_request("queue name too long"))?;
+    let name = body::short_name(&name, "queue name")?;
     let existed = v.queue(&name).is_some();
     let req = QueueDeclare {
         server_named: false,
@@ -99,8 +98,7 @@ pub async fn declare(
         arguments,
     };
     v.declare_queue(req, NO_CONNECTION, m.broker.limits().max_queues)?;
-    m.durable().await?;
-    Ok(if existed { StatusCode::NO_CONTENT } else { StatusCode::CREATED })
+    m.answered(!existed).await
 }
 
 #[derive(Deserialize, Default)]

@@ -187,6 +187,12 @@ async fn writes_queued_behind_connection_close_do_not_fail() {
         within(raw.stream.write_all(&publishes)).await.expect("a write after close-ok must not fail");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Nor does it half-close: the socket stays open for the client to close, as RabbitMQ
+    // leaves it (amqp091-go reports an EOF right after close-ok as an error).
+    let mut probe = [0u8; 1];
+    let read = raw.stream.try_read(&mut probe);
+    assert!(matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "{read:?}");
+    within(raw.stream.shutdown()).await.unwrap();
     raw.expect_eof(DEADLINE).await;
     eventually(|| server.broker().open_connections() == 0, "the connection to be released").await;
 }

@@ -55,6 +55,9 @@ async fn only_users_with_a_management_tag_get_in() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "only administrators list users");
     let (code, me, _) = send(http().get(url(&server, "/api/whoami"))).await;
     assert_eq!((code, me), (StatusCode::OK, json!({"name": "guest", "tags": ["administrator"]})));
+    // A trailing slash names the same resource, as in RabbitMQ (amqp091-go's tests use one).
+    let (code, _, _) = send(http().get(url(&server, "/api/whoami/"))).await;
+    assert_eq!(code, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
