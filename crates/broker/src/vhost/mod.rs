@@ -1,24 +1,25 @@
 //! A virtual host: its exchanges and queues, and the AMQP operations on them (declare, bind,
 //! delete, publish) with RabbitMQ's rules and error codes.
 
-use crate::durable::defs::{self, Change, DestKind, StoredBinding, StoredQueue};
+use crate::durable::defs::{self, Change, StoredQueue};
 use crate::durable::{Durability, Landing, LandingQueues, OnDurable};
 use crate::exchange::{Dest, Exchange};
 use crate::queue::{Enqueued, Persist};
 use crate::route::{self, LazyHeaders};
 use crate::timers::Timers;
 use crate::tracking::Tracker;
-use crate::{Consumer, Queue};
+use crate::Queue;
 use amqp_codec::{FieldTable, ShortStr};
-use bytes::Bytes;
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use warren_core::names;
 use warren_core::policy::Policies;
-use warren_core::queue_args::{self, QueueArgs};
 use warren_core::routing::Binding;
 use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
+
+mod bindings;
+mod queues;
 
 pub struct VHost {
     pub name: String,
@@ -140,47 +141,6 @@ impl VHost {
     }
 
     /// The stored form of a binding, if it is durable (both ends durable, as in RabbitMQ).
-    fn binding_key(
-        &self,
-        source: &Exchange,
-        dest: &Dest,
-        routing_key: &ShortStr,
-        arguments: &FieldTable,
-    ) -> Option<Bytes> {
-        self.durability.as_ref()?;
-        if !source.def.durable || source.is_default() {
-            return None;
-        }
-        let (dest_kind, dest) = match dest {
-            Dest::Queue(q) if q.persists() => (DestKind::Queue, q.name.clone()),
-            Dest::Exchange(e) if e.def.durable => (DestKind::Exchange, e.def.name.clone()),
-            _ => return None,
-        };
-        let b = StoredBinding {
-            source: source.def.name.clone(),
-            dest_kind,
-            dest,
-            routing_key: routing_key.clone(),
-            arguments: arguments.clone(),
-        };
-        Some(defs::binding_key(&self.name, &b))
-    }
-
-    /// Deletions of every stored binding of `exchange` (as source) whose destination `matches`.
-    fn binding_deletions(&self, exchange: &Exchange, matches: impl Fn(&Dest) -> bool) -> Vec<Change> {
-        if self.durability.is_none() || !exchange.def.durable {
-            return Vec::new();
-        }
-        let bindings = exchange.bindings.read();
-        bindings
-            .list()
-            .iter()
-            .filter(|b| matches(&b.destination))
-            .filter_map(|b| self.binding_key(exchange, &b.destination, &b.routing_key, &b.arguments))
-            .map(|k| (k, None))
-            .collect()
-    }
-
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
         self.exchanges.read().get(name).cloned()
     }
@@ -302,241 +262,6 @@ impl VHost {
             delayed.discard();
         }
         self.remove_destination_everywhere(&Dest::Exchange(exchange.clone()));
-    }
-
-    fn check_bindable_source(&self, exchange: &Exchange) -> Result<(), AmqpError> {
-        if exchange.is_default() {
-            return Err(AmqpError::access_refused(format!(
-                "operation not permitted on the default exchange in vhost '{}'",
-                self.name
-            )));
-        }
-        Ok(())
-    }
-
-    pub fn bind(
-        &self,
-        source: &str,
-        dest: Dest,
-        routing_key: ShortStr,
-        arguments: FieldTable,
-    ) -> Result<(), AmqpError> {
-        let exchange = self.existing_exchange(source)?;
-        self.check_bindable_source(&exchange)?;
-        check_not_default_destination(&dest)?;
-        let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
-        let mut bindings = exchange.bindings.write();
-        let added = bindings.add(Binding { destination: dest, routing_key, arguments })?;
-        if let (true, Some(key)) = (added, key) {
-            self.submit(vec![(key, Some(defs::binding_value()))]);
-        }
-        Ok(())
-    }
-
-    /// Removes a binding. Idempotent, as in RabbitMQ: a missing source or binding is no error.
-    /// Only an existing binding to a queue exclusive to another connection is refused (405).
-    pub fn unbind(
-        &self,
-        source: &str,
-        dest: Dest,
-        routing_key: ShortStr,
-        arguments: FieldTable,
-        connection: u64,
-    ) -> Result<(), AmqpError> {
-        check_not_default_destination(&dest)?;
-        let Some(exchange) = self.exchange(source) else { return Ok(()) };
-        self.check_bindable_source(&exchange)?;
-        let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
-        let binding = Binding { destination: dest, routing_key, arguments };
-        let now_empty = {
-            let mut bindings = exchange.bindings.write();
-            if !bindings.contains(&binding) {
-                return Ok(());
-            }
-            if let Dest::Queue(q) = &binding.destination {
-                q.check_access(connection)?;
-            }
-            bindings.remove(&binding);
-            if let Some(key) = key {
-                self.submit(vec![(key, None)]);
-            }
-            bindings.is_empty()
-        };
-        if now_empty && exchange.def.auto_delete {
-            self.auto_delete_exchange(&exchange);
-        }
-        Ok(())
-    }
-
-    /// The destination exchange for exchange.bind: 404 if missing.
-    pub fn exchange_dest(&self, name: &str) -> Result<Dest, AmqpError> {
-        self.existing_exchange(name).map(Dest::Exchange)
-    }
-
-    fn auto_delete_exchange(&self, exchange: &Arc<Exchange>) {
-        self.remove_exchange(exchange);
-    }
-
-    /// Remove every binding to `dest`; auto-delete exchanges left without bindings go too.
-    fn remove_destination_everywhere(&self, dest: &Dest) {
-        let mut emptied = Vec::new();
-        for exchange in self.exchanges() {
-            let changes = self.binding_deletions(&exchange, |d| d == dest);
-            let mut bindings = exchange.bindings.write();
-            self.submit(changes);
-            if bindings.remove_destination(dest) > 0 && bindings.is_empty() && exchange.def.auto_delete {
-                emptied.push(exchange.clone());
-            }
-        }
-        for exchange in emptied {
-            self.auto_delete_exchange(&exchange);
-        }
-    }
-
-    // ---- queues ----------------------------------------------------------------------------
-
-    /// queue.declare: returns the queue with its ready-message and consumer counts.
-    pub fn declare_queue(
-        self: &Arc<Self>,
-        req: QueueDeclare,
-        connection: u64,
-        max_queues: usize,
-    ) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
-        if req.passive {
-            let q = self.queue_for(&req.name, connection)?;
-            let (messages, consumers) = q.counts();
-            return Ok((q, messages, consumers));
-        }
-        let mut queues = self.queues.write();
-        if let Some(q) = queues.get(&req.name).cloned() {
-            drop(queues);
-            q.check_access(connection)?;
-            self.check_queue_equivalent(&q, &req)?;
-            q.touch();
-            let (messages, consumers) = q.counts();
-            return Ok((q, messages, consumers));
-        }
-        if !req.server_named {
-            names::check_queue_declare_name(&req.name)?;
-        }
-        let args = self.queue_args(&req.name, &req.arguments)?;
-        args.check_queue_type_flags(req.durable, req.exclusive, req.auto_delete, &req.name, &self.name)?;
-        if queues.len() >= max_queues {
-            return Err(AmqpError::not_allowed(format!(
-                "cannot declare queue '{}' in vhost '{}': queue limit of {max_queues} is reached",
-                req.name, self.name
-            )));
-        }
-        let owner = req.exclusive.then_some(connection);
-        // Exclusive queues end with their connection, so they are never stored.
-        let persist = match &self.durability {
-            Some(d) if req.durable && !req.exclusive => {
-                let (id, counter) = d.allocate_queue_id();
-                let stored = StoredQueue { id, auto_delete: req.auto_delete, arguments: req.arguments.clone() };
-                self.submit(vec![counter, (defs::queue_key(&self.name, &req.name), Some(defs::queue_value(&stored)))]);
-                Some(Persist { id, durability: d.clone(), durable: true })
-            }
-            // Others get an id for paging only: nothing of theirs survives a restart.
-            Some(d) => Some(Persist { id: d.allocate_paging_queue_id(), durability: d.clone(), durable: false }),
-            None => None,
-        };
-        let name = req.name.clone();
-        let q = Queue::new(self, req, owner, args, persist);
-        queues.insert(name, q.clone());
-        Ok((q, 0, 0))
-    }
-
-    /// The settings queue `name` runs with: its own arguments and what policies apply.
-    fn queue_args(&self, name: &str, own: &FieldTable) -> Result<QueueArgs, AmqpError> {
-        QueueArgs::parse(&self.policies.effective(&self.name, name, own), name, &self.name)
-    }
-
-    fn check_queue_equivalent(&self, q: &Queue, req: &QueueDeclare) -> Result<(), AmqpError> {
-        let flag = |arg: &str, received: bool, current: bool| {
-            if received == current {
-                return Ok(());
-            }
-            Err(AmqpError::precondition_failed(format!(
-                "inequivalent arg '{arg}' for queue '{}' in vhost '{}': received '{received}' but current is '{current}'",
-                q.name, self.name
-            )))
-        };
-        if req.exclusive != q.exclusive_owner.is_some() {
-            // RabbitMQ checks this before the other flags, and with its own code.
-            return Err(AmqpError::resource_locked(format!(
-                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally \
-                 declared on another connection or the exclusive property value does not match that of \
-                 the original declaration.",
-                q.name, self.name
-            )));
-        }
-        flag("durable", req.durable, q.durable)?;
-        flag("auto_delete", req.auto_delete, q.auto_delete)?;
-        queue_args::check_equivalent(&q.arguments, &req.arguments, &q.name, &self.name)
-    }
-
-    /// queue.delete: returns the number of ready messages deleted. A missing queue is not an error.
-    pub fn delete_queue(&self, name: &str, if_unused: bool, if_empty: bool, connection: u64) -> Result<u32, AmqpError> {
-        let Some(q) = self.queue(name) else { return Ok(0) };
-        q.check_access(connection)?;
-        let (has_consumers, has_messages) = q.in_use();
-        if if_unused && has_consumers {
-            return Err(AmqpError::precondition_failed(format!("queue '{name}' in vhost '{}' in use", self.name)));
-        }
-        if if_empty && has_messages {
-            return Err(AmqpError::precondition_failed(format!(
-                "queue '{name}' in vhost '{}' is not empty",
-                self.name
-            )));
-        }
-        Ok(self.remove_queue(&q))
-    }
-
-    /// Removes every queue and exchange (the vhost is being deleted), with their durable records.
-    pub fn remove_all(&self) {
-        for name in self.queue_names() {
-            if let Some(q) = self.queue(&name) {
-                self.remove_queue(&q);
-            }
-        }
-        for exchange in self.exchanges() {
-            if !exchange.is_default() {
-                self.remove_exchange(&exchange);
-            }
-        }
-    }
-
-    /// Remove a queue: unbind it everywhere and cancel its consumers (broker-initiated basic.cancel).
-    pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
-        {
-            let mut queues = self.queues.write();
-            match queues.get(&q.name) {
-                Some(current) if Arc::ptr_eq(current, q) => {
-                    if q.persists() {
-                        self.submit(vec![(defs::queue_key(&self.name, &q.name), None)]);
-                    }
-                    queues.remove(&q.name);
-                }
-                _ => return 0,
-            }
-        }
-        let (consumers, dropped) = q.mark_deleted();
-        self.remove_destination_everywhere(&Dest::Queue(q.clone()));
-        for c in consumers {
-            c.sink.cancelled_by_broker(&c);
-        }
-        dropped
-    }
-
-    pub fn purge_queue(&self, name: &str, connection: u64) -> Result<u32, AmqpError> {
-        Ok(self.queue_for(name, connection)?.purge() as u32)
-    }
-
-    /// Cancel a consumer; an auto-delete queue that loses its last consumer is deleted.
-    pub fn remove_consumer(&self, q: &Arc<Queue>, consumer: &Consumer) {
-        if q.remove_consumer(consumer.owner, &consumer.tag).auto_delete_now {
-            self.remove_queue(q);
-        }
     }
 
     // ---- restore at start (nothing is written back) -----------------------------------------
@@ -745,14 +470,5 @@ fn persist(d: &Durability, targets: &[Arc<Queue>], message: &Message, on_durable
     match appended {
         Some(id) => Persisted::Appended(id, landing),
         None => Persisted::Refused,
-    }
-}
-
-fn check_not_default_destination(dest: &Dest) -> Result<(), AmqpError> {
-    match dest {
-        Dest::Exchange(d) if d.is_default() => {
-            Err(AmqpError::access_refused("operation not permitted on the default exchange"))
-        }
-        _ => Ok(()),
     }
 }
