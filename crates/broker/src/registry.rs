@@ -104,10 +104,13 @@ impl ConnectionEntry {
     }
 }
 
-/// Every open connection, by id.
+/// Every open connection, by id, and how many opened and closed since the start (for
+/// Prometheus' `_total` counters).
 #[derive(Default)]
 pub struct Registry {
     connections: Mutex<BTreeMap<u64, Arc<ConnectionEntry>>>,
+    pub opened: AtomicU64,
+    pub closed: AtomicU64,
 }
 
 impl Registry {
@@ -120,11 +123,14 @@ impl Registry {
             close: Notify::new(),
         });
         self.connections.lock().insert(entry.meta.id, entry.clone());
+        count(&self.opened, 1);
         entry
     }
 
     pub(crate) fn unregister(&self, id: u64) {
-        self.connections.lock().remove(&id);
+        if self.connections.lock().remove(&id).is_some() {
+            count(&self.closed, 1);
+        }
     }
 
     /// The open connections, oldest first.

@@ -13,6 +13,7 @@ mod exchanges;
 mod import;
 mod listing;
 mod live;
+mod metrics;
 mod node;
 mod queues;
 mod view;
@@ -128,6 +129,8 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
             "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
             get(bindings::show).delete(bindings::delete),
         )
+        .route("/metrics", get(metrics::aggregated))
+        .route("/metrics/per-object", get(metrics::per_object))
         .route("/api/definitions", get(definitions::export).post(import::import))
         .route("/api/definitions/{vhost}", get(definitions::export_vhost).post(import::import_vhost))
         .with_state(state)

@@ -2,7 +2,7 @@
 
 use crate::auth::Caller;
 use crate::error::{MgmtError, Result};
-use crate::Mgmt;
+use crate::{view, Mgmt};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -28,12 +28,6 @@ fn listeners(m: &Mgmt) -> Value {
         }
     }
     Value::Array(out)
-}
-
-/// Resident memory of this process, from /proc (0 where there is none).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
 }
 
 pub async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> Json<Value> {
@@ -87,7 +81,7 @@ fn node_json(m: &Mgmt) -> Value {
         "uptime": uptime_ms,
         "os_pid": std::process::id().to_string(),
         "processors": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "mem_used": rss_bytes(),
+        "mem_used": view::rss_bytes(),
         "mem_alarm": false,
         "disk_free_alarm": false,
         "partitions": [],

@@ -6,6 +6,12 @@ use warren_broker::registry::{ChannelInfo, ConnectionEntry};
 use warren_broker::{Broker, Consumer, Dest, Exchange, Queue};
 use warren_core::json::table_to_json;
 
+/// Resident memory of this process, from /proc (0 where there is none).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
 /// The node's name, as RabbitMQ names nodes (`name@host`).
 pub fn node_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
