@@ -153,7 +153,17 @@ impl Connection {
                 // of 128 reads, about 100,000 small messages, while the backlog grows.
                 tokio::task::yield_now().await;
             }
-            self.out.wait_drained().await;
+            if self.out.over_watermark() {
+                // A client that stopped reading must still be closable (by the API, a deleted
+                // user or vhost, or shutdown) while we wait for its output to drain.
+                tokio::select! {
+                    _ = self.out.wait_drained() => {}
+                    reason = entry.close_requested() => {
+                        return End::Failed(AmqpError::new(reply_code::CONNECTION_FORCED, reason), 0, 0);
+                    }
+                    _ = shutdown.changed() => return End::Failed(shutdown_error(), 0, 0),
+                }
+            }
             if *shutdown.borrow() {
                 return End::Failed(shutdown_error(), 0, 0);
             }

@@ -1,7 +1,7 @@
 //! The JSON view of AMQP field tables and message properties, shared by every HTTP face (the
 //! async API, the management API) so a header reads the same everywhere.
 
-use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use amqp_codec::{BasicProperties, FieldTable, FieldValue, ShortStr, MAX_NESTING_DEPTH};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -27,8 +27,16 @@ pub fn table_to_json(t: &FieldTable) -> Value {
 }
 
 /// JSON as a field value: integers as `l` (or `d` beyond i64), strings as `S`, objects as
-/// tables, `null` as void. Errors name what does not fit.
+/// tables, `null` as void. Errors name what does not fit; nesting deeper than the codec reads
+/// back ([`MAX_NESTING_DEPTH`]) is refused, so nothing stored can fail to load.
 pub fn json_to_value(value: &Value) -> Result<FieldValue, String> {
+    value_at(value, 0)
+}
+
+fn value_at(value: &Value, depth: usize) -> Result<FieldValue, String> {
+    if depth >= MAX_NESTING_DEPTH && matches!(value, Value::Array(_) | Value::Object(_)) {
+        return Err(format!("tables and arrays nest at most {MAX_NESTING_DEPTH} deep"));
+    }
     Ok(match value {
         Value::Bool(b) => FieldValue::Bool(*b),
         Value::Number(n) => match n.as_i64() {
@@ -36,8 +44,11 @@ pub fn json_to_value(value: &Value) -> Result<FieldValue, String> {
             None => FieldValue::F64(n.as_f64().unwrap_or(0.0)),
         },
         Value::String(s) => FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes())),
-        Value::Array(items) => FieldValue::Array(items.iter().map(json_to_value).collect::<Result<_, _>>()?),
-        Value::Object(map) => FieldValue::Table(object_to_table(map)?),
+        // Each table or array inside the top-level table is one level, as the codec counts.
+        Value::Array(items) => {
+            FieldValue::Array(items.iter().map(|v| value_at(v, depth + 1)).collect::<Result<_, _>>()?)
+        }
+        Value::Object(map) => FieldValue::Table(object_to_table(map, depth + 1)?),
         Value::Null => FieldValue::Void,
     })
 }
@@ -46,16 +57,16 @@ pub fn json_to_value(value: &Value) -> Result<FieldValue, String> {
 pub fn json_to_table(value: &Value) -> Result<FieldTable, String> {
     match value {
         Value::Null => Ok(FieldTable::new()),
-        Value::Object(map) => object_to_table(map),
+        Value::Object(map) => object_to_table(map, 0),
         _ => Err("expected a JSON object".into()),
     }
 }
 
-fn object_to_table(map: &Map<String, Value>) -> Result<FieldTable, String> {
+fn object_to_table(map: &Map<String, Value>, depth: usize) -> Result<FieldTable, String> {
     let mut t = FieldTable::new();
     for (k, v) in map {
         let key = ShortStr::try_from_string(k.clone()).map_err(|_| format!("key '{k}' is longer than 255 bytes"))?;
-        t.insert(key, json_to_value(v)?);
+        t.insert(key, value_at(v, depth)?);
     }
     Ok(t)
 }
@@ -144,6 +155,14 @@ mod tests {
         let v = json!({"a": 1, "b": "two", "c": [true, null], "d": {"e": -5}, "f": 1.5});
         assert_eq!(table_to_json(&json_to_table(&v).unwrap()), v);
         assert!(json_to_table(&json!([1])).is_err());
+        // What the codec reads back, and no deeper: a stored table must load again.
+        let nest = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!({ "n": inner }));
+        // A top-level table holding 64 nested ones decodes; one more does not.
+        let ok = json_to_table(&nest(65)).unwrap();
+        let mut encoded = bytes::BytesMut::new();
+        ok.encode(&mut encoded);
+        assert!(FieldTable::decode(&mut encoded.freeze()).is_ok());
+        assert!(json_to_table(&nest(66)).unwrap_err().contains("nest"));
     }
 
     #[test]

@@ -174,6 +174,16 @@ fn tags_of(v: &Value) -> Result<Vec<String>> {
     Ok(tags)
 }
 
+/// Whether a user is accepted from loopback addresses only: as it was, or for a new `guest`,
+/// yes (RabbitMQ's default `loopback_users`), so that no import or PUT opens guest/guest to the
+/// network.
+pub fn loopback_only_of(m: &Mgmt, name: &str) -> bool {
+    match m.broker.users().get(name) {
+        Some(u) => u.loopback_only,
+        None => name == "guest",
+    }
+}
+
 /// `PUT /api/users/{user}`: with `password`, or `password_hash` in RabbitMQ's SHA-256 form.
 pub async fn put_user(
     State(m): State<Arc<Mgmt>>,
@@ -184,7 +194,7 @@ pub async fn put_user(
     caller.require_administrator()?;
     let body: UserBody = body::parse(&body)?;
     let tags = tags_of(&body.tags)?;
-    let loopback_only = m.broker.users().get(&name).is_some_and(|u| u.loopback_only);
+    let loopback_only = loopback_only_of(&m, &name);
     let user = match (&body.password, &body.password_hash) {
         (Some(password), None) => User::with_password(&name, password.as_bytes(), tags, loopback_only),
         (None, Some(hash)) => {

@@ -158,8 +158,9 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         if let Some(a) = u.hashing_algorithm.as_deref().filter(|a| *a != HASHING_ALGORITHM) {
             return Err(MgmtError::bad_request(format!("user '{}': hashing_algorithm '{a}' is not supported", u.name)));
         }
+        let loopback_only = crate::access::loopback_only_of(m, &u.name);
         users.push(
-            User::with_hash(&u.name, &u.password_hash, tags_of(&u.tags), false)
+            User::with_hash(&u.name, &u.password_hash, tags_of(&u.tags), loopback_only)
                 .map_err(|e| MgmtError::bad_request(format!("user '{}': {e}", u.name)))?,
         );
     }
@@ -208,6 +209,20 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         }
         let arguments = json_to_table(&b.arguments).map_err(MgmtError::bad_request)?;
         bindings.push((vhost_of(&b.vhost)?, b, body::short_name(&b.routing_key, "routing key")?, arguments));
+    }
+
+    // Every name an entry refers to exists, in the file or in the broker.
+    let vhost_known = |v: &str| defs.vhosts.iter().any(|d| d.name == v) || m.broker.vhost(v).is_some();
+    let user_known = |u: &str| defs.users.iter().any(|d| d.name == u) || m.broker.users().get(u).is_some();
+    for (vhost, user, _) in &permissions {
+        if !vhost_known(vhost) || !user_known(user) {
+            return Err(MgmtError::bad_request(format!("permission of '{user}' in '{vhost}': no such user or vhost")));
+        }
+    }
+    let objects =
+        exchanges.iter().map(|(v, _)| v).chain(queues.iter().map(|(v, _)| v)).chain(bindings.iter().map(|b| &b.0));
+    if let Some(v) = objects.into_iter().find(|v| !vhost_known(v)) {
+        return Err(MgmtError::bad_request(format!("an object is in vhost '{v}', which does not exist")));
     }
 
     if only_vhost.is_none() {

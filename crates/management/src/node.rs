@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use warren_broker::permissions::{Access, Resource};
 
 /// The RabbitMQ release whose management API this one answers like.
 const RABBITMQ_API_VERSION: &str = "3.10.8";
@@ -140,7 +141,10 @@ pub async fn protocol_listener(State(m): State<Arc<Mgmt>>, _caller: Caller, Path
 /// `GET /api/aliveness-test/{vhost}`: declares the queue `aliveness-test`, publishes a message
 /// to it and reads it back.
 pub async fn aliveness(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): Path<String>) -> Result<Response> {
-    caller.require_use(&vhost)?;
+    for access in [Access::Configure, Access::Write, Access::Read] {
+        caller.require(&vhost, access, Resource::Queue, "aliveness-test")?;
+    }
+    caller.require(&vhost, Access::Write, Resource::Exchange, "")?;
     let v = m.vhost(&vhost)?;
     let name = amqp_codec::ShortStr::from("aliveness-test");
     let req = warren_broker::QueueDeclare {

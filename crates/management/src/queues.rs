@@ -18,8 +18,9 @@ use warren_core::json::{json_to_table, properties_to_json};
 
 /// The management API has no connection: its declares are never exclusive.
 const NO_CONNECTION: u64 = 0;
-/// Most messages one get request returns.
+/// Most messages one get request returns, and the body bytes after which it stops taking more.
 const MAX_GET_COUNT: u64 = 10_000;
+const MAX_GET_BYTES: usize = 16 * 1024 * 1024;
 
 pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
     let mut items = Vec::new();
@@ -179,8 +180,13 @@ pub async fn get_messages(
     }
     let mut taken = Vec::new();
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     for _ in 0..body.count {
+        if bytes >= MAX_GET_BYTES {
+            break;
+        }
         let Some((entry, remaining)) = q.get(false) else { break };
+        bytes += entry.message.body.len();
         out.push(message_json(&entry, remaining, &body));
         taken.push(entry.seq);
     }

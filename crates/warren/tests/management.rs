@@ -404,3 +404,26 @@ async fn prometheus_metrics_use_rabbitmqs_names() {
     let series = format!("rabbitmq_queue_messages_ready{{vhost=\"/\",queue=\"{q}\"}} 3");
     assert!(per_object.lines().any(|l| l == series), "{series} in:\n{per_object}");
 }
+
+/// No import or PUT opens guest to the network: it stays loopback-only, and a new `guest` is
+/// loopback-only too (RabbitMQ's default `loopback_users`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_stays_loopback_only_whatever_is_imported() {
+    let server = TestServer::start().await;
+    let loopback_only = |server: &TestServer| server.broker().users().get("guest").is_some_and(|u| u.loopback_only);
+    let (code, _, _) =
+        send(http().put(url(&server, "/api/users/guest")).json(&json!({"password": "guest", "tags": "administrator"})))
+            .await;
+    assert_eq!(code, StatusCode::NO_CONTENT);
+    assert!(loopback_only(&server));
+    let admin = json!({"password": "root-pw", "tags": ["administrator"]});
+    assert_eq!(send(http().put(url(&server, "/api/users/root")).json(&admin)).await.0, StatusCode::CREATED);
+    let as_root = |req: reqwest::RequestBuilder| async move {
+        within(req.basic_auth("root", Some("root-pw")).send()).await.unwrap().status()
+    };
+    assert_eq!(as_root(http().delete(url(&server, "/api/users/guest"))).await, StatusCode::NO_CONTENT);
+    let file = json!({"users": [{"name": "guest", "password_hash": warren_broker::auth::hash_password_sha256(b"guest", [1, 2, 3, 4]),
+                                 "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": "administrator"}]});
+    assert_eq!(as_root(http().post(url(&server, "/api/definitions")).json(&file)).await, StatusCode::NO_CONTENT);
+    assert!(loopback_only(&server), "an imported guest is loopback-only");
+}

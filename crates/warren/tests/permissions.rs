@@ -169,6 +169,8 @@ async fn the_http_apis_check_the_same_permissions() {
     assert_eq!(as_app(http().delete(mgmt("/api/queues/%2F/other.q"))).await, StatusCode::FORBIDDEN);
     let get = json!({"count": 1, "ackmode": "ack_requeue_true"});
     assert_eq!(as_app(http().post(mgmt("/api/queues/%2F/other.q/get")).json(&get)).await, StatusCode::FORBIDDEN);
+    let (code_alive, _) = (as_app(http().get(mgmt("/api/aliveness-test/%2F"))).await, ());
+    assert_eq!(code_alive, StatusCode::FORBIDDEN, "the aliveness test needs rights on its queue");
     let message = json!({"routing_key": "k", "payload": "x"});
     assert_eq!(
         as_app(http().post(mgmt("/api/exchanges/%2F/amq.direct/publish")).json(&message)).await,
