@@ -201,6 +201,10 @@ async fn lists_sort_page_filter_and_pick_columns() {
     assert_eq!(page["items"][0], json!({"name": format!("{prefix}-3"), "messages": 3}));
     let (code, _, _) = send(http().get(url(&server, "/api/queues?page=1&page_size=501"))).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _, _) = send(http().get(url(&server, "/api/queues?colour=red"))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "unknown parameters are refused");
+    let (code, _, _) = send(http().get(url(&server, "/api/queues?disable_stats=true&msg_rates_age=60"))).await;
+    assert_eq!(code, StatusCode::OK, "RabbitMQ's statistics options are accepted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
