@@ -431,3 +431,22 @@ async fn guest_stays_loopback_only_whatever_is_imported() {
     assert_eq!(as_root(http().post(url(&server, "/api/definitions")).json(&file)).await, StatusCode::NO_CONTENT);
     assert!(loopback_only(&server), "an imported guest is loopback-only");
 }
+
+/// A vhost whose deletion reached the definitions log without its queues (a crash between the
+/// two) starts empty when made again: the restore drops what was left of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vhost_made_again_does_not_bring_back_its_old_queues() {
+    let server = TestServer::start().await;
+    assert_eq!(send(http().put(url(&server, "/api/vhosts/gone"))).await.0, StatusCode::CREATED);
+    let (code, _, _) = send(http().put(url(&server, "/api/queues/gone/old")).json(&json!({"durable": true}))).await;
+    assert_eq!(code, StatusCode::CREATED);
+    // Only the vhost's record is deleted, as if the process died right after writing it.
+    let defs = &server.broker().durability().expect("durable").defs;
+    let seq = defs.submit(vec![(warren_broker::durable::access_defs::vhost_key("gone"), None)]);
+    within(defs.wait_durable(seq)).await.unwrap();
+    let server = server.restart().await;
+    assert_eq!(send(http().get(url(&server, "/api/vhosts/gone"))).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(http().put(url(&server, "/api/vhosts/gone"))).await.0, StatusCode::CREATED);
+    let server = server.restart().await;
+    assert_eq!(send(http().get(url(&server, "/api/queues/gone/old"))).await.0, StatusCode::NOT_FOUND);
+}

@@ -38,12 +38,19 @@ pub fn restore(broker: &Broker, mut loaded: Loaded, recovery: &Recovery) -> Rest
                 }
                 report.exchanges += 1;
             }
-            None => skip(&mut report, "exchange", &vhost, def.name.as_str(), "no such vhost"),
+            None => {
+                // Its vhost was deleted (or the deletion of the exchange was lost): it goes too,
+                // so a vhost made again under the name starts empty.
+                durability.defs.submit(vec![(defs::exchange_key(&vhost, def.name.as_str()), None)]);
+                skip(&mut report, "exchange", &vhost, def.name.as_str(), "no such vhost");
+            }
         }
     }
     let mut by_id = HashMap::new();
     for (vhost, name, stored) in loaded.queues {
         let Some(v) = broker.vhost(&vhost) else {
+            // As for exchanges; its messages are purged below (no queue holds its id).
+            durability.defs.submit(vec![(defs::queue_key(&vhost, name.as_str()), None)]);
             skip(&mut report, "queue", &vhost, name.as_str(), "no such vhost");
             continue;
         };
