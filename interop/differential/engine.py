@@ -169,7 +169,6 @@ class ChannelAsync:
     deliveries: list = field(default_factory=list)
     confirms: dict = field(default_factory=dict)  # delivery tag -> "ack" | "nack"
     cancels: list = field(default_factory=list)
-    max_confirm_tag: int = 0
 
     def record(self, event: Event) -> None:
         m = event.method

@@ -29,10 +29,6 @@ impl MgmtError {
         MgmtError { status: StatusCode::FORBIDDEN, error: "not_authorised", reason: reason.into() }
     }
 
-    pub fn method_not_allowed(reason: impl Into<String>) -> MgmtError {
-        MgmtError { status: StatusCode::METHOD_NOT_ALLOWED, error: "method_not_allowed", reason: reason.into() }
-    }
-
     /// The same error under another `error` name (RabbitMQ names some 400s precisely).
     pub fn named(self, error: &'static str) -> MgmtError {
         MgmtError { error, ..self }

@@ -2,10 +2,14 @@
 //! queue (never a global one), and round-robin dispatch to consumers with credit. Its policies
 //! (TTL, length limits, delivery limits, dead-lettering) live in the submodules.
 
+mod consumers;
 mod dead_letter;
+mod inspect;
 mod limits;
 mod long_poll;
 mod tick;
+
+pub use consumers::ConsumerRemoved;
 
 pub use long_poll::LongPoll;
 
@@ -141,13 +145,6 @@ const LOAD_AHEAD: usize = 64;
 /// A queue reports its memory to the broker-wide count when it moved by this much (so the shared
 /// counter is not touched per message).
 const MEMORY_REPORT_STEP_BYTES: u64 = 256 * 1024;
-
-/// Result of removing a consumer.
-pub struct ConsumerRemoved {
-    pub found: bool,
-    /// An auto-delete queue just lost its last consumer and should be deleted.
-    pub auto_delete_now: bool,
-}
 
 impl Queue {
     /// A queue of `vhost` as `req` declares it; `owner` is the declaring connection of an
@@ -554,65 +551,6 @@ impl Queue {
         }
     }
 
-    /// Register a consumer; 403 if an exclusive consumer is involved, as in RabbitMQ. `on_added`
-    /// runs once the consumer is accepted and before anything is delivered to it (the transport
-    /// sends its consume-ok there).
-    pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>, on_added: impl FnOnce()) -> Result<(), AmqpError> {
-        let mut st = self.state.lock();
-        if st.deleted {
-            return Err(AmqpError::not_found(format!("no queue '{}' in vhost '{}'", self.name, self.vhost)));
-        }
-        let exclusive_conflict =
-            !st.consumers.is_empty() && (consumer.exclusive || st.consumers.iter().any(|c| c.exclusive));
-        if exclusive_conflict {
-            return Err(AmqpError::access_refused(format!(
-                "queue '{}' in vhost '{}' in exclusive use",
-                self.name, self.vhost
-            )));
-        }
-        let at = st.consumers.iter().position(|c| c.priority < consumer.priority).unwrap_or(st.consumers.len());
-        if self.args.single_active_consumer && st.active.is_none() {
-            st.active = Some(consumer.clone());
-        }
-        st.consumers.insert(at, consumer);
-        st.last_used_ms = self.timers.now_ms();
-        on_added();
-        self.dispatch_locked(&mut st);
-        self.schedule(&mut st);
-        self.unlock(st);
-        Ok(())
-    }
-
-    pub fn remove_consumer(self: &Arc<Self>, owner: (u64, u16), tag: &str) -> ConsumerRemoved {
-        let mut st = self.state.lock();
-        let before = st.consumers.len();
-        st.consumers.retain(|c| !(c.owner == owner && c.tag.as_str() == tag));
-        let found = st.consumers.len() != before;
-        let auto_delete_now = found && self.auto_delete && st.consumers.is_empty() && !st.deleted;
-        if found {
-            st.last_used_ms = self.timers.now_ms();
-            self.schedule(&mut st);
-        }
-        let was_active = st.active.as_ref().is_some_and(|a| a.owner == owner && a.tag.as_str() == tag);
-        if was_active {
-            // Fail over to the next consumer: the highest priority, then the longest waiting.
-            st.active = st.consumers.first().cloned();
-            self.dispatch_locked(&mut st);
-            self.unlock(st);
-        }
-        ConsumerRemoved { found, auto_delete_now }
-    }
-
-    /// Removes a consumer the broker cancelled (see [`Queue::remove_consumer`]), deleting an
-    /// auto-delete queue that lost its last consumer.
-    pub fn cancel_consumer(self: &Arc<Self>, owner: (u64, u16), tag: &str) {
-        if self.remove_consumer(owner, tag).auto_delete_now {
-            if let Some(vhost) = self.vhost_ref.upgrade() {
-                vhost.remove_queue(self);
-            }
-        }
-    }
-
     /// The queue was declared again (which counts as a use for `x-expires`).
     pub fn touch(self: &Arc<Self>) {
         let mut st = self.state.lock();
@@ -641,59 +579,6 @@ impl Queue {
         };
         self.report_memory(&mut st);
         n
-    }
-
-    /// Memory charged to the in-memory ready messages, and how many ready ones are paged out.
-    pub fn memory(&self) -> (u64, u64) {
-        let st = self.state.lock();
-        (st.messages.memory_bytes(), st.messages.paged_count())
-    }
-
-    /// Ready messages (as reported in declare-ok, purge-ok and get-ok) and consumers.
-    pub fn counts(&self) -> (u32, u32) {
-        let st = self.state.lock();
-        (st.messages.ready_count() as u32, st.consumers.len() as u32)
-    }
-
-    /// Mark deleted; returns the consumers to notify and the number of ready messages dropped.
-    pub(crate) fn mark_deleted(&self) -> (Vec<Arc<Consumer>>, u32) {
-        let mut st = self.state.lock();
-        st.deleted = true;
-        let dropped = st.messages.ready_count() as u32;
-        st.messages = Prioritized::new(self.args.max_priority, self.args.message_ttl_ms);
-        st.active = None;
-        st.retrying.clear();
-        st.undelivered_dead.clear();
-        st.dead.clear();
-        st.loaded.clear();
-        self.report_memory(&mut st);
-        if let Some(p) = self.persist.as_ref().filter(|p| p.durable || st.paged_any) {
-            // Settles every message of the queue in the store and forgets its delivered marker.
-            let _ = p.durability.store.purge(p.id, u64::MAX);
-        }
-        (std::mem::take(&mut st.consumers), dropped)
-    }
-
-    /// Ready and unacknowledged messages, and consumers (for the management API).
-    pub fn message_counts(&self) -> (usize, usize, usize) {
-        let st = self.state.lock();
-        (st.messages.ready_count(), st.messages.unacked_count(), st.consumers.len())
-    }
-
-    /// The queue's consumers, as registered.
-    pub fn consumers(&self) -> Vec<Arc<Consumer>> {
-        self.state.lock().consumers.clone()
-    }
-
-    /// The queue was deleted (consumers holding it learn this late).
-    pub fn is_deleted(&self) -> bool {
-        self.state.lock().deleted
-    }
-
-    /// Whether queue.delete with if-unused / if-empty would be refused.
-    pub fn in_use(&self) -> (bool, bool) {
-        let st = self.state.lock();
-        (!st.consumers.is_empty(), st.messages.ready_count() > 0)
     }
 }
 
