@@ -1,24 +1,17 @@
 //! The basic class: publish/consume round trips with properties, mandatory returns, consumers
-//! (tags, exclusivity), get, ack/nack/reject/recover, prefetch, round robin and ordering, requeue on
-//! close, CC/BCC, direct reply-to, channel.flow, and the publish-time refusals (immediate,
-//! prefetch_size, message size, user_id).
+//! (tags, exclusivity, priorities), get, CC/BCC, direct reply-to, channel.flow, recover-ok order,
+//! and the publish-time refusals (immediate, prefetch_size, message size, user_id).
+//! Acknowledgements, prefetch and requeue are in `consuming.rs`.
 
 mod common;
 
 use amqp_codec::Method;
 use common::*;
-use futures_lite::StreamExt;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::{BasicProperties, Channel, Confirmation};
 
 const REPLY_TO: &str = "amq.rabbitmq.reply-to";
-
-async fn confirm_channel(conn: &Connection) -> Channel {
-    let ch = within(conn.create_channel()).await.unwrap();
-    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
-    ch
-}
 
 /// Publish in confirm mode and return the broker's verdict (or the channel error it caused).
 async fn try_publish(
@@ -31,12 +24,6 @@ async fn try_publish(
 ) -> Result<Confirmation, lapin::Error> {
     let confirm = within(ch.basic_publish(exchange.into(), rk.into(), opts, body, props)).await?;
     within(confirm).await
-}
-
-/// Wait for the first error event of a lapin connection (channel or connection close) and return
-/// its reply code. The listener must exist before the error happens.
-async fn next_error(events: &mut (impl futures_lite::Stream<Item = lapin::Event> + Unpin)) -> Option<u16> {
-    next_connection_error(events).await
 }
 
 fn s(v: &str) -> AMQPValue {
@@ -64,7 +51,7 @@ async fn consume_opts(
 async fn round_trip_preserves_body_and_properties() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let name = unique("props");
     q::declare(&ch, &name).await;
 
@@ -161,7 +148,7 @@ async fn amqprs_consumer_receives_and_acks() {
 async fn mandatory_unroutable_publish_is_returned_with_312() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let rk = unique("nowhere");
     let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
     let c = try_publish(&ch, "amq.direct", &rk, mandatory, b"lost", BasicProperties::default()).await.unwrap();
@@ -194,7 +181,7 @@ async fn mandatory_unroutable_publish_is_returned_with_312() {
 async fn publish_to_a_missing_exchange_is_404() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let r =
         try_publish(&ch, &unique("no-exchange"), "k", BasicPublishOptions::default(), b"x", BasicProperties::default())
             .await;
@@ -252,7 +239,7 @@ async fn consumer_tags_are_generated_and_must_be_unique() {
     let _first = consume_opts(&ch, &name, "dup", BasicConsumeOptions::default()).await.unwrap();
     let second = consume_opts(&ch, &name, "dup", BasicConsumeOptions::default()).await;
     assert_code(second, 530);
-    assert_eq!(next_error(&mut events).await, Some(530));
+    assert_eq!(next_connection_error(&mut events).await, Some(530));
     eventually(|| !conn.status().connected(), "the connection to close").await;
 }
 
@@ -260,7 +247,7 @@ async fn consumer_tags_are_generated_and_must_be_unique() {
 async fn basic_get_and_get_empty() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let name = unique("get");
     q::declare(&ch, &name).await;
     let get = |no_ack| ch.basic_get(name.as_str().into(), BasicGetOptions { no_ack });
@@ -291,291 +278,10 @@ async fn basic_get_and_get_empty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nack_requeue_redelivers_and_reject_drops() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
-    let name = unique("nack");
-    q::declare(&ch, &name).await;
-    q::publish(&ch, "", &name, b"again").await;
-    let mut consumer = q::consume(&ch, &name, false).await;
-    let d = next_delivery(&mut consumer).await;
-    assert!(!d.redelivered);
-    within(d.nack(BasicNackOptions { requeue: true, ..Default::default() })).await.unwrap();
-    let d = next_delivery(&mut consumer).await;
-    assert_eq!(d.data, b"again");
-    assert!(d.redelivered, "a requeued message is flagged redelivered");
-    within(d.reject(BasicRejectOptions { requeue: true })).await.unwrap();
-    let d = next_delivery(&mut consumer).await;
-    assert!(d.redelivered);
-    // reject without requeue: gone for good, even once the channel closes.
-    within(d.reject(BasicRejectOptions { requeue: false })).await.unwrap();
-    within(ch.close(200, "bye".into())).await.unwrap();
-    let ch = within(conn.create_channel()).await.unwrap();
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 0));
-
-    // nack without requeue drops too.
-    let ch = confirm_channel(&conn).await;
-    q::publish(&ch, "", &name, b"drop").await;
-    let m = within(ch.basic_get(name.as_str().into(), BasicGetOptions::default())).await.unwrap().unwrap();
-    within(m.delivery.nack(BasicNackOptions { requeue: false, ..Default::default() })).await.unwrap();
-    within(ch.close(200, "bye".into())).await.unwrap();
-    let ch = within(conn.create_channel()).await.unwrap();
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ack_multiple_settles_everything_up_to_the_tag() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
-    let name = unique("ack-multi");
-    q::declare(&ch, &name).await;
-    for i in 0..5u8 {
-        q::publish(&ch, "", &name, &[i]).await;
-    }
-    let mut tags = Vec::new();
-    for _ in 0..5 {
-        let m = within(ch.basic_get(name.as_str().into(), BasicGetOptions::default())).await.unwrap().unwrap();
-        tags.push(m.delivery.delivery_tag);
-    }
-    // Ack the first three at once, leave the last two unacked.
-    within(ch.basic_ack(tags[2], BasicAckOptions { multiple: true })).await.unwrap();
-    within(ch.close(200, "bye".into())).await.unwrap();
-    let ch = within(conn.create_channel()).await.unwrap();
-    // The two unacked came back; the acked three did not.
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (2, 0));
-    let m = within(ch.basic_get(name.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
-    assert_eq!(m.delivery.data, vec![3]);
-    assert!(m.delivery.redelivered);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acking_an_unknown_delivery_tag_is_406() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let mut events = conn.events_listener();
-    let ch = within(conn.create_channel()).await.unwrap();
-    within(ch.basic_ack(99, BasicAckOptions::default())).await.unwrap();
-    assert_eq!(next_error(&mut events).await, Some(406));
-    eventually(|| !ch.status().connected(), "the channel to close").await;
-    // Only the channel closed.
-    assert!(conn.status().connected());
-    let ch = within(conn.create_channel()).await.unwrap();
-    q::declare(&ch, &unique("still-fine")).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn per_consumer_prefetch_limits_unacked_deliveries() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
-    let name = unique("prefetch");
-    q::declare(&ch, &name).await;
-    for i in 0..3u8 {
-        q::publish(&ch, "", &name, &[i]).await;
-    }
-    let consumer_ch = within(conn.create_channel()).await.unwrap();
-    within(consumer_ch.basic_qos(2, BasicQosOptions::default())).await.unwrap();
-    let mut consumer = q::consume(&consumer_ch, &name, false).await;
-    let first = next_delivery(&mut consumer).await;
-    let second = next_delivery(&mut consumer).await;
-    assert_eq!((first.data.clone(), second.data.clone()), (vec![0], vec![1]));
-    // The broker holds the third back: it is still ready.
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (1, 1));
-    within(first.ack(BasicAckOptions::default())).await.unwrap();
-    let third = next_delivery(&mut consumer).await;
-    assert_eq!(third.data, vec![2]);
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 1));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn global_prefetch_is_shared_by_the_channels_consumers() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
-    let qa = unique("global-a");
-    let qb = unique("global-b");
-    for name in [&qa, &qb] {
-        q::declare(&ch, name).await;
-        for i in 0..3u8 {
-            q::publish(&ch, "", name, &[i]).await;
-        }
-    }
-    let consumer_ch = within(conn.create_channel()).await.unwrap();
-    within(consumer_ch.basic_qos(2, BasicQosOptions { global: true })).await.unwrap();
-    let mut ca = q::consume(&consumer_ch, &qa, false).await;
-    let mut cb = q::consume(&consumer_ch, &qb, false).await;
-    let mut received = Vec::new();
-    while received.len() < 2 {
-        let d = within(async {
-            tokio::select! {
-                Some(d) = ca.next() => d,
-                Some(d) = cb.next() => d,
-            }
-        })
-        .await
-        .unwrap();
-        received.push(d);
-    }
-    let ready = |name: String| {
-        let ch = ch.clone();
-        async move { q::counts(&ch, &name).await.unwrap().0 }
-    };
-    assert_eq!(ready(qa.clone()).await + ready(qb.clone()).await, 4, "two unacked in total across both consumers");
-    within(received[0].ack(BasicAckOptions::default())).await.unwrap();
-    let d = within(async {
-        tokio::select! {
-            Some(d) = ca.next() => d,
-            Some(d) = cb.next() => d,
-        }
-    })
-    .await
-    .unwrap();
-    assert!(!d.redelivered);
-    assert_eq!(ready(qa).await + ready(qb).await, 3);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn round_robin_across_two_consumers() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let name = unique("rr");
-    let ch = confirm_channel(&conn).await;
-    q::declare(&ch, &name).await;
-    let ch1 = within(conn.create_channel()).await.unwrap();
-    let ch2 = within(conn.create_channel()).await.unwrap();
-    let mut c1 = q::consume(&ch1, &name, false).await;
-    let mut c2 = q::consume(&ch2, &name, false).await;
-    for i in 0..100u32 {
-        q::publish(&ch, "", &name, &i.to_be_bytes()).await;
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for c in [&mut c1, &mut c2] {
-        let mut last = None;
-        for _ in 0..50 {
-            let d = next_delivery(c).await;
-            let n = u32::from_be_bytes(d.data.as_slice().try_into().unwrap());
-            assert!(last.is_none_or(|l| l < n), "each consumer sees its share in order");
-            last = Some(n);
-            assert!(seen.insert(n), "message {n} delivered twice");
-            within(d.ack(BasicAckOptions::default())).await.unwrap();
-        }
-    }
-    assert_eq!(seen.len(), 100);
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 2));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_consumer_receives_a_thousand_messages_in_order() {
-    let server = TestServer::start().await;
-    let (conn, ch) = server.lapin_channel().await;
-    let name = unique("order");
-    q::declare(&ch, &name).await;
-    let consumer_ch = within(conn.create_channel()).await.unwrap();
-    let mut consumer = q::consume(&consumer_ch, &name, true).await;
-    for i in 0..1000u32 {
-        let c = within(ch.basic_publish(
-            "".into(),
-            name.as_str().into(),
-            BasicPublishOptions::default(),
-            &i.to_be_bytes(),
-            BasicProperties::default(),
-        ))
-        .await
-        .unwrap();
-        drop(c);
-    }
-    for i in 0..1000u32 {
-        let d = next_delivery(&mut consumer).await;
-        assert_eq!(d.data, i.to_be_bytes(), "message {i} out of order");
-    }
-}
-
-async fn receive_n(consumer: &mut lapin::Consumer, n: usize) -> Vec<lapin::message::Delivery> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(next_delivery(consumer).await);
-    }
-    out
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unacked_messages_are_requeued_when_the_channel_closes() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
-    let name = unique("requeue-ch");
-    q::declare(&ch, &name).await;
-    for i in 0..3u8 {
-        q::publish(&ch, "", &name, &[i]).await;
-    }
-    let consumer_ch = within(conn.create_channel()).await.unwrap();
-    let mut consumer = q::consume(&consumer_ch, &name, false).await;
-    let got = receive_n(&mut consumer, 3).await;
-    assert!(got.iter().all(|d| !d.redelivered));
-    within(consumer_ch.close(200, "bye".into())).await.unwrap();
-
-    let ch2 = within(conn.create_channel()).await.unwrap();
-    let mut again = q::consume(&ch2, &name, false).await;
-    let got = receive_n(&mut again, 3).await;
-    for (i, d) in got.iter().enumerate() {
-        assert_eq!(d.data, vec![i as u8], "requeued messages keep their order");
-        assert!(d.redelivered);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unacked_messages_are_requeued_when_the_connection_closes() {
-    let server = TestServer::start().await;
-    let (_owner, ch) = server.lapin_channel().await;
-    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
-    let name = unique("requeue-conn");
-    q::declare(&ch, &name).await;
-    for i in 0..3u8 {
-        q::publish(&ch, "", &name, &[i]).await;
-    }
-    let (consumer_conn, consumer_ch) = server.lapin_channel().await;
-    let mut consumer = q::consume(&consumer_ch, &name, false).await;
-    let got = receive_n(&mut consumer, 3).await;
-    within(got[0].ack(BasicAckOptions::default())).await.unwrap();
-    within(consumer_conn.close(200, "bye".into())).await.unwrap();
-
-    let mut again = q::consume(&ch, &name, false).await;
-    let got = receive_n(&mut again, 2).await;
-    assert_eq!((got[0].data.clone(), got[1].data.clone()), (vec![1], vec![2]));
-    assert!(got.iter().all(|d| d.redelivered));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recover_requeue_redelivers_unacked() {
-    let server = TestServer::start().await;
-    let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
-    let name = unique("recover");
-    q::declare(&ch, &name).await;
-    q::publish(&ch, "", &name, b"a").await;
-    q::publish(&ch, "", &name, b"b").await;
-    let consumer_ch = within(conn.create_channel()).await.unwrap();
-    let mut consumer = q::consume(&consumer_ch, &name, false).await;
-    let first = receive_n(&mut consumer, 2).await;
-    assert!(first.iter().all(|d| !d.redelivered));
-    within(consumer_ch.basic_recover(BasicRecoverOptions { requeue: true })).await.unwrap();
-    let again = receive_n(&mut consumer, 2).await;
-    let bodies: Vec<Vec<u8>> = again.iter().map(|d| d.data.clone()).collect();
-    assert_eq!(bodies, vec![b"a".to_vec(), b"b".to_vec()]);
-    assert!(again.iter().all(|d| d.redelivered));
-    for d in &again {
-        within(d.ack(BasicAckOptions::default())).await.unwrap();
-    }
-    assert_eq!(q::counts(&ch, &name).await.unwrap(), (0, 1));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cc_and_bcc_route_to_extra_keys_and_bcc_is_stripped() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let keys: Vec<String> = ["to", "cc", "bcc"].iter().map(|k| unique(k)).collect();
     for k in &keys {
         q::declare(&ch, k).await;
@@ -650,7 +356,7 @@ async fn direct_reply_to_misuse_is_406() {
     assert_code(consume_opts(&ch, REPLY_TO, "", BasicConsumeOptions::default()).await, 406);
 
     // Publishing with reply_to = amq.rabbitmq.reply-to without consuming from it first.
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let target = unique("rpc-target");
     q::declare(&ch, &target).await;
     let props = BasicProperties::default().with_reply_to(REPLY_TO.into());
@@ -665,11 +371,11 @@ async fn immediate_publish_is_540() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
     let mut events = conn.events_listener();
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let immediate = BasicPublishOptions { immediate: true, ..Default::default() };
     let r = try_publish(&ch, "", "anything", immediate, b"x", BasicProperties::default()).await;
     assert_code(r, 540);
-    assert_eq!(next_error(&mut events).await, Some(540));
+    assert_eq!(next_connection_error(&mut events).await, Some(540));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -694,7 +400,7 @@ async fn qos_prefetch_size_is_540() {
 async fn message_larger_than_the_limit_is_406() {
     let server = TestServer::start_with(|c| c.limits.max_message_size_bytes = 1024).await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let name = unique("size");
     q::declare(&ch, &name).await;
     let at_limit = vec![7u8; 1024];
@@ -715,7 +421,7 @@ async fn message_larger_than_the_limit_is_406() {
 async fn user_id_must_match_the_authenticated_user() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let name = unique("user-id");
     q::declare(&ch, &name).await;
     let ok = BasicProperties::default().with_user_id("guest".into());
@@ -773,7 +479,7 @@ async fn recover_ok_precedes_the_redeliveries() {
 async fn higher_priority_consumers_are_served_first_while_they_have_credit() {
     let server = TestServer::start().await;
     let conn = server.lapin().await;
-    let ch = confirm_channel(&conn).await;
+    let ch = confirmed_channel(&conn).await;
     let name = unique("consumer-priority");
     q::declare(&ch, &name).await;
     let low_ch = within(conn.create_channel()).await.unwrap();

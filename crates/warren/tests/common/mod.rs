@@ -194,6 +194,22 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// The next delivery of a lapin consumer, within the deadline.
+/// A channel of `conn` in confirm mode.
+pub async fn confirmed_channel(conn: &lapin::Connection) -> lapin::Channel {
+    let ch = within(conn.create_channel()).await.unwrap();
+    within(ch.confirm_select(lapin::options::ConfirmSelectOptions::default())).await.unwrap();
+    ch
+}
+
+/// The next `n` deliveries of `consumer`.
+pub async fn receive_n(consumer: &mut lapin::Consumer, n: usize) -> Vec<lapin::message::Delivery> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(next_delivery(consumer).await);
+    }
+    out
+}
+
 pub async fn next_delivery(consumer: &mut lapin::Consumer) -> lapin::message::Delivery {
     within(consumer.next()).await.expect("consumer stream ended").expect("delivery error")
 }
