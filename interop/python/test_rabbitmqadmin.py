@@ -134,3 +134,29 @@ def test_vhosts_users_and_permissions():
         admin("delete", "vhost", f"name={vhost}", check=False)
     assert all(v["name"] != vhost for v in listed("vhosts"))
     assert all(u["name"] != user for u in listed("users"))
+
+
+def test_policies_and_operator_policies():
+    suffix = uuid.uuid4().hex[:8]
+    queue, policy, cap = f"pol-q-{suffix}", f"pol-{suffix}", f"cap-{suffix}"
+    try:
+        assert "queue declared" in admin("declare", "queue", f"name={queue}")
+        assert "policy declared" in admin("declare", "policy", f"name={policy}", f"pattern=^{queue}$",
+                                          'definition={"max-length": 2}', "priority=5", "apply-to=queues")
+        assert "operator_policy declared" in admin("declare", "operator_policy", f"name={cap}", "pattern=^pol-",
+                                                   'definition={"max-length": 1}', "apply-to=queues")
+        mine = next(p for p in listed("policies") if p["name"] == policy)
+        assert (mine["pattern"], mine["definition"], mine["priority"]) == (f"^{queue}$", {"max-length": 2}, 5)
+        assert any(p["name"] == cap for p in listed("operator_policies"))
+        # Applied at once: the queue keeps one message, the lower of the two limits.
+        for n in range(3):
+            admin("publish", "exchange=amq.default", f"routing_key={queue}", f"payload=m{n}")
+        shown = next(item for item in listed("queues") if item["name"] == queue)
+        assert (shown["policy"], shown["operator_policy"], shown["messages"]) == (policy, cap, 1)
+        assert "policy deleted" in admin("delete", "policy", f"name={policy}")
+        assert "operator_policy deleted" in admin("delete", "operator_policy", f"name={cap}")
+        assert all(p["name"] != policy for p in listed("policies"))
+    finally:
+        admin("delete", "policy", f"name={policy}", check=False)
+        admin("delete", "operator_policy", f"name={cap}", check=False)
+        admin("delete", "queue", f"name={queue}", check=False)

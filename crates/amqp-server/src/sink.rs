@@ -166,7 +166,7 @@ impl ChannelSink {
     /// Records a manual-ack delivery of `tag` to a consumer and makes sure the timer will
     /// look at it when its acknowledgement timeout runs out.
     fn track(&self, st: &mut DeliveryState, tag: u64, queue: &Arc<Queue>, seq: u64, consumer: &Consumer, now_ms: u64) {
-        let timeout_ms = queue.args.consumer_timeout_ms.unwrap_or(self.consumer_timeout_ms);
+        let timeout_ms = queue.args().consumer_timeout_ms.unwrap_or(self.consumer_timeout_ms);
         let delivered_at_ms = if timeout_ms > 0 { now_ms } else { 0 };
         let unacked = Unacked {
             queue: queue.clone(),

@@ -4,7 +4,7 @@
 use amqp_codec::FieldValue;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use warren_core::policy::{Policies, Policy};
+use warren_core::policy::{ApplyTo, Policies, Policy};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -206,6 +206,9 @@ pub struct PolicyConfig {
     /// An operator policy: its limits apply whenever lower than what the queue asks for.
     #[serde(default)]
     pub operator: bool,
+    /// `queues`, `classic_queues`, `quorum_queues`, `exchanges` or `all` (the default).
+    #[serde(default = "all_objects")]
+    pub apply_to: String,
     /// Keys as in RabbitMQ policies (`message-ttl`, `dead-letter-exchange`, ...).
     pub definition: BTreeMap<String, PolicyValue>,
 }
@@ -220,12 +223,16 @@ pub enum PolicyValue {
     Ints(Vec<i64>),
 }
 
+fn all_objects() -> String {
+    "all".to_string()
+}
+
 fn root_vhost() -> String {
     "/".to_string()
 }
 
 impl PolicyValue {
-    fn field_value(&self) -> FieldValue {
+    pub fn field_value(&self) -> FieldValue {
         match self {
             PolicyValue::Int(n) => FieldValue::I64(*n),
             PolicyValue::Bool(b) => FieldValue::Bool(*b),
@@ -243,7 +250,8 @@ pub fn compile_policies(configs: &[PolicyConfig]) -> Result<Policies, String> {
             return Err(format!("policies: '{}' is defined twice in vhost '{}'", c.name, c.vhost));
         }
         let definition = c.definition.iter().map(|(k, v)| (k.clone(), v.field_value())).collect();
-        policies.push(Policy::new(&c.name, &c.vhost, &c.pattern, c.priority, c.operator, definition)?);
+        let apply_to = ApplyTo::parse(&c.apply_to).map_err(|e| format!("policies: '{}': {e}", c.name))?;
+        policies.push(Policy::new(&c.name, &c.vhost, &c.pattern, apply_to, c.priority, c.operator, definition)?);
     }
     Ok(Policies::new(policies))
 }

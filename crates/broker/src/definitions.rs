@@ -27,7 +27,7 @@ fn check_name(what: &str, name: &str) -> Result<(), AmqpError> {
 impl Broker {
     /// Writes `changes` to the definitions log (nothing without durability); returns their
     /// sequence number, which `Durability::defs.wait_durable` waits for.
-    fn submit_defs(&self, changes: Vec<Change>) -> u64 {
+    pub(crate) fn submit_defs(&self, changes: Vec<Change>) -> u64 {
         self.durability().map(|d| d.defs.submit(changes)).unwrap_or(0)
     }
 
@@ -56,6 +56,7 @@ impl Broker {
             changes.push((keys::permission_key(&v, &user), None));
         }
         self.permissions().remove_where(|v, _| v == name);
+        changes.extend(self.drop_vhost_policies(name));
         self.submit_defs(changes);
         for c in self.registry().connections().into_iter().filter(|c| c.meta.vhost == name) {
             c.request_close(format!("vhost '{name}' is deleted"));
@@ -131,7 +132,8 @@ impl Broker {
 
     /// At start: the stored vhosts, users and permissions replace the configured ones, or (at
     /// the first start of the data directory) the configured ones are stored.
-    pub(crate) fn restore_access(&self, loaded: LoadedAccess) {
+    pub(crate) fn restore_access(&self, mut loaded: LoadedAccess) {
+        self.restore_policies(&mut loaded);
         if !loaded.seeded {
             let mut changes: Vec<Change> = Vec::new();
             for v in self.vhosts() {

@@ -3,8 +3,10 @@
 
 use crate::delayed::Delayed;
 use crate::Queue;
+use arc_swap::ArcSwapOption;
 use parking_lot::RwLock;
 use std::sync::Arc;
+use warren_core::policy::Policy;
 use warren_core::routing::Bindings;
 use warren_core::ExchangeDef;
 
@@ -15,6 +17,8 @@ pub struct Exchange {
     pub delayed: Option<Delayed>,
     /// Argument `x-warren-track`: every message published to it is tracked.
     pub track: bool,
+    /// The policy that applies to it (set when declared and whenever policies change).
+    policy: ArcSwapOption<Policy>,
 }
 
 impl Exchange {
@@ -25,7 +29,25 @@ impl Exchange {
     pub fn with_delayed(def: ExchangeDef, delayed: Option<Delayed>) -> Exchange {
         let bindings = RwLock::new(Bindings::new(def.kind));
         let track = def.arguments.get(crate::tracking::TRACK_HEADER).is_some_and(crate::tracking::truthy);
-        Exchange { def, bindings, delayed, track }
+        Exchange { def, bindings, delayed, track, policy: ArcSwapOption::empty() }
+    }
+
+    /// The policy that applies to the exchange, if any.
+    pub fn policy(&self) -> Option<Arc<Policy>> {
+        self.policy.load_full()
+    }
+
+    pub fn set_policy(&self, policy: Option<Arc<Policy>>) {
+        self.policy.store(policy);
+    }
+
+    /// Where messages nothing else takes go: the exchange's own `alternate-exchange` argument,
+    /// else its policy's (RabbitMQ's order).
+    pub fn alternate_exchange(&self) -> Option<String> {
+        if let Some(own) = self.def.alternate_exchange() {
+            return Some(own.to_owned());
+        }
+        self.policy.load().as_ref().and_then(|p| p.alternate_exchange.clone())
     }
 
     pub fn name(&self) -> &str {

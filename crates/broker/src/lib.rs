@@ -10,6 +10,7 @@ pub mod durable;
 pub mod exchange;
 pub mod owner_only;
 pub mod permissions;
+mod policies;
 pub mod queue;
 pub mod registry;
 pub mod reply_to;
@@ -55,6 +56,9 @@ struct BrokerInner {
     timers: Arc<Timers>,
     tracker: Arc<tracking::Tracker>,
     registry: registry::Registry,
+    /// Held while policies change, so that concurrent changes neither lose one another nor
+    /// reach the definitions log in another order than they were applied.
+    policy_changes: parking_lot::Mutex<()>,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -76,11 +80,12 @@ impl Broker {
             permissions.set(&vhost, &user, permission);
         }
         let timers = Timers::new(config.clock);
-        let policies = Arc::new(compile_policies(&config.policies).unwrap_or_else(|e| {
-            // Config::validate refuses these before a broker is built; never half-apply them.
-            tracing::error!(error = %e, "invalid policies; none applied");
-            Default::default()
-        }));
+        let policies =
+            Arc::new(arc_swap::ArcSwap::from_pointee(compile_policies(&config.policies).unwrap_or_else(|e| {
+                // Config::validate refuses these before a broker is built; never half-apply them.
+                tracing::error!(error = %e, "invalid policies; none applied");
+                Default::default()
+            })));
         let tracker = match &config.tracking_journal {
             Some(path) => tracking::Tracker::open(config.tracking, path.clone(), timers.now_ms()).unwrap_or_else(|e| {
                 tracing::error!(error = %e, path = %path.display(), "cannot open the tracking journal; tracking in memory");
@@ -107,6 +112,7 @@ impl Broker {
                 tracker,
                 config,
                 registry: registry::Registry::default(),
+                policy_changes: parking_lot::Mutex::new(()),
                 shared,
             }),
         }

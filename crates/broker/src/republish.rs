@@ -24,9 +24,10 @@ impl VHost {
         now_ms: u64,
         on_durable: OnDurable,
     ) -> (Confirm, Vec<String>) {
-        let Some(dlx_name) = from.args.dead_letter_exchange.as_deref() else { return (Confirm::Now, Vec::new()) };
+        let args = from.args();
+        let Some(dlx_name) = args.dead_letter_exchange.as_deref() else { return (Confirm::Now, Vec::new()) };
         let death = Death { queue: &from.name, reason, now_ms };
-        let dlrk = from.args.dead_letter_routing_key.as_deref();
+        let dlrk = args.dead_letter_routing_key.as_deref();
         let Some((republished, keys)) = dead_letter::dead_letter(message, &death, dlx_name, dlrk) else {
             tracing::warn!(queue = %from.name, "a message to dead-letter has undecodable properties; dropped");
             return (Confirm::Now, Vec::new());

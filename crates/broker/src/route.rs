@@ -71,7 +71,8 @@ fn route_from(
             Dest::Exchange(e) => next_hops.push(e.clone()),
         });
     }
-    if next_hops.is_empty() && (out.len() > before || exchange.def.alternate_exchange().is_none()) {
+    let alternate = if out.len() == before { exchange.alternate_exchange() } else { None };
+    if next_hops.is_empty() && alternate.is_none() {
         return; // the common case: no hop to follow, so no cycle detection and no allocation
     }
     visited.push(Arc::as_ptr(exchange));
@@ -79,7 +80,7 @@ fn route_from(
         route_from(vhost, &hop, routing_key, headers, out, visited);
     }
     if out.len() == before {
-        if let Some(ae) = exchange.def.alternate_exchange().and_then(|name| vhost.exchange(name)) {
+        if let Some(ae) = alternate.and_then(|name| vhost.exchange(&name)) {
             route_from(vhost, &ae, routing_key, headers, out, visited);
         }
     }

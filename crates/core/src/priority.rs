@@ -45,6 +45,13 @@ impl Prioritized {
         Prioritized { levels: (0..count).map(|_| QueueMessages::with_message_ttl(message_ttl_ms)).collect() }
     }
 
+    /// A new `x-message-ttl` for messages pushed from now on.
+    pub fn set_message_ttl(&mut self, message_ttl_ms: Option<u64>) {
+        for level in &mut self.levels {
+            level.set_message_ttl(message_ttl_ms);
+        }
+    }
+
     /// The level of `message`: its `priority` property, capped at the queue's maximum.
     pub fn level_of(&self, message: &Message) -> usize {
         if self.levels.len() == 1 {

@@ -141,6 +141,15 @@ impl QueueMessages {
         QueueMessages { message_ttl_ms, ..QueueMessages::default() }
     }
 
+    /// A new `x-message-ttl` (a policy changed): it applies to messages pushed from now on.
+    pub fn set_message_ttl(&mut self, message_ttl_ms: Option<u64>) {
+        if self.message_ttl_ms != message_ttl_ms {
+            self.message_ttl_ms = message_ttl_ms;
+            // The next deadlines may come before those queued: expiry must look past the head.
+            self.out_of_order |= self.ready_count() > 0;
+        }
+    }
+
     pub fn push(&mut self, message: Arc<Message>) -> u64 {
         self.push_with(message, None)
     }

@@ -1,6 +1,6 @@
 //! `GET /api/definitions`: the broker's definitions in RabbitMQ's JSON format (users with
-//! RabbitMQ's password hashes, vhosts, permissions, durable queues, exchanges and bindings), so
-//! that RabbitMQ can import what Warren exports.
+//! RabbitMQ's password hashes, vhosts, permissions, policies, durable queues, exchanges and
+//! bindings), so that RabbitMQ can import what Warren exports.
 
 use crate::auth::Caller;
 use crate::error::Result;
@@ -57,6 +57,29 @@ fn objects(v: &VHost) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     (queues, exchanges, bindings)
 }
 
+/// Policies, and operator policies as the runtime parameters RabbitMQ exports them as
+/// (component `operator_policy`), of one vhost or all.
+fn policies_of(m: &Mgmt, vhost: Option<&str>) -> (Vec<Value>, Vec<Value>) {
+    let all = m.broker.policies();
+    let mut chosen: Vec<_> = all.all().iter().filter(|p| vhost.is_none_or(|v| p.vhost == v)).collect();
+    chosen.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+    let (mut policies, mut parameters) = (Vec::new(), Vec::new());
+    for p in chosen {
+        let mut one = crate::policies::policy_json(p);
+        if p.operator {
+            let value = json!({"pattern": one["pattern"], "definition": one["definition"],
+                               "priority": one["priority"], "apply-to": one["apply-to"]});
+            parameters.push(json!({"value": value, "vhost": p.vhost, "component": "operator_policy", "name": p.name}));
+        } else {
+            if vhost.is_some() {
+                one.as_object_mut().map(|o| o.remove("vhost"));
+            }
+            policies.push(one);
+        }
+    }
+    (policies, parameters)
+}
+
 pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<Value>> {
     caller.require_administrator()?;
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
@@ -67,6 +90,7 @@ pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<V
         exchanges.extend(x);
         bindings.extend(b);
     }
+    let (policies, parameters) = policies_of(&m, None);
     Ok(Json(json!({
         "rabbit_version": "3.10.8",
         "rabbitmq_version": "3.10.8",
@@ -76,9 +100,9 @@ pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<V
         "vhosts": vhosts.iter().map(|v| json!({"name": v.name, "limits": [], "metadata": {"description": "", "tags": []}})).collect::<Vec<_>>(),
         "permissions": access::all_permissions(&m),
         "topic_permissions": [],
-        "parameters": [],
+        "parameters": parameters,
         "global_parameters": [],
-        "policies": [],
+        "policies": policies,
         "queues": queues,
         "exchanges": exchanges,
         "bindings": bindings,
@@ -93,13 +117,14 @@ pub async fn export_vhost(
     caller.require_administrator()?;
     let v = m.vhost(&vhost)?;
     let (queues, exchanges, bindings) = objects(&v);
+    let (policies, parameters) = policies_of(&m, Some(&vhost));
     Ok(Json(json!({
         "rabbit_version": "3.10.8",
         "rabbitmq_version": "3.10.8",
         "product_name": "Warren",
         "product_version": env!("CARGO_PKG_VERSION"),
-        "parameters": [],
-        "policies": [],
+        "parameters": parameters,
+        "policies": policies,
         "queues": queues,
         "exchanges": exchanges,
         "bindings": bindings,

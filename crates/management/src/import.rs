@@ -1,11 +1,14 @@
 //! `POST /api/definitions`: imports definitions in RabbitMQ's JSON format (as `rabbitmqadmin
 //! import` and RabbitMQ's own export write them): vhosts, users with their password hashes,
-//! permissions, durable exchanges, queues and bindings. The whole file is checked before
-//! anything changes; what Warren cannot take yet (policies, runtime parameters) refuses the
-//! import with a reason rather than being dropped silently.
+//! permissions, policies, operator policies (RabbitMQ exports them as runtime parameters of
+//! component `operator_policy`), durable exchanges, queues and bindings. The whole file is
+//! checked before anything changes; what Warren cannot take (other runtime parameters such as
+//! federation upstreams or shovels, topic permissions) refuses the import with a reason rather
+//! than being dropped silently.
 
 use crate::auth::Caller;
 use crate::error::{MgmtError, Result};
+use crate::policies::PolicyBody;
 use crate::{body, exchanges::exchange_name, Mgmt};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,9 +32,9 @@ struct Definitions {
     vhosts: Vec<VhostDef>,
     permissions: Vec<PermissionDef>,
     topic_permissions: Vec<Value>,
-    parameters: Vec<Value>,
-    global_parameters: Vec<Value>,
-    policies: Vec<Value>,
+    parameters: Vec<ParameterDef>,
+    global_parameters: Vec<GlobalParameterDef>,
+    policies: Vec<PolicyDef>,
     queues: Vec<QueueDef>,
     exchanges: Vec<ExchangeDef_>,
     bindings: Vec<BindingDef>,
@@ -47,6 +50,30 @@ struct UserDef {
     #[serde(default)]
     tags: Value,
 }
+
+#[derive(Deserialize)]
+struct PolicyDef {
+    vhost: Option<String>,
+    name: String,
+    #[serde(flatten)]
+    body: PolicyBody,
+}
+
+#[derive(Deserialize)]
+struct ParameterDef {
+    vhost: Option<String>,
+    component: String,
+    name: String,
+    value: Value,
+}
+
+#[derive(Deserialize)]
+struct GlobalParameterDef {
+    name: String,
+}
+
+/// Global parameters RabbitMQ exports that describe the exporting cluster itself: skipped.
+const CLUSTER_IDENTITY_PARAMETERS: &[&str] = &["internal_cluster_id", "cluster_name"];
 
 #[derive(Deserialize)]
 struct VhostDef {
@@ -134,23 +161,30 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
     let objects = defs.users.len()
         + defs.vhosts.len()
         + defs.permissions.len()
+        + defs.policies.len()
+        + defs.parameters.len()
         + defs.queues.len()
         + defs.exchanges.len()
         + defs.bindings.len();
     if objects > MAX_OBJECTS {
         return Err(MgmtError::bad_request(format!("an import holds at most {MAX_OBJECTS} objects")));
     }
-    for (what, list) in [
-        ("policies", &defs.policies),
-        ("parameters", &defs.parameters),
-        ("global_parameters", &defs.global_parameters),
-        ("topic_permissions", &defs.topic_permissions),
-    ] {
-        if !list.is_empty() {
-            return Err(MgmtError::bad_request(format!(
-                "the file has {what}, which Warren does not import yet; nothing was imported"
-            )));
-        }
+    if !defs.topic_permissions.is_empty() {
+        return Err(MgmtError::bad_request(
+            "the file has topic_permissions, which Warren does not have; nothing was imported",
+        ));
+    }
+    if let Some(g) = defs.global_parameters.iter().find(|g| !CLUSTER_IDENTITY_PARAMETERS.contains(&g.name.as_str())) {
+        return Err(MgmtError::bad_request(format!(
+            "the file has global parameter '{}', which Warren does not have; nothing was imported",
+            g.name
+        )));
+    }
+    if let Some(p) = defs.parameters.iter().find(|p| p.component != "operator_policy") {
+        return Err(MgmtError::bad_request(format!(
+            "the file has runtime parameter '{}' of component '{}', which Warren does not have; nothing was imported",
+            p.name, p.component
+        )));
     }
     // Check everything before changing anything.
     let mut users = Vec::new();
@@ -202,6 +236,17 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         };
         queues.push((vhost_of(&q.vhost)?, req));
     }
+    let mut policies = Vec::new();
+    for p in &defs.policies {
+        let vhost = vhost_of(&p.vhost)?;
+        policies.push(p.body.compile(&vhost, &p.name, false)?);
+    }
+    for p in &defs.parameters {
+        let vhost = vhost_of(&p.vhost)?;
+        let body: PolicyBody = serde_json::from_value(p.value.clone())
+            .map_err(|e| MgmtError::bad_request(format!("operator policy '{}': {e}", p.name)))?;
+        policies.push(body.compile(&vhost, &p.name, true)?);
+    }
     let mut bindings = Vec::new();
     for b in &defs.bindings {
         if !matches!(b.destination_type.as_str(), "queue" | "exchange") {
@@ -219,8 +264,12 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
             return Err(MgmtError::bad_request(format!("permission of '{user}' in '{vhost}': no such user or vhost")));
         }
     }
-    let objects =
-        exchanges.iter().map(|(v, _)| v).chain(queues.iter().map(|(v, _)| v)).chain(bindings.iter().map(|b| &b.0));
+    let objects = exchanges
+        .iter()
+        .map(|(v, _)| v)
+        .chain(queues.iter().map(|(v, _)| v))
+        .chain(bindings.iter().map(|b| &b.0))
+        .chain(policies.iter().map(|p| &p.vhost));
     if let Some(v) = objects.into_iter().find(|v| !vhost_known(v)) {
         return Err(MgmtError::bad_request(format!("an object is in vhost '{v}', which does not exist")));
     }
@@ -235,6 +284,9 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         for (vhost, user, permission) in permissions {
             m.broker.set_permission(&vhost, &user, permission)?;
         }
+    }
+    for policy in policies {
+        m.broker.put_policy(policy)?;
     }
     let limits = m.broker.limits();
     for (vhost, def) in exchanges {

@@ -15,6 +15,7 @@ mod listing;
 mod live;
 mod metrics;
 mod node;
+mod policies;
 mod queues;
 mod view;
 
@@ -128,6 +129,15 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route(
             "/api/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
             get(bindings::show).delete(bindings::delete),
+        )
+        .route("/api/policies", get(policies::list))
+        .route("/api/policies/{vhost}", get(policies::list_vhost))
+        .route("/api/policies/{vhost}/{name}", get(policies::show).put(policies::put).delete(policies::delete))
+        .route("/api/operator-policies", get(policies::list_operator))
+        .route("/api/operator-policies/{vhost}", get(policies::list_operator_vhost))
+        .route(
+            "/api/operator-policies/{vhost}/{name}",
+            get(policies::show_operator).put(policies::put_operator).delete(policies::delete_operator),
         )
         .route("/metrics", get(metrics::aggregated))
         .route("/metrics/per-object", get(metrics::per_object))

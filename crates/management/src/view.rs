@@ -21,6 +21,9 @@ pub fn node_name() -> String {
 
 pub fn queue(q: &Queue, node: &str) -> Value {
     let (ready, unacked, consumers) = q.message_counts();
+    let applied = q.applied_policy();
+    let effective: serde_json::Map<String, Value> =
+        applied.definition.iter().map(|(k, v)| (k.clone(), warren_core::json::value_to_json(v))).collect();
     json!({
         "name": q.name.as_str(),
         "vhost": q.vhost,
@@ -35,6 +38,9 @@ pub fn queue(q: &Queue, node: &str) -> Value {
         "state": "running",
         "type": "classic",
         "node": node,
+        "policy": applied.policy,
+        "operator_policy": applied.operator_policy,
+        "effective_policy_definition": effective,
     })
 }
 
@@ -47,6 +53,7 @@ pub fn exchange(x: &Exchange, vhost: &str) -> Value {
         "auto_delete": x.def.auto_delete,
         "internal": x.def.internal,
         "arguments": table_to_json(&x.def.arguments),
+        "policy": x.policy().map(|p| p.name.clone()),
     })
 }
 

@@ -503,6 +503,7 @@ async fn policies_apply_arguments_by_name_and_operator_policies_cap_them() {
         pattern: pattern.into(),
         priority: 0,
         operator,
+        apply_to: "all".into(),
         definition: def.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>(),
     };
     let server = TestServer::start_manual_clock(|c| {

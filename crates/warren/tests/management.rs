@@ -323,9 +323,10 @@ async fn runtime_vhosts_users_and_permissions_are_durable() {
     assert!(lapin::Connection::connect(&server.uri_for("seeded", "pw", "%2f"), Default::default()).await.is_err());
 }
 
-/// A definitions file RabbitMQ 3.10.8 exported (a vhost with a user, permissions, exchanges with
-/// an alternate exchange, queues with dead-lettering, length and priority arguments, and queue,
-/// exchange-to-exchange and headers bindings) imports into Warren, keeps the user's password,
+/// A definitions file RabbitMQ 3.10.8 exported (a vhost with a user, permissions, a policy, an
+/// exchange policy and an operator policy, exchanges with an alternate exchange, queues with
+/// dead-lettering, length and priority arguments, and queue, exchange-to-exchange and headers
+/// bindings) imports into Warren, keeps the user's password,
 /// routes as it did there, and comes back out of Warren's export.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_export_imports_and_round_trips() {
@@ -370,12 +371,23 @@ async fn a_rabbitmq_export_imports_and_round_trips() {
     let user = exported["users"].as_array().unwrap().iter().find(|u| u["name"] == "shop-app").unwrap();
     assert_eq!(user["password_hash"], file["users"][0]["password_hash"]);
 
-    // What Warren cannot import yet is refused whole, not dropped.
-    let mut with_policy = file.clone();
-    with_policy["policies"] = json!([{"vhost": "shop", "name": "p", "pattern": ".*", "definition": {"max-length": 1}}]);
-    let (code, err, _) = send(http().post(url(&server, "/api/definitions")).json(&with_policy)).await;
+    // Its policy and operator policy apply to the queue, and come back out as RabbitMQ wrote them.
+    assert_eq!((q["policy"].as_str(), q["operator_policy"].as_str()), (Some("shop-limits"), Some("shop-cap")));
+    assert_eq!(q["effective_policy_definition"]["max-length"], 10000);
+    let by_name = |list: &serde_json::Value| {
+        let mut all = list.as_array().unwrap().clone();
+        all.sort_by_key(|p| p["name"].to_string());
+        all
+    };
+    assert_eq!(by_name(&exported["policies"]), by_name(&file["policies"]));
+    assert_eq!(exported["parameters"], file["parameters"]);
+
+    // What Warren does not have is refused whole, not dropped.
+    let mut with_shovel = file.clone();
+    with_shovel["parameters"] = json!([{"vhost": "shop", "component": "shovel", "name": "s", "value": {}}]);
+    let (code, err, _) = send(http().post(url(&server, "/api/definitions")).json(&with_shovel)).await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
-    assert!(err["reason"].as_str().unwrap().contains("policies"), "{err}");
+    assert!(err["reason"].as_str().unwrap().contains("shovel"), "{err}");
 }
 
 /// Prometheus metrics under RabbitMQ's plugin's names, totals and per queue, without credentials.

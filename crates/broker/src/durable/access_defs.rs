@@ -1,6 +1,7 @@
 //! Durable access definitions: vhosts, users (with their password hashes) and permissions, in
 //! the same definitions map as exchanges and queues (one durable home, one thing to replicate
 //! later). Keys are a kind (`v`, `u`, `p`) and length-prefixed names; values are field tables.
+//! Policies (`policy_defs`) are read back with them, as they are seeded from the config alike.
 
 use super::defs::{key, table_bytes};
 use amqp_codec::{FieldTable, FieldValue};
@@ -73,6 +74,10 @@ pub struct LoadedAccess {
     pub vhosts: Vec<String>,
     pub users: Vec<StoredUser>,
     pub permissions: Vec<StoredPermission>,
+    /// The configuration's policies were written once.
+    pub policies_seeded: bool,
+    /// Policies and operator policies (those that no longer compile are reported and left out).
+    pub policies: Vec<warren_core::policy::Policy>,
 }
 
 fn string(table: &FieldTable, name: &str) -> Option<String> {
@@ -84,6 +89,12 @@ pub fn parse(kind: u8, parts: &[&[u8]], table: &FieldTable, loaded: &mut LoadedA
     let name = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
     match (kind, parts) {
         (b'm', [marker]) if *marker == b"access-seeded" => loaded.seeded = true,
+        (b'm', [marker]) if *marker == b"policies-seeded" => loaded.policies_seeded = true,
+        (b'y' | b'o', [vhost, name]) => match super::policy_defs::parse(kind, vhost, name, table) {
+            Some(Ok(policy)) => loaded.policies.push(policy),
+            Some(Err(e)) => tracing::warn!(error = %e, "stored policy no longer valid; not applied"),
+            None => return false,
+        },
         (b'v', [vhost]) => match name(vhost) {
             Some(v) => loaded.vhosts.push(v),
             None => return false,

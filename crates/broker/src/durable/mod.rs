@@ -4,6 +4,7 @@
 
 pub mod access_defs;
 pub mod defs;
+pub mod policy_defs;
 pub mod reader;
 pub mod record;
 pub mod restore;

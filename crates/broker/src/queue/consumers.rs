@@ -31,7 +31,7 @@ impl Queue {
             )));
         }
         let at = st.consumers.iter().position(|c| c.priority < consumer.priority).unwrap_or(st.consumers.len());
-        if self.args.single_active_consumer && st.active.is_none() {
+        if self.args().single_active_consumer && st.active.is_none() {
             st.active = Some(consumer.clone());
         }
         st.consumers.insert(at, consumer);

@@ -36,7 +36,7 @@ impl Queue {
         }
         for seq in seqs {
             let Some(mut entry) = st.messages.ack(seq) else { continue };
-            if let Some(limit) = self.args.delivery_limit {
+            if let Some(limit) = self.args().delivery_limit {
                 if u64::from(entry.delivery_count) > limit {
                     st.dead.push((Dropped::Entry(entry), Reason::DeliveryLimit));
                     continue;
@@ -62,12 +62,12 @@ impl Queue {
         let now_ms = self.timers.now_ms();
         for seq in seqs {
             let Some(mut entry) = st.messages.ack(seq) else { continue };
-            if self.args.retry_delays_ms.is_empty() {
+            if self.args().retry_delays_ms.is_empty() {
                 st.dead.push((Dropped::Entry(entry), Reason::Rejected));
                 continue;
             }
             let retries = retry_count(&entry.message);
-            match self.args.retry_delays_ms.get(retries as usize) {
+            match self.args().retry_delays_ms.get(retries as usize) {
                 Some(_) if st.retrying.len() >= MAX_RETRYING => {
                     tracing::warn!(queue = %self.name, "too many messages waiting to be retried; dead-lettering");
                     st.dead.push((Dropped::Entry(entry), Reason::Rejected));
@@ -100,7 +100,7 @@ impl Queue {
     /// queue's lock.
     pub(super) fn dead_letter(self: &Arc<Self>, dead: Vec<DeadLetter>) {
         let now_ms = self.timers.now_ms();
-        let vhost = self.args.dead_letter_exchange.as_ref().and_then(|_| self.vhost_ref.upgrade());
+        let vhost = self.args().dead_letter_exchange.as_ref().and_then(|_| self.vhost_ref.upgrade());
         let Some(vhost) = vhost else {
             for d in &dead {
                 if let Some(track) = d.body.as_ref().map(|m| m.track).filter(|t| *t != 0) {
@@ -186,7 +186,8 @@ impl Queue {
             });
             let (confirm, queues) = vhost.republish_dead_letter(self, &message, letter.reason, now_ms, settle);
             if message.track != 0 && !letter.announced && confirm != Confirm::Refused {
-                let dlx = self.args.dead_letter_exchange.as_deref().unwrap_or_default();
+                let args = self.args();
+                let dlx = args.dead_letter_exchange.as_deref().unwrap_or_default();
                 self.tracker.left(message.track, now_ms, &self.name, letter.reason, Some((dlx, queues)));
                 letter.announced = true;
             }

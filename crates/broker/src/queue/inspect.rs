@@ -24,7 +24,7 @@ impl Queue {
         let mut st = self.state.lock();
         st.deleted = true;
         let dropped = st.messages.ready_count() as u32;
-        st.messages = Prioritized::new(self.args.max_priority, self.args.message_ttl_ms);
+        st.messages = Prioritized::new(self.args().max_priority, self.args().message_ttl_ms);
         st.active = None;
         st.retrying.clear();
         st.undelivered_dead.clear();

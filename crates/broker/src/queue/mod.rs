@@ -20,6 +20,7 @@ use crate::tracking::Tracker;
 use crate::vhost::QueueDeclare;
 use crate::VHost;
 use amqp_codec::{FieldTable, ShortStr};
+use arc_swap::{ArcSwap, Guard};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -34,8 +35,13 @@ pub struct Queue {
     /// The connection that declared an exclusive queue; no other connection may use it.
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
+    /// The arguments it was declared with.
     pub arguments: FieldTable,
-    pub args: QueueArgs,
+    /// The settings it runs with: its arguments with what policies add (changed when a policy
+    /// changes, see [`Queue::apply_policy`]).
+    args: ArcSwap<QueueArgs>,
+    /// The policies that apply, for listing.
+    policy: Mutex<AppliedPolicy>,
     /// The queue's link to the store (every queue of a broker with a data directory).
     pub persist: Option<Persist>,
     /// The vhost, to route dead letters through and to delete an expired queue from.
@@ -45,6 +51,14 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// HTTP receives waiting for messages, woken by dispatch (see `long_poll.rs`).
     long_polls: long_poll::Waiting,
+}
+
+/// The names of the policy and operator policy that apply to a queue, and their merged definition.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedPolicy {
+    pub policy: Option<String>,
+    pub operator_policy: Option<String>,
+    pub definition: Vec<(String, amqp_codec::FieldValue)>,
 }
 
 /// How a queue reaches the store: a durable queue writes its persistent messages there, and
@@ -154,6 +168,7 @@ impl Queue {
         req: QueueDeclare,
         owner: Option<u64>,
         args: QueueArgs,
+        policy: AppliedPolicy,
         persist: Option<Persist>,
     ) -> Arc<Queue> {
         let timers = vhost.timers().clone();
@@ -184,7 +199,8 @@ impl Queue {
             exclusive_owner: owner,
             auto_delete: req.auto_delete,
             arguments: req.arguments,
-            args,
+            args: ArcSwap::from_pointee(args),
+            policy: Mutex::new(policy),
             persist,
             vhost_ref: Arc::downgrade(vhost),
             timers,
@@ -194,6 +210,34 @@ impl Queue {
         });
         q.schedule(&mut q.state.lock());
         q
+    }
+
+    /// The settings the queue runs with (its arguments with what policies add).
+    pub fn args(&self) -> Guard<Arc<QueueArgs>> {
+        self.args.load()
+    }
+
+    /// The policies that apply to the queue.
+    pub fn applied_policy(&self) -> AppliedPolicy {
+        self.policy.lock().clone()
+    }
+
+    /// Runs the queue with new settings from a policy change: a new TTL applies to messages
+    /// that arrive from now on (those queued keep their deadlines, as in RabbitMQ), new length
+    /// limits apply at once, and deadlines are rescheduled.
+    pub fn apply_policy(self: &Arc<Self>, args: QueueArgs, policy: AppliedPolicy) {
+        *self.policy.lock() = policy;
+        let mut st = self.state.lock();
+        if st.deleted || **self.args.load() == args {
+            return;
+        }
+        st.messages.set_message_ttl(args.message_ttl_ms);
+        self.args.store(Arc::new(args));
+        self.drop_over_limit(&mut st);
+        self.dispatch_locked(&mut st);
+        self.bound_memory(&mut st);
+        self.schedule(&mut st);
+        self.unlock(st);
     }
 
     /// The queue's store id, if it keeps persistent messages durably.
@@ -321,7 +365,7 @@ impl Queue {
             return;
         }
         let mut st = self.state.lock();
-        let args = &self.args;
+        let args = self.args();
         let read_each = args.max_priority.is_some() || args.message_ttl_ms.is_some() || args.max_length_bytes.is_some();
         match (&self.persist, read_each) {
             (Some(p), true) => {
@@ -435,7 +479,7 @@ impl Queue {
     }
 
     fn dispatch_to_consumers(self: &Arc<Self>, st: &mut QueueState, round: &mut Round) {
-        if self.args.single_active_consumer {
+        if self.args().single_active_consumer {
             // Only the active consumer gets messages; the others wait for it to go.
             let Some(active) = st.active.clone() else { return };
             while st.messages.ready_count() > 0 && self.offer(st, &active, round) {}

@@ -23,7 +23,7 @@ impl Queue {
         st.last_sweep_ms = now_ms;
         st.dead.extend(expired.into_iter().map(|d| (d, Reason::Expired)));
         let unused = self
-            .args
+            .args()
             .expires_ms
             .is_some_and(|expires| st.consumers.is_empty() && now_ms >= st.last_used_ms.saturating_add(expires));
         if unused {
@@ -53,7 +53,7 @@ impl Queue {
             messages = messages.map(|at| at.max(st.last_sweep_ms.saturating_add(SWEEP_INTERVAL_MS)));
         }
         let unused = self
-            .args
+            .args()
             .expires_ms
             .filter(|_| st.consumers.is_empty())
             .map(|expires| st.last_used_ms.saturating_add(expires));

@@ -10,6 +10,7 @@ use crate::timers::Timers;
 use crate::tracking::Tracker;
 use crate::Queue;
 use amqp_codec::{FieldTable, ShortStr};
+use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use warren_core::routing::Binding;
 use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
 
 mod bindings;
+mod policies;
 mod queues;
 
 pub struct VHost {
@@ -30,7 +32,7 @@ pub struct VHost {
     queues: RwLock<FxHashMap<ShortStr, Arc<Queue>>>,
     durability: Option<Arc<Durability>>,
     timers: Arc<Timers>,
-    policies: Arc<Policies>,
+    policies: Arc<ArcSwap<Policies>>,
     tracker: Arc<Tracker>,
 }
 
@@ -38,7 +40,8 @@ pub struct VHost {
 #[derive(Clone)]
 pub struct Shared {
     pub timers: Arc<Timers>,
-    pub policies: Arc<Policies>,
+    /// Replaced whole when a policy changes (see `Broker::put_policy`).
+    pub policies: Arc<ArcSwap<Policies>>,
     pub tracker: Arc<Tracker>,
 }
 
@@ -221,7 +224,9 @@ impl VHost {
     fn new_exchange(self: &Arc<Self>, def: ExchangeDef, delay_store: Option<(u64, Arc<Durability>)>) -> Arc<Exchange> {
         let delayed =
             def.delayed.then(|| crate::delayed::Delayed::new(delay_store, self.timers.clone(), Arc::downgrade(self)));
-        Arc::new(Exchange::with_delayed(def, delayed))
+        let exchange = Exchange::with_delayed(def, delayed);
+        exchange.set_policy(self.policies.load().for_exchange(&self.name, exchange.name()).cloned());
+        Arc::new(exchange)
     }
 
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
@@ -282,7 +287,7 @@ impl VHost {
         stored: &StoredQueue,
         durability: Arc<Durability>,
     ) -> Result<Arc<Queue>, AmqpError> {
-        let args = self.queue_args(&name, &stored.arguments)?;
+        let (args, policy) = self.queue_args(&name, &stored.arguments)?;
         let persist = Some(Persist { id: stored.id, durability, durable: true });
         let req = QueueDeclare {
             name: name.clone(),
@@ -293,7 +298,7 @@ impl VHost {
             auto_delete: stored.auto_delete,
             arguments: stored.arguments.clone(),
         };
-        let q = Queue::new(self, req, None, args, persist);
+        let q = Queue::new(self, req, None, args, policy, persist);
         self.queues.write().insert(name, q.clone());
         Ok(q)
     }

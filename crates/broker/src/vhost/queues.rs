@@ -4,7 +4,7 @@
 use super::{QueueDeclare, VHost};
 use crate::durable::defs::{self, StoredQueue};
 use crate::exchange::Dest;
-use crate::queue::Persist;
+use crate::queue::{AppliedPolicy, Persist};
 use crate::{Consumer, Queue};
 use amqp_codec::FieldTable;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ impl VHost {
         if !req.server_named {
             names::check_queue_declare_name(&req.name)?;
         }
-        let args = self.queue_args(&req.name, &req.arguments)?;
+        let (args, policy) = self.queue_args(&req.name, &req.arguments)?;
         args.check_queue_type_flags(req.durable, req.exclusive, req.auto_delete, &req.name, &self.name)?;
         if queues.len() >= max_queues {
             return Err(AmqpError::not_allowed(format!(
@@ -59,14 +59,21 @@ impl VHost {
             None => None,
         };
         let name = req.name.clone();
-        let q = Queue::new(self, req, owner, args, persist);
+        let q = Queue::new(self, req, owner, args, policy, persist);
         queues.insert(name, q.clone());
         Ok((q, 0, 0))
     }
 
     /// The settings queue `name` runs with: its own arguments and what policies apply.
-    pub(super) fn queue_args(&self, name: &str, own: &FieldTable) -> Result<QueueArgs, AmqpError> {
-        QueueArgs::parse(&self.policies.effective(&self.name, name, own), name, &self.name)
+    pub(super) fn queue_args(&self, name: &str, own: &FieldTable) -> Result<(QueueArgs, AppliedPolicy), AmqpError> {
+        let effective = self.policies.load().effective_queue(&self.name, name, own);
+        let args = QueueArgs::parse(&effective.arguments, name, &self.name)?;
+        let policy = AppliedPolicy {
+            policy: effective.policy,
+            operator_policy: effective.operator_policy,
+            definition: effective.definition,
+        };
+        Ok((args, policy))
     }
 
     fn check_queue_equivalent(&self, q: &Queue, req: &QueueDeclare) -> Result<(), AmqpError> {
