@@ -12,6 +12,7 @@ use amqp_codec::*;
 use bytes::Bytes;
 use std::sync::Arc;
 use warren_broker::permissions::{Access, Resource};
+use warren_broker::stats::Counted;
 use warren_broker::{Confirm, Consumer, OnDurable};
 use warren_core::names::{self, DIRECT_REPLY_TO};
 use warren_core::{AmqpError, Message};
@@ -230,6 +231,11 @@ impl Channel {
                 Err(_) => wait.settle(false),
             }
         }
+        let counters = &self.sink.counters;
+        counters.bump(Counted::Publish, 1);
+        if confirm.is_some() {
+            counters.bump(Counted::PublishInConfirm, 1);
+        }
         let routed = match routed {
             Ok(r) => {
                 *ctx.consumers_behind |= r.consumers_behind;
@@ -238,7 +244,15 @@ impl Channel {
             Err(e) if e.code == amqp_codec::reply_code::NOT_FOUND => return Err(no_exchange(ctx, &publish.exchange)),
             Err(e) => return Err(e),
         };
-        if routed.queues == 0 && publish.mandatory && routed.confirm != Confirm::Refused && !routed.rejected {
+        if routed.queues > 0 {
+            counters.bump(Counted::Routed, 1);
+        }
+        let returned =
+            routed.queues == 0 && publish.mandatory && routed.confirm != Confirm::Refused && !routed.rejected;
+        if routed.queues == 0 {
+            counters.bump(if returned { Counted::ReturnUnroutable } else { Counted::DropUnroutable }, 1);
+        }
+        if returned {
             let ret = Method::BasicReturn(BasicReturn {
                 reply_code: NO_ROUTE,
                 reply_text: ShortStr::from_static("NO_ROUTE"),
@@ -263,7 +277,8 @@ impl Channel {
     /// Send the confirms that are ready: one `basic.ack(multiple)` per run of acks.
     pub fn flush_confirms(&mut self, out: &Outbound) {
         if let Some(log) = &self.confirm {
-            log.flush(out);
+            let acked = log.flush(out);
+            self.sink.counters.bump(Counted::Confirm, acked);
         }
     }
 
@@ -399,7 +414,10 @@ impl Channel {
         let q = ctx.vhost.queue_for(&name, ctx.connection_id)?;
         match q.get(m.no_ack) {
             Some((entry, remaining)) => self.sink.deliver_get(&q, entry, m.no_ack, remaining),
-            None => self.send(ctx.out, Method::BasicGetEmpty),
+            None => {
+                self.sink.counters.bump(Counted::GetEmpty, 1);
+                self.send(ctx.out, Method::BasicGetEmpty)
+            }
         }
         Ok(())
     }
@@ -438,6 +456,9 @@ impl Channel {
         let Some(settled) = settled else {
             return Err(AmqpError::precondition_failed(format!("unknown delivery tag {tag}")));
         };
+        if requeue.is_none() {
+            self.sink.counters.bump(Counted::Ack, settled.len() as u64);
+        }
         let how = match requeue {
             None => Settlement::Ack,
             Some(true) => Settlement::Requeue,

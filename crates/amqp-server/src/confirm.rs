@@ -98,9 +98,10 @@ impl ConfirmLog {
         self.state.lock().outcomes.front().is_some_and(|o| *o != Outcome::Pending)
     }
 
-    /// Writes the frames for every settled publish at the front.
-    pub fn flush(&self, out: &Outbound) {
-        let frames = self.drain_frames();
+    /// Writes the frames for every settled publish at the front; returns how many publishes
+    /// were acked.
+    pub fn flush(&self, out: &Outbound) -> u64 {
+        let (frames, acked) = self.drain_frames();
         if !frames.is_empty() {
             out.write(|b| {
                 for f in &frames {
@@ -108,11 +109,14 @@ impl ConfirmLog {
                 }
             });
         }
+        acked
     }
 
-    /// The frames confirming every settled publish at the front, which are then forgotten.
-    fn drain_frames(&self) -> Vec<Method> {
+    /// The frames confirming every settled publish at the front, which are then forgotten, and
+    /// how many of those were acks.
+    fn drain_frames(&self) -> (Vec<Method>, u64) {
         let mut frames: Vec<Method> = Vec::new();
+        let mut acked = 0;
         {
             let mut st = self.state.lock();
             let mut ack_upto = None;
@@ -120,7 +124,10 @@ impl ConfirmLog {
                 let seq = st.base;
                 match o {
                     Outcome::Pending => break,
-                    Outcome::Ack => ack_upto = Some(seq),
+                    Outcome::Ack => {
+                        ack_upto = Some(seq);
+                        acked += 1;
+                    }
                     Outcome::Nack => {
                         if let Some(upto) = ack_upto.take() {
                             frames.push(Method::BasicAck(BasicAck { delivery_tag: upto, multiple: true }));
@@ -139,7 +146,7 @@ impl ConfirmLog {
                 frames.push(Method::BasicAck(BasicAck { delivery_tag: upto, multiple: true }));
             }
         }
-        frames
+        (frames, acked)
     }
 }
 
@@ -162,16 +169,16 @@ mod tests {
         assert!(log.has_ready());
         let ack = |tag| Method::BasicAck(BasicAck { delivery_tag: tag, multiple: true });
         let nack = |tag| Method::BasicNack(BasicNack { delivery_tag: tag, multiple: false, requeue: false });
-        assert_eq!(log.drain_frames(), vec![ack(1)], "seq 2 holds back the rest");
+        assert_eq!(log.drain_frames(), (vec![ack(1)], 1), "seq 2 holds back the rest");
         assert!(!log.has_ready());
         log.settle(3, true); // already settled: no change, no wake-up of the front
         assert!(wake.take_ready().is_empty());
         log.settle(2, false);
         assert_eq!(wake.take_ready(), vec![1]);
-        assert_eq!(log.drain_frames(), vec![nack(2), ack(3), nack(4), ack(5)]);
-        assert_eq!(log.drain_frames(), vec![]);
+        assert_eq!(log.drain_frames(), (vec![nack(2), ack(3), nack(4), ack(5)], 2));
+        assert_eq!(log.drain_frames(), (vec![], 0));
         assert_eq!(log.reserve(), 6);
         log.resolve(6, true);
-        assert_eq!(log.drain_frames(), vec![ack(6)]);
+        assert_eq!(log.drain_frames(), (vec![ack(6)], 1));
     }
 }

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
+use warren_broker::stats::{Counted, MessageCounters, Totals};
 use warren_broker::{Consumer, ConsumerSink, Offer, Queue, Take, Timers};
 use warren_core::{Entry, Message};
 
@@ -126,6 +127,9 @@ pub struct ChannelSink {
     consumer_timeout_ms: u64,
     /// Itself, to schedule its timeout checks with the timers.
     me: Weak<ChannelSink>,
+    /// The channel's message counters: publishes, confirms, returns and acks are counted by the
+    /// connection's task, deliveries and gets under `state`'s lock (one writer each).
+    pub counters: MessageCounters,
 }
 
 impl warren_broker::registry::ChannelView for ChannelSink {
@@ -140,6 +144,10 @@ impl warren_broker::registry::ChannelView for ChannelSink {
             consumer_count: st.consumers.len(),
             messages_unacknowledged: st.unacked.len(),
         }
+    }
+
+    fn counters(&self) -> Totals {
+        self.counters.snapshot()
     }
 }
 
@@ -160,6 +168,7 @@ impl ChannelSink {
             timers,
             consumer_timeout_ms,
             me: me.clone(),
+            counters: MessageCounters::default(),
         })
     }
 
@@ -194,6 +203,10 @@ impl ChannelSink {
     pub fn deliver_get(&self, queue: &Arc<Queue>, entry: Entry, no_ack: bool, message_count: u32) {
         let mut st = self.state.lock();
         let tag = st.next_delivery_tag();
+        self.counters.bump(if no_ack { Counted::GetNoAck } else { Counted::Get }, 1);
+        if entry.redelivered {
+            self.counters.bump(Counted::Redeliver, 1);
+        }
         if !no_ack {
             // basic.get has no consumer to cancel: no acknowledgement timeout.
             let unacked =
@@ -255,6 +268,10 @@ impl ConsumerSink for ChannelSink {
         }
         let Some(entry) = take() else { return Offer::Empty };
         let tag = st.next_delivery_tag();
+        self.counters.bump(if consumer.no_ack { Counted::DeliverNoAck } else { Counted::Deliver }, 1);
+        if entry.redelivered {
+            self.counters.bump(Counted::Redeliver, 1);
+        }
         if !consumer.no_ack {
             self.track(&mut st, tag, queue, entry.seq, consumer, now_ms);
         }

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod reply_to;
 mod republish;
 pub mod route;
+pub mod stats;
 pub mod timers;
 pub mod tracking;
 mod tracking_journal;
@@ -59,6 +60,9 @@ struct BrokerInner {
     /// Held while policies change, so that concurrent changes neither lose one another nor
     /// reach the definitions log in another order than they were applied.
     policy_changes: parking_lot::Mutex<()>,
+    /// Message counts of the HTTP transport (publishes, pulls, pushes), which has no channels.
+    http_counters: stats::MessageCounters,
+    http_stats: stats::HttpStats,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -113,6 +117,8 @@ impl Broker {
                 config,
                 registry: registry::Registry::default(),
                 policy_changes: parking_lot::Mutex::new(()),
+                http_counters: stats::MessageCounters::default(),
+                http_stats: stats::HttpStats::default(),
                 shared,
             }),
         }
@@ -164,6 +170,16 @@ impl Broker {
     /// The connections every transport registered.
     pub fn registry(&self) -> &registry::Registry {
         &self.inner.registry
+    }
+
+    /// Message counts of the HTTP transport (several writers: count with `add_shared`).
+    pub fn http_counters(&self) -> &stats::MessageCounters {
+        &self.inner.http_counters
+    }
+
+    /// The HTTP transport's push and callback counts.
+    pub fn http_stats(&self) -> &stats::HttpStats {
+        &self.inner.http_stats
     }
 
     /// When this broker started (ms since the Unix epoch, by its clock).

@@ -1,8 +1,9 @@
 //! What is connected: every transport registers its connections here, with a view of their
 //! channels, so that the management API can list them and close one with a reason.
 
+use crate::stats::Totals;
 use amqp_codec::FieldTable;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +50,8 @@ pub struct ChannelInfo {
 /// Implemented by a transport's channel so its state can be read without its task.
 pub trait ChannelView: Send + Sync {
     fn info(&self) -> ChannelInfo;
+    /// The channel's message counters now.
+    fn counters(&self) -> Totals;
 }
 
 /// Counters a connection keeps as it reads and writes; read by the management API.
@@ -68,6 +71,8 @@ pub struct ConnectionEntry {
     channels: Mutex<BTreeMap<u16, Arc<dyn ChannelView>>>,
     close_reason: Mutex<Option<String>>,
     close: Notify,
+    /// The registry's counts of closed channels (see [`Registry::totals`]).
+    departed: Arc<RwLock<Totals>>,
 }
 
 impl ConnectionEntry {
@@ -75,12 +80,22 @@ impl ConnectionEntry {
         self.channels.lock().insert(number, view);
     }
 
+    /// A channel closed: its counts move to the registry's totals in the same step, so that
+    /// a total never goes back.
     pub fn remove_channel(&self, number: u16) {
-        self.channels.lock().remove(&number);
+        let mut departed = self.departed.write();
+        if let Some(view) = self.channels.lock().remove(&number) {
+            departed.add(&view.counters());
+        }
     }
 
     pub fn channels(&self) -> Vec<ChannelInfo> {
         self.channels.lock().values().map(|c| c.info()).collect()
+    }
+
+    /// Each channel's state and counters.
+    pub fn channels_with_counters(&self) -> Vec<(ChannelInfo, Totals)> {
+        self.channels.lock().values().map(|c| (c.info(), c.counters())).collect()
     }
 
     pub fn channel_count(&self) -> usize {
@@ -111,6 +126,9 @@ pub struct Registry {
     connections: Mutex<BTreeMap<u64, Arc<ConnectionEntry>>>,
     pub opened: AtomicU64,
     pub closed: AtomicU64,
+    /// The counts of channels that closed. Written while a channel leaves, read while totals
+    /// are summed: lock order `departed`, then `connections`, then a connection's channels.
+    departed: Arc<RwLock<Totals>>,
 }
 
 impl Registry {
@@ -121,6 +139,7 @@ impl Registry {
             channels: Mutex::new(BTreeMap::new()),
             close_reason: Mutex::new(None),
             close: Notify::new(),
+            departed: self.departed.clone(),
         });
         self.connections.lock().insert(entry.meta.id, entry.clone());
         count(&self.opened, 1);
@@ -128,9 +147,25 @@ impl Registry {
     }
 
     pub(crate) fn unregister(&self, id: u64) {
-        if self.connections.lock().remove(&id).is_some() {
+        let mut departed = self.departed.write();
+        if let Some(entry) = self.connections.lock().remove(&id) {
+            for (_, view) in std::mem::take(&mut *entry.channels.lock()) {
+                departed.add(&view.counters());
+            }
             count(&self.closed, 1);
         }
+    }
+
+    /// Every message count of every channel since the start, open or closed: monotonic.
+    pub fn totals(&self) -> Totals {
+        let departed = self.departed.read();
+        let mut totals = *departed;
+        for c in self.connections.lock().values() {
+            for view in c.channels.lock().values() {
+                totals.add(&view.counters());
+            }
+        }
+        totals
     }
 
     /// The open connections, oldest first.

@@ -270,6 +270,8 @@ pub struct Tracker {
     finished: Mutex<Option<UnboundedSender<u64>>>,
     /// Where records are kept across restarts (a broker with a data directory).
     journal: Option<Journal>,
+    /// Messages tracked and callbacks made since the start.
+    pub stats: crate::stats::TrackingStats,
 }
 
 /// A journal line: one record's whole state.
@@ -357,6 +359,7 @@ impl Tracker {
             changed: Notify::new(),
             finished: Mutex::new(None),
             journal: None,
+            stats: Default::default(),
         })
     }
 
@@ -399,7 +402,17 @@ impl Tracker {
             changed: Notify::new(),
             finished: Mutex::new(None),
             journal: Some(journal),
+            stats: Default::default(),
         }))
+    }
+
+    /// How many messages' records are kept now.
+    pub fn len(&self) -> usize {
+        self.state.lock().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Writes the journal out and stops its writer. Changes the writer had no room for go out
@@ -467,6 +480,7 @@ impl Tracker {
     /// untracked). With `lookup` (its vhost and `message_id` property) it can also be found by
     /// that.
     pub fn start(&self, now_ms: u64, lookup: Option<(&str, &str)>, origin: Origin) -> u64 {
+        crate::stats::count(&self.stats.tracked);
         let mut st = self.state.lock();
         let mut id = rand::random::<u64>();
         while id == 0 || st.records.contains_key(&id) {
@@ -567,6 +581,12 @@ impl Tracker {
 
     /// Records an attempt to call back, and the callback's state after it.
     pub fn callback_attempt(&self, id: u64, attempt: Attempt, state: CallbackState) {
+        crate::stats::count(&self.stats.callback_attempts);
+        match state {
+            CallbackState::Delivered => crate::stats::count(&self.stats.callbacks_delivered),
+            CallbackState::Failed => crate::stats::count(&self.stats.callbacks_failed),
+            _ => {}
+        }
         self.update(id, |r| {
             if let Some(c) = r.callback.as_mut() {
                 if c.attempts.len() == MAX_ATTEMPTS_KEPT {

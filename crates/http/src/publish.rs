@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use warren_broker::permissions::{Access, Resource};
+use warren_broker::stats::Counted;
 use warren_broker::tracking::id_text;
 use warren_core::Message;
 
@@ -297,6 +298,9 @@ pub async fn publish(
     }
     let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
     let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
+    let counters = api.broker.http_counters();
+    counters.add_shared(Counted::Publish, 1);
+    counters.add_shared(if routed.queues > 0 { Counted::Routed } else { Counted::DropUnroutable }, 1);
     let id = id_text(track);
     if let Some(key) = idempotency_key {
         api.idempotency.remember(key, id.clone());

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use warren_broker::permissions::{Access, Resource};
+use warren_broker::stats::Counted;
 use warren_broker::tracking::id_text;
 use warren_broker::{Broker, Queue};
 
@@ -135,6 +136,10 @@ pub async fn receive(
                 break;
             }
             let Some((entry, _)) = q.get(false) else { break };
+            api.broker.http_counters().add_shared(Counted::Get, 1);
+            if entry.redelivered {
+                api.broker.http_counters().add_shared(Counted::Redeliver, 1);
+            }
             let receipt = loop {
                 let r = rand_receipt();
                 if !api.leases.by_receipt.lock().contains_key(&r) {
@@ -200,7 +205,10 @@ pub async fn settle(
             let lease = leases.remove(&key).expect("found above");
             drop(leases);
             match (action.as_str(), query.requeue) {
-                ("ack", _) => lease.queue.ack([lease.seq]),
+                ("ack", _) => {
+                    api.broker.http_counters().add_shared(Counted::Ack, 1);
+                    lease.queue.ack([lease.seq])
+                }
                 (_, true) => lease.queue.requeue([lease.seq]),
                 (_, false) => lease.queue.reject([lease.seq]),
             }

@@ -25,6 +25,7 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, watch};
 use warren_broker::consumer::{Consumer, ConsumerSink, Offer, Take};
 use warren_broker::permissions::{Access, Resource};
+use warren_broker::stats::{count, Counted};
 use warren_broker::tracking::{id_text, parse_id};
 use warren_broker::{Broker, Queue};
 use warren_core::{Entry, Message};
@@ -110,6 +111,8 @@ struct PushSink {
     succeeded: AtomicU64,
     dead_lettered: AtomicU64,
     last_failure: Mutex<Option<Failure>>,
+    /// For the HTTP transport's message counts.
+    broker: Broker,
 }
 
 impl ConsumerSink for PushSink {
@@ -119,6 +122,11 @@ impl ConsumerSink for PushSink {
             return Offer::NoCredit;
         }
         let Some(entry) = take() else { return Offer::Empty };
+        let counters = self.broker.http_counters();
+        counters.add_shared(Counted::Deliver, 1);
+        if entry.redelivered {
+            counters.add_shared(Counted::Redeliver, 1);
+        }
         in_flight.insert(entry.seq);
         let _ = self.to_push.send(entry);
         Offer::Delivered
@@ -168,6 +176,7 @@ impl Live {
             return;
         }
         if ack {
+            self.sink.broker.http_counters().add_shared(Counted::Ack, 1);
             self.queue.ack([seq]);
         } else {
             self.queue.reject([seq]);
@@ -248,6 +257,7 @@ impl Subscriptions {
             succeeded: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            broker: self.broker.clone(),
         });
         let owner = parse_id(&def.id).map(|id| (id | 1 << 63, 0)).ok_or_else(|| ApiError::bad_request("bad id"))?;
         let consumer = Arc::new(Consumer {
@@ -400,10 +410,12 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
             .send()
             .await;
         live.sink.attempts.fetch_add(1, Ordering::Relaxed);
+        count(&live.sink.broker.http_stats().push_attempts);
         let failure = match result {
             // Settled before the permit goes: shutting down waits for the permits.
             Ok(resp) if resp.status().is_success() => {
                 live.sink.succeeded.fetch_add(1, Ordering::Relaxed);
+                count(&live.sink.broker.http_stats().push_succeeded);
                 live.settle(entry.seq, true);
                 drop(permit);
                 return;
@@ -414,6 +426,7 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
         *live.sink.last_failure.lock() = Some(failure);
         if attempt == live.def.max_attempts {
             live.sink.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            count(&live.sink.broker.http_stats().push_dead_lettered);
             live.settle(entry.seq, false);
             return;
         }

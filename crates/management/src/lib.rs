@@ -17,6 +17,7 @@ mod metrics;
 mod node;
 mod policies;
 mod queues;
+mod rates;
 mod view;
 
 use axum::routing::{get, post};
@@ -34,13 +35,20 @@ pub struct Settings {
     pub amqp_addr: Option<SocketAddr>,
     /// Where the HTTP listener (this API) is bound.
     pub http_addr: Option<SocketAddr>,
+    /// How often message rates are worked out (RabbitMQ's `collect_statistics_interval`);
+    /// 0 for the default of 5 s.
+    pub statistics_interval_ms: u64,
 }
+
+/// RabbitMQ's default statistics interval.
+pub const DEFAULT_STATISTICS_INTERVAL_MS: u64 = 5_000;
 
 /// What every handler shares.
 pub(crate) struct Mgmt {
     pub broker: Broker,
     pub settings: Settings,
     pub node: String,
+    pub rates: rates::Rates,
 }
 
 impl Mgmt {
@@ -73,9 +81,15 @@ impl Mgmt {
     }
 }
 
-/// The management API's routes over `broker` (merged into the HTTP listener's router).
+/// The management API's routes over `broker` (merged into the HTTP listener's router). Call it
+/// on the runtime: it starts the task that works out message rates.
 pub fn router(broker: Broker, settings: Settings) -> Router {
-    let state = Arc::new(Mgmt { broker, settings, node: view::node_name() });
+    let interval_ms = match settings.statistics_interval_ms {
+        0 => DEFAULT_STATISTICS_INTERVAL_MS,
+        ms => ms,
+    };
+    let state = Arc::new(Mgmt { broker, settings, node: view::node_name(), rates: rates::Rates::default() });
+    rates::run(Arc::downgrade(&state), std::time::Duration::from_millis(interval_ms));
     Router::new()
         .route("/api/overview", get(node::overview))
         .route("/api/cluster-name", get(node::cluster_name))

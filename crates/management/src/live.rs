@@ -67,8 +67,8 @@ pub async fn close_connection(
 fn channels_of(m: &Mgmt, connections: &[Arc<ConnectionEntry>]) -> Vec<Value> {
     let mut out = Vec::new();
     for c in connections {
-        for ch in c.channels() {
-            out.push(view::channel(c, &ch, &m.node));
+        for (ch, counts) in c.channels_with_counters() {
+            out.push(view::channel(c, &ch, &counts, &m.node, &m.rates));
         }
     }
     out

@@ -1,8 +1,10 @@
-//! Prometheus metrics at `/metrics` (totals) and `/metrics/per-object` (one series per queue),
-//! with the names and labels of RabbitMQ's Prometheus plugin, so its dashboards find them. Read
-//! from the broker's state at scrape time: nothing is counted on the publish path for them.
-//! Like RabbitMQ's endpoint, it asks for no credentials. Message counters (published,
-//! delivered, acknowledged) are not kept yet.
+//! Prometheus metrics at `/metrics` (totals) and `/metrics/per-object` (one series per queue and
+//! per channel), with the names and labels of RabbitMQ's Prometheus plugin, so its dashboards
+//! find them, and `warren_*` metrics of what is Warren's own (tracking, callbacks, pushes, the
+//! store's fsyncs, paging). Read at scrape time from per-object counters (`warren_broker::stats`)
+//! and state: the scrape takes no lock on the publish path. Counters are monotonic: a closed
+//! channel's counts move into the node's totals as it closes. Like RabbitMQ's endpoint, it asks
+//! for no credentials.
 
 use crate::{view, Mgmt};
 use axum::extract::State;
@@ -11,6 +13,7 @@ use axum::response::IntoResponse;
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use warren_broker::stats::{Counted, Totals};
 
 /// Text exposition format 0.0.4.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -52,6 +55,9 @@ struct Row {
     ready: usize,
     unacked: usize,
     consumers: usize,
+    paged_out: u64,
+    memory_bytes: u64,
+    counts: Totals,
 }
 
 fn queues(m: &Mgmt) -> Vec<Row> {
@@ -61,7 +67,17 @@ fn queues(m: &Mgmt) -> Vec<Row> {
         names.sort();
         for q in names.iter().filter_map(|n| v.queue(n)) {
             let (ready, unacked, consumers) = q.message_counts();
-            out.push(Row { vhost: v.name.clone(), queue: q.name.to_string(), ready, unacked, consumers });
+            let (memory_bytes, paged_out) = q.memory();
+            out.push(Row {
+                vhost: v.name.clone(),
+                queue: q.name.to_string(),
+                ready,
+                unacked,
+                consumers,
+                paged_out,
+                memory_bytes,
+                counts: q.counters.snapshot(),
+            });
         }
     }
     out
@@ -101,6 +117,179 @@ fn common(m: &Mgmt, out: &mut Out, queues: &[Row]) {
         queues.iter().map(|q| q.consumers).sum::<usize>(),
     );
     out.one("rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes", view::rss_bytes());
+    global(m, out);
+    warren(m, out, queues);
+}
+
+/// A global counter: its name's middle part, its help text, and its value from the counts.
+type GlobalSeries = (&'static str, &'static str, fn(&Totals) -> u64);
+
+/// RabbitMQ's `rabbitmq_global_*` counters, per protocol (`amqp091`, and Warren's `http`).
+fn global(m: &Mgmt, out: &mut Out) {
+    let (amqp, http) = crate::rates::node_counts(m);
+    let protocols = [("amqp091", amqp), ("http", http)];
+    let delivered = |t: &Totals| t.deliver_get();
+    let series: [GlobalSeries; 14] = [
+        ("received", "Total number of messages received from publishers", |t| t.get(Counted::Publish)),
+        ("received_confirm", "Total number of messages received from publishers expecting confirmations", |t| {
+            t.get(Counted::PublishInConfirm)
+        }),
+        ("routed", "Total number of messages routed to queues or streams", |t| t.get(Counted::Routed)),
+        ("unroutable_dropped", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", |t| {
+            t.get(Counted::DropUnroutable)
+        }),
+        ("unroutable_returned", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", |t| {
+            t.get(Counted::ReturnUnroutable)
+        }),
+        ("confirmed", "Total number of messages confirmed to publishers", |t| t.get(Counted::Confirm)),
+        ("delivered", "Total number of messages delivered to consumers", delivered),
+        ("delivered_consume_manual_ack", "Total number of messages delivered to consumers using manual acknowledgement mode", |t| {
+            t.get(Counted::Deliver)
+        }),
+        ("delivered_consume_auto_ack", "Total number of messages delivered to consumers using automatic acknowledgement mode", |t| {
+            t.get(Counted::DeliverNoAck)
+        }),
+        ("delivered_get_manual_ack", "Total number of messages delivered to consumers via basic.get using manual acknowledgement mode", |t| {
+            t.get(Counted::Get)
+        }),
+        ("delivered_get_auto_ack", "Total number of messages delivered to consumers via basic.get using automatic acknowledgement mode", |t| {
+            t.get(Counted::GetNoAck)
+        }),
+        ("get_empty", "Total number of times basic.get operations fetched no message", |t| t.get(Counted::GetEmpty)),
+        ("redelivered", "Total number of messages redelivered to consumers", |t| t.get(Counted::Redeliver)),
+        ("acknowledged", "Total number of message acknowledgements received from consumers", |t| t.get(Counted::Ack)),
+    ];
+    for (name, help, value) in series {
+        let name = format!("rabbitmq_global_messages_{name}_total");
+        out.family(&name, "counter", help);
+        for (protocol, totals) in &protocols {
+            out.sample(&name, &[("protocol", protocol)], value(totals));
+        }
+    }
+}
+
+/// RabbitMQ's channel counters, summed over the node's AMQP channels (open and closed).
+fn channel_totals(m: &Mgmt, out: &mut Out) {
+    let amqp = m.broker.registry().totals();
+    for (name, help, kind) in CHANNEL_SERIES {
+        out.one(name, "counter", help, amqp.get(*kind));
+    }
+}
+
+/// RabbitMQ's per-channel counters and the counted kind each reads.
+const CHANNEL_SERIES: &[(&str, &str, Counted)] = &[
+    (
+        "rabbitmq_channel_messages_published_total",
+        "Total number of messages published into an exchange on a channel",
+        Counted::Publish,
+    ),
+    (
+        "rabbitmq_channel_messages_confirmed_total",
+        "Total number of messages published into an exchange and confirmed on the channel",
+        Counted::Confirm,
+    ),
+    (
+        "rabbitmq_channel_messages_unroutable_returned_total",
+        "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+        Counted::ReturnUnroutable,
+    ),
+    (
+        "rabbitmq_channel_messages_unroutable_dropped_total",
+        "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+        Counted::DropUnroutable,
+    ),
+    (
+        "rabbitmq_channel_get_ack_total",
+        "Total number of messages fetched with basic.get in manual acknowledgement mode",
+        Counted::Get,
+    ),
+    (
+        "rabbitmq_channel_get_total",
+        "Total number of messages fetched with basic.get in automatic acknowledgement mode",
+        Counted::GetNoAck,
+    ),
+    (
+        "rabbitmq_channel_messages_delivered_ack_total",
+        "Total number of messages delivered to consumers in manual acknowledgement mode",
+        Counted::Deliver,
+    ),
+    (
+        "rabbitmq_channel_messages_delivered_total",
+        "Total number of messages delivered to consumers in automatic acknowledgement mode",
+        Counted::DeliverNoAck,
+    ),
+    (
+        "rabbitmq_channel_messages_redelivered_total",
+        "Total number of messages redelivered to consumers",
+        Counted::Redeliver,
+    ),
+    ("rabbitmq_channel_messages_acked_total", "Total number of messages acknowledged by consumers", Counted::Ack),
+    (
+        "rabbitmq_channel_get_empty_total",
+        "Total number of times basic.get operations fetched no message",
+        Counted::GetEmpty,
+    ),
+];
+
+/// What is Warren's own: tracking and callbacks, HTTP pushes, the store, paging.
+fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
+    let tracker = m.broker.tracker();
+    out.one("warren_tracked_messages", "gauge", "Messages whose outcome is tracked now", tracker.len());
+    let t = &tracker.stats;
+    out.one("warren_tracked_messages_total", "counter", "Messages tracked since the start", t.tracked.load(Relaxed));
+    out.one(
+        "warren_callback_attempts_total",
+        "counter",
+        "Outcome callbacks attempted",
+        t.callback_attempts.load(Relaxed),
+    );
+    out.one(
+        "warren_callbacks_delivered_total",
+        "counter",
+        "Outcome callbacks answered with 2xx",
+        t.callbacks_delivered.load(Relaxed),
+    );
+    out.one("warren_callbacks_failed_total", "counter", "Outcome callbacks given up", t.callbacks_failed.load(Relaxed));
+    let h = m.broker.http_stats();
+    out.one("warren_push_attempts_total", "counter", "HTTP push deliveries attempted", h.push_attempts.load(Relaxed));
+    out.one(
+        "warren_push_succeeded_total",
+        "counter",
+        "HTTP push deliveries answered with 2xx",
+        h.push_succeeded.load(Relaxed),
+    );
+    out.one(
+        "warren_push_dead_lettered_total",
+        "counter",
+        "HTTP push deliveries that ran out of attempts and were dead-lettered",
+        h.push_dead_lettered.load(Relaxed),
+    );
+    out.one(
+        "warren_queue_messages_paged_out",
+        "gauge",
+        "Ready messages whose bodies are on disk only",
+        queues.iter().map(|q| q.paged_out).sum::<u64>(),
+    );
+    out.one(
+        "warren_queue_memory_bytes",
+        "gauge",
+        "Memory charged to ready messages held in memory",
+        queues.iter().map(|q| q.memory_bytes).sum::<u64>(),
+    );
+    if let Some(d) = m.broker.durability() {
+        let store = d.store.stats();
+        out.one("warren_store_segments", "gauge", "Segment files of the message log", store.segments);
+        out.one("warren_store_index_bytes", "gauge", "Memory of the message log's index", store.index_bytes);
+        let f = d.store.fsync_stats();
+        let name = "warren_store_fsync_seconds";
+        out.family(name, "histogram", "How long the message log's fsyncs take");
+        for (bound, count) in &f.cumulative {
+            out.sample(&format!("{name}_bucket"), &[("le", &bound.to_string())], count);
+        }
+        out.sample(&format!("{name}_bucket"), &[("le", "+Inf")], f.count);
+        out.sample(&format!("{name}_sum"), &[], f.total_seconds);
+        out.sample(&format!("{name}_count"), &[], f.count);
+    }
 }
 
 /// `GET /metrics`: the node's totals.
@@ -132,6 +321,13 @@ pub async fn aggregated(State(m): State<Arc<Mgmt>>) -> impl IntoResponse {
         "Consumers on a queue",
         queues.iter().map(|q| q.consumers).sum::<usize>(),
     );
+    out.one(
+        "rabbitmq_queue_messages_published_total",
+        "counter",
+        "Total number of messages published to queues",
+        queues.iter().map(|q| q.counts.get(Counted::Publish)).sum::<u64>(),
+    );
+    channel_totals(&m, &mut out);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], out.0)
 }
 
@@ -150,6 +346,37 @@ pub async fn per_object(State(m): State<Arc<Mgmt>>) -> impl IntoResponse {
         out.family(name, "gauge", help);
         for q in &queues {
             out.sample(name, &[("vhost", &q.vhost), ("queue", &q.queue)], value(q));
+        }
+    }
+    let counted: [(&str, &str, Counted); 4] = [
+        ("rabbitmq_queue_messages_published_total", "Total number of messages published to queues", Counted::Publish),
+        (
+            "warren_queue_messages_delivered_total",
+            "Messages delivered from the queue (consumers and gets)",
+            Counted::Deliver,
+        ),
+        ("warren_queue_messages_acked_total", "Deliveries from the queue acknowledged", Counted::Ack),
+        ("warren_queue_messages_redelivered_total", "Messages delivered again from the queue", Counted::Redeliver),
+    ];
+    for (name, help, kind) in counted {
+        out.family(name, "counter", help);
+        for q in &queues {
+            let value = if kind == Counted::Deliver { q.counts.deliver_get() } else { q.counts.get(kind) };
+            out.sample(name, &[("vhost", &q.vhost), ("queue", &q.queue)], value);
+        }
+    }
+    out.family("warren_queue_messages_paged_out", "gauge", "Ready messages whose bodies are on disk only");
+    for q in &queues {
+        out.sample("warren_queue_messages_paged_out", &[("vhost", &q.vhost), ("queue", &q.queue)], q.paged_out);
+    }
+    let registry = m.broker.registry();
+    for (name, help, kind) in CHANNEL_SERIES {
+        out.family(name, "counter", help);
+        for c in registry.connections() {
+            for (info, counts) in c.channels_with_counters() {
+                let channel = view::channel_name(&c, info.number);
+                out.sample(name, &[("vhost", &c.meta.vhost), ("channel", &channel)], counts.get(*kind));
+            }
         }
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], out.0)

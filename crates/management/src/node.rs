@@ -48,6 +48,14 @@ pub async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> Json<Value>
     let connections = m.broker.registry().connections();
     let connections: Vec<_> = connections.iter().filter(|c| caller.sees_all() || c.meta.user == caller.name).collect();
     let channels: usize = connections.iter().map(|c| c.channel_count()).sum();
+    // The node's counts are everyone's: shown to those who see every vhost.
+    let message_stats = if caller.sees_all() {
+        let (mut node, http) = crate::rates::node_counts(&m);
+        node.add(&http);
+        m.rates.message_stats(&crate::rates::Key::Node, &node, &crate::rates::channel_kinds())
+    } else {
+        json!({})
+    };
     Json(json!({
         "management_version": RABBITMQ_API_VERSION,
         "rabbitmq_version": RABBITMQ_API_VERSION,
@@ -62,7 +70,7 @@ pub async fn overview(State(m): State<Arc<Mgmt>>, caller: Caller) -> Json<Value>
             "queues": queues, "consumers": consumers,
         },
         "queue_totals": {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
-        "message_stats": {},
+        "message_stats": message_stats,
         "listeners": listeners(&m),
         "contexts": [{"node": m.node, "description": "Warren management", "path": "/",
                       "port": m.settings.http_addr.map(|a| a.port())}],

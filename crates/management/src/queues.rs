@@ -33,7 +33,7 @@ pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<Li
 fn all_of(m: &Mgmt, v: &warren_broker::VHost) -> Vec<Value> {
     let mut names = v.queue_names();
     names.sort();
-    names.iter().filter_map(|n| v.queue(n)).map(|q| view::queue(&q, &m.node)).collect()
+    names.iter().filter_map(|n| v.queue(n)).map(|q| view::queue(&q, &m.node, &m.rates)).collect()
 }
 
 pub async fn list_vhost(
@@ -53,7 +53,7 @@ pub async fn show(
 ) -> Result<Json<Value>> {
     let v = m.visible_vhost(&caller, &vhost)?;
     let q = v.queue(&name).ok_or_else(MgmtError::not_found)?;
-    let mut out = view::queue(&q, &m.node);
+    let mut out = view::queue(&q, &m.node, &m.rates);
     let consumers: Vec<Value> = q.consumers().iter().map(|c| view::consumer(&m.broker, &q, c, &m.node)).collect();
     out["consumer_details"] = Value::Array(consumers);
     Ok(Json(out))

@@ -1,8 +1,10 @@
 //! The JSON of each broker object, with RabbitMQ's field names.
 
+use crate::rates::{channel_kinds, Key, Rates, QUEUE_KINDS};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use warren_broker::registry::{ChannelInfo, ConnectionEntry};
+use warren_broker::stats::Totals;
 use warren_broker::{Broker, Consumer, Dest, Exchange, Queue};
 use warren_core::json::table_to_json;
 
@@ -19,7 +21,7 @@ pub fn node_name() -> String {
     format!("warren@{}", if host.is_empty() { "localhost" } else { host })
 }
 
-pub fn queue(q: &Queue, node: &str) -> Value {
+pub fn queue(q: &Queue, node: &str, rates: &Rates) -> Value {
     let (ready, unacked, consumers) = q.message_counts();
     let applied = q.applied_policy();
     let effective: serde_json::Map<String, Value> =
@@ -41,6 +43,11 @@ pub fn queue(q: &Queue, node: &str) -> Value {
         "policy": applied.policy,
         "operator_policy": applied.operator_policy,
         "effective_policy_definition": effective,
+        "message_stats": rates.message_stats(
+            &Key::Queue(q.vhost.clone(), q.name.to_string()),
+            &q.counters.snapshot(),
+            QUEUE_KINDS
+        ),
     })
 }
 
@@ -149,9 +156,11 @@ pub fn channel_name(c: &ConnectionEntry, number: u16) -> String {
     format!("{} ({number})", c.meta.name())
 }
 
-pub fn channel(c: &ConnectionEntry, ch: &ChannelInfo, node: &str) -> Value {
+pub fn channel(c: &ConnectionEntry, ch: &ChannelInfo, counts: &Totals, node: &str, rates: &Rates) -> Value {
+    let name = channel_name(c, ch.number);
     json!({
-        "name": channel_name(c, ch.number),
+        "message_stats": rates.message_stats(&Key::Channel(name.clone()), counts, &channel_kinds()),
+        "name": name,
         "number": ch.number,
         "node": node,
         "state": "running",

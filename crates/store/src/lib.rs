@@ -19,6 +19,7 @@ mod record;
 pub mod recovery;
 mod segment;
 mod state;
+mod sync_stats;
 mod writer;
 
 pub use definitions::{Definitions, DefinitionsOptions};
@@ -30,6 +31,7 @@ pub use id_set::{IdRun, IdSet};
 pub use log::{Completion, Keep, MessageId, QueueId, Store, StoreStats};
 pub use options::StoreOptions;
 pub use recovery::{RecoveredMessage, RecoveredQueue, Recovery, RecoveryStats, SkippedRecord};
+pub use sync_stats::{FsyncStats, FSYNC_BUCKETS_S};
 
 /// Test support: writes a segment header of another format version (to test refusal).
 #[doc(hidden)]

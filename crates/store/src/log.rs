@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     /// Appends sent to the writer that it has not taken into a batch yet (bounded by
     /// `channel_capacity`).
     pub pending_appends: AtomicUsize,
+    /// How long the writer's fsyncs take.
+    pub sync_times: crate::sync_stats::SyncTimes,
 }
 
 pub(crate) struct SharedInner {
@@ -89,6 +91,7 @@ impl Store {
         let shared = Arc::new(Shared {
             inner: Mutex::new(SharedInner { index: log.index, files: log.files }),
             pending_appends: AtomicUsize::new(0),
+            sync_times: Default::default(),
         });
         let mut writer = Writer {
             fs,
@@ -262,6 +265,11 @@ impl Store {
             index_slots: shared.index.len(),
             index_bytes: shared.index.allocated_bytes(),
         }
+    }
+
+    /// How many fsyncs the writer made and how long they took.
+    pub fn fsync_stats(&self) -> crate::FsyncStats {
+        self.shared.sync_times.snapshot()
     }
 
     /// Bytes of index memory per message (excluding the per-queue unacked sets).

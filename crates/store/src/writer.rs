@@ -284,7 +284,10 @@ impl Writer {
                 fail(done, &err);
                 return Err(err);
             }
-            if let Err(e) = file.sync_data() {
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            self.shared.sync_times.record(started.elapsed());
+            if let Err(e) = synced {
                 let err = StoreError::Failed(e.to_string());
                 self.failed = Some(err.clone());
                 done.append(syncs);

@@ -30,6 +30,9 @@ pub struct Config {
     pub policies: Vec<PolicyConfig>,
     /// `[http]`: the HTTP API.
     pub http: HttpConfig,
+    /// How often the management API works out message rates (RabbitMQ's
+    /// `collect_statistics_interval`).
+    pub statistics_interval_ms: u64,
     /// Where the broker's time comes from (tests run timers on a manual clock).
     #[serde(skip)]
     pub clock: ClockKind,
@@ -162,6 +165,7 @@ impl Default for Config {
             vhosts: vec!["/".into()],
             policies: Vec::new(),
             http: HttpConfig::default(),
+            statistics_interval_ms: warren_management::DEFAULT_STATISTICS_INTERVAL_MS,
             clock: ClockKind::System,
         }
     }
@@ -185,6 +189,9 @@ impl Config {
         }
         if self.http.callback_max_attempts == 0 || self.http.callback_concurrency == 0 {
             return Err("http.callback_max_attempts and http.callback_concurrency must be at least 1".into());
+        }
+        if !(100..=3_600_000).contains(&self.statistics_interval_ms) {
+            return Err("statistics_interval_ms must be 100 to 3600000 (1 hour)".into());
         }
         for u in &self.users {
             if u.name.is_empty() {

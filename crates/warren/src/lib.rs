@@ -119,7 +119,11 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
     let (http_stop, http_stopped) = oneshot::channel::<()>();
     let management = warren_management::router(
         broker.clone(),
-        warren_management::Settings { amqp_addr: Some(amqp_addr), http_addr: Some(http_addr) },
+        warren_management::Settings {
+            amqp_addr: Some(amqp_addr),
+            http_addr: Some(http_addr),
+            statistics_interval_ms: config.statistics_interval_ms,
+        },
     );
     let http_task =
         tokio::spawn(warren_http::serve(http_listener, broker.clone(), config.http_settings(), management, async {

@@ -390,37 +390,6 @@ async fn a_rabbitmq_export_imports_and_round_trips() {
     assert!(err["reason"].as_str().unwrap().contains("shovel"), "{err}");
 }
 
-/// Prometheus metrics under RabbitMQ's plugin's names, totals and per queue, without credentials.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_metrics_use_rabbitmqs_names() {
-    let server = TestServer::start().await;
-    let (_c, ch) = server.lapin_channel().await;
-    let q = unique("metered");
-    q::declare(&ch, &q).await;
-    for _ in 0..3 {
-        q::publish(&ch, "", &q, b"m").await;
-    }
-    let scrape = |path: &str| {
-        let url = url(&server, path);
-        async move {
-            let resp = within(http().get(url).send()).await.unwrap();
-            assert_eq!(resp.status(), StatusCode::OK);
-            assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-            within(resp.text()).await.unwrap()
-        }
-    };
-    let totals = scrape("/metrics").await;
-    for line in
-        ["rabbitmq_connections 1", "rabbitmq_channels 1", "rabbitmq_queue_messages_ready 3", "rabbitmq_queues 1"]
-    {
-        assert!(totals.lines().any(|l| l == line), "{line} in:\n{totals}");
-    }
-    assert!(totals.contains("# TYPE rabbitmq_connections_opened_total counter"), "{totals}");
-    let per_object = scrape("/metrics/per-object").await;
-    let series = format!("rabbitmq_queue_messages_ready{{vhost=\"/\",queue=\"{q}\"}} 3");
-    assert!(per_object.lines().any(|l| l == series), "{series} in:\n{per_object}");
-}
-
 /// No import or PUT opens guest to the network: it stays loopback-only, and a new `guest` is
 /// loopback-only too (RabbitMQ's default `loopback_users`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

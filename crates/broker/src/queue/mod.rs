@@ -15,6 +15,7 @@ pub use long_poll::LongPoll;
 
 use crate::consumer::{Consumer, Offer};
 use crate::durable::{self, Durability};
+use crate::stats::{Counted, MessageCounters};
 use crate::timers::Timers;
 use crate::tracking::Tracker;
 use crate::vhost::QueueDeclare;
@@ -42,6 +43,9 @@ pub struct Queue {
     args: ArcSwap<QueueArgs>,
     /// The policies that apply, for listing.
     policy: Mutex<AppliedPolicy>,
+    /// Messages published into, delivered from and acknowledged in this queue (counted under
+    /// its lock).
+    pub counters: MessageCounters,
     /// The queue's link to the store (every queue of a broker with a data directory).
     pub persist: Option<Persist>,
     /// The vhost, to route dead letters through and to delete an expired queue from.
@@ -201,6 +205,7 @@ impl Queue {
             arguments: req.arguments,
             args: ArcSwap::from_pointee(args),
             policy: Mutex::new(policy),
+            counters: MessageCounters::default(),
             persist,
             vhost_ref: Arc::downgrade(vhost),
             timers,
@@ -284,6 +289,7 @@ impl Queue {
             stamped => stamped,
         };
         st.messages.push_with(message, stored);
+        self.counters.bump(Counted::Publish, 1);
         // Offered as it arrives, before its TTL can have run: a TTL of 0 reaches a waiting
         // consumer and expires otherwise (RabbitMQ's rule).
         self.dispatch_at(&mut st, Round::new(now, now.saturating_sub(1)));
@@ -516,7 +522,7 @@ impl Queue {
             if let Some(id) = entry.stored {
                 *delivered_upto = (*delivered_upto).max(id);
             }
-            self.delivered(&entry, now, consumer.no_ack);
+            self.delivered(&entry, now, consumer.no_ack, false);
             if consumer.no_ack {
                 self.forget_stored(entry.stored);
             } else {
@@ -553,7 +559,7 @@ impl Queue {
             self.unlock(guard);
             return None;
         };
-        self.delivered(&entry, now, no_ack);
+        self.delivered(&entry, now, no_ack, true);
         if no_ack {
             self.forget_stored(entry.stored);
         } else {
@@ -572,6 +578,7 @@ impl Queue {
         let mut st = self.state.lock();
         for seq in seqs {
             if let Some(entry) = st.messages.ack(seq) {
+                self.counters.bump(Counted::Ack, 1);
                 stored.extend(entry.stored);
                 if entry.message.track != 0 {
                     self.tracker.acked(entry.message.track, self.timers.now_ms(), &self.name);
@@ -584,8 +591,19 @@ impl Queue {
         }
     }
 
-    /// Records a delivery of a tracked message (and, with no-ack, its settlement).
-    fn delivered(&self, entry: &Entry, now_ms: u64, no_ack: bool) {
+    /// Counts a delivery (to a consumer, or by basic.get) and records it for a tracked message
+    /// (and, with no-ack, its settlement). Called under the queue's lock.
+    fn delivered(&self, entry: &Entry, now_ms: u64, no_ack: bool, get: bool) {
+        let kind = match (get, no_ack) {
+            (false, false) => Counted::Deliver,
+            (false, true) => Counted::DeliverNoAck,
+            (true, false) => Counted::Get,
+            (true, true) => Counted::GetNoAck,
+        };
+        self.counters.bump(kind, 1);
+        if entry.redelivered {
+            self.counters.bump(Counted::Redeliver, 1);
+        }
         let track = entry.message.track;
         if track != 0 {
             self.tracker.delivered(track, now_ms, &self.name, entry.delivery_count);
