@@ -131,6 +131,34 @@ impl Prioritized {
         self.levels[level].return_entry(entry);
     }
 
+    /// Puts back a message taken with [`Prioritized::pop_next`] that nobody received (see
+    /// [`QueueMessages::put_back`]).
+    pub fn put_back(&mut self, mut entry: Entry) {
+        let (level, local) = split(entry.seq);
+        entry.seq = local;
+        self.levels[level].put_back(entry);
+    }
+
+    /// Up to `count` ready messages after the first `skip`, in delivery order (highest
+    /// priority first), without taking them.
+    pub fn peek(&self, mut skip: usize, count: usize) -> Vec<crate::queue::Peeked> {
+        let mut out = Vec::new();
+        for level in (0..self.levels.len()).rev() {
+            let before = out.len();
+            self.levels[level].peek(&mut skip, count - before, &mut out);
+            for p in &mut out[before..] {
+                match p {
+                    crate::queue::Peeked::Entry(e) => e.seq = global(level, e.seq),
+                    crate::queue::Peeked::Paged { seq, .. } => *seq = global(level, *seq),
+                }
+            }
+            if out.len() >= count {
+                break;
+            }
+        }
+        out
+    }
+
     pub fn requeue(&mut self, seq: u64) -> bool {
         match self.ack(seq) {
             Some(entry) => {

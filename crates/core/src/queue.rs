@@ -6,6 +6,9 @@
 //! their deadline (queue TTL or `expiration`, time passed in): at the head whenever the queue is
 //! looked at, and anywhere in the queue on a sweep.
 
+mod browse;
+pub use browse::Peeked;
+
 use crate::Message;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, VecDeque};

@@ -7,6 +7,7 @@ mod access;
 mod auth;
 mod bindings;
 mod body;
+mod dead_letters;
 mod definitions;
 mod error;
 mod exchanges;
@@ -137,6 +138,8 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/queues/{vhost}/{name}/contents", axum::routing::delete(queues::purge))
         .route("/api/queues/{vhost}/{name}/get", post(queues::get_messages))
         .route("/api/queues/{vhost}/{name}/bindings", get(bindings::of_queue))
+        .route("/api/queues/{vhost}/{name}/messages", get(dead_letters::browse))
+        .route("/api/queues/{vhost}/{name}/move", post(dead_letters::move_messages))
         .route("/api/bindings", get(bindings::list))
         .route("/api/bindings/{vhost}", get(bindings::list_vhost))
         .route("/api/bindings/{vhost}/e/{source}/{kind}/{destination}", get(bindings::between).post(bindings::create))

@@ -187,7 +187,9 @@ pub async fn get_messages(
         }
         let Some((entry, remaining)) = q.get(false) else { break };
         bytes += entry.message.body.len();
-        out.push(message_json(&entry, remaining, &body));
+        let mut one = message_json(&entry.message, entry.redelivered, &body.encoding, body.truncate);
+        one["message_count"] = json!(remaining);
+        out.push(one);
         taken.push(entry.seq);
     }
     match (requeue, reject) {
@@ -198,23 +200,23 @@ pub async fn get_messages(
     Ok(Json(Value::Array(out)))
 }
 
-fn message_json(entry: &warren_core::Entry, remaining: u32, body: &GetBody) -> Value {
-    let m = &entry.message;
+/// A message as RabbitMQ's `get` shows it: `encoding` `auto` gives text bodies as strings,
+/// `base64` always base64; `truncate` cuts the payload shown.
+pub fn message_json(m: &warren_core::Message, redelivered: bool, encoding: &str, truncate: Option<u64>) -> Value {
     let props = m.decode_properties().unwrap_or_default();
-    let payload = match body.truncate {
+    let payload = match truncate {
         Some(limit) if m.body.len() as u64 > limit => &m.body[..limit as usize],
         _ => &m.body[..],
     };
-    let (payload, encoding) = match (body.encoding.as_str(), std::str::from_utf8(payload)) {
+    let (payload, encoding) = match (encoding, std::str::from_utf8(payload)) {
         ("auto", Ok(text)) => (text.to_owned(), "string"),
         _ => (base64::engine::general_purpose::STANDARD.encode(payload), "base64"),
     };
     json!({
         "payload_bytes": m.body.len(),
-        "redelivered": entry.redelivered,
+        "redelivered": redelivered,
         "exchange": m.exchange.as_str(),
         "routing_key": m.routing_key.as_str(),
-        "message_count": remaining,
         "properties": properties_to_json(&props),
         "payload": payload,
         "payload_encoding": encoding,

@@ -141,7 +141,21 @@ impl Store {
             Keep::Durable => kind::MESSAGE,
             Keep::UntilRestart => kind::PAGED,
         };
+        self.send_append(kind, None, queues, body, make_done)
+    }
+
+    fn send_append(
+        &self,
+        kind: u8,
+        moved_from: Option<(QueueId, MessageId)>,
+        queues: &[QueueId],
+        body: Bytes,
+        make_done: impl FnOnce(MessageId) -> Completion,
+    ) -> Result<MessageId, StoreError> {
         let queues = self.check_append(queues, &body)?;
+        if moved_from.is_some() && record::moved_len(queues.len(), body.len()) > self.options.max_record_bytes {
+            return Err(StoreError::Invalid(format!("message larger than a segment ({} bytes)", body.len())));
+        }
         if self.pending_appends() >= self.options.channel_capacity {
             return Err(StoreError::Busy);
         }
@@ -152,13 +166,27 @@ impl Store {
         }
         self.shared.pending_appends.fetch_add(1, Ordering::Relaxed);
         let done = make_done(id);
-        if self.tx.send(Request::Append { kind, id, queues, body, done }).is_err() {
+        if self.tx.send(Request::Append { kind, id, queues, body, done, moved_from }).is_err() {
             // The writer is gone (closed): the completion is dropped uncalled, like on any Err.
             self.shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Closed);
         }
         *next_id += 1;
         Ok(id)
+    }
+
+    /// Appends message body `body` for `queues` and settles message `from.1` of queue `from.0`
+    /// in one record: after a crash either both happened or neither (a message moved from one
+    /// queue to others is never lost and never doubled). Otherwise as [`Store::append_with`]
+    /// with [`Keep::Durable`].
+    pub fn append_moved(
+        &self,
+        from: (QueueId, MessageId),
+        queues: &[QueueId],
+        body: Bytes,
+        make_done: impl FnOnce(MessageId) -> Completion,
+    ) -> Result<MessageId, StoreError> {
+        self.send_append(kind::MOVED, Some(from), queues, body, make_done)
     }
 
     /// Appends sent that the writer has not taken into a batch yet.
@@ -245,6 +273,8 @@ impl Store {
         read_at(place.offset as u64, &mut buf)?;
         let payload_range = match record::parse(&buf, buf.len()) {
             Parsed::Ok { kind: kind::MESSAGE | kind::PAGED, payload, .. } => buf.len() - payload.len()..buf.len(),
+            // The settled message's (queue, id) come first.
+            Parsed::Ok { kind: kind::MOVED, payload, .. } => buf.len() - payload.len() + 16..buf.len(),
             Parsed::Ok { .. } => return Err(corrupt("not a message record")),
             Parsed::Bad { reason, .. } => return Err(corrupt(reason)),
             Parsed::Incomplete => return Err(corrupt("short record")),

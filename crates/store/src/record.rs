@@ -23,6 +23,10 @@ pub mod kind {
     /// Like MESSAGE, but a copy of a transient message paged out of memory: readable and acked
     /// like a message while the store runs, ignored by recovery (it never survives a restart).
     pub const PAGED: u8 = 5;
+    /// A message moved from another queue: `from queue u64 | from id u64 |` then a MESSAGE
+    /// payload. One record, so the copy and the settling of the original are on disk together
+    /// or not at all.
+    pub const MOVED: u8 = 6;
     /// Definitions: `key len u32 | key | value`.
     pub const DEF_PUT: u8 = 16;
     /// Definitions: `key`.
@@ -73,6 +77,35 @@ pub fn encode_message(buf: &mut Vec<u8>, kind: u8, id: u64, queues: &[u64], body
     }
     buf.extend_from_slice(body);
     finish(buf, start);
+}
+
+/// Total encoded size of a MOVED record.
+pub fn moved_len(queues: usize, body: usize) -> usize {
+    message_len(queues, body) + 16
+}
+
+/// Encodes a MOVED record: message `id` for `queues`, settling message `from.1` of queue
+/// `from.0`.
+pub fn encode_moved(buf: &mut Vec<u8>, from: (u64, u64), id: u64, queues: &[u64], body: &[u8]) {
+    let start = begin(buf, kind::MOVED, moved_len(queues.len(), body.len()) - FRAME_LEN);
+    buf.extend_from_slice(&from.0.to_le_bytes());
+    buf.extend_from_slice(&from.1.to_le_bytes());
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(&(queues.len() as u16).to_le_bytes());
+    for q in queues {
+        buf.extend_from_slice(&q.to_le_bytes());
+    }
+    buf.extend_from_slice(body);
+    finish(buf, start);
+}
+
+/// Decodes a MOVED payload: the settled (queue, id), and the message (its `body_start` counted
+/// from the start of the whole payload).
+pub fn decode_moved(p: &[u8]) -> Option<((u64, u64), MessagePayload)> {
+    let from = (u64_at(p, 0)?, u64_at(p, 8)?);
+    let mut m = decode_message(p.get(16..)?)?;
+    m.body_start += 16;
+    Some((from, m))
 }
 
 /// Size of an ACK, DELIVERED or PURGE record.
@@ -222,6 +255,21 @@ mod tests {
         let m = decode_message(payload).unwrap();
         assert_eq!((m.id, m.queues.as_slice(), &payload[m.body_start..]), (42, &[1u64, 2, 3][..], &b"body"[..]));
         assert!(decode_message(&payload[..12]).is_none());
+    }
+
+    #[test]
+    fn moved_round_trip() {
+        let mut buf = Vec::new();
+        encode_moved(&mut buf, (3, 17), 42, &[9], b"body");
+        assert_eq!(buf.len(), moved_len(1, 4));
+        let Parsed::Ok { kind, payload, .. } = parse(&buf, 1 << 20) else { panic!("parse") };
+        assert_eq!(kind, kind::MOVED);
+        let (from, m) = decode_moved(payload).unwrap();
+        assert_eq!(
+            (from, m.id, m.queues.as_slice(), &payload[m.body_start..]),
+            ((3, 17), 42, &[9u64][..], &b"body"[..])
+        );
+        assert!(decode_moved(&payload[..20]).is_none());
     }
 
     #[test]

@@ -186,6 +186,15 @@ fn apply(
             let slot = Slot { segment: seq, offset, len };
             state.on_message(index, m.id, &m.queues, slot).then_some(()).ok_or("message id out of order")
         }
+        kind::MOVED => {
+            let (from, m) = record::decode_moved(payload).ok_or("bad moved message payload")?;
+            let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
+            let len = u32::try_from(FRAME_LEN + payload.len()).map_err(|_| "record beyond 4 GiB")?;
+            let slot = Slot { segment: seq, offset, len };
+            state.on_message(index, m.id, &m.queues, slot).then_some(()).ok_or("message id out of order")?;
+            state.on_pair(index, seq, kind::ACK, from.0, from.1);
+            Ok(())
+        }
         kind::PAGED => {
             // A transient message paged out before the restart: gone with it. Its id is never
             // handed out again all the same.

@@ -25,12 +25,15 @@ pub(crate) type QueueIds = smallvec::SmallVec<[u64; 2]>;
 /// A request to the writer thread.
 pub(crate) enum Request {
     Append {
-        /// `kind::MESSAGE`, or `kind::PAGED` for a transient message paged out of memory.
+        /// `kind::MESSAGE`, `kind::PAGED` for a transient message paged out of memory, or
+        /// `kind::MOVED` (with `moved_from`).
         kind: u8,
         id: u64,
         queues: QueueIds,
         body: Bytes,
         done: Completion,
+        /// The (queue, message) a MOVED record settles.
+        moved_from: Option<(u64, u64)>,
     },
     /// An ACK, DELIVERED or PURGE record (`queue`, then a message id).
     Pair {
@@ -50,8 +53,22 @@ pub(crate) enum Request {
 }
 
 enum Effect {
-    Message { id: u64, queues: QueueIds, slot: Slot },
-    Pair { kind: u8, queue: u64, id: u64 },
+    Message {
+        id: u64,
+        queues: QueueIds,
+        slot: Slot,
+    },
+    Pair {
+        kind: u8,
+        queue: u64,
+        id: u64,
+    },
+    /// The settling half of a MOVED record: applied with its message, and (unlike a pair)
+    /// never retried on its own when the write fails, since the copy failed with it.
+    MovedAck {
+        queue: u64,
+        id: u64,
+    },
 }
 
 /// Records of one segment waiting for their write and fdatasync. The writer keeps one and
@@ -151,8 +168,11 @@ impl Writer {
                 continue;
             }
             match req {
-                Request::Append { kind, id, queues, body, done } => {
-                    let len = record::message_len(queues.len(), body.len());
+                Request::Append { kind, id, queues, body, done, moved_from } => {
+                    let len = match moved_from {
+                        Some(_) => record::moved_len(queues.len(), body.len()),
+                        None => record::message_len(queues.len(), body.len()),
+                    };
                     if let Err(err) = self.ensure_room(&mut chunk, len) {
                         done(Err(err.clone()));
                         failed = Some(err);
@@ -160,8 +180,14 @@ impl Writer {
                     }
                     let offset = (self.active_len + chunk.buf.len()) as u32;
                     let slot = Slot { segment: self.active, offset, len: len as u32 };
-                    record::encode_message(&mut chunk.buf, kind, id, &queues, &body);
+                    match moved_from {
+                        Some(from) => record::encode_moved(&mut chunk.buf, from, id, &queues, &body),
+                        None => record::encode_message(&mut chunk.buf, kind, id, &queues, &body),
+                    }
                     chunk.effects.push(Effect::Message { id, queues, slot });
+                    if let Some((queue, settled)) = moved_from {
+                        chunk.effects.push(Effect::MovedAck { queue, id: settled });
+                    }
                     chunk.done.push(done);
                 }
                 Request::Pair { kind, queue, id } => {
@@ -328,6 +354,7 @@ impl Writer {
                     self.state.on_message(&mut shared.index, id, &queues, slot);
                 }
                 Effect::Pair { kind, queue, id } => self.state.on_pair(&shared.index, self.active, kind, queue, id),
+                Effect::MovedAck { queue, id } => self.state.on_pair(&shared.index, self.active, kind::ACK, queue, id),
             }
         }
     }

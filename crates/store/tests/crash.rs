@@ -153,3 +153,32 @@ fn misnamed_segment_is_a_clear_error() {
     let err = warren_store::Store::open(Path::new(DIR), StoreOptions::default(), std::sync::Arc::new(fs.clone()));
     assert!(matches!(err.err().unwrap(), StoreError::Corrupt { .. }));
 }
+
+/// A moved message's copy and the settling of its original are one record: after a crash both
+/// happened or neither, whatever part of the record reached the disk.
+#[test]
+fn a_move_is_all_or_nothing_across_a_crash() {
+    for torn in [None, Some(5), Some(40)] {
+        let fs = FaultyFs::new();
+        let (store, _) = open(&fs, StoreOptions::default());
+        let (original, _) = append_wait(&store, &[1], b"dead letter");
+        let (done, rx) = completion();
+        let copy = store.append_moved((1, original), &[2], Bytes::from_static(b"dead letter"), |_| done).unwrap();
+        rx.recv().unwrap().unwrap();
+        // The move that follows is in flight at the crash: all or nothing of it survives.
+        let (second, _) = append_wait(&store, &[1], b"second");
+        let (done, _rx) = completion();
+        let in_flight = store.append_moved((1, second), &[2], Bytes::from_static(b"second"), |_| done).unwrap();
+        let crashed = fs.crash(torn);
+        drop(store);
+        let (store, recovery) = open(&crashed, StoreOptions::default());
+        assert_eq!(store.read(copy).unwrap(), Bytes::from_static(b"dead letter"));
+        let (q1, q2) = (ids(&recovery, 1), ids(&recovery, 2));
+        assert!(!q1.contains(&original), "the first original was settled by its move");
+        match (q1.contains(&second), q2.contains(&in_flight)) {
+            (true, false) | (false, true) => {}
+            other => panic!("the second move half-happened ({other:?}) with torn {torn:?}"),
+        }
+        assert!(q2.contains(&copy));
+    }
+}

@@ -209,6 +209,22 @@ impl Durability {
         self.write(Keep::Durable, queues, message, make_done)
     }
 
+    /// Appends `message` for the store queues `queues` and settles stored message `from.1` of
+    /// store queue `from.0` in the same record (a move: never lost, never doubled by a crash).
+    /// As [`Durability::append`] otherwise.
+    pub fn append_moved<F>(
+        &self,
+        from: (u64, u64),
+        queues: &[u64],
+        message: &Message,
+        make_done: impl FnOnce(u64) -> F,
+    ) -> Option<u64>
+    where
+        F: FnOnce(bool) + Send + 'static,
+    {
+        self.write_with(Some(from), Keep::Durable, queues, message, make_done)
+    }
+
     /// A queue's in-memory ready bytes changed by `delta` (reported in steps, not per message).
     pub fn report_memory(&self, delta: i64) {
         let now = self.memory_bytes.fetch_add(delta, Ordering::Relaxed) + delta;
@@ -266,6 +282,20 @@ impl Durability {
     where
         F: FnOnce(bool) + Send + 'static,
     {
+        self.write_with(None, keep, queues, message, make_done)
+    }
+
+    fn write_with<F>(
+        &self,
+        moved_from: Option<(u64, u64)>,
+        keep: Keep,
+        queues: &[u64],
+        message: &Message,
+        make_done: impl FnOnce(u64) -> F,
+    ) -> Option<u64>
+    where
+        F: FnOnce(bool) + Send + 'static,
+    {
         let pressure = &self.pressure;
         if pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due() {
             return None;
@@ -274,7 +304,7 @@ impl Durability {
         let len = bytes.len();
         pressure.admit(len);
         let shared = pressure.clone();
-        let written = self.store.append_with(keep, queues, bytes, |id| {
+        let done = |id| -> warren_store::Completion {
             let on_durable = make_done(id);
             Box::new(move |result: Result<(), StoreError>| {
                 shared.settled(len, &result);
@@ -283,7 +313,11 @@ impl Durability {
                 }
                 on_durable(result.is_ok());
             })
-        });
+        };
+        let written = match moved_from {
+            Some(from) => self.store.append_moved(from, queues, bytes, done),
+            None => self.store.append_with(keep, queues, bytes, done),
+        };
         match written {
             Ok(id) => Some(id),
             Err(e) => {

@@ -2,6 +2,7 @@
 //! queue (never a global one), and round-robin dispatch to consumers with credit. Its policies
 //! (TTL, length limits, delivery limits, dead-lettering) live in the submodules.
 
+mod browse;
 mod consumers;
 mod dead_letter;
 mod inspect;
@@ -9,6 +10,7 @@ mod limits;
 mod long_poll;
 mod tick;
 
+pub use browse::Peek;
 pub use consumers::ConsumerRemoved;
 
 pub use long_poll::LongPoll;
