@@ -53,10 +53,12 @@ fn value_at(value: &Value, depth: usize) -> Result<FieldValue, String> {
     })
 }
 
-/// A JSON object (or `null`, an empty table) as a field table.
+/// A JSON object (or `null`, or `[]` as RabbitMQ's own clients send for no arguments: an empty
+/// table) as a field table.
 pub fn json_to_table(value: &Value) -> Result<FieldTable, String> {
     match value {
         Value::Null => Ok(FieldTable::new()),
+        Value::Array(items) if items.is_empty() => Ok(FieldTable::new()),
         Value::Object(map) => object_to_table(map, 0),
         _ => Err("expected a JSON object".into()),
     }
@@ -155,6 +157,7 @@ mod tests {
         let v = json!({"a": 1, "b": "two", "c": [true, null], "d": {"e": -5}, "f": 1.5});
         assert_eq!(table_to_json(&json_to_table(&v).unwrap()), v);
         assert!(json_to_table(&json!([1])).is_err());
+        assert!(json_to_table(&json!([])).unwrap().is_empty(), "RabbitMQ's clients send [] for no arguments");
         // What the codec reads back, and no deeper: a stored table must load again.
         let nest = |levels: usize| (0..levels).fold(json!(1), |inner, _| json!({ "n": inner }));
         // A top-level table holding 64 nested ones decodes; one more does not.

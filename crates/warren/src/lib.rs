@@ -1,6 +1,7 @@
 //! Wiring for the `warren` binary: turn a [`Config`] into running listeners. Tests use
 //! [`start`] to run a real broker in-process on port 0.
 
+pub mod admin;
 pub mod config;
 mod heap_trim;
 pub mod perf;

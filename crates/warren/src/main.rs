@@ -1,4 +1,5 @@
-//! The `warren` command line: `warren server` runs the broker.
+//! The `warren` command line: `warren server` runs the broker, `warren admin` operates a
+//! running one, `warren perf` measures one.
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -27,6 +28,8 @@ enum Command {
     Server(ServerArgs),
     /// Measure an AMQP 0-9-1 broker (Warren or any other): publish and end-to-end throughput.
     Perf(warren::perf::PerfArgs),
+    /// Operate a running broker over its management API (list, declare, move dead letters, ...).
+    Admin(warren::admin::AdminArgs),
 }
 
 #[derive(clap::Args)]
@@ -57,6 +60,14 @@ fn main() {
         Command::Server(args) => {
             if let Err(e) = run_server(args) {
                 eprintln!("warren: {e}");
+                std::process::exit(1);
+            }
+        }
+        Command::Admin(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            let command = <Cli as clap::CommandFactory>::command();
+            if let Err(e) = runtime.block_on(warren::admin::run(args, command)) {
+                eprintln!("warren admin: {e}");
                 std::process::exit(1);
             }
         }
