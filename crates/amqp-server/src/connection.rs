@@ -201,11 +201,8 @@ impl Connection {
     async fn await_pending(&mut self) -> Result<(), AmqpError> {
         match self.pending.take() {
             None => Ok(()),
-            Some(Pending::Definitions(seq)) => {
-                let durable = match self.broker.durability() {
-                    Some(d) => d.defs.wait_durable(seq).await,
-                    None => Ok(()),
-                };
+            Some(Pending::Definitions(mark)) => {
+                let durable = self.broker.wait_defs(mark).await;
                 self.out.release();
                 durable.map_err(|e| AmqpError::internal_error(format!("cannot write definitions to disk: {e}")))
             }
@@ -339,15 +336,15 @@ impl Connection {
                 let ids = (method.class_id(), method.method_id());
                 // Exchange and queue methods may change durable definitions: their reply is
                 // held until the change is on disk.
-                let defs = ctx.broker.durability().map(|d| &d.defs).filter(|_| matches!(ids.0, 40 | 50));
-                let before = defs.map(|d| {
+                let changes_defs = ctx.broker.durability().is_some() && matches!(ids.0, 40 | 50);
+                let before = changes_defs.then(|| {
                     ctx.out.hold();
-                    d.submitted()
+                    ctx.broker.defs_mark()
                 });
                 let result = ch.handle_method(&mut ctx, method);
-                if let (Some(defs), Some(before)) = (defs, before) {
-                    let now = defs.submitted();
-                    if now > before && !defs.is_durable(now) {
+                if let Some(before) = before {
+                    let now = ctx.broker.defs_mark();
+                    if now > before && !ctx.broker.defs_durable(now) {
                         *ctx.pending = Some(Pending::Definitions(now));
                     } else {
                         ctx.out.release();

@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 
 /// The durable work a connection waits for before it goes on.
 pub enum Pending {
-    /// Definition changes up to this sequence number; the reply is held in the output.
-    Definitions(u64),
+    /// Definition changes up to this mark; the reply is held in the output.
+    Definitions(warren_broker::definitions::DefsMark),
     /// The persistent messages of a `tx.commit` on `channel`; `commit-ok` follows them.
     TxCommit { channel: u16, wait: Arc<DurableCount> },
 }

@@ -24,7 +24,31 @@ fn check_name(what: &str, name: &str) -> Result<(), AmqpError> {
     Ok(())
 }
 
+/// A point in the definitions log: once it is durable, every definition change made before it
+/// survives a crash. Transports take one after a change and answer once it is durable
+/// ([`Broker::wait_defs`]): AMQP's declare-ok and friends, the management API's 201/204.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DefsMark(u64);
+
 impl Broker {
+    /// The mark of the definition changes made so far.
+    pub fn defs_mark(&self) -> DefsMark {
+        DefsMark(self.durability().map_or(0, |d| d.defs.submitted()))
+    }
+
+    /// Whether the changes up to `mark` are on disk (always, without a data directory).
+    pub fn defs_durable(&self, mark: DefsMark) -> bool {
+        self.durability().is_none_or(|d| d.defs.is_durable(mark.0))
+    }
+
+    /// Waits until the changes up to `mark` are on disk; the reason if they cannot be written.
+    pub async fn wait_defs(&self, mark: DefsMark) -> Result<(), String> {
+        match self.durability() {
+            Some(d) => d.defs.wait_durable(mark.0).await,
+            None => Ok(()),
+        }
+    }
+
     /// Writes `changes` to the definitions log (nothing without durability); returns their
     /// sequence number, which `Durability::defs.wait_durable` waits for.
     pub(crate) fn submit_defs(&self, changes: Vec<Change>) -> u64 {

@@ -70,9 +70,8 @@ impl Mgmt {
     /// Waits until the definition changes made so far are on disk: the API answers a change
     /// only once it would survive a crash, as the AMQP transport does.
     pub async fn durable(&self) -> error::Result<()> {
-        let Some(d) = self.broker.durability() else { return Ok(()) };
-        let seq = d.defs.submitted();
-        d.defs.wait_durable(seq).await.map_err(|e| MgmtError::unavailable(format!("cannot write definitions: {e}")))
+        let mark = self.broker.defs_mark();
+        self.broker.wait_defs(mark).await.map_err(|e| MgmtError::unavailable(format!("cannot write definitions: {e}")))
     }
 
     /// Once the change is durable: 201 if it created something, 204 if it replaced or found it.
