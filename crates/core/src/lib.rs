@@ -4,6 +4,7 @@
 pub mod dead_letter;
 pub mod error;
 pub mod exchange;
+pub mod filter;
 pub mod json;
 pub mod message;
 pub mod names;

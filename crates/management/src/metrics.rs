@@ -235,35 +235,23 @@ const CHANNEL_SERIES: &[(&str, &str, Counted)] = &[
 fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
     let tracker = m.broker.tracker();
     out.one("warren_tracked_messages", "gauge", "Messages whose outcome is tracked now", tracker.len());
-    let t = &tracker.stats;
-    out.one("warren_tracked_messages_total", "counter", "Messages tracked since the start", t.tracked.load(Relaxed));
-    out.one(
-        "warren_callback_attempts_total",
-        "counter",
-        "Outcome callbacks attempted",
-        t.callback_attempts.load(Relaxed),
-    );
-    out.one(
-        "warren_callbacks_delivered_total",
-        "counter",
-        "Outcome callbacks answered with 2xx",
-        t.callbacks_delivered.load(Relaxed),
-    );
-    out.one("warren_callbacks_failed_total", "counter", "Outcome callbacks given up", t.callbacks_failed.load(Relaxed));
-    let h = m.broker.http_stats();
-    out.one("warren_push_attempts_total", "counter", "HTTP push deliveries attempted", h.push_attempts.load(Relaxed));
-    out.one(
-        "warren_push_succeeded_total",
-        "counter",
-        "HTTP push deliveries answered with 2xx",
-        h.push_succeeded.load(Relaxed),
-    );
-    out.one(
-        "warren_push_dead_lettered_total",
-        "counter",
-        "HTTP push deliveries that ran out of attempts and were dead-lettered",
-        h.push_dead_lettered.load(Relaxed),
-    );
+    let (t, h) = (&tracker.stats, m.broker.http_stats());
+    let counters = [
+        ("warren_tracked_messages_total", "Messages tracked since the start", &t.tracked),
+        ("warren_callback_attempts_total", "Outcome callbacks attempted", &t.callback_attempts),
+        ("warren_callbacks_delivered_total", "Outcome callbacks answered with 2xx", &t.callbacks_delivered),
+        ("warren_callbacks_failed_total", "Outcome callbacks given up", &t.callbacks_failed),
+        ("warren_push_attempts_total", "HTTP push deliveries attempted", &h.push_attempts),
+        ("warren_push_succeeded_total", "HTTP push deliveries answered with 2xx", &h.push_succeeded),
+        (
+            "warren_push_dead_lettered_total",
+            "HTTP push deliveries that ran out of attempts and were dead-lettered",
+            &h.push_dead_lettered,
+        ),
+    ];
+    for (name, help, counter) in counters {
+        out.one(name, "counter", help, counter.load(Relaxed));
+    }
     out.one(
         "warren_queue_messages_paged_out",
         "gauge",

@@ -70,13 +70,18 @@ pub fn message_len(queues: usize, body: usize) -> usize {
 /// Encodes a MESSAGE (or PAGED) record.
 pub fn encode_message(buf: &mut Vec<u8>, kind: u8, id: u64, queues: &[u64], body: &[u8]) {
     let start = begin(buf, kind, message_len(queues.len(), body.len()) - FRAME_LEN);
+    put_message(buf, id, queues, body);
+    finish(buf, start);
+}
+
+/// A MESSAGE payload: `id | queue count | queue ids | body`.
+fn put_message(buf: &mut Vec<u8>, id: u64, queues: &[u64], body: &[u8]) {
     buf.extend_from_slice(&id.to_le_bytes());
     buf.extend_from_slice(&(queues.len() as u16).to_le_bytes());
     for q in queues {
         buf.extend_from_slice(&q.to_le_bytes());
     }
     buf.extend_from_slice(body);
-    finish(buf, start);
 }
 
 /// Total encoded size of a MOVED record.
@@ -90,12 +95,7 @@ pub fn encode_moved(buf: &mut Vec<u8>, from: (u64, u64), id: u64, queues: &[u64]
     let start = begin(buf, kind::MOVED, moved_len(queues.len(), body.len()) - FRAME_LEN);
     buf.extend_from_slice(&from.0.to_le_bytes());
     buf.extend_from_slice(&from.1.to_le_bytes());
-    buf.extend_from_slice(&id.to_le_bytes());
-    buf.extend_from_slice(&(queues.len() as u16).to_le_bytes());
-    for q in queues {
-        buf.extend_from_slice(&q.to_le_bytes());
-    }
-    buf.extend_from_slice(body);
+    put_message(buf, id, queues, body);
     finish(buf, start);
 }
 

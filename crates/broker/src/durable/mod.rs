@@ -206,7 +206,7 @@ impl Durability {
     where
         F: FnOnce(bool) + Send + 'static,
     {
-        self.write(Keep::Durable, queues, message, make_done)
+        self.write(None, Keep::Durable, queues, message, make_done)
     }
 
     /// Appends `message` for the store queues `queues` and settles stored message `from.1` of
@@ -222,7 +222,7 @@ impl Durability {
     where
         F: FnOnce(bool) + Send + 'static,
     {
-        self.write_with(Some(from), Keep::Durable, queues, message, make_done)
+        self.write(Some(from), Keep::Durable, queues, message, make_done)
     }
 
     /// A queue's in-memory ready bytes changed by `delta` (reported in steps, not per message).
@@ -262,7 +262,7 @@ impl Durability {
         if !self.pressure.has_room() {
             return None;
         }
-        self.write(Keep::UntilRestart, &[queue], message, |id| {
+        self.write(None, Keep::UntilRestart, &[queue], message, |id| {
             move |ok| {
                 if !ok {
                     on_failed(id);
@@ -278,14 +278,7 @@ impl Durability {
     /// callback answers (a publisher's confirm) finds it pageable.
     /// `make_done` returns a closure, not a box: this function boxes it once, together with
     /// its own accounting (one allocation per message instead of two).
-    fn write<F>(&self, keep: Keep, queues: &[u64], message: &Message, make_done: impl FnOnce(u64) -> F) -> Option<u64>
-    where
-        F: FnOnce(bool) + Send + 'static,
-    {
-        self.write_with(None, keep, queues, message, make_done)
-    }
-
-    fn write_with<F>(
+    fn write<F>(
         &self,
         moved_from: Option<(u64, u64)>,
         keep: Keep,

@@ -161,13 +161,8 @@ pub enum Declare {
         arguments: String,
     },
     Binding {
-        #[arg(long)]
-        source: String,
-        #[arg(long)]
-        destination: String,
-        /// `queue` or `exchange`.
-        #[arg(long, default_value = "queue")]
-        destination_type: String,
+        #[command(flatten)]
+        ends: BindingEnds,
         #[arg(long, default_value = "")]
         routing_key: String,
     },
@@ -194,6 +189,28 @@ pub enum Declare {
     },
     Policy(PolicyArgs),
     OperatorPolicy(PolicyArgs),
+}
+
+/// The two ends of a binding.
+#[derive(Args, Clone)]
+pub struct BindingEnds {
+    /// The source exchange (empty: the default exchange).
+    #[arg(long)]
+    source: String,
+    #[arg(long)]
+    destination: String,
+    /// `queue` or `exchange`.
+    #[arg(long, default_value = "queue")]
+    destination_type: String,
+}
+
+impl BindingEnds {
+    /// `e/{source}/{q|e}/{destination}` as the bindings paths name them.
+    fn path(&self) -> String {
+        let kind = if self.destination_type == "exchange" { "e" } else { "q" };
+        let source = if self.source.is_empty() { "amq.default".to_owned() } else { client::enc(&self.source) };
+        format!("e/{source}/{kind}/{}", client::enc(&self.destination))
+    }
 }
 
 #[derive(Args, Clone)]
@@ -223,12 +240,8 @@ pub enum Delete {
         name: String,
     },
     Binding {
-        #[arg(long)]
-        source: String,
-        #[arg(long)]
-        destination: String,
-        #[arg(long, default_value = "queue")]
-        destination_type: String,
+        #[command(flatten)]
+        ends: BindingEnds,
         /// The binding's properties key (`list bindings` shows it).
         #[arg(long)]
         properties_key: String,
@@ -386,13 +399,8 @@ fn declare(v: &str, d: Declare) -> Result<(String, Value), String> {
             format!("/api/exchanges/{v}/{}", e(&name)),
             json!({"type": kind, "durable": durable, "arguments": parse_json("--arguments", &arguments)?}),
         ),
-        Declare::Binding { source, destination, destination_type, routing_key } => {
-            let kind = if destination_type == "exchange" { "e" } else { "q" };
-            let source = if source.is_empty() { "amq.default".to_owned() } else { e(&source) };
-            (
-                format!("/api/bindings/{v}/e/{source}/{kind}/{}/__new", e(&destination)),
-                json!({"routing_key": routing_key, "arguments": {}}),
-            )
+        Declare::Binding { ends, routing_key } => {
+            (format!("/api/bindings/{v}/{}/__new", ends.path()), json!({"routing_key": routing_key, "arguments": {}}))
         }
         Declare::Vhost { name } => (format!("/api/vhosts/{}", e(&name)), json!({})),
         Declare::User { name, password, tags } => {
@@ -423,10 +431,7 @@ fn delete_path(v: &str, d: Delete) -> String {
             format!("/api/queues/{v}/{}?if-empty={if_empty}&if-unused={if_unused}", e(&name))
         }
         Delete::Exchange { name } => format!("/api/exchanges/{v}/{}", e(&name)),
-        Delete::Binding { source, destination, destination_type, properties_key } => {
-            let kind = if destination_type == "exchange" { "e" } else { "q" };
-            format!("/api/bindings/{v}/e/{}/{kind}/{}/{}", e(&source), e(&destination), e(&properties_key))
-        }
+        Delete::Binding { ends, properties_key } => format!("/api/bindings/{v}/{}/{}", ends.path(), e(&properties_key)),
         Delete::Vhost { name } => format!("/api/vhosts/{}", e(&name)),
         Delete::User { name } => format!("/api/users/{}", e(&name)),
         Delete::Permission { user } => format!("/api/permissions/{v}/{}", e(&user)),
