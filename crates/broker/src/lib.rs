@@ -8,6 +8,7 @@ pub mod definitions;
 pub mod delayed;
 pub mod durable;
 pub mod exchange;
+pub mod message_view;
 pub mod moving;
 pub mod owner_only;
 pub mod permissions;

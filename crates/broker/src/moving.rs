@@ -5,6 +5,7 @@
 //! doubles a message; the copy is enqueued, and the original forgotten, only once that record is
 //! durable. Moves run in batches that share fsyncs.
 
+use crate::message_view::MessageView;
 use crate::queue::Queue;
 use crate::route::{self, LazyHeaders};
 use crate::VHost;
@@ -159,8 +160,9 @@ impl VHost {
                 );
                 let mut targets = Vec::new();
                 let mut headers = LazyHeaders::new(&copy);
-                route::route(self, &ex, &key, &mut headers, &mut targets);
-                drop(headers);
+                let view = MessageView::new(&copy);
+                route::route(self, &ex, &key, &mut headers, &view, &mut targets);
+                drop((headers, view));
                 // Never back into the queue being emptied: the move would find its copies again.
                 targets.retain(|q| !Arc::ptr_eq(q, from));
                 (copy, targets)

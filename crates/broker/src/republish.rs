@@ -4,6 +4,7 @@
 //! publish when persistent and bound for durable queues.
 
 use crate::durable::OnDurable;
+use crate::message_view::MessageView;
 use crate::route::{self, LazyHeaders};
 use crate::vhost::Confirm;
 use crate::{Queue, VHost};
@@ -38,9 +39,11 @@ impl VHost {
         };
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&republished);
+        let view = MessageView::new(&republished);
         for key in &keys {
-            route::route(self, &dlx, key, &mut headers, &mut targets);
+            route::route(self, &dlx, key, &mut headers, &view, &mut targets);
         }
+        drop((headers, view));
         let headers = dead_letter::headers_of(&republished.properties);
         targets.retain(|q| {
             let cycle = dead_letter::is_cycle(reason, headers.as_ref(), &q.name);

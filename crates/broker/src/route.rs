@@ -2,6 +2,7 @@
 //! exchanges, and the CC/BCC sender-selected routing keys. Each queue is reached at most once.
 
 use crate::exchange::{Dest, Exchange};
+use crate::message_view::MessageView;
 use crate::{Queue, VHost};
 use amqp_codec::{BasicProperties, FieldTable, FieldValue};
 use std::sync::Arc;
@@ -32,16 +33,18 @@ impl<'a> LazyHeaders<'a> {
     }
 }
 
-/// Collect the queues `message` reaches from `exchange` with `routing_key` into `out`.
+/// Collect the queues `message` reaches from `exchange` with `routing_key` into `out`;
+/// filtered bindings judge the message through `view`.
 pub(crate) fn route(
     vhost: &VHost,
     exchange: &Arc<Exchange>,
     routing_key: &str,
     headers: &mut LazyHeaders<'_>,
+    view: &MessageView<'_>,
     out: &mut Vec<Arc<Queue>>,
 ) {
     let mut visited: Vec<*const Exchange> = Vec::new();
-    route_from(vhost, exchange, routing_key, headers, out, &mut visited);
+    route_from(vhost, exchange, routing_key, headers, view, out, &mut visited);
 }
 
 fn route_from(
@@ -49,6 +52,7 @@ fn route_from(
     exchange: &Arc<Exchange>,
     routing_key: &str,
     headers: &mut LazyHeaders<'_>,
+    view: &MessageView<'_>,
     out: &mut Vec<Arc<Queue>>,
     visited: &mut Vec<*const Exchange>,
 ) {
@@ -66,7 +70,7 @@ fn route_from(
     {
         let bindings = exchange.bindings.read();
         let header_table = if bindings.needs_headers() { headers.get() } else { None };
-        bindings.route(routing_key, header_table, &mut |dest| match dest {
+        bindings.route(routing_key, header_table, &mut |filter| filter.matches(view), &mut |dest| match dest {
             Dest::Queue(q) => push_unique(out, q.clone()),
             Dest::Exchange(e) => next_hops.push(e.clone()),
         });
@@ -77,11 +81,11 @@ fn route_from(
     }
     visited.push(Arc::as_ptr(exchange));
     for hop in next_hops {
-        route_from(vhost, &hop, routing_key, headers, out, visited);
+        route_from(vhost, &hop, routing_key, headers, view, out, visited);
     }
     if out.len() == before {
         if let Some(ae) = alternate.and_then(|name| vhost.exchange(&name)) {
-            route_from(vhost, &ae, routing_key, headers, out, visited);
+            route_from(vhost, &ae, routing_key, headers, view, out, visited);
         }
     }
 }

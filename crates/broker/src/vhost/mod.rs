@@ -4,6 +4,7 @@
 use crate::durable::defs::{self, Change, StoredQueue};
 use crate::durable::{Durability, Landing, LandingQueues, OnDurable};
 use crate::exchange::{Dest, Exchange};
+use crate::message_view::MessageView;
 use crate::queue::{Enqueued, Persist};
 use crate::route::{self, LazyHeaders};
 use crate::timers::Timers;
@@ -368,12 +369,13 @@ impl VHost {
     ) -> Routed {
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&message);
-        route::route(self, ex, &message.routing_key, &mut headers, &mut targets);
+        let view = MessageView::new(&message);
+        route::route(self, ex, &message.routing_key, &mut headers, &view, &mut targets);
         let extra_keys = headers.get().map(route::sender_selected_keys).unwrap_or_default();
         for key in &extra_keys {
-            route::route(self, ex, key, &mut headers, &mut targets);
+            route::route(self, ex, key, &mut headers, &view, &mut targets);
         }
-        drop(headers);
+        drop((headers, view));
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
         self.deliver(targets, message, on_durable)
     }

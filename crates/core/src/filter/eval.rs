@@ -106,7 +106,7 @@ fn arithmetic<'a>(op: Op, a: Value<'a>, b: Value<'a>) -> Value<'a> {
             Op::Sub => x.checked_sub(y),
             Op::Mul => x.checked_mul(y),
             Op::Div if y == 0 => return Value::Null,
-            Op::Div => (x % y == 0).then(|| x.checked_div(y)).flatten(),
+            Op::Div => (x.checked_rem(y) == Some(0)).then(|| x.checked_div(y)).flatten(),
             Op::Rem if y == 0 => return Value::Null,
             _ => x.checked_rem(y),
         };

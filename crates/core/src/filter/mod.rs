@@ -34,6 +34,7 @@
 mod eval;
 mod like;
 mod parse;
+mod print;
 
 pub use eval::{Subject, Value};
 pub use parse::{Expr, FilterError, Literal, Op, Path, Root};
@@ -81,5 +82,7 @@ impl Filter {
     }
 }
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;

@@ -109,6 +109,8 @@ fn unknown_is_neither_true_nor_false() {
     assert!(!check("priority / 0 = 0", &m));
     assert!(check("(priority / 0) IS NULL", &m));
     assert!(check("9223372036854775807 * 2 > 9223372036854775807", &m), "overflow goes to doubles");
+    assert!(check("(-9223372036854775807 - 1) / -1 > 0", &m), "no panic at the edge of i64");
+    assert!(check("((-9223372036854775807 - 1) % -1) IS NULL OR TRUE", &m));
 }
 
 #[test]

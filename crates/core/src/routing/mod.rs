@@ -4,11 +4,51 @@
 pub mod headers;
 pub mod topic;
 
+use crate::filter::Filter;
 use crate::{AmqpError, ExchangeKind};
 use amqp_codec::{FieldTable, ShortStr};
 use headers::MatchMode;
 use std::collections::HashMap;
+use std::sync::Arc;
 use topic::TopicTrie;
+
+/// The binding argument that holds a content filter (see `crate::filter`).
+pub const FILTER_ARG: &str = "x-filter";
+
+/// A destination reached only by the messages its binding's filter admits.
+#[derive(Debug, Clone)]
+pub struct Filtered<D> {
+    pub destination: D,
+    pub filter: Arc<Filter>,
+}
+
+/// Two filtered entries are the same binding when they lead to the same place through the
+/// same expression.
+impl<D: PartialEq> PartialEq for Filtered<D> {
+    fn eq(&self, other: &Self) -> bool {
+        self.destination == other.destination && self.filter.text() == other.filter.text()
+    }
+}
+
+impl<D: Eq> Eq for Filtered<D> {}
+
+impl<D: std::hash::Hash> std::hash::Hash for Filtered<D> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.destination.hash(state)
+    }
+}
+
+/// The filter of a binding's arguments, if it has one; 406 with the error's position if the
+/// expression is invalid.
+pub fn binding_filter(arguments: &FieldTable) -> Result<Option<Arc<Filter>>, AmqpError> {
+    let Some(value) = arguments.get(FILTER_ARG) else { return Ok(None) };
+    let text = value
+        .as_str()
+        .ok_or_else(|| AmqpError::precondition_failed(format!("invalid arg '{FILTER_ARG}': a filter is a string")))?;
+    Filter::parse(text)
+        .map(|f| Some(Arc::new(f)))
+        .map_err(|e| AmqpError::precondition_failed(format!("invalid arg '{FILTER_ARG}': {e}")))
+}
 
 /// One binding as declared by a client: identity is (destination, routing key, arguments).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,17 +74,86 @@ pub struct Bindings<D> {
     /// declaring them quadratic).
     by_destination: HashMap<D, Vec<usize>>,
     index: Index<D>,
+    /// Bindings with a content filter, in an index of the same kind: an exchange without
+    /// filters routes exactly as before.
+    filtered: Option<Index<Filtered<D>>>,
+    kind: ExchangeKind,
 }
 
-impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
-    pub fn new(kind: ExchangeKind) -> Self {
-        let index = match kind {
+impl<D: Clone + PartialEq> Index<D> {
+    fn new(kind: ExchangeKind) -> Self {
+        match kind {
             ExchangeKind::Direct => Index::Direct(HashMap::new()),
             ExchangeKind::Fanout => Index::Fanout(Vec::new()),
             ExchangeKind::Topic => Index::Topic(TopicTrie::default()),
             ExchangeKind::Headers => Index::Headers(Vec::new()),
-        };
-        Bindings { list: Vec::new(), by_destination: HashMap::new(), index }
+        }
+    }
+
+    fn insert(&mut self, destination: D, routing_key: &ShortStr, arguments: &FieldTable) -> Result<(), AmqpError> {
+        match self {
+            Index::Direct(map) => map.entry(routing_key.clone()).or_default().push(destination),
+            Index::Fanout(all) => all.push(destination),
+            Index::Topic(trie) => trie.insert(routing_key, destination),
+            Index::Headers(all) => {
+                let mode = MatchMode::from_binding_args(arguments)?;
+                all.push((mode, arguments.clone(), destination));
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, destination: &D, routing_key: &ShortStr, arguments: &FieldTable) {
+        match self {
+            Index::Direct(map) => {
+                if let Some(dests) = map.get_mut(routing_key) {
+                    if let Some(i) = dests.iter().position(|d| d == destination) {
+                        dests.swap_remove(i);
+                    }
+                    if dests.is_empty() {
+                        map.remove(routing_key);
+                    }
+                }
+            }
+            Index::Fanout(all) => {
+                if let Some(i) = all.iter().position(|d| d == destination) {
+                    all.swap_remove(i);
+                }
+            }
+            Index::Topic(trie) => {
+                trie.remove(routing_key, destination);
+            }
+            Index::Headers(all) => {
+                if let Some(i) = all.iter().position(|(_, a, d)| d == destination && a == arguments) {
+                    all.swap_remove(i);
+                }
+            }
+        }
+    }
+
+    fn route(&self, routing_key: &str, headers: Option<&FieldTable>, emit: &mut impl FnMut(&D)) {
+        match self {
+            Index::Direct(map) => {
+                if let Some(dests) = map.get(routing_key) {
+                    dests.iter().for_each(emit);
+                }
+            }
+            Index::Fanout(all) => all.iter().for_each(emit),
+            Index::Topic(trie) => trie.route(routing_key, emit),
+            Index::Headers(all) => {
+                for (mode, args, dest) in all {
+                    if headers::matches(*mode, args, headers) {
+                        emit(dest);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
+    pub fn new(kind: ExchangeKind) -> Self {
+        Bindings { list: Vec::new(), by_destination: HashMap::new(), index: Index::new(kind), filtered: None, kind }
     }
 
     pub fn list(&self) -> &[Binding<D>] {
@@ -70,14 +179,12 @@ impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
             return Ok(false);
         }
         let Binding { destination, routing_key, arguments } = &binding;
-        match &mut self.index {
-            Index::Direct(map) => map.entry(routing_key.clone()).or_default().push(destination.clone()),
-            Index::Fanout(all) => all.push(destination.clone()),
-            Index::Topic(trie) => trie.insert(routing_key, destination.clone()),
-            Index::Headers(all) => {
-                let mode = MatchMode::from_binding_args(arguments)?;
-                all.push((mode, arguments.clone(), destination.clone()));
+        match binding_filter(arguments)? {
+            Some(filter) => {
+                let entry = Filtered { destination: destination.clone(), filter };
+                self.filtered.get_or_insert_with(|| Index::new(self.kind)).insert(entry, routing_key, arguments)?
             }
+            None => self.index.insert(destination.clone(), routing_key, arguments)?,
         }
         self.by_destination.entry(binding.destination.clone()).or_default().push(self.list.len());
         self.list.push(binding);
@@ -104,30 +211,13 @@ impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
                 *i = pos;
             }
         }
-        match &mut self.index {
-            Index::Direct(map) => {
-                if let Some(dests) = map.get_mut(&b.routing_key) {
-                    if let Some(i) = dests.iter().position(|d| *d == b.destination) {
-                        dests.swap_remove(i);
-                    }
-                    if dests.is_empty() {
-                        map.remove(&b.routing_key);
-                    }
+        match binding_filter(&b.arguments) {
+            Ok(Some(filter)) => {
+                if let Some(filtered) = &mut self.filtered {
+                    filtered.remove(&Filtered { destination: b.destination, filter }, &b.routing_key, &b.arguments);
                 }
             }
-            Index::Fanout(all) => {
-                if let Some(i) = all.iter().position(|d| *d == b.destination) {
-                    all.swap_remove(i);
-                }
-            }
-            Index::Topic(trie) => {
-                trie.remove(&b.routing_key, &b.destination);
-            }
-            Index::Headers(all) => {
-                if let Some(i) = all.iter().position(|(_, a, d)| *d == b.destination && *a == b.arguments) {
-                    all.swap_remove(i);
-                }
-            }
+            _ => self.index.remove(&b.destination, &b.routing_key, &b.arguments),
         }
         true
     }
@@ -148,23 +238,29 @@ impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
         matches!(self.index, Index::Headers(_))
     }
 
-    /// Emit every matching destination; a destination may be emitted more than once.
-    pub fn route(&self, routing_key: &str, headers: Option<&FieldTable>, emit: &mut impl FnMut(&D)) {
-        match &self.index {
-            Index::Direct(map) => {
-                if let Some(dests) = map.get(routing_key) {
-                    dests.iter().for_each(emit);
+    /// Whether some binding has a content filter.
+    pub fn has_filters(&self) -> bool {
+        self.filtered.is_some()
+    }
+
+    /// Emit every matching destination; a destination may be emitted more than once. A
+    /// filtered binding that matches by the exchange's own rule is emitted only if `admits`
+    /// says its filter holds for the message (the caller evaluates it, parsing the message's
+    /// body at most once).
+    pub fn route(
+        &self,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        admits: &mut dyn FnMut(&Filter) -> bool,
+        emit: &mut impl FnMut(&D),
+    ) {
+        self.index.route(routing_key, headers, emit);
+        if let Some(filtered) = &self.filtered {
+            filtered.route(routing_key, headers, &mut |f: &Filtered<D>| {
+                if admits(&f.filter) {
+                    emit(&f.destination)
                 }
-            }
-            Index::Fanout(all) => all.iter().for_each(emit),
-            Index::Topic(trie) => trie.route(routing_key, emit),
-            Index::Headers(all) => {
-                for (mode, args, dest) in all {
-                    if headers::matches(*mode, args, headers) {
-                        emit(dest);
-                    }
-                }
-            }
+            });
         }
     }
 }
@@ -179,7 +275,7 @@ mod tests {
 
     fn routed(b: &Bindings<u32>, key: &str) -> Vec<u32> {
         let mut out = Vec::new();
-        b.route(key, None, &mut |d| out.push(*d));
+        b.route(key, None, &mut |_| true, &mut |d| out.push(*d));
         out.sort();
         out
     }
@@ -240,5 +336,65 @@ mod tests {
         assert_eq!(routed(&b, "stock"), vec![2]);
         b.remove_destination(&2);
         assert_eq!(routed(&b, "stock"), Vec::<u32>::new());
+    }
+
+    fn filtered(dest: u32, key: &str, filter: &str) -> Binding<u32> {
+        let mut arguments = FieldTable::new();
+        arguments.insert(FILTER_ARG, amqp_codec::FieldValue::LongStr(filter.to_owned().into_bytes().into()));
+        Binding { destination: dest, routing_key: key.into(), arguments }
+    }
+
+    /// Routes with the filters judged by `admit` (here: by the filter's text, standing in for a
+    /// message).
+    fn routed_admitting(b: &Bindings<u32>, key: &str, admit: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        b.route(key, None, &mut |f| f.text() == admit, &mut |d| out.push(*d));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn filtered_bindings_match_by_the_exchange_first_then_by_their_filter() {
+        for kind in [ExchangeKind::Direct, ExchangeKind::Topic, ExchangeKind::Fanout] {
+            let mut b = Bindings::new(kind);
+            b.add(bind(1, "k")).unwrap();
+            assert!(b.add(filtered(2, "k", "a = 1")).unwrap());
+            assert!(b.add(filtered(2, "k", "a = 2")).unwrap(), "another filter is another binding");
+            assert!(!b.add(filtered(2, "k", "a = 1")).unwrap());
+            b.add(filtered(3, "other", "a = 1")).unwrap();
+            assert!(b.has_filters());
+            let expect = if kind == ExchangeKind::Fanout { vec![1, 2, 3] } else { vec![1, 2] };
+            assert_eq!(routed_admitting(&b, "k", "a = 1"), expect, "{kind:?}");
+            assert_eq!(routed_admitting(&b, "k", "nothing"), vec![1], "{kind:?}");
+            assert!(b.remove(&filtered(2, "k", "a = 1")));
+            assert_eq!(routed_admitting(&b, "k", "a = 2"), vec![1, 2], "{kind:?}: the other filter stays");
+            assert_eq!(b.remove_destination(&2), 1);
+            assert_eq!(routed_admitting(&b, "k", "a = 2"), vec![1]);
+        }
+        let mut headers = Bindings::new(ExchangeKind::Headers);
+        let mut args = FieldTable::new();
+        args.insert("kind", amqp_codec::FieldValue::LongStr("order".to_owned().into_bytes().into()));
+        args.insert(FILTER_ARG, amqp_codec::FieldValue::LongStr("total > 5".to_owned().into_bytes().into()));
+        headers.add(Binding { destination: 9, routing_key: "".into(), arguments: args }).unwrap();
+        let mut order = FieldTable::new();
+        order.insert("kind", amqp_codec::FieldValue::LongStr("order".to_owned().into_bytes().into()));
+        let mut out = Vec::new();
+        headers.route("", Some(&order), &mut |_| true, &mut |d| out.push(*d));
+        assert_eq!(out, vec![9], "x-filter is not a header to match");
+        let mut out = Vec::new();
+        headers.route("", Some(&order), &mut |_| false, &mut |d| out.push(*d));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_bad_filter_is_refused_at_bind_time_with_its_position() {
+        let mut b = Bindings::new(ExchangeKind::Direct);
+        let e = b.add(filtered(1, "k", "total >")).unwrap_err();
+        assert_eq!(e.code, 406);
+        assert!(e.text.contains("x-filter") && e.text.contains("byte 7"), "{}", e.text);
+        let mut arguments = FieldTable::new();
+        arguments.insert(FILTER_ARG, amqp_codec::FieldValue::I32(1));
+        assert_eq!(b.add(Binding { destination: 1, routing_key: "k".into(), arguments }).unwrap_err().code, 406);
+        assert!(b.list().is_empty());
     }
 }
