@@ -20,6 +20,7 @@ use warren_broker::permissions::{Access, Resource};
 use warren_broker::stats::Counted;
 use warren_broker::tracking::id_text;
 use warren_broker::{Broker, Queue};
+use warren_core::filter::Filter;
 
 /// Messages one receive may return.
 const MAX_BATCH: usize = 100;
@@ -80,7 +81,12 @@ pub struct ReceiveQuery {
     lease_ms: u64,
     #[serde(default)]
     wait: u64,
+    /// Only messages this content filter admits (`docs/filters.md`); the others stay queued.
+    filter: Option<String>,
 }
+
+/// Most messages a filtered receive looks at per try.
+const MAX_FILTER_SCAN: usize = 10_000;
 
 fn one() -> usize {
     1
@@ -122,6 +128,10 @@ pub async fn receive(
     if query.lease_ms == 0 || query.lease_ms > MAX_LEASE_MS {
         return Err(ApiError::bad_request(format!("lease_ms must be between 1 and {MAX_LEASE_MS}")));
     }
+    let filter = match &query.filter {
+        Some(text) => Some(Filter::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?),
+        None => None,
+    };
     let q = queue_of(&api.broker, &vhost, &queue)?;
     let deadline = Instant::now() + crate::wait_of(query.wait, api.settings.max_wait)?;
     let poll = q.long_poll();
@@ -135,7 +145,11 @@ pub async fn receive(
                 }
                 break;
             }
-            let Some((entry, _)) = q.get(false) else { break };
+            let entry = match &filter {
+                None => q.get(false).map(|(entry, _)| entry),
+                Some(f) => q.get_matching(1, MAX_FILTER_SCAN, f).pop(),
+            };
+            let Some(entry) = entry else { break };
             api.broker.http_counters().add_shared(Counted::Get, 1);
             if entry.redelivered {
                 api.broker.http_counters().add_shared(Counted::Redeliver, 1);

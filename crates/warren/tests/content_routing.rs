@@ -112,3 +112,33 @@ async fn filtered_bindings_survive_a_restart() {
     q::publish_props(&ch, "events", "a", b"high", BasicProperties::default().with_priority(9)).await;
     assert_eq!(q::drain(&ch, "vip").await, [b"high".to_vec()]);
 }
+
+/// An HTTP pull receive with a filter takes only what it admits; the rest stays queued, in
+/// order, for other consumers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_http_receive_takes_only_matching_messages() {
+    use common::http::{http, send};
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirmed_channel(&conn).await;
+    let queue = unique("pull");
+    q::declare(&ch, &queue).await;
+    for (i, region) in ["eu", "us", "eu", "us"].iter().enumerate() {
+        let props = headers(&[("region", AMQPValue::LongString(LongString::from(*region)))]);
+        q::publish_props(&ch, "", &queue, format!(r#"{{"n": {i}}}"#).as_bytes(), props).await;
+    }
+    let url = |query: &str| server.http_url(&format!("/api/vhosts/%2F/queues/{queue}/receive?{query}"));
+    let filter = "max=10&filter=region%20%3D%20%27us%27%20AND%20body.n%20%3E%200";
+    let (code, got, _) = send(http().post(url(filter))).await;
+    assert_eq!(code, reqwest::StatusCode::OK, "{got}");
+    let bodies: Vec<&str> = got.as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, [r#"{"n": 1}"#, r#"{"n": 3}"#]);
+    assert_eq!(
+        q::drain(&ch, &queue).await,
+        [br#"{"n": 0}"#.to_vec(), br#"{"n": 2}"#.to_vec()],
+        "the rest stayed, in order"
+    );
+    let (code, err, _) = send(http().post(url("filter=n%20%3E"))).await;
+    assert_eq!(code, reqwest::StatusCode::BAD_REQUEST);
+    assert!(err.to_string().contains("byte 3"), "the error says where: {err}");
+}

@@ -2,8 +2,10 @@
 //! and taking messages out for a move (see `moving.rs`), then settling or restoring them.
 
 use super::Queue;
+use crate::message_view::MessageView;
 use std::sync::Arc;
 use warren_core::dead_letter::Reason;
+use warren_core::filter::Filter;
 use warren_core::queue::Peeked;
 use warren_core::{Entry, Load, Message};
 
@@ -39,6 +41,25 @@ impl Queue {
         max_scan: usize,
         wanted: impl Fn(&Message) -> bool,
     ) -> Vec<Entry> {
+        self.take_matching(max, max_scan, false, wanted)
+    }
+
+    /// basic.get of the messages a filter admits (an HTTP pull receive with `filter`): up to
+    /// `max` of them, unacknowledged, looking at no more than `max_scan`; the others stay where
+    /// they were, for other consumers.
+    pub fn get_matching(self: &Arc<Self>, max: usize, max_scan: usize, filter: &Filter) -> Vec<Entry> {
+        self.take_matching(max, max_scan, true, |m| filter.matches(&MessageView::new(m)))
+    }
+
+    /// Takes up to `max` ready messages `wanted` admits; `delivered`: as a get (counted and
+    /// recorded for tracking), else as a move.
+    fn take_matching(
+        self: &Arc<Self>,
+        max: usize,
+        max_scan: usize,
+        delivered: bool,
+        wanted: impl Fn(&Message) -> bool,
+    ) -> Vec<Entry> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let now = self.timers.now_ms();
@@ -57,6 +78,9 @@ impl Queue {
             });
             let Some(entry) = next else { break };
             if wanted(&entry.message) {
+                if delivered {
+                    self.delivered(&entry, now, false, true);
+                }
                 st.messages.track_unacked(entry.clone());
                 taken.push(entry);
             } else {
