@@ -260,3 +260,34 @@ async fn bad_subscriptions_get_a_json_4xx_and_a_deleted_queue_ends_its_subscript
     let file = std::fs::read_to_string(&kept).unwrap();
     assert!(!file.contains(&id) && !file.contains(&exclusive), "neither is kept: {file}");
 }
+
+/// A subscription with a filter gets only the messages it admits; the others stay queued for
+/// other consumers, and a bad filter is refused with where it went wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_subscription_gets_only_what_its_filter_admits() {
+    let server = TestServer::start().await;
+    let (_c, ch) = server.lapin_channel().await;
+    let queue = unique("push-filtered");
+    q::declare(&ch, &queue).await;
+    let (hook, mut calls) = webhook_receiver(vec![], None).await;
+    let (code, err, _) =
+        send(http().post(subscriptions_url(&server, &queue)).json(&json!({"url": hook, "filter": "n >"}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(err.to_string().contains("byte 3"), "{err}");
+    let (view, url) =
+        subscribe(&server, &queue, json!({"url": hook, "secret": SECRET, "filter": "body.n % 2 = 0"})).await;
+    assert_eq!(view["filter"], json!("body.n % 2 = 0"));
+    for n in 0..6 {
+        q::publish(&ch, "", &queue, format!(r#"{{"n": {n}}}"#).as_bytes()).await;
+    }
+    let mut pushed = Vec::new();
+    for _ in 0..3 {
+        let (_, body) = verified(&within(calls.recv()).await.unwrap());
+        pushed.push(body["body"].as_str().unwrap().to_owned());
+    }
+    pushed.sort();
+    assert_eq!(pushed, [r#"{"n": 0}"#, r#"{"n": 2}"#, r#"{"n": 4}"#]);
+    view_until(&url, |v| v["succeeded"] == json!(3) && v["in_flight"] == json!(0)).await;
+    let left: Vec<String> = q::drain(&ch, &queue).await.into_iter().map(|b| String::from_utf8(b).unwrap()).collect();
+    assert_eq!(left, [r#"{"n": 1}"#, r#"{"n": 3}"#, r#"{"n": 5}"#], "the others stayed, in order");
+}

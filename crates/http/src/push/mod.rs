@@ -4,7 +4,10 @@
 //! is rejected, so the queue dead-letters it (reason `rejected`) or, without a dead-letter
 //! exchange, drops it. At most `max_in_flight` messages of a subscription are out at once: the
 //! subscription is a consumer of the queue with that much credit. Subscriptions are kept in
-//! `push-subscriptions.json` in the data directory and come back after a restart.
+//! `push-subscriptions.json` in the data directory and come back after a restart. A
+//! subscription with a content `filter` gets only the messages it admits (`push/feed.rs`).
+
+mod feed;
 
 use crate::auth::authorize_for;
 use crate::callbacks::{backoff, check_target, now_ms, now_s, short_error, signature};
@@ -52,6 +55,9 @@ struct Definition {
     max_in_flight: u32,
     max_attempts: u32,
     created_ms: u64,
+    /// A content filter (`docs/filters.md`): only the messages it admits are pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
 }
 
 /// What a client sends to create one.
@@ -65,6 +71,8 @@ pub struct CreateRequest {
     max_in_flight: u32,
     #[serde(default, deserialize_with = "crate::json_numbers::optional_integer")]
     max_attempts: Option<u32>,
+    #[serde(default)]
+    filter: Option<String>,
 }
 
 fn sixteen() -> u32 {
@@ -81,6 +89,8 @@ struct View {
     max_in_flight: u32,
     max_attempts: u32,
     created_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<String>,
     in_flight: usize,
     /// Requests sent, retries included.
     attempts: u64,
@@ -113,6 +123,8 @@ struct PushSink {
     last_failure: Mutex<Option<Failure>>,
     /// For the HTTP transport's message counts.
     broker: Broker,
+    /// Told when a settled push gives credit back (a filtered subscription waits on it).
+    room: tokio::sync::Notify,
 }
 
 impl ConsumerSink for PushSink {
@@ -162,6 +174,7 @@ impl Live {
             max_in_flight: self.def.max_in_flight,
             max_attempts: self.def.max_attempts,
             created_ms: self.def.created_ms,
+            filter: self.def.filter.clone(),
             in_flight: s.in_flight.lock().len(),
             attempts: s.attempts.load(Ordering::Relaxed),
             succeeded: s.succeeded.load(Ordering::Relaxed),
@@ -181,6 +194,7 @@ impl Live {
         } else {
             self.queue.reject([seq]);
         }
+        self.sink.room.notify_waiters();
         self.queue.dispatch();
     }
 }
@@ -246,6 +260,12 @@ impl Subscriptions {
     /// Starts pushing for `def`: a consumer on its queue and a worker task.
     fn attach(self: &Arc<Self>, def: Definition) -> Result<Arc<Live>, ApiError> {
         let queue = crate::pull::queue_of(&self.broker, &def.vhost, &def.queue)?;
+        let filter = match &def.filter {
+            Some(text) => {
+                Some(warren_core::filter::Filter::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
+            None => None,
+        };
         let (url, key) = check_target(&self.settings, &def.vhost, def.url.clone(), def.secret.clone())?;
         let (to_push, pushes) = mpsc::unbounded_channel();
         let sink = Arc::new(PushSink {
@@ -258,6 +278,7 @@ impl Subscriptions {
             dead_lettered: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             broker: self.broker.clone(),
+            room: tokio::sync::Notify::new(),
         });
         let owner = parse_id(&def.id).map(|id| (id | 1 << 63, 0)).ok_or_else(|| ApiError::bad_request("bad id"))?;
         let consumer = Arc::new(Consumer {
@@ -272,9 +293,14 @@ impl Subscriptions {
         let live = Arc::new(Live { def: Definition { url, ..def }, key, epoch, queue, consumer, sink });
         let (client, settings, outgoing) = (self.client.clone(), self.settings.clone(), self.outgoing.clone());
         tokio::spawn(run(Arc::downgrade(self), live.clone(), pushes, client, settings, outgoing));
-        if let Err(e) = live.queue.add_consumer(live.consumer.clone(), || {}) {
-            live.sink.stop.send_replace(true);
-            return Err(ApiError::from_amqp(e));
+        match filter {
+            Some(filter) => drop(tokio::spawn(feed::feed(live.clone(), filter))),
+            None => {
+                if let Err(e) = live.queue.add_consumer(live.consumer.clone(), || {}) {
+                    live.sink.stop.send_replace(true);
+                    return Err(ApiError::from_amqp(e));
+                }
+            }
         }
         // Only a subscription whose consumer was accepted is listed (and so saved); one whose
         // queue went meanwhile is not.
@@ -483,6 +509,7 @@ pub async fn create(
         max_in_flight: req.max_in_flight,
         max_attempts,
         created_ms: now_ms(),
+        filter: req.filter,
     };
     let live = subs.attach(def)?;
     subs.save(&subs.live.lock());
