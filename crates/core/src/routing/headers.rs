@@ -1,8 +1,45 @@
-//! Headers-exchange matching: binding arguments against message headers with `x-match` = `all`,
+//! The headers exchange type, and its matching: binding arguments against message headers with `x-match` = `all`,
 //! `any`, `all-with-x` or `any-with-x`, as RabbitMQ defines them.
 
+use super::ExchangeType;
 use crate::AmqpError;
-use amqp_codec::{FieldTable, FieldValue};
+use amqp_codec::{FieldTable, FieldValue, ShortStr};
+
+/// The headers exchange type: each binding's arguments matched against the message's headers.
+#[derive(Debug)]
+pub struct Headers<D>(Vec<(MatchMode, FieldTable, D)>);
+
+impl<D> Default for Headers<D> {
+    fn default() -> Self {
+        Headers(Vec::new())
+    }
+}
+
+impl<D: Clone + PartialEq> ExchangeType<D> for Headers<D> {
+    fn insert(&mut self, destination: D, _: &ShortStr, arguments: &FieldTable) -> Result<(), AmqpError> {
+        let mode = MatchMode::from_binding_args(arguments)?;
+        self.0.push((mode, arguments.clone(), destination));
+        Ok(())
+    }
+
+    fn remove(&mut self, destination: &D, _: &ShortStr, arguments: &FieldTable) {
+        if let Some(i) = self.0.iter().position(|(_, a, d)| d == destination && a == arguments) {
+            self.0.swap_remove(i);
+        }
+    }
+
+    fn route(&self, _: &str, headers: Option<&FieldTable>, emit: &mut impl FnMut(&D)) {
+        for (mode, args, dest) in &self.0 {
+            if matches(*mode, args, headers) {
+                emit(dest);
+            }
+        }
+    }
+
+    fn needs_headers(&self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchMode {

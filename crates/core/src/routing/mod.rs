@@ -1,16 +1,34 @@
-//! The bindings of one exchange and how a message is routed through them. One routing contract for
-//! every exchange type; the destination type is the caller's (queues and exchanges in the broker).
+//! The bindings of one exchange and how a message is routed through them. One routing contract
+//! for every exchange type ([`ExchangeType`], one file per type: `direct.rs`, `fanout.rs`,
+//! `topic.rs`, `headers.rs`), then the content filters of filtered bindings; the destination
+//! type is the caller's (queues and exchanges in the broker).
 
+pub mod direct;
+pub mod fanout;
 pub mod headers;
 pub mod topic;
 
 use crate::filter::Filter;
 use crate::{AmqpError, ExchangeKind};
 use amqp_codec::{FieldTable, ShortStr};
-use headers::MatchMode;
+use direct::Direct;
+use fanout::Fanout;
+use headers::Headers;
 use std::collections::HashMap;
 use std::sync::Arc;
 use topic::TopicTrie;
+
+/// What an exchange type decides: where a binding goes in its index, and which bindings a
+/// message matches by the routing key (and headers, for the types that read them).
+pub trait ExchangeType<D> {
+    fn insert(&mut self, destination: D, routing_key: &ShortStr, arguments: &FieldTable) -> Result<(), AmqpError>;
+    fn remove(&mut self, destination: &D, routing_key: &ShortStr, arguments: &FieldTable);
+    fn route(&self, routing_key: &str, headers: Option<&FieldTable>, emit: &mut impl FnMut(&D));
+    /// Whether routing reads the message's headers (decoded only then).
+    fn needs_headers(&self) -> bool {
+        false
+    }
+}
 
 /// The binding argument that holds a content filter (see `crate::filter`).
 pub const FILTER_ARG: &str = "x-filter";
@@ -58,12 +76,13 @@ pub struct Binding<D> {
     pub arguments: FieldTable,
 }
 
+/// The exchange types, dispatched without a virtual call on the routing path.
 #[derive(Debug)]
 enum Index<D> {
-    Direct(HashMap<ShortStr, Vec<D>>),
-    Fanout(Vec<D>),
+    Direct(Direct<D>),
+    Fanout(Fanout<D>),
     Topic(TopicTrie<D>),
-    Headers(Vec<(MatchMode, FieldTable, D)>),
+    Headers(Headers<D>),
 }
 
 #[derive(Debug)]
@@ -83,71 +102,44 @@ pub struct Bindings<D> {
 impl<D: Clone + PartialEq> Index<D> {
     fn new(kind: ExchangeKind) -> Self {
         match kind {
-            ExchangeKind::Direct => Index::Direct(HashMap::new()),
-            ExchangeKind::Fanout => Index::Fanout(Vec::new()),
+            ExchangeKind::Direct => Index::Direct(Direct::default()),
+            ExchangeKind::Fanout => Index::Fanout(Fanout::default()),
             ExchangeKind::Topic => Index::Topic(TopicTrie::default()),
-            ExchangeKind::Headers => Index::Headers(Vec::new()),
+            ExchangeKind::Headers => Index::Headers(Headers::default()),
         }
     }
+}
 
+impl<D: Clone + PartialEq> ExchangeType<D> for Index<D> {
     fn insert(&mut self, destination: D, routing_key: &ShortStr, arguments: &FieldTable) -> Result<(), AmqpError> {
         match self {
-            Index::Direct(map) => map.entry(routing_key.clone()).or_default().push(destination),
-            Index::Fanout(all) => all.push(destination),
-            Index::Topic(trie) => trie.insert(routing_key, destination),
-            Index::Headers(all) => {
-                let mode = MatchMode::from_binding_args(arguments)?;
-                all.push((mode, arguments.clone(), destination));
-            }
+            Index::Direct(x) => x.insert(destination, routing_key, arguments),
+            Index::Fanout(x) => x.insert(destination, routing_key, arguments),
+            Index::Topic(x) => ExchangeType::insert(x, destination, routing_key, arguments),
+            Index::Headers(x) => x.insert(destination, routing_key, arguments),
         }
-        Ok(())
     }
 
     fn remove(&mut self, destination: &D, routing_key: &ShortStr, arguments: &FieldTable) {
         match self {
-            Index::Direct(map) => {
-                if let Some(dests) = map.get_mut(routing_key) {
-                    if let Some(i) = dests.iter().position(|d| d == destination) {
-                        dests.swap_remove(i);
-                    }
-                    if dests.is_empty() {
-                        map.remove(routing_key);
-                    }
-                }
-            }
-            Index::Fanout(all) => {
-                if let Some(i) = all.iter().position(|d| d == destination) {
-                    all.swap_remove(i);
-                }
-            }
-            Index::Topic(trie) => {
-                trie.remove(routing_key, destination);
-            }
-            Index::Headers(all) => {
-                if let Some(i) = all.iter().position(|(_, a, d)| d == destination && a == arguments) {
-                    all.swap_remove(i);
-                }
-            }
+            Index::Direct(x) => x.remove(destination, routing_key, arguments),
+            Index::Fanout(x) => x.remove(destination, routing_key, arguments),
+            Index::Topic(x) => ExchangeType::remove(x, destination, routing_key, arguments),
+            Index::Headers(x) => x.remove(destination, routing_key, arguments),
         }
     }
 
     fn route(&self, routing_key: &str, headers: Option<&FieldTable>, emit: &mut impl FnMut(&D)) {
         match self {
-            Index::Direct(map) => {
-                if let Some(dests) = map.get(routing_key) {
-                    dests.iter().for_each(emit);
-                }
-            }
-            Index::Fanout(all) => all.iter().for_each(emit),
-            Index::Topic(trie) => trie.route(routing_key, emit),
-            Index::Headers(all) => {
-                for (mode, args, dest) in all {
-                    if headers::matches(*mode, args, headers) {
-                        emit(dest);
-                    }
-                }
-            }
+            Index::Direct(x) => x.route(routing_key, headers, emit),
+            Index::Fanout(x) => x.route(routing_key, headers, emit),
+            Index::Topic(x) => ExchangeType::route(x, routing_key, headers, emit),
+            Index::Headers(x) => x.route(routing_key, headers, emit),
         }
+    }
+
+    fn needs_headers(&self) -> bool {
+        matches!(self, Index::Headers(_))
     }
 }
 
@@ -235,7 +227,7 @@ impl<D: Clone + Eq + std::hash::Hash> Bindings<D> {
 
     /// Whether routing needs the message's headers (decoded lazily by the caller only then).
     pub fn needs_headers(&self) -> bool {
-        matches!(self.index, Index::Headers(_))
+        self.index.needs_headers()
     }
 
     /// Whether some binding has a content filter.

@@ -45,6 +45,27 @@ fn words(key: &str) -> Vec<&str> {
     }
 }
 
+/// The topic exchange type: the trie of binding patterns.
+impl<D: PartialEq + Clone> super::ExchangeType<D> for TopicTrie<D> {
+    fn insert(
+        &mut self,
+        destination: D,
+        routing_key: &amqp_codec::ShortStr,
+        _: &amqp_codec::FieldTable,
+    ) -> Result<(), crate::AmqpError> {
+        TopicTrie::insert(self, routing_key, destination);
+        Ok(())
+    }
+
+    fn remove(&mut self, destination: &D, routing_key: &amqp_codec::ShortStr, _: &amqp_codec::FieldTable) {
+        TopicTrie::remove(self, routing_key, destination);
+    }
+
+    fn route(&self, routing_key: &str, _: Option<&amqp_codec::FieldTable>, emit: &mut impl FnMut(&D)) {
+        TopicTrie::route(self, routing_key, emit)
+    }
+}
+
 impl<D: PartialEq + Clone> TopicTrie<D> {
     pub fn insert(&mut self, pattern: &str, destination: D) {
         let mut node = &mut self.root;
