@@ -85,6 +85,7 @@ impl Broker {
         for c in self.registry().connections().into_iter().filter(|c| c.meta.vhost == name) {
             c.request_close(format!("vhost '{name}' is deleted"));
         }
+        vhost.mark_deleted();
         vhost.remove_all();
         true
     }
@@ -214,5 +215,40 @@ impl Broker {
                 Err(e) => tracing::warn!(vhost = %p.vhost, user = %p.user, error = %e, "stored permission skipped"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Broker, BrokerConfig, QueueDeclare};
+    use warren_core::{ExchangeDef, ExchangeKind};
+
+    #[test]
+    fn nothing_is_declared_in_a_vhost_once_it_is_deleted() {
+        let broker = Broker::new(BrokerConfig::default());
+        assert!(broker.add_vhost("doomed").unwrap());
+        let handle = broker.vhost("doomed").unwrap();
+        assert!(broker.delete_vhost("doomed"));
+        let req = QueueDeclare {
+            name: "late".into(),
+            server_named: false,
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: Default::default(),
+        };
+        assert_eq!(handle.declare_queue(req, 1, 100).err().map(|e| e.code), Some(404));
+        let def = ExchangeDef {
+            name: "late".into(),
+            kind: ExchangeKind::Direct,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: Default::default(),
+            delayed: false,
+        };
+        assert_eq!(handle.declare_exchange(def, false, 100).err().map(|e| e.code), Some(404));
+        assert!(handle.queue_names().is_empty());
     }
 }

@@ -35,6 +35,9 @@ pub struct VHost {
     timers: Arc<Timers>,
     policies: Arc<ArcSwap<Policies>>,
     tracker: Arc<Tracker>,
+    /// Set (under both maps' write locks) when the vhost is deleted: a declare that comes
+    /// later, through a handle taken before, is refused instead of leaving an object behind.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 /// What every vhost of a broker shares.
@@ -120,7 +123,23 @@ impl VHost {
             timers,
             policies,
             tracker,
+            deleted: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Marks the vhost deleted: from now on nothing can be declared in it.
+    pub(crate) fn mark_deleted(&self) {
+        let _exchanges = self.exchanges.write();
+        let _queues = self.queues.write();
+        self.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// 404 if the vhost was deleted (checked under the write lock of the map being changed).
+    pub(crate) fn check_not_deleted(&self) -> Result<(), AmqpError> {
+        if self.deleted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(AmqpError::not_found(format!("vhost '{}' is deleted", self.name)));
+        }
+        Ok(())
     }
 
     pub fn tracker(&self) -> &Arc<Tracker> {
@@ -193,6 +212,7 @@ impl VHost {
             return self.existing_exchange(&def.name).map(|_| ());
         }
         let mut exchanges = self.exchanges.write();
+        self.check_not_deleted()?;
         if let Some(existing) = exchanges.get(&def.name) {
             return existing.def.check_equivalent(&def, &self.name);
         }

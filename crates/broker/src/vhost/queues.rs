@@ -26,6 +26,7 @@ impl VHost {
             return Ok((q, messages, consumers));
         }
         let mut queues = self.queues.write();
+        self.check_not_deleted()?;
         if let Some(q) = queues.get(&req.name).cloned() {
             drop(queues);
             q.check_access(connection)?;
