@@ -247,15 +247,25 @@ impl Channel {
         if routed.queues > 0 {
             counters.bump(Counted::Routed, 1);
         }
-        let returned =
-            routed.queues == 0 && publish.mandatory && routed.confirm != Confirm::Refused && !routed.rejected;
+        // A message a contract refused goes back to a mandatory publisher with the reason.
+        let refused = routed.refusal.as_ref().map(|r| r.reply_text());
+        let returned = routed.queues == 0
+            && publish.mandatory
+            && routed.confirm != Confirm::Refused
+            && (!routed.rejected || refused.is_some());
         if routed.queues == 0 {
             counters.bump(if returned { Counted::ReturnUnroutable } else { Counted::DropUnroutable }, 1);
         }
         if returned {
+            let reply_text = match refused {
+                Some(text) => {
+                    ShortStr::try_from_string(text).unwrap_or_else(|_| ShortStr::from_static("CONTRACT_VIOLATION"))
+                }
+                None => ShortStr::from_static("NO_ROUTE"),
+            };
             let ret = Method::BasicReturn(BasicReturn {
                 reply_code: NO_ROUTE,
-                reply_text: ShortStr::from_static("NO_ROUTE"),
+                reply_text,
                 exchange: publish.exchange.clone(),
                 routing_key: publish.routing_key.clone(),
             });

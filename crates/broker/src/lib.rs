@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod contracts;
 pub mod definitions;
 pub mod delayed;
 pub mod durable;
@@ -65,6 +66,9 @@ struct BrokerInner {
     /// Message counts of the HTTP transport (publishes, pulls, pushes), which has no channels.
     http_counters: stats::MessageCounters,
     http_stats: stats::HttpStats,
+    /// Replaced whole on a change (see `contracts.rs`).
+    contracts: arc_swap::ArcSwap<contracts::Contracts>,
+    has_contracts: std::sync::atomic::AtomicBool,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -121,6 +125,8 @@ impl Broker {
                 policy_changes: parking_lot::Mutex::new(()),
                 http_counters: stats::MessageCounters::default(),
                 http_stats: stats::HttpStats::default(),
+                contracts: arc_swap::ArcSwap::from_pointee(contracts::Contracts::default()),
+                has_contracts: std::sync::atomic::AtomicBool::new(false),
                 shared,
             }),
         }
@@ -229,6 +235,12 @@ impl Broker {
                 return Ok(Routed { queues: taken as usize, ..Routed::default() });
             }
         }
+        let message = match self.check_contracts(&vhost.name, exchange, message) {
+            Ok(message) => message,
+            Err(refusal) => {
+                return Ok(Routed { rejected: true, refusal: Some(Arc::new(refusal)), ..Routed::default() });
+            }
+        };
         vhost.publish(exchange, message, on_durable)
     }
 

@@ -9,11 +9,19 @@ use serde_json::json;
 pub struct ApiError {
     pub status: StatusCode,
     pub reason: String,
+    /// More fields for the body (a contract's violations).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> ApiError {
-        ApiError { status, reason: reason.into() }
+        ApiError { status, reason: reason.into(), details: None }
+    }
+
+    /// The same error with more fields in its body.
+    pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> ApiError {
+        self.details = Some(details);
+        self
     }
 
     pub fn bad_request(reason: impl Into<String>) -> ApiError {
@@ -39,6 +47,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = self.status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_");
-        (self.status, Json(json!({ "error": error, "reason": self.reason }))).into_response()
+        let mut body = json!({ "error": error, "reason": self.reason });
+        if let (Some(object), Some(details)) = (body.as_object_mut(), self.details) {
+            object.extend(details);
+        }
+        (self.status, Json(body)).into_response()
     }
 }

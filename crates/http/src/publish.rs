@@ -298,6 +298,20 @@ pub async fn publish(
     }
     let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
     let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
+    if let Some(refusal) = &routed.refusal {
+        // Nothing was published: the tracked record ends routed nowhere.
+        api.broker.tracker().routed(track, now, &exchange, Vec::new());
+        let violations: Vec<serde_json::Value> = refusal
+            .violations
+            .iter()
+            .map(|v| serde_json::json!({"pointer": v.pointer, "message": v.message}))
+            .collect();
+        let mut details = serde_json::Map::new();
+        details.insert("contract".into(), refusal.contract.clone().into());
+        details.insert("version".into(), refusal.version.into());
+        details.insert("violations".into(), violations.into());
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.reply_text()).with_details(details));
+    }
     let counters = api.broker.http_counters();
     counters.add_shared(Counted::Publish, 1);
     counters.add_shared(if routed.queues > 0 { Counted::Routed } else { Counted::DropUnroutable }, 1);

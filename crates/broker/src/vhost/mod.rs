@@ -63,7 +63,7 @@ pub struct QueueDeclare {
 }
 
 /// The result of routing one publish.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Routed {
     pub queues: usize,
     pub confirm: Confirm,
@@ -72,6 +72,8 @@ pub struct Routed {
     pub rejected: bool,
     /// Some queue that took the message has consumers that are falling behind.
     pub consumers_behind: bool,
+    /// A contract refused the message (it was not routed; `rejected` is set too).
+    pub refusal: Option<Arc<crate::contracts::ContractRefusal>>,
 }
 
 /// When a publisher confirm for the message may be sent.
