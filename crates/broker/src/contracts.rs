@@ -3,6 +3,7 @@
 //! transport. A message a contract covers must pass its latest version; one that passes records
 //! the version in its `x-contract` header, one that does not is refused with the violations.
 
+use crate::durable::contract_defs as keys;
 use crate::Broker;
 use amqp_codec::{FieldValue, ShortStr};
 use std::sync::Arc;
@@ -74,13 +75,19 @@ impl ContractRefusal {
 }
 
 impl Broker {
+    /// At start: the stored contracts.
+    pub(crate) fn restore_contracts(&self, stored: Vec<Contract>) {
+        self.inner.has_contracts.store(!stored.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        self.inner.contracts.store(Arc::new(Contracts(stored.into_iter().map(Arc::new).collect())));
+    }
+
     /// Every contract, as they are now.
     pub fn contracts(&self) -> Arc<Contracts> {
         self.inner.contracts.load_full()
     }
 
-    /// Adds or replaces a contract; true if it is new. (Durable storage and the management
-    /// API come with the next step of issue 17.)
+    /// Adds or replaces a contract, durably; true if it is new. (The management API comes with
+    /// the next step of issue 17.)
     pub fn put_contract(&self, contract: Contract) -> Result<bool, AmqpError> {
         if self.vhost(&contract.vhost).is_none() {
             return Err(AmqpError::not_found(format!("no vhost '{}'", contract.vhost)));
@@ -94,9 +101,23 @@ impl Broker {
         if created && current.all().len() >= MAX_CONTRACTS {
             return Err(AmqpError::not_allowed(format!("the broker holds {MAX_CONTRACTS} contracts, its limit")));
         }
+        let change = (keys::contract_key(&contract.vhost, &contract.name), Some(keys::contract_value(&contract)));
+        self.submit_defs(vec![change]);
         self.inner.contracts.store(Arc::new(current.with(contract)));
         self.inner.has_contracts.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(created)
+    }
+
+    /// A deleted vhost's contracts go with it.
+    pub(crate) fn drop_vhost_contracts(&self, vhost: &str) -> Vec<crate::durable::defs::Change> {
+        let _changing = self.inner.policy_changes.lock();
+        let current = self.contracts();
+        let changes =
+            current.0.iter().filter(|c| c.vhost == vhost).map(|c| (keys::contract_key(vhost, &c.name), None)).collect();
+        let remaining = Contracts(current.0.iter().filter(|c| c.vhost != vhost).cloned().collect());
+        self.inner.has_contracts.store(!remaining.0.is_empty(), std::sync::atomic::Ordering::Relaxed);
+        self.inner.contracts.store(Arc::new(remaining));
+        changes
     }
 
     /// Deletes a contract; false if there was none.
@@ -106,6 +127,7 @@ impl Broker {
         if current.get(vhost, name).is_none() {
             return false;
         }
+        self.submit_defs(vec![(keys::contract_key(vhost, name), None)]);
         let remaining = current.without(vhost, name);
         self.inner.has_contracts.store(!remaining.0.is_empty(), std::sync::atomic::Ordering::Relaxed);
         self.inner.contracts.store(Arc::new(remaining));

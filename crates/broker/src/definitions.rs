@@ -81,6 +81,7 @@ impl Broker {
         }
         self.permissions().remove_where(|v, _| v == name);
         changes.extend(self.drop_vhost_policies(name));
+        changes.extend(self.drop_vhost_contracts(name));
         self.submit_defs(changes);
         for c in self.registry().connections().into_iter().filter(|c| c.meta.vhost == name) {
             c.request_close(format!("vhost '{name}' is deleted"));
@@ -159,6 +160,7 @@ impl Broker {
     /// the first start of the data directory) the configured ones are stored.
     pub(crate) fn restore_access(&self, mut loaded: LoadedAccess) {
         self.restore_policies(&mut loaded);
+        self.restore_contracts(std::mem::take(&mut loaded.contracts));
         if !loaded.seeded {
             let mut changes: Vec<Change> = Vec::new();
             for v in self.vhosts() {

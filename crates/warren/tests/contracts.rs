@@ -89,3 +89,26 @@ async fn messages_breaking_their_contract_are_refused_over_amqp_and_http() {
     assert!(server.broker().delete_contract("/", "order"));
     assert!(matches!(publish(&ch, "orders.new", br#"{"total": -1}"#, false).await, Confirmation::Ack(None)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_survive_a_restart() {
+    let server = TestServer::start().await;
+    let contract = order_contract(OnViolation::Reject);
+    let v2 = contract.with_new_version(json!({"type": "object", "required": ["id"]})).unwrap();
+    assert!(server.broker().put_contract(contract).unwrap(), "new");
+    server.broker().put_contract(v2).unwrap();
+    let server = server.restart().await;
+    let stored = server.broker().contracts();
+    let order = stored.get("/", "order").expect("the contract came back");
+    assert_eq!(order.versions().iter().map(|v| v.number).collect::<Vec<_>>(), [1, 2]);
+    let conn = server.lapin().await;
+    let ch = confirmed_channel(&conn).await;
+    within(ch.exchange_declare("orders".into(), lapin::ExchangeKind::Topic, Default::default(), FieldTable::default()))
+        .await
+        .unwrap();
+    assert!(matches!(publish(&ch, "orders.new", br#"{"total": -1}"#, false).await, Confirmation::Nack(None)));
+    assert!(
+        matches!(publish(&ch, "orders.new", br#"{"id": 1, "total": -1}"#, false).await, Confirmation::Ack(None)),
+        "v2 dropped the minimum"
+    );
+}

@@ -78,6 +78,8 @@ pub struct LoadedAccess {
     pub policies_seeded: bool,
     /// Policies and operator policies (those that no longer compile are reported and left out).
     pub policies: Vec<warren_core::policy::Policy>,
+    /// Contracts (likewise).
+    pub contracts: Vec<warren_core::contract::Contract>,
 }
 
 fn string(table: &FieldTable, name: &str) -> Option<String> {
@@ -90,6 +92,11 @@ pub fn parse(kind: u8, parts: &[&[u8]], table: &FieldTable, loaded: &mut LoadedA
     match (kind, parts) {
         (b'm', [marker]) if *marker == b"access-seeded" => loaded.seeded = true,
         (b'm', [marker]) if *marker == b"policies-seeded" => loaded.policies_seeded = true,
+        (b'k', [vhost, name]) => match super::contract_defs::parse(vhost, name, table) {
+            Some(Ok(contract)) => loaded.contracts.push(contract),
+            Some(Err(e)) => tracing::warn!(error = %e, "stored contract no longer valid; not applied"),
+            None => return false,
+        },
         (b'y' | b'o', [vhost, name]) => match super::policy_defs::parse(kind, vhost, name, table) {
             Some(Ok(policy)) => loaded.policies.push(policy),
             Some(Err(e)) => tracing::warn!(error = %e, "stored policy no longer valid; not applied"),

@@ -3,6 +3,7 @@
 //! into publisher nacks.
 
 pub mod access_defs;
+pub mod contract_defs;
 pub mod defs;
 pub mod policy_defs;
 pub mod reader;
