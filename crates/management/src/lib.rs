@@ -7,6 +7,7 @@ mod access;
 mod auth;
 mod bindings;
 mod body;
+mod contracts;
 mod dead_letters;
 mod definitions;
 mod error;
@@ -155,6 +156,10 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
             "/api/operator-policies/{vhost}/{name}",
             get(policies::show_operator).put(policies::put_operator).delete(policies::delete_operator),
         )
+        .route("/api/contracts", get(contracts::list))
+        .route("/api/contracts/{vhost}", get(contracts::list_vhost))
+        .route("/api/contracts/{vhost}/{name}", get(contracts::show).put(contracts::put).delete(contracts::delete))
+        .route("/api/contracts/{vhost}/{name}/versions", post(contracts::add_version))
         .route("/metrics", get(metrics::aggregated))
         .route("/metrics/per-object", get(metrics::per_object))
         .route("/api/definitions", get(definitions::export).post(import::import))

@@ -112,3 +112,46 @@ async fn contracts_survive_a_restart() {
         "v2 dropped the minimum"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contracts_are_managed_over_http_and_versions_must_stay_compatible() {
+    let server = TestServer::start().await;
+    let url = |path: &str| server.http_url(&format!("/api/contracts/%2F/order{path}"));
+    let spec = json!({"exchange": "orders", "routing_key": "orders.#", "content_type": "application/json",
+                      "compatibility": "backward",
+                      "schema": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}}});
+    assert_eq!(send(http().put(url("")).json(&spec)).await.0, StatusCode::CREATED);
+    assert_eq!(send(http().put(url("")).json(&spec)).await.0, StatusCode::NO_CONTENT, "the same again");
+    let mut other = spec.clone();
+    other["exchange"] = json!("elsewhere");
+    assert_eq!(send(http().put(url("")).json(&other)).await.0, StatusCode::CONFLICT);
+    let mut bad = spec.clone();
+    bad["schema"] = json!({"type": 12});
+    let (code, err, _) = send(http().put(server.http_url("/api/contracts/%2F/bad")).json(&bad)).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(err["reason"].as_str().unwrap().contains("JSON Schema"), "{err}");
+
+    let stricter = json!({"schema": {"type": "object", "required": ["id", "total"]}});
+    let (code, err, _) = send(http().post(url("/versions")).json(&stricter)).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(err["reason"].as_str().unwrap().contains("'total' is now required"), "{err}");
+    let looser = json!({"schema": {"type": "object", "required": ["id"]}});
+    let (code, view, _) = send(http().post(url("/versions")).json(&looser)).await;
+    assert_eq!((code, view["version"].clone()), (StatusCode::CREATED, json!(2)), "{view}");
+    let (_, listed, _) = send(http().get(server.http_url("/api/contracts"))).await;
+    assert_eq!(listed[0]["name"], "order");
+    assert_eq!(listed[0]["versions"].as_array().unwrap().len(), 2);
+
+    let exchange = server.http_url("/api/exchanges/%2F/orders");
+    assert_eq!(send(http().put(exchange).json(&json!({"type": "topic"}))).await.0, StatusCode::CREATED);
+    let publish = || {
+        http()
+            .post(server.http_url("/api/vhosts/%2F/exchanges/orders/messages?routing_key=orders.new"))
+            .header("content-type", "application/json")
+    };
+    let (code, refused, _) = send(publish().body("{}")).await;
+    assert_eq!((code, refused["version"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(2)), "{refused}");
+    assert_eq!(send(publish().body(r#"{"id": "any type now"}"#)).await.0, StatusCode::ACCEPTED);
+    assert_eq!(send(http().delete(url(""))).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(send(http().get(url(""))).await.0, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,176 @@
+//! `/api/contracts`: contracts over HTTP (Warren's own): create, list, show, add a version
+//! (refused with the reasons if it is not compatible with the latest under the contract's mode),
+//! delete. Listing needs a management tag and shows the vhosts the caller may see; changes need
+//! `policymaker` (with permissions in the vhost) or `administrator`, as policies do.
+
+use crate::auth::Caller;
+use crate::error::{MgmtError, Result};
+use crate::listing::ListQuery;
+use crate::{body, Mgmt};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use warren_core::contract::{Compatibility, Contract, OnViolation, Scope};
+
+/// A contract as the API shows it: its scope, mode, action and every kept version.
+pub fn contract_json(c: &Contract) -> Value {
+    let versions: Vec<Value> = c.versions().iter().map(|v| json!({"version": v.number, "schema": v.schema})).collect();
+    json!({
+        "vhost": c.vhost,
+        "name": c.name,
+        "exchange": c.scope.exchange,
+        "routing_key": c.scope.routing_key,
+        "message_type": c.scope.message_type,
+        "content_type": c.scope.content_type,
+        "max_body_bytes": c.scope.max_body_bytes,
+        "compatibility": c.compatibility.as_str(),
+        "on_violation": c.on_violation.as_str(),
+        "version": c.latest().number,
+        "versions": versions,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractBody {
+    exchange: String,
+    routing_key: Option<String>,
+    message_type: Option<String>,
+    content_type: Option<String>,
+    #[serde(default, deserialize_with = "body::optional_count")]
+    max_body_bytes: Option<u64>,
+    compatibility: Option<String>,
+    on_violation: Option<String>,
+    schema: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionBody {
+    schema: Value,
+}
+
+fn require_change(caller: &Caller, vhost: &str) -> Result<()> {
+    if caller.is("administrator") {
+        return Ok(());
+    }
+    if !caller.is("policymaker") {
+        return Err(MgmtError::unauthorized("User not authorised to access object"));
+    }
+    caller.require_use(vhost)
+}
+
+fn listed(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
+    let all = m.broker.contracts();
+    let mut out: Vec<&Arc<Contract>> =
+        all.all().iter().filter(|c| vhost.is_none_or(|v| c.vhost == v) && caller.may_see(&c.vhost)).collect();
+    out.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+    out.into_iter().map(|c| contract_json(c)).collect()
+}
+
+pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
+    q.respond(listed(&m, &caller, None))
+}
+
+pub async fn list_vhost(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path(vhost): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>> {
+    m.visible_vhost(&caller, &vhost)?;
+    q.respond(listed(&m, &caller, Some(&vhost)))
+}
+
+pub async fn show(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    m.visible_vhost(&caller, &vhost)?;
+    let all = m.broker.contracts();
+    all.get(&vhost, &name).map(|c| Json(contract_json(c))).ok_or_else(MgmtError::not_found)
+}
+
+/// `PUT`: creates the contract with its first version (201); the same again is 204; a
+/// different one under an existing name is 409 (add a version instead, or delete it first).
+pub async fn put(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<StatusCode> {
+    require_change(&caller, &vhost)?;
+    m.vhost(&vhost)?;
+    let b: ContractBody = body::parse(&body)?;
+    let compatibility =
+        Compatibility::parse(b.compatibility.as_deref().unwrap_or("backward")).map_err(MgmtError::bad_request)?;
+    let on_violation =
+        OnViolation::parse(b.on_violation.as_deref().unwrap_or("reject")).map_err(MgmtError::bad_request)?;
+    let scope = Scope {
+        exchange: b.exchange,
+        routing_key: b.routing_key,
+        message_type: b.message_type,
+        content_type: b.content_type,
+        max_body_bytes: b.max_body_bytes,
+    };
+    if let Some(existing) = m.broker.contracts().get(&vhost, &name) {
+        let same = existing.versions().len() == 1
+            && existing.latest().schema == b.schema
+            && existing.scope == scope
+            && existing.compatibility == compatibility
+            && existing.on_violation == on_violation;
+        if same {
+            return m.answered(false).await;
+        }
+        return Err(MgmtError {
+            status: StatusCode::CONFLICT,
+            error: "conflict",
+            reason: format!("contract '{name}' exists: add a version (POST .../versions) or delete it first"),
+        });
+    }
+    let contract =
+        Contract::new(&name, &vhost, scope, compatibility, on_violation, b.schema).map_err(MgmtError::bad_request)?;
+    let created = m.broker.put_contract(contract)?;
+    m.answered(created).await
+}
+
+/// `POST .../versions`: the schema as the next version, if it is compatible with the latest
+/// (201 with the contract); else 409 with the reasons.
+pub async fn add_version(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>)> {
+    require_change(&caller, &vhost)?;
+    m.vhost(&vhost)?;
+    let b: VersionBody = body::parse(&body)?;
+    let current = m.broker.contracts().get(&vhost, &name).cloned().ok_or_else(MgmtError::not_found)?;
+    let next = current.with_new_version(b.schema).map_err(|reasons| MgmtError {
+        status: StatusCode::CONFLICT,
+        error: "incompatible",
+        reason: reasons.join("; "),
+    })?;
+    let view = contract_json(&next);
+    m.broker.put_contract(next)?;
+    m.durable().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub async fn delete(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    require_change(&caller, &vhost)?;
+    m.vhost(&vhost)?;
+    if !m.broker.delete_contract(&vhost, &name) {
+        return Err(MgmtError::not_found());
+    }
+    m.answered(false).await
+}
