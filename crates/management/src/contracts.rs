@@ -48,6 +48,54 @@ pub struct ContractBody {
     schema: Value,
 }
 
+/// A contract in a definitions file (as `contract_json` writes it).
+#[derive(Deserialize)]
+pub struct ContractDef {
+    pub vhost: Option<String>,
+    pub name: String,
+    exchange: String,
+    routing_key: Option<String>,
+    message_type: Option<String>,
+    content_type: Option<String>,
+    max_body_bytes: Option<u64>,
+    compatibility: String,
+    on_violation: String,
+    versions: Vec<VersionDef>,
+}
+
+#[derive(Deserialize)]
+struct VersionDef {
+    version: u32,
+    schema: Value,
+}
+
+impl ContractDef {
+    /// The contract it describes (its versions as they were), or 400 with the reason.
+    pub fn compile(&self, vhost: &str) -> Result<Contract> {
+        let invalid = |e: String| MgmtError::bad_request(format!("contract '{}': {e}", self.name));
+        let scope = Scope {
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+            message_type: self.message_type.clone(),
+            content_type: self.content_type.clone(),
+            max_body_bytes: self.max_body_bytes,
+        };
+        let versions = self.versions.iter().map(|v| (v.version, v.schema.clone())).collect();
+        if self.on_violation == OnViolation::DeadLetter.as_str() {
+            return Err(invalid("the dead-letter action is not built yet".into()));
+        }
+        Contract::with_versions(
+            &self.name,
+            vhost,
+            scope,
+            Compatibility::parse(&self.compatibility).map_err(invalid)?,
+            OnViolation::parse(&self.on_violation).map_err(invalid)?,
+            versions,
+        )
+        .map_err(invalid)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VersionBody {

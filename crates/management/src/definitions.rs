@@ -80,6 +80,19 @@ fn policies_of(m: &Mgmt, vhost: Option<&str>) -> (Vec<Value>, Vec<Value>) {
     (policies, parameters)
 }
 
+/// Warren's contracts of one vhost or all, under a key of Warren's own (`contracts`), added only
+/// when there are some, so RabbitMQ imports the file as before.
+fn with_contracts(m: &Mgmt, vhost: Option<&str>, mut defs: Value) -> Value {
+    let all = m.broker.contracts();
+    let mut chosen: Vec<_> = all.all().iter().filter(|c| vhost.is_none_or(|v| c.vhost == v)).collect();
+    chosen.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+    if let (false, Some(object)) = (chosen.is_empty(), defs.as_object_mut()) {
+        let list: Vec<Value> = chosen.into_iter().map(|c| crate::contracts::contract_json(c)).collect();
+        object.insert("contracts".into(), Value::Array(list));
+    }
+    defs
+}
+
 pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<Value>> {
     caller.require_administrator()?;
     let (mut queues, mut exchanges, mut bindings) = (Vec::new(), Vec::new(), Vec::new());
@@ -91,22 +104,26 @@ pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<V
         bindings.extend(b);
     }
     let (policies, parameters) = policies_of(&m, None);
-    Ok(Json(json!({
-        "rabbit_version": "3.10.8",
-        "rabbitmq_version": "3.10.8",
-        "product_name": "Warren",
-        "product_version": env!("CARGO_PKG_VERSION"),
-        "users": m.broker.users().all().iter().map(|u| access::user_json(u)).collect::<Vec<_>>(),
-        "vhosts": vhosts.iter().map(|v| json!({"name": v.name, "limits": [], "metadata": {"description": "", "tags": []}})).collect::<Vec<_>>(),
-        "permissions": access::all_permissions(&m),
-        "topic_permissions": [],
-        "parameters": parameters,
-        "global_parameters": [],
-        "policies": policies,
-        "queues": queues,
-        "exchanges": exchanges,
-        "bindings": bindings,
-    })))
+    Ok(Json(with_contracts(
+        &m,
+        None,
+        json!({
+            "rabbit_version": "3.10.8",
+            "rabbitmq_version": "3.10.8",
+            "product_name": "Warren",
+            "product_version": env!("CARGO_PKG_VERSION"),
+            "users": m.broker.users().all().iter().map(|u| access::user_json(u)).collect::<Vec<_>>(),
+            "vhosts": vhosts.iter().map(|v| json!({"name": v.name, "limits": [], "metadata": {"description": "", "tags": []}})).collect::<Vec<_>>(),
+            "permissions": access::all_permissions(&m),
+            "topic_permissions": [],
+            "parameters": parameters,
+            "global_parameters": [],
+            "policies": policies,
+            "queues": queues,
+            "exchanges": exchanges,
+            "bindings": bindings,
+        }),
+    )))
 }
 
 pub async fn export_vhost(
@@ -118,15 +135,19 @@ pub async fn export_vhost(
     let v = m.vhost(&vhost)?;
     let (queues, exchanges, bindings) = objects(&v);
     let (policies, parameters) = policies_of(&m, Some(&vhost));
-    Ok(Json(json!({
-        "rabbit_version": "3.10.8",
-        "rabbitmq_version": "3.10.8",
-        "product_name": "Warren",
-        "product_version": env!("CARGO_PKG_VERSION"),
-        "parameters": parameters,
-        "policies": policies,
-        "queues": queues,
-        "exchanges": exchanges,
-        "bindings": bindings,
-    })))
+    Ok(Json(with_contracts(
+        &m,
+        Some(&vhost),
+        json!({
+            "rabbit_version": "3.10.8",
+            "rabbitmq_version": "3.10.8",
+            "product_name": "Warren",
+            "product_version": env!("CARGO_PKG_VERSION"),
+            "parameters": parameters,
+            "policies": policies,
+            "queues": queues,
+            "exchanges": exchanges,
+            "bindings": bindings,
+        }),
+    )))
 }

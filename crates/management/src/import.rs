@@ -35,6 +35,8 @@ struct Definitions {
     parameters: Vec<ParameterDef>,
     global_parameters: Vec<GlobalParameterDef>,
     policies: Vec<PolicyDef>,
+    /// Warren's own.
+    contracts: Vec<crate::contracts::ContractDef>,
     queues: Vec<QueueDef>,
     exchanges: Vec<ExchangeDef_>,
     bindings: Vec<BindingDef>,
@@ -162,6 +164,7 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         + defs.vhosts.len()
         + defs.permissions.len()
         + defs.policies.len()
+        + defs.contracts.len()
         + defs.parameters.len()
         + defs.queues.len()
         + defs.exchanges.len()
@@ -247,6 +250,10 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
             .map_err(|e| MgmtError::bad_request(format!("operator policy '{}': {e}", p.name)))?;
         policies.push(body.compile(&vhost, &p.name, true)?);
     }
+    let mut contracts = Vec::new();
+    for c in &defs.contracts {
+        contracts.push(c.compile(&vhost_of(&c.vhost)?)?);
+    }
     let mut bindings = Vec::new();
     for b in &defs.bindings {
         if !matches!(b.destination_type.as_str(), "queue" | "exchange") {
@@ -269,7 +276,8 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         .map(|(v, _)| v)
         .chain(queues.iter().map(|(v, _)| v))
         .chain(bindings.iter().map(|b| &b.0))
-        .chain(policies.iter().map(|p| &p.vhost));
+        .chain(policies.iter().map(|p| &p.vhost))
+        .chain(contracts.iter().map(|c| &c.vhost));
     if let Some(v) = objects.into_iter().find(|v| !vhost_known(v)) {
         return Err(MgmtError::bad_request(format!("an object is in vhost '{v}', which does not exist")));
     }
@@ -287,6 +295,9 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
     }
     for policy in policies {
         m.broker.put_policy(policy)?;
+    }
+    for contract in contracts {
+        m.broker.put_contract(contract)?;
     }
     let limits = m.broker.limits();
     for (vhost, def) in exchanges {

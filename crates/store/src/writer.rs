@@ -150,8 +150,24 @@ impl Writer {
             self.shared.pending_appends.fetch_sub(appends, Ordering::Relaxed);
             self.process(batch);
             if shutdown {
+                self.finish(&rx);
                 break;
             }
+        }
+    }
+
+    /// At shutdown: what the last batches' completions submitted (a dead letter's copy, once
+    /// durable, acks its original) is written too, so a clean stop leaves nothing to do twice
+    /// after the restart. Completions of those submit little more; the rounds are bounded.
+    fn finish(&mut self, rx: &Receiver<Request>) {
+        for _ in 0..16 {
+            let rest: Vec<Request> = rx.try_iter().filter(|r| !matches!(r, Request::Shutdown)).collect();
+            if rest.is_empty() {
+                return;
+            }
+            let appends = rest.iter().filter(|r| matches!(r, Request::Append { .. })).count();
+            self.shared.pending_appends.fetch_sub(appends, Ordering::Relaxed);
+            self.process(rest);
         }
     }
 

@@ -152,6 +152,13 @@ async fn contracts_are_managed_over_http_and_versions_must_stay_compatible() {
     let (code, refused, _) = send(publish().body("{}")).await;
     assert_eq!((code, refused["version"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(2)), "{refused}");
     assert_eq!(send(publish().body(r#"{"id": "any type now"}"#)).await.0, StatusCode::ACCEPTED);
+    // Contracts travel in the definitions, with their versions.
+    let (_, exported, _) = send(http().get(server.http_url("/api/definitions"))).await;
+    assert_eq!(exported["contracts"][0]["versions"].as_array().map(Vec::len), Some(2), "{exported}");
     assert_eq!(send(http().delete(url(""))).await.0, StatusCode::NO_CONTENT);
     assert_eq!(send(http().get(url(""))).await.0, StatusCode::NOT_FOUND);
+    let (code, err, _) = send(http().post(server.http_url("/api/definitions")).json(&exported)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{err}");
+    let (_, back, _) = send(http().get(url(""))).await;
+    assert_eq!((back["version"].clone(), back["exchange"].clone()), (json!(2), json!("orders")));
 }
