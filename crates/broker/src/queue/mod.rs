@@ -8,22 +8,25 @@ mod dead_letter;
 mod inspect;
 mod limits;
 mod long_poll;
+mod paging;
+mod settings;
 mod tick;
 
 pub use browse::Peek;
 pub use consumers::ConsumerRemoved;
+pub use settings::AppliedPolicy;
 
 pub use long_poll::LongPoll;
 
 use crate::consumer::{Consumer, Offer};
-use crate::durable::{self, Durability};
+use crate::durable::Durability;
 use crate::stats::{Counted, MessageCounters};
 use crate::timers::Timers;
 use crate::tracking::Tracker;
 use crate::vhost::QueueDeclare;
 use crate::VHost;
 use amqp_codec::{FieldTable, ShortStr};
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::ArcSwap;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -57,14 +60,6 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// HTTP receives waiting for messages, woken by dispatch (see `long_poll.rs`).
     long_polls: long_poll::Waiting,
-}
-
-/// The names of the policy and operator policy that apply to a queue, and their merged definition.
-#[derive(Debug, Clone, Default)]
-pub struct AppliedPolicy {
-    pub policy: Option<String>,
-    pub operator_policy: Option<String>,
-    pub definition: Vec<(String, amqp_codec::FieldValue)>,
 }
 
 /// How a queue reaches the store: a durable queue writes its persistent messages there, and
@@ -219,34 +214,6 @@ impl Queue {
         q
     }
 
-    /// The settings the queue runs with (its arguments with what policies add).
-    pub fn args(&self) -> Guard<Arc<QueueArgs>> {
-        self.args.load()
-    }
-
-    /// The policies that apply to the queue.
-    pub fn applied_policy(&self) -> AppliedPolicy {
-        self.policy.lock().clone()
-    }
-
-    /// Runs the queue with new settings from a policy change: a new TTL applies to messages
-    /// that arrive from now on (those queued keep their deadlines, as in RabbitMQ), new length
-    /// limits apply at once, and deadlines are rescheduled.
-    pub fn apply_policy(self: &Arc<Self>, args: QueueArgs, policy: AppliedPolicy) {
-        *self.policy.lock() = policy;
-        let mut st = self.state.lock();
-        if st.deleted || **self.args.load() == args {
-            return;
-        }
-        st.messages.set_message_ttl(args.message_ttl_ms);
-        self.args.store(Arc::new(args));
-        self.drop_over_limit(&mut st);
-        self.dispatch_locked(&mut st);
-        self.bound_memory(&mut st);
-        self.schedule(&mut st);
-        self.unlock(st);
-    }
-
     /// The queue's store id, if it keeps persistent messages durably.
     pub fn durable_store_id(&self) -> Option<u64> {
         self.persist.as_ref().filter(|p| p.durable).map(|p| p.id)
@@ -362,76 +329,6 @@ impl Queue {
             p.durability.report_memory(now as i64 - st.reported_memory as i64);
             st.reported_memory = now;
         }
-    }
-
-    /// Appends messages recovered from the store, paged out: `count` consecutive store ids from
-    /// `first_id`. Call before the queue takes anything else. A priority queue, or one with a
-    /// message TTL, reads each one back to learn its level and deadline (the bodies are not
-    /// kept), so that the timer expires them on time though none is in memory.
-    pub(crate) fn restore_paged(self: &Arc<Self>, first_id: u64, count: u64, redelivered: bool) {
-        if count == 0 {
-            return;
-        }
-        let mut st = self.state.lock();
-        let args = self.args();
-        let read_each = args.max_priority.is_some() || args.message_ttl_ms.is_some() || args.max_length_bytes.is_some();
-        match (&self.persist, read_each) {
-            (Some(p), true) => {
-                for id in first_id..first_id + count {
-                    let (level, bytes, deadline) = match p.durability.load(id) {
-                        Some(m) => {
-                            (st.messages.level_of(&m), m.body_len() as u64, Some(m.deadline_ms(args.message_ttl_ms)))
-                        }
-                        // Unreadable: skipped when it comes to be delivered.
-                        None => (0, 0, None),
-                    };
-                    st.messages.push_paged(level, id, 1, redelivered, bytes, deadline);
-                }
-                self.schedule(&mut st);
-            }
-            _ => st.messages.push_paged(0, first_id, count, redelivered, 0, None),
-        }
-        if redelivered {
-            st.marked_delivered = st.marked_delivered.max(first_id + count - 1);
-        }
-    }
-
-    /// What dispatch has for paged-out message `id`: its body if the reader thread loaded it,
-    /// `NotYet` otherwise (dispatch then waits for `load_ahead`'s request). An unreadable one is
-    /// settled in the store so it never comes back (the reader logged why).
-    fn take_loaded(&self, loaded: &mut BTreeMap<u64, Option<Arc<Message>>>, id: u64) -> Load {
-        match loaded.remove(&id) {
-            Some(Some(message)) => Load::Loaded(message),
-            Some(None) => {
-                self.forget_stored(Some(id));
-                Load::Unreadable
-            }
-            None => Load::NotYet,
-        }
-    }
-
-    /// When the next message in line is paged out and not loaded, asks the reader thread for it
-    /// and the few after it; their arrival dispatches again. Only while consumers wait.
-    fn load_ahead(self: &Arc<Self>, st: &mut QueueState) {
-        let Some(p) = &self.persist else { return };
-        let Some(first) = st.messages.first_paged_id() else { return };
-        if st.loading || st.consumers.is_empty() || st.loaded.contains_key(&first) {
-            return;
-        }
-        let queue = self.clone();
-        let done = Box::new(move |loaded: durable::reader::Loaded| {
-            let mut st = queue.state.lock();
-            st.loading = false;
-            if st.deleted {
-                return;
-            }
-            // A purge may have taken these messages meanwhile: keep what is still in line.
-            let front = st.messages.first_paged_id().unwrap_or(u64::MAX);
-            st.loaded.extend(loaded.into_iter().filter(|(id, _)| *id >= front));
-            queue.dispatch_locked(&mut st);
-            queue.unlock(st);
-        });
-        st.loading = p.durability.reader.request(st.messages.next_paged_ids(LOAD_AHEAD), done);
     }
 
     /// Deliver to consumers that have credit; called when credit may have been freed.
