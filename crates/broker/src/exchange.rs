@@ -42,12 +42,14 @@ impl Exchange {
     }
 
     /// Where messages nothing else takes go: the exchange's own `alternate-exchange` argument,
-    /// else its policy's (RabbitMQ's order).
-    pub fn alternate_exchange(&self) -> Option<String> {
+    /// else its policy's (RabbitMQ's order), looked up in `vhost`. Nothing is copied: this runs
+    /// for every unroutable message.
+    pub fn alternate_in(&self, vhost: &crate::VHost) -> Option<Arc<Exchange>> {
         if let Some(own) = self.def.alternate_exchange() {
-            return Some(own.to_owned());
+            return vhost.exchange(own);
         }
-        self.policy.load().as_ref().and_then(|p| p.alternate_exchange.clone())
+        let policy = self.policy.load();
+        policy.as_ref()?.alternate_exchange.as_deref().and_then(|name| vhost.exchange(name))
     }
 
     pub fn name(&self) -> &str {

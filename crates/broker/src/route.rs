@@ -75,7 +75,7 @@ fn route_from(
             Dest::Exchange(e) => next_hops.push(e.clone()),
         });
     }
-    let alternate = if out.len() == before { exchange.alternate_exchange() } else { None };
+    let alternate = if out.len() == before { exchange.alternate_in(vhost) } else { None };
     if next_hops.is_empty() && alternate.is_none() {
         return; // the common case: no hop to follow, so no cycle detection and no allocation
     }
@@ -84,7 +84,7 @@ fn route_from(
         route_from(vhost, &hop, routing_key, headers, view, out, visited);
     }
     if out.len() == before {
-        if let Some(ae) = alternate.and_then(|name| vhost.exchange(&name)) {
+        if let Some(ae) = alternate {
             route_from(vhost, &ae, routing_key, headers, view, out, visited);
         }
     }
