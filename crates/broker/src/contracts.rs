@@ -1,17 +1,23 @@
 //! Contracts in the publish pipeline: the broker's set of contracts (replaced whole on a change,
-//! read without locks), and the check every publish goes through before routing, whatever its
-//! transport. A message a contract covers must pass its latest version; one that passes records
-//! the version in its `x-contract` header, one that does not is refused with the violations.
+//! read without locks, shared by every vhost), and the check every publish goes through before
+//! routing, whatever its transport. A message a contract covers must pass its latest version;
+//! one that passes records the version in its `x-contract` header, one that does not is refused
+//! or dead-lettered (`contract_dead_letters.rs`) with the violations.
 
 use crate::durable::contract_defs as keys;
 use crate::Broker;
 use amqp_codec::{FieldValue, ShortStr};
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use warren_core::contract::{Contract, OnViolation, Violation};
 use warren_core::{AmqpError, Message};
 
-/// The header a checked message carries: `name/version` of the contract it passed.
+/// The header a checked message carries: `name/version` of the contract it passed (or, on a
+/// dead letter, the one it broke).
 pub const CONTRACT_HEADER: &str = "x-contract";
+/// The header of a contract's dead letter listing its violations (`pointer`, `message`).
+pub const VIOLATIONS_HEADER: &str = "x-contract-violations";
 /// Most contracts a broker keeps.
 pub const MAX_CONTRACTS: usize = 1_000;
 
@@ -39,6 +45,65 @@ impl Contracts {
     fn without(&self, vhost: &str, name: &str) -> Contracts {
         Contracts(self.0.iter().filter(|c| !(c.vhost == vhost && c.name == name)).cloned().collect())
     }
+}
+
+/// The contracts as the publish path reads them: the set, and whether it is empty (so that a
+/// broker without contracts pays one relaxed load per publish).
+#[derive(Default)]
+pub struct ContractBook {
+    set: ArcSwap<Contracts>,
+    any: AtomicBool,
+}
+
+impl ContractBook {
+    fn replace(&self, contracts: Contracts) {
+        self.any.store(!contracts.0.is_empty(), Ordering::Relaxed);
+        self.set.store(Arc::new(contracts));
+    }
+
+    /// The publish pipeline's contract step for `message` published to `exchange` of
+    /// `vhost`: the message as it goes on (with its `x-contract` header if a contract covered
+    /// it), or how it broke which contract.
+    pub(crate) fn check(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        message: Arc<Message>,
+    ) -> Result<Arc<Message>, Box<Broken>> {
+        if !self.any.load(Ordering::Relaxed) {
+            return Ok(message);
+        }
+        let contracts = self.set.load();
+        let mut covering = contracts.0.iter().filter(|c| c.vhost == vhost && c.scope().exchange == exchange);
+        let Some(first) = covering.next() else { return Ok(message) };
+        let props = message.decode_properties().unwrap_or_default();
+        let message_type = props.kind.as_ref().map(|t| t.as_str());
+        let content_type = props.content_type.as_ref().map(|t| t.as_str());
+        let contract = std::iter::once(first).chain(covering).find(|c| c.covers(&message.routing_key, message_type));
+        let Some(contract) = contract else { return Ok(message) };
+        match contract.check(content_type, &message.body) {
+            Ok(version) => {
+                let mut props = props;
+                props.headers.get_or_insert_with(Default::default).insert(
+                    ShortStr::from_static(CONTRACT_HEADER),
+                    FieldValue::LongStr(format!("{}/{version}", contract.name).into_bytes().into()),
+                );
+                Ok(Arc::new(message.with_properties(&props)))
+            }
+            Err(violations) => {
+                let refusal =
+                    ContractRefusal { contract: contract.name.clone(), version: contract.latest().number, violations };
+                Err(Box::new(Broken { message, refusal, action: contract.on_violation.clone() }))
+            }
+        }
+    }
+}
+
+/// A message that broke a contract, and what the contract does with it.
+pub(crate) struct Broken {
+    pub message: Arc<Message>,
+    pub refusal: ContractRefusal,
+    pub action: OnViolation,
 }
 
 /// Why a publish was refused by a contract.
@@ -77,23 +142,18 @@ impl ContractRefusal {
 impl Broker {
     /// At start: the stored contracts.
     pub(crate) fn restore_contracts(&self, stored: Vec<Contract>) {
-        self.inner.has_contracts.store(!stored.is_empty(), std::sync::atomic::Ordering::Relaxed);
-        self.inner.contracts.store(Arc::new(Contracts(stored.into_iter().map(Arc::new).collect())));
+        self.inner.contracts.replace(Contracts(stored.into_iter().map(Arc::new).collect()));
     }
 
     /// Every contract, as they are now.
     pub fn contracts(&self) -> Arc<Contracts> {
-        self.inner.contracts.load_full()
+        self.inner.contracts.set.load_full()
     }
 
-    /// Adds or replaces a contract, durably; true if it is new. (The management API comes with
-    /// the next step of issue 17.)
+    /// Adds or replaces a contract, durably; true if it is new.
     pub fn put_contract(&self, contract: Contract) -> Result<bool, AmqpError> {
         if self.vhost(&contract.vhost).is_none() {
             return Err(AmqpError::not_found(format!("no vhost '{}'", contract.vhost)));
-        }
-        if contract.on_violation == OnViolation::DeadLetter {
-            return Err(AmqpError::not_implemented("the dead-letter action of contracts is not built yet; use reject"));
         }
         let _changing = self.inner.policy_changes.lock();
         let current = self.contracts();
@@ -103,8 +163,7 @@ impl Broker {
         }
         let change = (keys::contract_key(&contract.vhost, &contract.name), Some(keys::contract_value(&contract)));
         self.submit_defs(vec![change]);
-        self.inner.contracts.store(Arc::new(current.with(contract)));
-        self.inner.has_contracts.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.inner.contracts.replace(current.with(contract));
         Ok(created)
     }
 
@@ -114,9 +173,7 @@ impl Broker {
         let current = self.contracts();
         let changes =
             current.0.iter().filter(|c| c.vhost == vhost).map(|c| (keys::contract_key(vhost, &c.name), None)).collect();
-        let remaining = Contracts(current.0.iter().filter(|c| c.vhost != vhost).cloned().collect());
-        self.inner.has_contracts.store(!remaining.0.is_empty(), std::sync::atomic::Ordering::Relaxed);
-        self.inner.contracts.store(Arc::new(remaining));
+        self.inner.contracts.replace(Contracts(current.0.iter().filter(|c| c.vhost != vhost).cloned().collect()));
         changes
     }
 
@@ -128,44 +185,7 @@ impl Broker {
             return false;
         }
         self.submit_defs(vec![(keys::contract_key(vhost, name), None)]);
-        let remaining = current.without(vhost, name);
-        self.inner.has_contracts.store(!remaining.0.is_empty(), std::sync::atomic::Ordering::Relaxed);
-        self.inner.contracts.store(Arc::new(remaining));
+        self.inner.contracts.replace(current.without(vhost, name));
         true
-    }
-
-    /// The publish pipeline's contract step: `message` as it goes on (with its `x-contract`
-    /// header if a contract covered it), or why it is refused.
-    pub(crate) fn check_contracts(
-        &self,
-        vhost: &str,
-        exchange: &str,
-        message: Arc<Message>,
-    ) -> Result<Arc<Message>, ContractRefusal> {
-        // The publish path of a broker without contracts pays one relaxed load.
-        if !self.inner.has_contracts.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(message);
-        }
-        let contracts = self.inner.contracts.load();
-        let mut covering = contracts.0.iter().filter(|c| c.vhost == vhost && c.scope.exchange == exchange);
-        let Some(first) = covering.next() else { return Ok(message) };
-        let props = message.decode_properties().unwrap_or_default();
-        let message_type = props.kind.as_ref().map(|t| t.as_str());
-        let content_type = props.content_type.as_ref().map(|t| t.as_str());
-        let contract = std::iter::once(first).chain(covering).find(|c| c.covers(&message.routing_key, message_type));
-        let Some(contract) = contract else { return Ok(message) };
-        match contract.check(content_type, &message.body) {
-            Ok(version) => {
-                let mut props = props;
-                props.headers.get_or_insert_with(Default::default).insert(
-                    ShortStr::from_static(CONTRACT_HEADER),
-                    FieldValue::LongStr(format!("{}/{version}", contract.name).into_bytes().into()),
-                );
-                Ok(Arc::new(message.with_properties(&props)))
-            }
-            Err(violations) => {
-                Err(ContractRefusal { contract: contract.name.clone(), version: contract.latest().number, violations })
-            }
-        }
     }
 }

@@ -66,9 +66,8 @@ struct BrokerInner {
     /// Message counts of the HTTP transport (publishes, pulls, pushes), which has no channels.
     http_counters: stats::MessageCounters,
     http_stats: stats::HttpStats,
-    /// Replaced whole on a change (see `contracts.rs`).
-    contracts: arc_swap::ArcSwap<contracts::Contracts>,
-    has_contracts: std::sync::atomic::AtomicBool,
+    /// Shared with every vhost, whose publishes check them (see `contracts.rs`).
+    contracts: Arc<contracts::ContractBook>,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -103,7 +102,13 @@ impl Broker {
             }),
             None => tracking::Tracker::new(config.tracking),
         };
-        let shared = vhost::Shared { timers: timers.clone(), policies: policies.clone(), tracker: tracker.clone() };
+        let contracts = Arc::new(contracts::ContractBook::default());
+        let shared = vhost::Shared {
+            timers: timers.clone(),
+            policies: policies.clone(),
+            tracker: tracker.clone(),
+            contracts: contracts.clone(),
+        };
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
             vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), shared.clone())));
@@ -125,8 +130,7 @@ impl Broker {
                 policy_changes: parking_lot::Mutex::new(()),
                 http_counters: stats::MessageCounters::default(),
                 http_stats: stats::HttpStats::default(),
-                contracts: arc_swap::ArcSwap::from_pointee(contracts::Contracts::default()),
-                has_contracts: std::sync::atomic::AtomicBool::new(false),
+                contracts,
                 shared,
             }),
         }
@@ -235,12 +239,6 @@ impl Broker {
                 return Ok(Routed { queues: taken as usize, ..Routed::default() });
             }
         }
-        let message = match self.check_contracts(&vhost.name, exchange, message) {
-            Ok(message) => message,
-            Err(refusal) => {
-                return Ok(Routed { rejected: true, refusal: Some(Arc::new(refusal)), ..Routed::default() });
-            }
-        };
         vhost.publish(exchange, message, on_durable)
     }
 

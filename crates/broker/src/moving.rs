@@ -19,7 +19,8 @@ use warren_core::{AmqpError, Entry, Message};
 #[derive(Debug, Clone)]
 pub enum MoveTarget {
     /// Back to the queue each message was dead-lettered from (`x-death`), with the exchange
-    /// and routing key it was first published with.
+    /// and routing key it was first published with; a message its contract dead-lettered goes
+    /// back through that exchange, checked against the contract again.
     Source,
     /// Through `exchange`, with `routing_key` or, if `None`, each message's own.
     Exchange { exchange: String, routing_key: Option<String> },
@@ -128,9 +129,16 @@ impl VHost {
     /// The copy of `entry` and its destination queues; the entry back if it goes nowhere.
     fn plan(&self, from: &Arc<Queue>, target: &MoveTarget, entry: Entry) -> Result<Planned, Entry> {
         let m = &entry.message;
+        let now_ms = self.timers().now_ms();
         let (copy, targets) = match target {
             MoveTarget::Source => {
                 let Some(death) = last_death(m) else { return Err(entry) };
+                if death.get("queue").is_none() && text(&death, "reason").as_deref() == Some("contract") {
+                    return match self.recheck(from, m, &death) {
+                        Some((copy, targets)) => Ok(Planned { entry, copy: Arc::new(copy.at(now_ms)), targets }),
+                        None => Err(entry),
+                    };
+                }
                 let Some(queue) = text(&death, "queue").and_then(|q| self.queue(&q)) else { return Err(entry) };
                 if Arc::ptr_eq(&queue, from) {
                     return Err(entry);
@@ -171,8 +179,34 @@ impl VHost {
         if targets.is_empty() {
             return Err(entry);
         }
-        let copy = Arc::new(copy.at(self.timers().now_ms()));
+        let copy = Arc::new(copy.at(now_ms));
         Ok(Planned { entry, copy, targets })
+    }
+
+    /// A contract's dead letter goes back through the exchange it was published to, checked
+    /// again (its contract may have a new version, or the message was fixed): the copy and
+    /// its queues, or `None` if it still breaks the contract or routes nowhere.
+    fn recheck(&self, from: &Arc<Queue>, m: &Message, death: &FieldTable) -> Option<(Message, Vec<Arc<Queue>>)> {
+        let exchange = text(death, "exchange")?;
+        let ex = self.exchange(&exchange)?;
+        let key = match death.get("routing-keys") {
+            Some(FieldValue::Array(keys)) => keys.first().and_then(FieldValue::as_str).map(str::to_owned),
+            _ => None,
+        }?;
+        let mut props = m.decode_properties()?;
+        if let Some(headers) = props.headers.as_mut() {
+            headers.remove(crate::contracts::CONTRACT_HEADER);
+            headers.remove(crate::contracts::VIOLATIONS_HEADER);
+        }
+        let copy = Message::new(ex.def.name.clone(), ShortStr::from(key.as_str()), props.to_raw(), m.body.clone());
+        let copy = self.contracts().check(&self.name, &exchange, Arc::new(copy)).ok()?;
+        let mut targets = Vec::new();
+        let mut headers = LazyHeaders::new(&copy);
+        let view = MessageView::new(&copy);
+        route::route(self, &ex, &key, &mut headers, &view, &mut targets);
+        drop((headers, view));
+        targets.retain(|q| !Arc::ptr_eq(q, from));
+        (!targets.is_empty()).then(|| (Arc::unwrap_or_clone(copy), targets))
     }
 
     /// Writes every planned copy (together with the settling of its original, when both ends

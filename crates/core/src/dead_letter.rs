@@ -17,6 +17,8 @@ pub enum Reason {
     Maxlen,
     /// Returned more times than `x-delivery-limit` allows (or out of `x-retry-delays`).
     DeliveryLimit,
+    /// Broke the contract of the exchange it was published to (it never reached a queue).
+    Contract,
 }
 
 impl Reason {
@@ -26,6 +28,7 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::Maxlen => "maxlen",
             Reason::DeliveryLimit => "delivery_limit",
+            Reason::Contract => "contract",
         }
     }
 }
@@ -33,6 +36,8 @@ impl Reason {
 /// Where and why a message died.
 #[derive(Debug, Clone, Copy)]
 pub struct Death<'a> {
+    /// Empty for a message that died before reaching a queue (a contract's dead letter): its
+    /// `x-death` entry then names no queue.
     pub queue: &'a str,
     pub reason: Reason,
     pub now_ms: u64,
@@ -87,10 +92,13 @@ fn record_death(
         Some(FieldValue::Array(entries)) => entries,
         _ => Vec::new(),
     };
+    // A queue-less death (a contract's) is the same as an earlier one at the same exchange.
     let same = |v: &FieldValue| {
         v.as_table().is_some_and(|t| {
-            t.get("queue").and_then(FieldValue::as_str) == Some(death.queue)
-                && t.get("reason").and_then(FieldValue::as_str) == Some(reason)
+            let field = |key: &str| t.get(key).and_then(FieldValue::as_str).unwrap_or("");
+            field("queue") == death.queue
+                && field("reason") == reason
+                && (!death.queue.is_empty() || field("exchange") == message.exchange.as_str())
         })
     };
     let entry = match deaths.iter().position(same) {
@@ -108,7 +116,9 @@ fn record_death(
             if let Some(expiration) = original_expiration {
                 entry.insert("original-expiration", long_str(expiration));
             }
-            entry.insert("queue", long_str(death.queue));
+            if !death.queue.is_empty() {
+                entry.insert("queue", long_str(death.queue));
+            }
             entry.insert("reason", long_str(reason));
             entry.insert("routing-keys", FieldValue::Array(published_keys.iter().map(|k| long_str(k)).collect()));
             entry.insert("time", FieldValue::Timestamp(death.now_ms / 1000));
@@ -118,6 +128,9 @@ fn record_death(
     deaths.insert(0, FieldValue::Table(entry));
     headers.insert("x-death", FieldValue::Array(deaths));
     for (name, value) in [("reason", reason), ("queue", death.queue), ("exchange", message.exchange.as_str())] {
+        if value.is_empty() && name == "queue" {
+            continue;
+        }
         let first = format!("x-first-death-{name}");
         if !headers.contains_key(&first) {
             headers.insert(first.as_str(), long_str(value));
@@ -241,6 +254,27 @@ mod tests {
         );
         assert_eq!((text(&h, "x-last-death-queue"), text(&h, "x-last-death-reason")), ("a".into(), "rejected".into()));
         assert_eq!(text(&h, "x-last-death-exchange"), "", "the exchange it was last published to");
+    }
+
+    #[test]
+    fn a_contract_death_names_no_queue_and_repeats_count_up() {
+        let m = message(BasicProperties::default());
+        let (dl, keys) = dead_letter(&m, &death("", Reason::Contract, 4_000), "invalid", None).unwrap();
+        assert_eq!(keys, ["order.created"]);
+        let h = dl.decode_properties().unwrap().headers.unwrap();
+        let Some(FieldValue::Array(deaths)) = h.get("x-death") else { panic!("no x-death") };
+        let d = deaths[0].as_table().unwrap();
+        let names: Vec<&str> = d.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["count", "exchange", "reason", "routing-keys", "time"]);
+        assert_eq!((text(d, "reason"), text(d, "exchange")), ("contract".into(), "orders".into()));
+        assert!(!h.contains_key("x-first-death-queue") && !h.contains_key("x-last-death-queue"));
+        assert_eq!(text(&h, "x-first-death-reason"), "contract");
+        let again = Message::new(m.exchange.clone(), m.routing_key.clone(), dl.properties.clone(), m.body.clone());
+        let (dl2, _) = dead_letter(&again, &death("", Reason::Contract, 5_000), "invalid", None).unwrap();
+        let h2 = dl2.decode_properties().unwrap().headers.unwrap();
+        let Some(FieldValue::Array(deaths)) = h2.get("x-death") else { panic!("no x-death") };
+        assert_eq!(deaths.len(), 1);
+        assert_eq!(deaths[0].as_table().unwrap().get("count").and_then(|v| v.as_i64()), Some(2));
     }
 
     #[test]

@@ -213,11 +213,14 @@ fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, Options
     Ok((props, body, e.routing_key, options))
 }
 
-fn accepted(id: &str, queues: Option<usize>) -> Response {
+fn accepted(id: &str, queues: Option<usize>, dead_lettered: Option<serde_json::Value>) -> Response {
     let url = format!("/api/messages/{id}");
     let mut body = json!({ "id": id, "status_url": url });
     if let Some(queues) = queues {
         body["routed_queues"] = json!(queues);
+    }
+    if let Some(why) = dead_lettered {
+        body["dead_lettered"] = why;
     }
     (StatusCode::ACCEPTED, [(header::LOCATION, url)], Json(body)).into_response()
 }
@@ -240,7 +243,7 @@ pub async fn publish(
     let exchange = if exchange == DEFAULT_EXCHANGE { String::new() } else { exchange };
     let idempotency_key = header_text(&headers, "idempotency-key")?.map(|k| format!("{user}\0{vhost_name}\0{k}"));
     if let Some(id) = idempotency_key.as_deref().and_then(|k| api.idempotency.get(k)) {
-        return Ok(accepted(&id, None));
+        return Ok(accepted(&id, None, None));
     }
     let is_envelope = headers
         .get(header::CONTENT_TYPE)
@@ -298,19 +301,10 @@ pub async fn publish(
     }
     let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
     let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
-    if let Some(refusal) = &routed.refusal {
-        // Nothing was published: the tracked record ends routed nowhere.
-        api.broker.tracker().routed(track, now, &exchange, Vec::new());
-        let violations: Vec<serde_json::Value> = refusal
-            .violations
-            .iter()
-            .map(|v| serde_json::json!({"pointer": v.pointer, "message": v.message}))
-            .collect();
-        let mut details = serde_json::Map::new();
-        details.insert("contract".into(), refusal.contract.clone().into());
-        details.insert("version".into(), refusal.version.into());
-        details.insert("violations".into(), violations.into());
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.reply_text()).with_details(details));
+    if let Some(refusal) = routed.refusal.as_ref().filter(|_| routed.rejected) {
+        // Nothing was published (the tracked record says which contract it broke).
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.reply_text())
+            .with_details(contract_details(refusal)));
     }
     let counters = api.broker.http_counters();
     counters.add_shared(Counted::Publish, 1);
@@ -319,5 +313,20 @@ pub async fn publish(
     if let Some(key) = idempotency_key {
         api.idempotency.remember(key, id.clone());
     }
-    Ok(accepted(&id, Some(routed.queues)))
+    // A message its contract dead-lettered was accepted into the dead-letter queues: say why,
+    // as the status URL will.
+    let dead_lettered = routed.refusal.as_deref().map(|r| serde_json::Value::Object(contract_details(r)));
+    Ok(accepted(&id, Some(routed.queues), dead_lettered))
+}
+
+/// The contract a message broke and its violations, as a JSON object.
+fn contract_details(refusal: &warren_broker::contracts::ContractRefusal) -> serde_json::Map<String, serde_json::Value> {
+    let violations: Vec<serde_json::Value> =
+        refusal.violations.iter().map(|v| json!({"pointer": v.pointer, "message": v.message})).collect();
+    let mut details = serde_json::Map::new();
+    details.insert("reason".into(), "contract".into());
+    details.insert("contract".into(), refusal.contract.clone().into());
+    details.insert("version".into(), refusal.version.into());
+    details.insert("violations".into(), violations.into());
+    details
 }

@@ -22,13 +22,15 @@ pub fn contract_json(c: &Contract) -> Value {
     json!({
         "vhost": c.vhost,
         "name": c.name,
-        "exchange": c.scope.exchange,
-        "routing_key": c.scope.routing_key,
-        "message_type": c.scope.message_type,
-        "content_type": c.scope.content_type,
-        "max_body_bytes": c.scope.max_body_bytes,
+        "exchange": c.scope().exchange,
+        "routing_key": c.scope().routing_key,
+        "message_type": c.scope().message_type,
+        "content_type": c.scope().content_type,
+        "max_body_bytes": c.scope().max_body_bytes,
         "compatibility": c.compatibility.as_str(),
         "on_violation": c.on_violation.as_str(),
+        "dead_letter_exchange": c.on_violation.dead_letter_to().and_then(|to| to.exchange.clone()),
+        "dead_letter_routing_key": c.on_violation.dead_letter_to().and_then(|to| to.routing_key.clone()),
         "version": c.latest().number,
         "versions": versions,
     })
@@ -45,6 +47,8 @@ pub struct ContractBody {
     max_body_bytes: Option<u64>,
     compatibility: Option<String>,
     on_violation: Option<String>,
+    dead_letter_exchange: Option<String>,
+    dead_letter_routing_key: Option<String>,
     schema: Value,
 }
 
@@ -60,6 +64,8 @@ pub struct ContractDef {
     max_body_bytes: Option<u64>,
     compatibility: String,
     on_violation: String,
+    dead_letter_exchange: Option<String>,
+    dead_letter_routing_key: Option<String>,
     versions: Vec<VersionDef>,
 }
 
@@ -81,15 +87,17 @@ impl ContractDef {
             max_body_bytes: self.max_body_bytes,
         };
         let versions = self.versions.iter().map(|v| (v.version, v.schema.clone())).collect();
-        if self.on_violation == OnViolation::DeadLetter.as_str() {
-            return Err(invalid("the dead-letter action is not built yet".into()));
-        }
         Contract::with_versions(
             &self.name,
             vhost,
             scope,
             Compatibility::parse(&self.compatibility).map_err(invalid)?,
-            OnViolation::parse(&self.on_violation).map_err(invalid)?,
+            OnViolation::parse(
+                &self.on_violation,
+                self.dead_letter_exchange.clone(),
+                self.dead_letter_routing_key.clone(),
+            )
+            .map_err(invalid)?,
             versions,
         )
         .map_err(invalid)
@@ -157,8 +165,12 @@ pub async fn put(
     let b: ContractBody = body::parse(&body)?;
     let compatibility =
         Compatibility::parse(b.compatibility.as_deref().unwrap_or("backward")).map_err(MgmtError::bad_request)?;
-    let on_violation =
-        OnViolation::parse(b.on_violation.as_deref().unwrap_or("reject")).map_err(MgmtError::bad_request)?;
+    let on_violation = OnViolation::parse(
+        b.on_violation.as_deref().unwrap_or("reject"),
+        b.dead_letter_exchange,
+        b.dead_letter_routing_key,
+    )
+    .map_err(MgmtError::bad_request)?;
     let scope = Scope {
         exchange: b.exchange,
         routing_key: b.routing_key,
@@ -169,7 +181,7 @@ pub async fn put(
     if let Some(existing) = m.broker.contracts().get(&vhost, &name) {
         let same = existing.versions().len() == 1
             && existing.latest().schema == b.schema
-            && existing.scope == scope
+            && *existing.scope() == scope
             && existing.compatibility == compatibility
             && existing.on_violation == on_violation;
         if same {

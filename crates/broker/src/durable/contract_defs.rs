@@ -1,5 +1,5 @@
 //! Durable contracts, in the definitions map: key `k` with the vhost and name; the value holds
-//! the scope, mode, action and every kept version (its number and its schema as JSON text).
+//! the scope, mode, action (with its dead-letter target) and every kept version (its number and its schema as JSON text).
 
 use super::defs::{key, table_bytes};
 use amqp_codec::{FieldTable, FieldValue};
@@ -16,22 +16,29 @@ fn text(s: &str) -> FieldValue {
 
 pub fn contract_value(c: &Contract) -> Bytes {
     let mut t = FieldTable::new();
-    t.insert("exchange", text(&c.scope.exchange));
+    t.insert("exchange", text(&c.scope().exchange));
     let optional = [
-        ("routing_key", &c.scope.routing_key),
-        ("message_type", &c.scope.message_type),
-        ("content_type", &c.scope.content_type),
+        ("routing_key", &c.scope().routing_key),
+        ("message_type", &c.scope().message_type),
+        ("content_type", &c.scope().content_type),
     ];
     for (name, value) in optional {
         if let Some(v) = value {
             t.insert(name, text(v));
         }
     }
-    if let Some(max) = c.scope.max_body_bytes {
+    if let Some(max) = c.scope().max_body_bytes {
         t.insert("max_body_bytes", FieldValue::I64(max.min(i64::MAX as u64) as i64));
     }
     t.insert("compatibility", text(c.compatibility.as_str()));
     t.insert("on_violation", text(c.on_violation.as_str()));
+    if let Some(to) = c.on_violation.dead_letter_to() {
+        for (name, value) in [("dead_letter_exchange", &to.exchange), ("dead_letter_routing_key", &to.routing_key)] {
+            if let Some(v) = value {
+                t.insert(name, text(v));
+            }
+        }
+    }
     let versions = c
         .versions()
         .iter()
@@ -59,7 +66,9 @@ pub fn parse(vhost: &[u8], name: &[u8], t: &FieldTable) -> Option<Result<Contrac
         max_body_bytes: t.get("max_body_bytes").and_then(FieldValue::as_i64).map(|n| n.max(0) as u64),
     };
     let compatibility = Compatibility::parse(&string("compatibility")?).ok()?;
-    let on_violation = OnViolation::parse(&string("on_violation")?).ok()?;
+    let on_violation =
+        OnViolation::parse(&string("on_violation")?, string("dead_letter_exchange"), string("dead_letter_routing_key"))
+            .ok()?;
     let FieldValue::Array(items) = t.get("versions")? else { return None };
     let mut versions = Vec::with_capacity(items.len());
     for item in items {

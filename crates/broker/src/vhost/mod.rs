@@ -21,6 +21,7 @@ use warren_core::routing::Binding;
 use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
 
 mod bindings;
+mod contract_violations;
 mod policies;
 mod queues;
 
@@ -35,6 +36,7 @@ pub struct VHost {
     timers: Arc<Timers>,
     policies: Arc<ArcSwap<Policies>>,
     tracker: Arc<Tracker>,
+    contracts: Arc<crate::contracts::ContractBook>,
     /// Set (under both maps' write locks) when the vhost is deleted: a declare that comes
     /// later, through a handle taken before, is refused instead of leaving an object behind.
     deleted: std::sync::atomic::AtomicBool,
@@ -47,6 +49,8 @@ pub struct Shared {
     /// Replaced whole when a policy changes (see `Broker::put_policy`).
     pub policies: Arc<ArcSwap<Policies>>,
     pub tracker: Arc<Tracker>,
+    /// The broker's contracts, checked on every publish.
+    pub contracts: Arc<crate::contracts::ContractBook>,
 }
 
 /// What a client asked for in queue.declare (the name already resolved if server-named).
@@ -72,7 +76,8 @@ pub struct Routed {
     pub rejected: bool,
     /// Some queue that took the message has consumers that are falling behind.
     pub consumers_behind: bool,
-    /// A contract refused the message (it was not routed; `rejected` is set too).
+    /// The message broke a contract: refused (`rejected` is set too, and it went nowhere) or
+    /// dead-lettered (`queues` counts the dead-letter queues that took it).
     pub refusal: Option<Arc<crate::contracts::ContractRefusal>>,
 }
 
@@ -101,7 +106,7 @@ impl VHost {
     /// A vhost whose durable entities and persistent messages go to `durability` (if any), and
     /// whose queues keep time and schedule their deadlines with `timers`.
     pub fn new(name: &str, durability: Option<Arc<Durability>>, shared: Shared) -> VHost {
-        let Shared { timers, policies, tracker } = shared;
+        let Shared { timers, policies, tracker, contracts } = shared;
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind)| {
@@ -125,8 +130,14 @@ impl VHost {
             timers,
             policies,
             tracker,
+            contracts,
             deleted: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The broker's contracts, which this vhost's publishes are checked against.
+    pub(crate) fn contracts(&self) -> &crate::contracts::ContractBook {
+        &self.contracts
     }
 
     /// Marks the vhost deleted: from now on nothing can be declared in it.
@@ -349,6 +360,10 @@ impl VHost {
             )));
         }
         let message = if message.track == 0 { self.tracking_headers(&ex, message) } else { message };
+        let message = match self.contracts.check(&self.name, exchange, message) {
+            Ok(message) => message,
+            Err(broken) => return Ok(self.contract_broken(&ex, *broken, on_durable)),
+        };
         if let Some(delayed) = &ex.delayed {
             if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
                 return Ok(delayed.hold(&ex, message, delay_ms, on_durable));

@@ -23,27 +23,52 @@ pub const MAX_VIOLATIONS: usize = 10;
 pub const MAX_VIOLATION_TEXT: usize = 200;
 
 /// What happens to a message that breaks its contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum OnViolation {
     /// Refused: a publisher-confirm nack (and a `basic.return` if mandatory); HTTP 422.
+    #[default]
     Reject,
-    /// Routed to the dead-letter exchange with reason `contract` and the violations.
-    DeadLetter,
+    /// Routed to a dead-letter exchange with reason `contract` and the violations.
+    DeadLetter(DeadLetterTo),
+}
+
+/// Where a contract's dead letters go. Without an exchange of its own, the dead-letter
+/// exchange of the exchange the message was published to (its `x-dead-letter-exchange`
+/// argument); without a routing key, the keys it was published with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterTo {
+    pub exchange: Option<String>,
+    pub routing_key: Option<String>,
 }
 
 impl OnViolation {
-    pub fn parse(text: &str) -> Result<OnViolation, String> {
+    /// The action named `text`, with the dead-letter target (which only `dead-letter` takes).
+    pub fn parse(text: &str, exchange: Option<String>, routing_key: Option<String>) -> Result<OnViolation, String> {
+        for name in [&exchange, &routing_key].into_iter().flatten() {
+            if name.len() > 255 {
+                return Err("a dead-letter exchange or routing key is at most 255 bytes".into());
+            }
+        }
         match text {
-            "reject" => Ok(OnViolation::Reject),
-            "dead-letter" => Ok(OnViolation::DeadLetter),
+            "reject" if exchange.is_none() && routing_key.is_none() => Ok(OnViolation::Reject),
+            "reject" => Err("dead_letter_exchange and dead_letter_routing_key go with on_violation dead-letter".into()),
+            "dead-letter" => Ok(OnViolation::DeadLetter(DeadLetterTo { exchange, routing_key })),
             other => Err(format!("on_violation '{other}' is reject or dead-letter")),
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             OnViolation::Reject => "reject",
-            OnViolation::DeadLetter => "dead-letter",
+            OnViolation::DeadLetter(_) => "dead-letter",
+        }
+    }
+
+    /// The dead-letter target, for `dead-letter`.
+    pub fn dead_letter_to(&self) -> Option<&DeadLetterTo> {
+        match self {
+            OnViolation::Reject => None,
+            OnViolation::DeadLetter(to) => Some(to),
         }
     }
 }
@@ -87,7 +112,8 @@ pub struct Violation {
 pub struct Contract {
     pub name: String,
     pub vhost: String,
-    pub scope: Scope,
+    /// Private: the routing-key pattern is compiled from it.
+    scope: Scope,
     pub compatibility: Compatibility,
     pub on_violation: OnViolation,
     versions: Vec<Version>,
@@ -149,6 +175,10 @@ impl Contract {
             versions,
             routing_key,
         })
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     pub fn versions(&self) -> &[Version] {
@@ -283,6 +313,8 @@ mod tests {
         assert!(Contract::new("x", "/", c.scope.clone(), Compatibility::None, OnViolation::Reject, json!({"type": 5}))
             .unwrap_err()
             .contains("not a valid JSON Schema"));
-        assert_eq!(OnViolation::parse("dead-letter"), Ok(OnViolation::DeadLetter));
+        let to = DeadLetterTo { exchange: Some("invalid".into()), routing_key: None };
+        assert_eq!(OnViolation::parse("dead-letter", Some("invalid".into()), None), Ok(OnViolation::DeadLetter(to)));
+        assert!(OnViolation::parse("reject", Some("invalid".into()), None).is_err(), "a target needs dead-letter");
     }
 }
