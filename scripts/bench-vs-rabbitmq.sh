@@ -40,6 +40,9 @@ start_warren "$WARREN" "$WORK"
 # ---- the matrix -----------------------------------------------------------------------------
 # name | rate reported (publish, e2e or rpc) | latency reported (confirm, e2e or -) | warren perf
 # arguments | arguments of a publish-only run that fills the queue QUEUE first (consume-only runs)
+# | Warren only: `contract` checks every publish to the default exchange against
+# scripts/bench/order-schema.json during the run (RabbitMQ has no contracts: it routes plainly).
+# A `--binding-filter` is an `x-filter` binding argument, which RabbitMQ ignores.
 SCENARIOS=(
     "16 B transient, publish only|publish|-|--count 500000 --size 16 --consumers 0|"
     "16 B transient, consume only, manual acks|e2e|-|--producers 0 --count 300000 --queue QUEUE --ack-mode manual|--count 300000 --size 16 --consumers 0 --queue QUEUE"
@@ -53,6 +56,9 @@ SCENARIOS=(
     "16 B persistent, confirms, end-to-end|e2e|confirm|--count 200000 --size 16 --consumers 1 --persistent --confirm 1000|"
     "1 KiB persistent, confirms, publish only|publish|confirm|--count 100000 --size 1024 --consumers 0 --persistent --confirm 1000|"
     "1 KiB persistent, confirms, end-to-end|e2e|confirm|--count 100000 --size 1024 --consumers 1 --persistent --confirm 1000|"
+    "1 KiB JSON persistent, confirms, publish only|publish|confirm|--count 100000 --size 1024 --json-body --consumers 0 --persistent --confirm 1000|"
+    "1 KiB JSON persistent, confirms, publish only, Warren checks a contract|publish|confirm|--count 100000 --size 1024 --json-body --consumers 0 --persistent --confirm 1000||contract"
+    "1 KiB JSON transient, fan-out to 100 queues, Warren filters each binding on the body (deliveries)|e2e|-|--count 10000 --size 1024 --json-body --consumers 1 --fanout 100 --binding-filter body.order.total>10|"
     "RPC round trips, reply queue|rpc|e2e|--rpc --count 20000 --size 16|"
     "RPC round trips, direct reply-to|rpc|e2e|--rpc --direct-reply-to --count 20000 --size 16|"
 )
@@ -60,15 +66,30 @@ SCENARIOS=(
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
+# Creates (PUT) or deletes (DELETE) the benchmark's contract on Warren: every JSON publish to
+# the default exchange is checked against the order schema.
+warren_contract() {
+    local body=""
+    if [[ "$1" == PUT ]]; then
+        body=$(python3 -c 'import json,sys; print(json.dumps({"exchange": "", "content_type": "application/json",
+            "schema": json.load(open(sys.argv[1]))}))' "$ROOT/scripts/bench/order-schema.json")
+    fi
+    curl -fsS -u guest:guest -X "$1" -H 'content-type: application/json' ${body:+-d "$body"} \
+        "http://127.0.0.1:$WARREN_HTTP_PORT/api/contracts/%2F/bench-order" >/dev/null
+}
+
 run_one() { # broker port pid scenario-index round
     local broker=$1 port=$2 pid=$3 i=$4 round=$5
-    IFS='|' read -r name metric latency args prefill <<<"${SCENARIOS[$i]}"
+    IFS='|' read -r name metric latency args prefill setup <<<"${SCENARIOS[$i]}"
     local queue="warren-bench-$broker-$i-$round"
     args=${args//QUEUE/$queue}
     prefill=${prefill//QUEUE/$queue}
     if [[ -n "$prefill" ]]; then
         # shellcheck disable=SC2086
         "$WARREN" perf --addr "127.0.0.1:$port" --timeout-s 120 $prefill >/dev/null 2>&1 || true
+    fi
+    if [[ "$broker" == warren && "$setup" == contract ]]; then
+        warren_contract PUT
     fi
     local t0 c0 result c1 t1
     t0=$(date +%s.%N)
@@ -77,6 +98,9 @@ run_one() { # broker port pid scenario-index round
     result=$("$WARREN" perf --addr "127.0.0.1:$port" --timeout-s 120 $args 2>&1 | tail -n 1) || result='{}'
     c1=$(cpu_ticks "$pid")
     t1=$(date +%s.%N)
+    if [[ "$broker" == warren && "$setup" == contract ]]; then
+        warren_contract DELETE
+    fi
     python3 "$ROOT/scripts/bench_record.py" run "$broker" "$name" "$metric" "$latency" "$round" "$t0" "$t1" "$c0" "$c1" \
         "$(rss_kb "$pid")" "$result" >>"$RUNS"
     printf '  %-9s %-50s %s\n' "$broker" "$name" "$(tail -n 1 "$RUNS")"

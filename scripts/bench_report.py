@@ -33,8 +33,10 @@ lines = [
     "defaults, no plugins, durable classic queue for persistent runs), each with its own data directory.",
     "- Tool: `warren perf`, 1 producer, 1 consumer (prefetch 1000, `multiple` acks every 500 unless the "
     "scenario says otherwise) where a consumer runs; fresh queues per run, deleted after it (consume-only runs "
-    "read a queue that a publish-only run filled just before). Fan-out counts deliveries (10 per message). "
-    "RPC: one client, one server, one call in flight.",
+    "read a queue that a publish-only run filled just before). Fan-out counts deliveries (10 or 100 per message). "
+    "RPC: one client, one server, one call in flight. JSON bodies are an order (`--json-body`); Warren's contract "
+    "is `scripts/bench/order-schema.json` on the default exchange, its filter `body.order.total>10` on each of the "
+    "100 bindings (admitting every message); RabbitMQ has neither and routes plainly.",
     "- p99 latency: of publisher confirms (confirm scenarios), from publish to delivery (the 10k msg/s run), "
     "or of the round trip (RPC), from the tool's HDR histograms.",
     f"- {max(r['round'] for r in runs)} rounds, alternating which broker goes first; medians. "

@@ -6,6 +6,7 @@
 //! per connection and per queue. Every run is bounded by its count and `--timeout-s`, and
 //! deletes what it declared.
 
+mod body;
 mod client;
 mod memory;
 mod rpc;
@@ -52,6 +53,10 @@ pub struct PerfArgs {
     /// Body size in bytes; from 8 bytes up the body carries its send time, for latencies.
     #[arg(long, default_value_t = 16)]
     pub size: usize,
+    /// Bodies are an order as JSON (at least 180 bytes), with `content_type:
+    /// application/json`, for measuring contracts and body filters.
+    #[arg(long)]
+    pub json_body: bool,
     /// 0 = consume only: the consumers take `--count` messages from a pre-filled `--queue`.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
@@ -278,6 +283,7 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
         "consumers": args.consumers,
         "queues": queues.len(),
         "size": args.size,
+        "json_body": args.json_body,
         "confirm": args.confirm,
         "persistent": args.persistent,
         "ack_mode": format!("{:?}", args.ack_mode()).to_lowercase(),
@@ -303,9 +309,13 @@ async fn produce(
         c.call(Method::ConfirmSelect(ConfirmSelect { nowait: false }), |m| matches!(m, Method::ConfirmSelectOk))
             .await?;
     }
-    let props =
-        BasicProperties { delivery_mode: Some(if args.persistent { 2 } else { 1 }), ..Default::default() }.to_raw();
-    let mut body = vec![b'x'; args.size];
+    let props = BasicProperties {
+        delivery_mode: Some(if args.persistent { 2 } else { 1 }),
+        content_type: args.json_body.then(|| ShortStr::from_static("application/json")),
+        ..Default::default()
+    }
+    .to_raw();
+    let mut body = body::Body::new(args.size, args.json_body);
     let mut window = Confirms { sent_at: VecDeque::new(), confirmed: 0, latency: stats::histogram() };
     let start = Instant::now();
     let mut sent = 0u64;
@@ -321,10 +331,7 @@ async fn produce(
             && c.wbuf.len() < 64 * 1024
             && (args.confirm == 0 || sent - window.confirmed < args.confirm)
         {
-            if body.len() >= 8 {
-                body[..8].copy_from_slice(&stats::now_ns().to_be_bytes());
-            }
-            c.push_publish_to(&exchange, &routing_key, &props, &body);
+            c.push_publish_to(&exchange, &routing_key, &props, body.stamped(stats::now_ns()));
             if args.confirm > 0 {
                 window.sent_at.push_back(Instant::now());
             }
@@ -406,8 +413,7 @@ async fn consume(
             Frame::Header { body_size, .. } => body_size == 0,
             // The tool's bodies fit in one frame, so a body frame completes a message.
             Frame::Body { payload, .. } => {
-                if payload.len() >= 8 {
-                    let sent = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+                if let Some(sent) = body::sent_ns(&payload, args.json_body) {
                     stats::record(&mut latency, Duration::from_nanos(stats::now_ns().saturating_sub(sent)));
                 }
                 true

@@ -1,0 +1,75 @@
+//! The bodies `warren perf` publishes: `--size` bytes carrying their send time (for latencies),
+//! either opaque (`x` bytes behind an 8-byte big-endian time) or, with `--json-body`, an order
+//! as JSON that a contract or a content filter can read (the time as 20 digits in its `t` field).
+
+/// The JSON body's opening; the send time follows as 20 decimal digits.
+const JSON_HEAD: &[u8] = br#"{"t":""#;
+const JSON_TIME_DIGITS: usize = 20;
+/// The rest of the order, before the padding that brings the body to `--size`.
+const JSON_ORDER: &[u8] = br#"","order":{"id":12345,"region":"eu","total":99.5,"currency":"EUR","items":[{"sku":"A-1","qty":2},{"sku":"B-7","qty":1}]},"pad":""#;
+const JSON_TAIL: &[u8] = br#""}"#;
+
+/// The smallest JSON body (no padding).
+pub const MIN_JSON_BYTES: usize = JSON_HEAD.len() + JSON_TIME_DIGITS + JSON_ORDER.len() + JSON_TAIL.len();
+
+/// A body to publish again and again, stamped with the time before each publish.
+pub struct Body {
+    bytes: Vec<u8>,
+    json: bool,
+}
+
+impl Body {
+    /// A body of `size` bytes (a JSON one is at least [`MIN_JSON_BYTES`]).
+    pub fn new(size: usize, json: bool) -> Body {
+        if !json {
+            return Body { bytes: vec![b'x'; size], json };
+        }
+        let pad = size.saturating_sub(MIN_JSON_BYTES);
+        let mut bytes = Vec::with_capacity(MIN_JSON_BYTES + pad);
+        bytes.extend_from_slice(JSON_HEAD);
+        bytes.extend_from_slice(&[b'0'; JSON_TIME_DIGITS]);
+        bytes.extend_from_slice(JSON_ORDER);
+        bytes.resize(bytes.len() + pad, b'x');
+        bytes.extend_from_slice(JSON_TAIL);
+        Body { bytes, json }
+    }
+
+    /// The body stamped with `now_ns`.
+    pub fn stamped(&mut self, now_ns: u64) -> &[u8] {
+        if self.json {
+            let digits = format!("{now_ns:0width$}", width = JSON_TIME_DIGITS);
+            self.bytes[JSON_HEAD.len()..JSON_HEAD.len() + JSON_TIME_DIGITS].copy_from_slice(digits.as_bytes());
+        } else if self.bytes.len() >= 8 {
+            self.bytes[..8].copy_from_slice(&now_ns.to_be_bytes());
+        }
+        &self.bytes
+    }
+}
+
+/// The send time a received body carries, if it has one.
+pub fn sent_ns(payload: &[u8], json: bool) -> Option<u64> {
+    if json {
+        let digits = payload.get(JSON_HEAD.len()..JSON_HEAD.len() + JSON_TIME_DIGITS)?;
+        return std::str::from_utf8(digits).ok()?.parse().ok();
+    }
+    Some(u64::from_be_bytes(payload.get(..8)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_bodies_are_json_of_the_size_asked_and_carry_their_time() {
+        let mut body = Body::new(1024, true);
+        let bytes = body.stamped(1_234_567_890).to_vec();
+        assert_eq!(bytes.len(), 1024);
+        let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(parsed["order"]["region"], "eu");
+        assert_eq!(sent_ns(&bytes, true), Some(1_234_567_890));
+        assert_eq!(Body::new(10, true).stamped(1).len(), MIN_JSON_BYTES, "never cut short");
+        let mut opaque = Body::new(16, false);
+        assert_eq!(sent_ns(opaque.stamped(77), false), Some(77));
+        assert_eq!(sent_ns(b"short", false), None);
+    }
+}
