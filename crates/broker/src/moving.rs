@@ -5,9 +5,9 @@
 //! doubles a message; the copy is enqueued, and the original forgotten, only once that record is
 //! durable. Moves run in batches that share fsyncs.
 
-use crate::message_view::MessageView;
+use crate::exchange::Exchange;
 use crate::queue::Queue;
-use crate::route::{self, LazyHeaders};
+use crate::route;
 use crate::VHost;
 use amqp_codec::{FieldTable, FieldValue, ShortStr};
 use std::sync::Arc;
@@ -66,6 +66,28 @@ fn text(table: &FieldTable, key: &str) -> Option<String> {
 /// Why `message` was last dead-lettered, from its `x-death` history.
 pub fn last_death_reason(message: &Message) -> Option<String> {
     last_death(message).and_then(|d| text(&d, "reason"))
+}
+
+/// The first routing key a death entry records (the one the message was published with).
+fn first_routing_key(death: &FieldTable) -> Option<String> {
+    match death.get("routing-keys") {
+        Some(FieldValue::Array(keys)) => keys.first().and_then(FieldValue::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The queues `copy` reaches through `ex` with `key`, never the queue being emptied (the move
+/// would find its copies again).
+fn routed_elsewhere(
+    vhost: &VHost,
+    ex: &Arc<Exchange>,
+    key: &str,
+    copy: &Message,
+    from: &Arc<Queue>,
+) -> Vec<Arc<Queue>> {
+    let mut targets = route::queues_for(vhost, ex, &[key], copy);
+    targets.retain(|q| !Arc::ptr_eq(q, from));
+    targets
 }
 
 /// Whether `message` died last for `reason` (any message when there is no filter).
@@ -144,11 +166,7 @@ impl VHost {
                     return Err(entry);
                 }
                 let exchange = text(&death, "exchange").unwrap_or_default();
-                let routing_key = match death.get("routing-keys") {
-                    Some(FieldValue::Array(keys)) => keys.first().and_then(FieldValue::as_str).map(str::to_owned),
-                    _ => None,
-                }
-                .unwrap_or_else(|| queue.name.to_string());
+                let routing_key = first_routing_key(&death).unwrap_or_else(|| queue.name.to_string());
                 let copy = Message::new(
                     ShortStr::from(exchange.as_str()),
                     ShortStr::from(routing_key.as_str()),
@@ -166,13 +184,7 @@ impl VHost {
                     m.properties.clone(),
                     m.body.clone(),
                 );
-                let mut targets = Vec::new();
-                let mut headers = LazyHeaders::new(&copy);
-                let view = MessageView::new(&copy);
-                route::route(self, &ex, &key, &mut headers, &view, &mut targets);
-                drop((headers, view));
-                // Never back into the queue being emptied: the move would find its copies again.
-                targets.retain(|q| !Arc::ptr_eq(q, from));
+                let targets = routed_elsewhere(self, &ex, &key, &copy, from);
                 (copy, targets)
             }
         };
@@ -189,10 +201,7 @@ impl VHost {
     fn recheck(&self, from: &Arc<Queue>, m: &Message, death: &FieldTable) -> Option<(Message, Vec<Arc<Queue>>)> {
         let exchange = text(death, "exchange")?;
         let ex = self.exchange(&exchange)?;
-        let key = match death.get("routing-keys") {
-            Some(FieldValue::Array(keys)) => keys.first().and_then(FieldValue::as_str).map(str::to_owned),
-            _ => None,
-        }?;
+        let key = first_routing_key(death)?;
         let mut props = m.decode_properties()?;
         if let Some(headers) = props.headers.as_mut() {
             headers.remove(crate::contracts::CONTRACT_HEADER);
@@ -200,12 +209,7 @@ impl VHost {
         }
         let copy = Message::new(ex.def.name.clone(), ShortStr::from(key.as_str()), props.to_raw(), m.body.clone());
         let copy = self.contracts().check(&self.name, &exchange, Arc::new(copy)).ok()?;
-        let mut targets = Vec::new();
-        let mut headers = LazyHeaders::new(&copy);
-        let view = MessageView::new(&copy);
-        route::route(self, &ex, &key, &mut headers, &view, &mut targets);
-        drop((headers, view));
-        targets.retain(|q| !Arc::ptr_eq(q, from));
+        let targets = routed_elsewhere(self, &ex, &key, &copy, from);
         (!targets.is_empty()).then(|| (Arc::unwrap_or_clone(copy), targets))
     }
 

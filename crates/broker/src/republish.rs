@@ -4,8 +4,7 @@
 //! publish when persistent and bound for durable queues.
 
 use crate::durable::OnDurable;
-use crate::message_view::MessageView;
-use crate::route::{self, LazyHeaders};
+use crate::route;
 use crate::vhost::Confirm;
 use crate::{Queue, VHost};
 use std::sync::Arc;
@@ -37,13 +36,7 @@ impl VHost {
             tracing::debug!(queue = %from.name, exchange = dlx_name, "dead-letter exchange missing; message dropped");
             return (Confirm::Now, Vec::new());
         };
-        let mut targets: Vec<Arc<Queue>> = Vec::new();
-        let mut headers = LazyHeaders::new(&republished);
-        let view = MessageView::new(&republished);
-        for key in &keys {
-            route::route(self, &dlx, key, &mut headers, &view, &mut targets);
-        }
-        drop((headers, view));
+        let mut targets = route::queues_for(self, &dlx, &keys, &republished);
         let headers = dead_letter::headers_of(&republished.properties);
         targets.retain(|q| {
             let cycle = dead_letter::is_cycle(reason, headers.as_ref(), &q.name);

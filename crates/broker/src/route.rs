@@ -47,6 +47,23 @@ pub(crate) fn route(
     route_from(vhost, exchange, routing_key, headers, view, out, &mut visited);
 }
 
+/// The queues `message` reaches from `exchange` with each of `keys` (each queue once), for
+/// republishing paths that route a message the broker made (dead letters, moves).
+pub(crate) fn queues_for<K: AsRef<str>>(
+    vhost: &VHost,
+    exchange: &Arc<Exchange>,
+    keys: &[K],
+    message: &Message,
+) -> Vec<Arc<Queue>> {
+    let mut targets = Vec::new();
+    let mut headers = LazyHeaders::new(message);
+    let view = MessageView::new(message);
+    for key in keys {
+        route(vhost, exchange, key.as_ref(), &mut headers, &view, &mut targets);
+    }
+    targets
+}
+
 fn route_from(
     vhost: &VHost,
     exchange: &Arc<Exchange>,

@@ -10,9 +10,7 @@ use super::{Routed, VHost};
 use crate::contracts::{Broken, ContractRefusal, CONTRACT_HEADER, VIOLATIONS_HEADER};
 use crate::durable::OnDurable;
 use crate::exchange::Exchange;
-use crate::message_view::MessageView;
-use crate::route::{self, LazyHeaders};
-use crate::Queue;
+use crate::route;
 use amqp_codec::{FieldTable, FieldValue, ShortStr};
 use bytes::Bytes;
 use std::sync::Arc;
@@ -46,13 +44,7 @@ impl VHost {
         let Some((letter, keys)) = letter_of(&message, &refusal, dlx.name(), routing_key, now_ms) else {
             return refuse(refusal);
         };
-        let mut targets: Vec<Arc<Queue>> = Vec::new();
-        let mut headers = LazyHeaders::new(&letter);
-        let view = MessageView::new(&letter);
-        for key in &keys {
-            route::route(self, &dlx, key, &mut headers, &view, &mut targets);
-        }
-        drop((headers, view));
+        let targets = route::queues_for(self, &dlx, &keys, &letter);
         if targets.is_empty() {
             tracing::debug!(exchange = ex.name(), dlx = dlx.name(), contract = %refusal.contract,
                 "a contract's dead letter routes to no queue; the message is refused instead");
