@@ -249,11 +249,13 @@ impl Channel {
         }
         // A message a contract refused goes back to a mandatory publisher with the reason.
         let refused = routed.refusal.as_ref().map(|r| r.reply_text());
+        // A duplicate was taken (and confirmed) without being routed: it is not returned.
         let returned = routed.queues == 0
+            && !routed.deduplicated
             && publish.mandatory
             && routed.confirm != Confirm::Refused
             && (!routed.rejected || refused.is_some());
-        if routed.queues == 0 {
+        if routed.queues == 0 && !routed.deduplicated {
             counters.bump(if returned { Counted::ReturnUnroutable } else { Counted::DropUnroutable }, 1);
         }
         if returned {

@@ -1,6 +1,7 @@
 //! An exchange at run time: its definition and its bindings, whose destinations are queues or
 //! other exchanges held directly (no name lookup on the publish path).
 
+use crate::dedup::Deduplicator;
 use crate::delayed::Delayed;
 use crate::Queue;
 use arc_swap::ArcSwapOption;
@@ -17,6 +18,8 @@ pub struct Exchange {
     pub delayed: Option<Delayed>,
     /// Argument `x-warren-track`: every message published to it is tracked.
     pub track: bool,
+    /// Argument `x-message-deduplication`: duplicates are confirmed but not routed.
+    pub dedup: Option<Arc<Deduplicator>>,
     /// The policy that applies to it (set when declared and whenever policies change).
     policy: ArcSwapOption<Policy>,
 }
@@ -29,7 +32,13 @@ impl Exchange {
     pub fn with_delayed(def: ExchangeDef, delayed: Option<Delayed>) -> Exchange {
         let bindings = RwLock::new(Bindings::new(def.kind));
         let track = def.arguments.get(crate::tracking::TRACK_HEADER).is_some_and(crate::tracking::truthy);
-        Exchange { def, bindings, delayed, track, policy: ArcSwapOption::empty() }
+        Exchange { def, bindings, delayed, track, dedup: None, policy: ArcSwapOption::empty() }
+    }
+
+    /// The exchange deduplicating with `dedup`.
+    pub fn with_dedup(mut self, dedup: Option<Arc<Deduplicator>>) -> Exchange {
+        self.dedup = dedup;
+        self
     }
 
     /// The policy that applies to the exchange, if any.

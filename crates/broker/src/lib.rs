@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod contracts;
+pub mod dedup;
 pub mod definitions;
 pub mod delayed;
 pub mod durable;

@@ -68,7 +68,10 @@ pub fn delay_of(headers: Option<&FieldTable>) -> Option<u64> {
 impl ExchangeKind {
     /// The routing kind of a declared type: one of the four, or for `x-delayed-message` the
     /// type named by its `x-delayed-type` argument. Returns the kind and whether it is delayed.
+    /// Deduplication arguments are checked here too.
     pub fn declared(kind: &str, arguments: &FieldTable) -> Result<(ExchangeKind, bool), AmqpError> {
+        crate::dedup::DedupSettings::from_arguments(arguments)
+            .map_err(|why| AmqpError::precondition_failed(format!("invalid deduplication arguments: {why}")))?;
         if kind != DELAYED_TYPE {
             return Ok((ExchangeKind::parse(kind)?, false));
         }

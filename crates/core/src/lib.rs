@@ -3,6 +3,7 @@
 
 pub mod contract;
 pub mod dead_letter;
+pub mod dedup;
 pub mod error;
 pub mod exchange;
 pub mod filter;

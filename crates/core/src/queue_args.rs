@@ -90,6 +90,11 @@ impl QueueArgs {
             }
         };
 
+        crate::dedup::DedupSettings::from_arguments(arguments).map_err(|why| {
+            AmqpError::precondition_failed(format!(
+                "invalid deduplication arguments for queue '{queue}' in vhost '{vhost}': {why}"
+            ))
+        })?;
         let mut parsed = QueueArgs {
             message_ttl_ms: int("x-message-ttl", 0)?,
             expires_ms: int("x-expires", 1)?,

@@ -213,14 +213,19 @@ fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, Options
     Ok((props, body, e.routing_key, options))
 }
 
-fn accepted(id: &str, queues: Option<usize>, dead_lettered: Option<serde_json::Value>) -> Response {
+/// 202 with the message's id and status URL; `routed` adds what routing did (the queues it
+/// reached, and whether a contract dead-lettered it or a deduplication window had its key).
+fn accepted(id: &str, routed: Option<&warren_broker::Routed>) -> Response {
     let url = format!("/api/messages/{id}");
     let mut body = json!({ "id": id, "status_url": url });
-    if let Some(queues) = queues {
-        body["routed_queues"] = json!(queues);
-    }
-    if let Some(why) = dead_lettered {
-        body["dead_lettered"] = why;
+    if let Some(routed) = routed {
+        body["routed_queues"] = json!(routed.queues);
+        if let Some(refusal) = routed.refusal.as_deref() {
+            body["dead_lettered"] = serde_json::Value::Object(contract_details(refusal));
+        }
+        if routed.deduplicated {
+            body["deduplicated"] = json!(true);
+        }
     }
     (StatusCode::ACCEPTED, [(header::LOCATION, url)], Json(body)).into_response()
 }
@@ -243,7 +248,7 @@ pub async fn publish(
     let exchange = if exchange == DEFAULT_EXCHANGE { String::new() } else { exchange };
     let idempotency_key = header_text(&headers, "idempotency-key")?.map(|k| format!("{user}\0{vhost_name}\0{k}"));
     if let Some(id) = idempotency_key.as_deref().and_then(|k| api.idempotency.get(k)) {
-        return Ok(accepted(&id, None, None));
+        return Ok(accepted(&id, None));
     }
     let is_envelope = headers
         .get(header::CONTENT_TYPE)
@@ -308,15 +313,16 @@ pub async fn publish(
     }
     let counters = api.broker.http_counters();
     counters.add_shared(Counted::Publish, 1);
-    counters.add_shared(if routed.queues > 0 { Counted::Routed } else { Counted::DropUnroutable }, 1);
+    if routed.queues > 0 {
+        counters.add_shared(Counted::Routed, 1);
+    } else if !routed.deduplicated {
+        counters.add_shared(Counted::DropUnroutable, 1);
+    }
     let id = id_text(track);
     if let Some(key) = idempotency_key {
         api.idempotency.remember(key, id.clone());
     }
-    // A message its contract dead-lettered was accepted into the dead-letter queues: say why,
-    // as the status URL will.
-    let dead_lettered = routed.refusal.as_deref().map(|r| serde_json::Value::Object(contract_details(r)));
-    Ok(accepted(&id, Some(routed.queues), dead_lettered))
+    Ok(accepted(&id, Some(&routed)))
 }
 
 /// The contract a message broke and its violations, as a JSON object.

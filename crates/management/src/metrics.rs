@@ -264,6 +264,7 @@ fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
         "Memory charged to ready messages held in memory",
         queues.iter().map(|q| q.memory_bytes).sum::<u64>(),
     );
+    deduplication(m, out);
     if let Some(d) = m.broker.durability() {
         let store = d.store.stats();
         out.one("warren_store_segments", "gauge", "Segment files of the message log", store.segments);
@@ -277,6 +278,39 @@ fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
         out.sample(&format!("{name}_bucket"), &[("le", "+Inf")], f.count);
         out.sample(&format!("{name}_sum"), &[], f.total_seconds);
         out.sample(&format!("{name}_count"), &[], f.count);
+    }
+}
+
+/// Each deduplicating exchange's and queue's duplicates kept out and keys held.
+fn deduplication(m: &Mgmt, out: &mut Out) {
+    let mut windows = Vec::new();
+    for v in m.broker.vhosts() {
+        for x in v.exchanges() {
+            if let Some(d) = &x.dedup {
+                windows.push((v.name.clone(), "exchange", x.name().to_owned(), d.clone()));
+            }
+        }
+        for name in v.queue_names() {
+            if let Some(d) = v.queue(&name).and_then(|q| q.dedup.clone()) {
+                windows.push((v.name.clone(), "queue", name, d));
+            }
+        }
+    }
+    if windows.is_empty() {
+        return;
+    }
+    type Read = fn(&warren_broker::dedup::Deduplicator) -> u64;
+    let families: [(&str, &str, &str, Read); 2] = [
+        ("warren_deduplicated_messages_total", "counter", "Duplicates a deduplication window kept out", |d| {
+            d.duplicates()
+        }),
+        ("warren_deduplication_keys", "gauge", "Keys a deduplication window holds", |d| d.len() as u64),
+    ];
+    for (name, kind, help, value) in families {
+        out.family(name, kind, help);
+        for (vhost, object, object_name, d) in &windows {
+            out.sample(name, &[("vhost", vhost), (object, object_name)], value(d));
+        }
     }
 }
 

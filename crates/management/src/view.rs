@@ -22,6 +22,14 @@ pub fn node_name() -> String {
 }
 
 pub fn queue(q: &Queue, node: &str, rates: &Rates) -> Value {
+    let mut view = queue_fields(q, node, rates);
+    if let Some(dedup) = &q.dedup {
+        view["deduplication"] = deduplication(dedup);
+    }
+    view
+}
+
+fn queue_fields(q: &Queue, node: &str, rates: &Rates) -> Value {
     let (ready, unacked, consumers) = q.message_counts();
     let applied = q.applied_policy();
     let effective: serde_json::Map<String, Value> =
@@ -51,7 +59,27 @@ pub fn queue(q: &Queue, node: &str, rates: &Rates) -> Value {
     })
 }
 
+/// A deduplication window's settings and counts (Warren's own field, present only when the
+/// object deduplicates).
+fn deduplication(dedup: &warren_broker::dedup::Deduplicator) -> Value {
+    json!({
+        "cache_size": dedup.settings.cache_size,
+        "cache_ttl": dedup.settings.ttl_ms,
+        "header": dedup.settings.header,
+        "keys": dedup.len(),
+        "duplicates": dedup.duplicates(),
+    })
+}
+
 pub fn exchange(x: &Exchange, vhost: &str) -> Value {
+    let mut view = exchange_fields(x, vhost);
+    if let Some(dedup) = &x.dedup {
+        view["deduplication"] = deduplication(dedup);
+    }
+    view
+}
+
+fn exchange_fields(x: &Exchange, vhost: &str) -> Value {
     json!({
         "name": x.name(),
         "vhost": vhost,

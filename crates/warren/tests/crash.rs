@@ -7,20 +7,18 @@
 
 mod common;
 
+use common::child::Broker;
 use common::{within, DEADLINE};
 use futures_lite::StreamExt;
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use rand::{Rng, SeedableRng};
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const QUEUE: &str = "crash";
 const MARKER_QUEUE: &str = "crash-marker";
@@ -28,67 +26,6 @@ const PRODUCERS: usize = 3;
 const PER_PRODUCER: usize = 4000;
 /// Confirms each producer may wait for at once.
 const WINDOW: usize = 64;
-
-/// A `warren server` child process on a port of its own choosing.
-struct Broker {
-    child: Child,
-    uri: String,
-}
-
-impl Broker {
-    async fn start(data_dir: &Path) -> Broker {
-        // A small queue memory budget, so that most of the queue is paged out to the log and
-        // delivered from it, across the kills too.
-        let config = data_dir.with_extension("toml");
-        std::fs::write(&config, "[storage]\nqueue_memory_bytes = 32768\n").expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args([
-                "server",
-                "--bind",
-                "127.0.0.1",
-                "--amqp-port",
-                "0",
-                "--http-port",
-                "0",
-                "--log",
-                "info",
-                "--config",
-            ])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn warren");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let mut lines = BufReader::new(stderr).lines();
-        // Recovery of a large store may take longer than one ordinary deadline.
-        let addr = tokio::time::timeout(4 * DEADLINE, async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some(rest) = line.split("amqp_addr=").nth(1) {
-                    return rest.split_whitespace().next().expect("address").to_string();
-                }
-            }
-            panic!("warren exited before it was ready");
-        })
-        .await
-        .expect("warren ready in time");
-        // Keep draining stderr so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Broker { child, uri: format!("amqp://guest:guest@{addr}/%2f") }
-    }
-
-    async fn connect(&self) -> Connection {
-        within(Connection::connect(&self.uri, ConnectionProperties::default())).await.expect("connect")
-    }
-
-    async fn kill(mut self) {
-        self.child.kill().await.expect("SIGKILL warren");
-    }
-}
 
 fn persistent() -> BasicProperties {
     BasicProperties::default().with_delivery_mode(2)

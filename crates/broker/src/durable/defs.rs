@@ -33,6 +33,32 @@ pub struct DefsWriter {
     submitted: Mutex<(u64, Option<mpsc::Sender<Batch>>)>,
     progress: watch::Receiver<DefsProgress>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Callbacks waiting for a sequence number to be durable (see [`DefsWriter::after`]).
+    waiting: Arc<Waiting>,
+}
+
+/// Callbacks by the sequence number they wait for, called by the writer thread after the
+/// batch that makes it durable (with `false` if definitions cannot be written).
+#[derive(Default)]
+struct Waiting {
+    callbacks: Mutex<Vec<(u64, super::OnDurable)>>,
+}
+
+impl Waiting {
+    /// Calls (outside the lock) every callback that `progress` settles.
+    fn settle(&self, progress: &DefsProgress) {
+        let due: Vec<(u64, super::OnDurable)> = {
+            let mut all = self.callbacks.lock();
+            let (due, rest) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|(seq, _)| *seq <= progress.durable || progress.failed.is_some());
+            *all = rest;
+            due
+        };
+        for (_, callback) in due {
+            callback(progress.failed.is_none());
+        }
+    }
 }
 
 impl DefsWriter {
@@ -40,6 +66,8 @@ impl DefsWriter {
     pub fn start(defs: Arc<Definitions>) -> std::io::Result<DefsWriter> {
         let (tx, rx) = mpsc::channel::<Batch>();
         let (progress_tx, progress) = watch::channel(DefsProgress::default());
+        let waiting = Arc::new(Waiting::default());
+        let settles = waiting.clone();
         let thread = std::thread::Builder::new().name("warren-defs-writer".into()).spawn(move || {
             while let Ok((mut last, mut batch)) = rx.recv() {
                 // Everything already queued shares the fsync.
@@ -55,9 +83,10 @@ impl DefsWriter {
                         p.failed = Some(e.to_string());
                     }
                 });
+                settles.settle(&progress_tx.borrow());
             }
         })?;
-        Ok(DefsWriter { submitted: Mutex::new((0, Some(tx))), progress, thread: Mutex::new(Some(thread)) })
+        Ok(DefsWriter { submitted: Mutex::new((0, Some(tx))), progress, thread: Mutex::new(Some(thread)), waiting })
     }
 
     /// Queues `changes` for writing; returns their sequence number. Call it under the lock that
@@ -93,6 +122,23 @@ impl DefsWriter {
     /// Whether everything up to `seq` is already durable.
     pub fn is_durable(&self, seq: u64) -> bool {
         self.progress.borrow().durable >= seq
+    }
+
+    /// Calls `callback` once the changes up to `seq` are durable (`true`) or cannot be written
+    /// (`false`): at once if that is known, else from the writer thread. It must be quick.
+    pub fn after(&self, seq: u64, callback: super::OnDurable) {
+        {
+            // Under the lock the writer thread settles with: either it sees this callback, or
+            // the progress read here already covers `seq`.
+            let mut waiting = self.waiting.callbacks.lock();
+            let progress = self.progress.borrow().clone();
+            if progress.durable < seq && progress.failed.is_none() {
+                waiting.push((seq, callback));
+                return;
+            }
+            drop(waiting);
+            callback(progress.failed.is_none());
+        }
     }
 
     /// Waits until the changes up to `seq` are durable; `Err` if definitions cannot be written.
@@ -225,8 +271,37 @@ pub struct Loaded {
     pub next_queue_id: u64,
     /// Vhosts, users and permissions.
     pub access: super::access_defs::LoadedAccess,
+    /// Deduplication keys of durable exchanges and queues (`crate::dedup`).
+    pub dedup_keys: Vec<StoredDedupKey>,
     /// Keys that could not be understood (reported, then left alone).
     pub unreadable: Vec<Bytes>,
+}
+
+/// A deduplication key kept durably: whose window it is in, the key, and its entry.
+#[derive(Debug)]
+pub struct StoredDedupKey {
+    pub stored_under: Bytes,
+    pub home: crate::dedup::Home,
+    pub key: warren_core::dedup::Key,
+    pub entry: warren_core::dedup::Entry,
+}
+
+/// A `D` entry (its value is not a table).
+fn parse_dedup_key(k: &Bytes, v: &[u8]) -> Option<StoredDedupKey> {
+    let (kind, parts) = split_key(k)?;
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+    let (home, digest) = match (kind, parts.as_slice()) {
+        (b'D', [b"x", vhost, name, digest]) => {
+            (crate::dedup::Home::Exchange { vhost: text(vhost)?, name: text(name)? }, *digest)
+        }
+        (b'D', [b"q", id, digest]) => {
+            (crate::dedup::Home::Queue { store_id: u64::from_le_bytes((*id).try_into().ok()?) }, *digest)
+        }
+        _ => return None,
+    };
+    let key = digest.try_into().ok()?;
+    let entry = crate::dedup::parse_entry_value(v)?;
+    Some(StoredDedupKey { stored_under: k.clone(), home, key, entry })
 }
 
 /// Parses the definitions map.
@@ -237,6 +312,13 @@ pub fn load(entries: Vec<(Bytes, Bytes)>) -> Loaded {
             match <[u8; 8]>::try_from(v.as_ref()) {
                 Ok(b) => loaded.next_queue_id = loaded.next_queue_id.max(u64::from_le_bytes(b)),
                 Err(_) => loaded.unreadable.push(k),
+            }
+            continue;
+        }
+        if k.first() == Some(&b'D') {
+            match parse_dedup_key(&k, &v) {
+                Some(stored) => loaded.dedup_keys.push(stored),
+                None => loaded.unreadable.push(k),
             }
             continue;
         }

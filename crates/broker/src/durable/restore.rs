@@ -83,6 +83,25 @@ pub fn restore(broker: &Broker, mut loaded: Loaded, recovery: &Recovery) -> Rest
             }
         }
     }
+    // Deduplication windows come back whole; keys of a window that is gone go too.
+    let mut dedup_keys = std::mem::take(&mut loaded.dedup_keys);
+    dedup_keys.sort_by_key(|k| k.entry.seq);
+    for stored in dedup_keys {
+        let dedup = match &stored.home {
+            crate::dedup::Home::Exchange { vhost, name } => broker
+                .vhost(vhost)
+                .and_then(|v| v.exchange(name))
+                .filter(|x| x.def.durable)
+                .and_then(|x| x.dedup.clone()),
+            crate::dedup::Home::Queue { store_id } => by_id.get(store_id).and_then(|q| q.dedup.clone()),
+        };
+        match dedup {
+            Some(dedup) => dedup.restore(stored.key, stored.entry),
+            None => {
+                durability.defs.submit(vec![(stored.stored_under, None)]);
+            }
+        }
+    }
     for (&queue_id, messages) in &recovery.queues {
         if let Some(exchange) = delayed_by_id.get(&queue_id) {
             // Waiting delayed messages are read back: their due time is in them.

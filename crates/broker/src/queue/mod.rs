@@ -60,6 +60,8 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// HTTP receives waiting for messages, woken by dispatch (see `long_poll.rs`).
     long_polls: long_poll::Waiting,
+    /// Argument `x-message-deduplication`: duplicates are confirmed but not enqueued.
+    pub dedup: Option<Arc<crate::dedup::Deduplicator>>,
 }
 
 /// How a queue reaches the store: a durable queue writes its persistent messages there, and
@@ -173,6 +175,10 @@ impl Queue {
         persist: Option<Persist>,
     ) -> Arc<Queue> {
         let timers = vhost.timers().clone();
+        let dedup = warren_core::dedup::DedupSettings::from_arguments(&req.arguments).ok().flatten().map(|settings| {
+            let home = persist.as_ref().filter(|p| p.durable).map(|p| crate::dedup::Home::Queue { store_id: p.id });
+            crate::dedup::Deduplicator::new(settings, home)
+        });
         let state = QueueState {
             messages: Prioritized::new(args.max_priority, args.message_ttl_ms),
             consumers: Vec::new(),
@@ -209,6 +215,7 @@ impl Queue {
             tracker: vhost.tracker().clone(),
             state: Mutex::new(state),
             long_polls: long_poll::Waiting::default(),
+            dedup,
         });
         q.schedule(&mut q.state.lock());
         q

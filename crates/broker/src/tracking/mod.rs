@@ -544,6 +544,15 @@ impl Tracker {
         });
     }
 
+    /// A window at `place` (an exchange or a queue) had the message's deduplication key: it
+    /// went no further there. A message that went nowhere else is finished.
+    pub fn deduplicated(&self, id: u64, now_ms: u64, place: &str) {
+        self.update(id, |r| {
+            r.routed = true;
+            r.push(Event::Deduplicated { at_ms: now_ms, at: place.to_owned() });
+        });
+    }
+
     /// The message broke `refusal`'s contract at `exchange`: refused, or dead-lettered
     /// through an exchange to the queues that took it.
     pub fn broke_contract(

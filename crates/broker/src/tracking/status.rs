@@ -48,6 +48,12 @@ pub enum Event {
         at_ms: u64,
         queue: String,
     },
+    /// A deduplication window (`at`: an exchange or a queue) had its key: it was confirmed and
+    /// went no further there.
+    Deduplicated {
+        at_ms: u64,
+        at: String,
+    },
     /// It broke the contract (`name/version`) of the exchange it was published to, in these
     /// places; a `dead_lettered` event follows if the contract dead-letters.
     BrokeContract {

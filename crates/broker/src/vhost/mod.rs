@@ -22,6 +22,7 @@ use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
 
 mod bindings;
 mod contract_violations;
+mod deduplicating;
 mod policies;
 mod queues;
 
@@ -76,6 +77,9 @@ pub struct Routed {
     pub rejected: bool,
     /// Some queue that took the message has consumers that are falling behind.
     pub consumers_behind: bool,
+    /// The exchange, or some target queue, had the message's deduplication key already: it
+    /// is confirmed without being routed there (not unroutable, so never returned).
+    pub deduplicated: bool,
     /// The message broke a contract: refused (`rejected` is set too, and it went nowhere) or
     /// dead-lettered (`queues` counts the dead-letter queues that took it).
     pub refusal: Option<Arc<crate::contracts::ContractRefusal>>,
@@ -258,7 +262,12 @@ impl VHost {
     fn new_exchange(self: &Arc<Self>, def: ExchangeDef, delay_store: Option<(u64, Arc<Durability>)>) -> Arc<Exchange> {
         let delayed =
             def.delayed.then(|| crate::delayed::Delayed::new(delay_store, self.timers.clone(), Arc::downgrade(self)));
-        let exchange = Exchange::with_delayed(def, delayed);
+        let dedup = warren_core::dedup::DedupSettings::from_arguments(&def.arguments).ok().flatten().map(|settings| {
+            let home = (def.durable && self.durability.is_some())
+                .then(|| crate::dedup::Home::Exchange { vhost: self.name.clone(), name: def.name.to_string() });
+            crate::dedup::Deduplicator::new(settings, home)
+        });
+        let exchange = Exchange::with_delayed(def, delayed).with_dedup(dedup);
         exchange.set_policy(self.policies.load().for_exchange(&self.name, exchange.name()).cloned());
         Arc::new(exchange)
     }
@@ -293,6 +302,7 @@ impl VHost {
             let mut changes = self.binding_deletions(exchange, |_| true);
             if exchange.def.durable {
                 changes.push((defs::exchange_key(&self.name, exchange.name()), None));
+                changes.extend(exchange.dedup.iter().flat_map(|d| d.drop_all()));
             }
             self.submit(changes);
             exchanges.remove(exchange.name());
@@ -364,12 +374,17 @@ impl VHost {
             Ok(message) => message,
             Err(broken) => return Ok(self.contract_broken(&ex, *broken, on_durable)),
         };
+        let taken = match self.exchange_dedup(&ex, &message) {
+            Ok(taken) => taken,
+            Err(duplicate) => return Ok(duplicate),
+        };
         if let Some(delayed) = &ex.delayed {
             if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
+                self.keys_taken_now(taken);
                 return Ok(delayed.hold(&ex, message, delay_ms, on_durable));
             }
         }
-        Ok(self.route_and_deliver(&ex, message, on_durable))
+        Ok(self.route_and_deliver_taking(&ex, message, on_durable, taken))
     }
 
     /// The `x-warren-*` headers of an untracked (AMQP) publish: one that opted in (header
@@ -404,6 +419,17 @@ impl VHost {
         message: Arc<Message>,
         on_durable: Option<OnDurable>,
     ) -> Routed {
+        self.route_and_deliver_taking(ex, message, on_durable, Vec::new())
+    }
+
+    /// [`VHost::route_and_deliver`] for a message whose exchange took its deduplication key.
+    fn route_and_deliver_taking(
+        &self,
+        ex: &Arc<Exchange>,
+        message: Arc<Message>,
+        on_durable: Option<OnDurable>,
+        taken: Vec<crate::dedup::Taken>,
+    ) -> Routed {
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&message);
         let view = MessageView::new(&message);
@@ -414,12 +440,13 @@ impl VHost {
         }
         drop((headers, view));
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
-        self.deliver(targets, message, on_durable)
+        self.deliver_taking(targets, message, on_durable, taken)
     }
 
     /// Enqueues a routed message on each of `targets`, appending it to the store first if it
-    /// is persistent and some of them are durable (see [`VHost::publish`]).
-    pub(crate) fn deliver(
+    /// is persistent and some of them are durable (see [`VHost::publish`]). Deduplication is
+    /// done before (`deduplicating.rs`).
+    pub(super) fn deliver_to(
         &self,
         targets: Vec<Arc<Queue>>,
         message: Arc<Message>,

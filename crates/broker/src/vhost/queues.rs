@@ -139,7 +139,9 @@ impl VHost {
             match queues.get(&q.name) {
                 Some(current) if Arc::ptr_eq(current, q) => {
                     if q.persists() {
-                        self.submit(vec![(defs::queue_key(&self.name, &q.name), None)]);
+                        let mut changes = vec![(defs::queue_key(&self.name, &q.name), None)];
+                        changes.extend(q.dedup.iter().flat_map(|d| d.drop_all()));
+                        self.submit(changes);
                     }
                     queues.remove(&q.name);
                 }

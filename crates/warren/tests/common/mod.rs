@@ -3,6 +3,8 @@
 //! library can express.
 #![allow(dead_code)]
 
+pub mod child;
+
 use amqp_codec::{decode_frame, encode_method, FieldTable as RawTable, FieldValue, Frame, Method};
 use bytes::BytesMut;
 use futures_lite::StreamExt;
