@@ -30,6 +30,9 @@ enum Command {
     Perf(warren::perf::PerfArgs),
     /// Operate a running broker over its management API (list, declare, move dead letters, ...).
     Admin(warren::admin::AdminArgs),
+    /// Serve message transforms on stdin/stdout (the broker starts these itself).
+    #[command(hide = true)]
+    TransformWorker,
 }
 
 #[derive(clap::Args)]
@@ -68,6 +71,12 @@ fn main() {
             let command = <Cli as clap::CommandFactory>::command();
             if let Err(e) = runtime.block_on(warren::admin::run(args, command)) {
                 eprintln!("warren admin: {e}");
+                std::process::exit(1);
+            }
+        }
+        Command::TransformWorker => {
+            if let Err(e) = warren_transform::worker::serve() {
+                eprintln!("warren transform-worker: {e}");
                 std::process::exit(1);
             }
         }
