@@ -27,6 +27,12 @@ pub struct BrokerConfig {
     /// Where time comes from; tests use a manual clock to run timers deterministically.
     #[serde(skip)]
     pub clock: crate::ClockKind,
+    /// Bounds of transforms.
+    #[serde(skip)]
+    pub transforms: crate::transforms::TransformSettings,
+    /// The program (and its arguments) that serves transforms; without one, none run.
+    #[serde(skip)]
+    pub transform_worker: Option<(std::path::PathBuf, Vec<String>)>,
 }
 
 impl Default for BrokerConfig {
@@ -40,6 +46,8 @@ impl Default for BrokerConfig {
             tracking: Default::default(),
             tracking_journal: None,
             clock: crate::ClockKind::System,
+            transforms: Default::default(),
+            transform_worker: None,
         }
     }
 }

@@ -82,6 +82,7 @@ impl Broker {
         self.permissions().remove_where(|v, _| v == name);
         changes.extend(self.drop_vhost_policies(name));
         changes.extend(self.drop_vhost_contracts(name));
+        changes.extend(self.drop_vhost_transforms(name));
         self.submit_defs(changes);
         for c in self.registry().connections().into_iter().filter(|c| c.meta.vhost == name) {
             c.request_close(format!("vhost '{name}' is deleted"));
@@ -161,6 +162,7 @@ impl Broker {
     pub(crate) fn restore_access(&self, mut loaded: LoadedAccess) {
         self.restore_policies(&mut loaded);
         self.restore_contracts(std::mem::take(&mut loaded.contracts));
+        self.restore_transforms(std::mem::take(&mut loaded.transforms));
         if !loaded.seeded {
             let mut changes: Vec<Change> = Vec::new();
             for v in self.vhosts() {

@@ -11,6 +11,13 @@ use warren_core::policy::Policy;
 use warren_core::routing::Bindings;
 use warren_core::ExchangeDef;
 
+/// An exchange's transform: its name (looked up at each publish, so a new version applies at
+/// once) and the vhost the outputs are routed in (the transform runs on another task).
+pub struct TransformAt {
+    pub name: String,
+    pub vhost: std::sync::Weak<crate::VHost>,
+}
+
 pub struct Exchange {
     pub def: ExchangeDef,
     pub bindings: RwLock<Bindings<Dest>>,
@@ -20,6 +27,8 @@ pub struct Exchange {
     pub track: bool,
     /// Argument `x-message-deduplication`: duplicates are confirmed but not routed.
     pub dedup: Option<Arc<Deduplicator>>,
+    /// Argument `x-transform`: messages go through this transform before routing.
+    pub transform: Option<TransformAt>,
     /// The policy that applies to it (set when declared and whenever policies change).
     policy: ArcSwapOption<Policy>,
 }
@@ -32,7 +41,13 @@ impl Exchange {
     pub fn with_delayed(def: ExchangeDef, delayed: Option<Delayed>) -> Exchange {
         let bindings = RwLock::new(Bindings::new(def.kind));
         let track = def.arguments.get(crate::tracking::TRACK_HEADER).is_some_and(crate::tracking::truthy);
-        Exchange { def, bindings, delayed, track, dedup: None, policy: ArcSwapOption::empty() }
+        Exchange { def, bindings, delayed, track, dedup: None, transform: None, policy: ArcSwapOption::empty() }
+    }
+
+    /// The exchange transforming its messages with the transform named `at`.
+    pub fn with_transform(mut self, at: Option<TransformAt>) -> Exchange {
+        self.transform = at;
+        self
     }
 
     /// The exchange deduplicating with `dedup`.

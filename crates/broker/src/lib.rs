@@ -24,6 +24,7 @@ pub mod stats;
 pub mod timers;
 pub mod tracking;
 mod tracking_journal;
+pub mod transforms;
 pub mod vhost;
 
 pub use auth::{User, Users};
@@ -69,6 +70,8 @@ struct BrokerInner {
     http_stats: stats::HttpStats,
     /// Shared with every vhost, whose publishes check them (see `contracts.rs`).
     contracts: Arc<contracts::ContractBook>,
+    /// Transforms and their worker pool, shared with every vhost.
+    transforms: Arc<transforms::TransformBook>,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -104,11 +107,22 @@ impl Broker {
             None => tracking::Tracker::new(config.tracking),
         };
         let contracts = Arc::new(contracts::ContractBook::default());
+        let pool = config.transform_worker.as_ref().map(|(command, args)| {
+            warren_transform::Pool::new(warren_transform::PoolOptions {
+                command: command.clone(),
+                args: args.clone(),
+                workers: config.transforms.workers,
+                max_waiting: config.transforms.max_waiting,
+                memory_limit_bytes: Some(config.transforms.worker_memory_bytes),
+            })
+        });
+        let transforms = Arc::new(transforms::TransformBook::new(config.transforms, pool));
         let shared = vhost::Shared {
             timers: timers.clone(),
             policies: policies.clone(),
             tracker: tracker.clone(),
             contracts: contracts.clone(),
+            transforms: transforms.clone(),
         };
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
@@ -132,6 +146,7 @@ impl Broker {
                 http_counters: stats::MessageCounters::default(),
                 http_stats: stats::HttpStats::default(),
                 contracts,
+                transforms,
                 shared,
             }),
         }

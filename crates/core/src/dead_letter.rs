@@ -19,6 +19,8 @@ pub enum Reason {
     DeliveryLimit,
     /// Broke the contract of the exchange it was published to (it never reached a queue).
     Contract,
+    /// The transform of its exchange failed on it (it never reached a queue).
+    TransformFailed,
 }
 
 impl Reason {
@@ -29,6 +31,7 @@ impl Reason {
             Reason::Maxlen => "maxlen",
             Reason::DeliveryLimit => "delivery_limit",
             Reason::Contract => "contract",
+            Reason::TransformFailed => "transform_failed",
         }
     }
 }

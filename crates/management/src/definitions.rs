@@ -80,8 +80,9 @@ fn policies_of(m: &Mgmt, vhost: Option<&str>) -> (Vec<Value>, Vec<Value>) {
     (policies, parameters)
 }
 
-/// Warren's contracts of one vhost or all, under a key of Warren's own (`contracts`), added only
-/// when there are some, so RabbitMQ imports the file as before.
+/// Warren's contracts and transforms of one vhost or all, under keys of Warren's own
+/// (`contracts`, `transforms`), added only when there are some, so RabbitMQ imports the file as
+/// before.
 fn with_contracts(m: &Mgmt, vhost: Option<&str>, mut defs: Value) -> Value {
     let all = m.broker.contracts();
     let mut chosen: Vec<_> = all.all().iter().filter(|c| vhost.is_none_or(|v| c.vhost == v)).collect();
@@ -89,6 +90,13 @@ fn with_contracts(m: &Mgmt, vhost: Option<&str>, mut defs: Value) -> Value {
     if let (false, Some(object)) = (chosen.is_empty(), defs.as_object_mut()) {
         let list: Vec<Value> = chosen.into_iter().map(|c| crate::contracts::contract_json(c)).collect();
         object.insert("contracts".into(), Value::Array(list));
+    }
+    let all = m.broker.transforms();
+    let mut chosen: Vec<_> = all.all().iter().filter(|t| vhost.is_none_or(|v| t.vhost == v)).collect();
+    chosen.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+    if let (false, Some(object)) = (chosen.is_empty(), defs.as_object_mut()) {
+        let list: Vec<Value> = chosen.into_iter().map(|t| crate::transforms::transform_json(t)).collect();
+        object.insert("transforms".into(), Value::Array(list));
     }
     defs
 }

@@ -37,6 +37,7 @@ struct Definitions {
     policies: Vec<PolicyDef>,
     /// Warren's own.
     contracts: Vec<crate::contracts::ContractDef>,
+    transforms: Vec<crate::transforms::TransformDef>,
     queues: Vec<QueueDef>,
     exchanges: Vec<ExchangeDef_>,
     bindings: Vec<BindingDef>,
@@ -165,6 +166,7 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         + defs.permissions.len()
         + defs.policies.len()
         + defs.contracts.len()
+        + defs.transforms.len()
         + defs.parameters.len()
         + defs.queues.len()
         + defs.exchanges.len()
@@ -254,6 +256,10 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
     for c in &defs.contracts {
         contracts.push(c.compile(&vhost_of(&c.vhost)?)?);
     }
+    let mut transforms = Vec::new();
+    for t in &defs.transforms {
+        transforms.push(t.compile(m, &vhost_of(&t.vhost)?).await?);
+    }
     let mut bindings = Vec::new();
     for b in &defs.bindings {
         if !matches!(b.destination_type.as_str(), "queue" | "exchange") {
@@ -277,7 +283,8 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         .chain(queues.iter().map(|(v, _)| v))
         .chain(bindings.iter().map(|b| &b.0))
         .chain(policies.iter().map(|p| &p.vhost))
-        .chain(contracts.iter().map(|c| &c.vhost));
+        .chain(contracts.iter().map(|c| &c.vhost))
+        .chain(transforms.iter().map(|t| &t.vhost));
     if let Some(v) = objects.into_iter().find(|v| !vhost_known(v)) {
         return Err(MgmtError::bad_request(format!("an object is in vhost '{v}', which does not exist")));
     }
@@ -298,6 +305,9 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
     }
     for contract in contracts {
         m.broker.put_contract(contract)?;
+    }
+    for transform in transforms {
+        m.broker.put_transform(transform)?;
     }
     let limits = m.broker.limits();
     for (vhost, def) in exchanges {

@@ -20,6 +20,7 @@ mod node;
 mod policies;
 mod queues;
 mod rates;
+mod transforms;
 mod view;
 
 use axum::routing::{get, post};
@@ -160,6 +161,10 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/contracts/{vhost}", get(contracts::list_vhost))
         .route("/api/contracts/{vhost}/{name}", get(contracts::show).put(contracts::put).delete(contracts::delete))
         .route("/api/contracts/{vhost}/{name}/versions", post(contracts::add_version))
+        .route("/api/transforms", get(transforms::list))
+        .route("/api/transforms/{vhost}", get(transforms::list_vhost))
+        .route("/api/transforms/{vhost}/{name}", get(transforms::show).put(transforms::put).delete(transforms::delete))
+        .route("/api/transforms/{vhost}/{name}/test", post(transforms::test))
         .route("/metrics", get(metrics::aggregated))
         .route("/metrics/per-object", get(metrics::per_object))
         .route("/api/definitions", get(definitions::export).post(import::import))

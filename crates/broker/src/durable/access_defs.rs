@@ -80,6 +80,8 @@ pub struct LoadedAccess {
     pub policies: Vec<warren_core::policy::Policy>,
     /// Contracts (likewise).
     pub contracts: Vec<warren_core::contract::Contract>,
+    /// Transforms.
+    pub transforms: Vec<crate::transforms::Transform>,
 }
 
 fn string(table: &FieldTable, name: &str) -> Option<String> {
@@ -95,6 +97,10 @@ pub fn parse(kind: u8, parts: &[&[u8]], table: &FieldTable, loaded: &mut LoadedA
         (b'k', [vhost, name]) => match super::contract_defs::parse(vhost, name, table) {
             Some(Ok(contract)) => loaded.contracts.push(contract),
             Some(Err(e)) => tracing::warn!(error = %e, "stored contract no longer valid; not applied"),
+            None => return false,
+        },
+        (b't', [vhost, name]) => match super::transform_defs::parse(vhost, name, table) {
+            Some(transform) => loaded.transforms.push(transform),
             None => return false,
         },
         (b'y' | b'o', [vhost, name]) => match super::policy_defs::parse(kind, vhost, name, table) {

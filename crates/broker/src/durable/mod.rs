@@ -9,6 +9,7 @@ pub mod policy_defs;
 pub mod reader;
 pub mod record;
 pub mod restore;
+pub mod transform_defs;
 
 pub use defs::{DefsWriter, DestKind, StoredBinding, StoredQueue};
 pub use restore::{restore, RestoreReport};

@@ -580,6 +580,42 @@ impl Tracker {
         });
     }
 
+    /// The exchange's transform made `outputs` messages of it (none: it is finished).
+    pub fn transformed(&self, id: u64, now_ms: u64, transform: &str, outputs: usize) {
+        self.update(id, |r| {
+            if outputs == 0 {
+                r.routed = true;
+            }
+            r.push(Event::Transformed { at_ms: now_ms, transform: transform.to_owned(), outputs });
+        });
+    }
+
+    /// The exchange's transform failed on it: dead-lettered through an exchange to the queues
+    /// that took it, or dropped (`None`).
+    pub fn transform_failed(
+        &self,
+        id: u64,
+        now_ms: u64,
+        (exchange, transform, error): (&str, &str, &str),
+        dead_lettered: Option<(&str, Vec<String>)>,
+    ) {
+        self.update(id, |r| {
+            r.failed = true;
+            let (exchange, transform, error) = (exchange.to_owned(), transform.to_owned(), error.to_owned());
+            r.push(Event::TransformFailed { at_ms: now_ms, exchange, transform, error });
+            if let Some((dlx, queues)) = dead_lettered {
+                let reason = Reason::TransformFailed.as_str().to_owned();
+                r.push(Event::DeadLettered {
+                    at_ms: now_ms,
+                    queue: String::new(),
+                    reason,
+                    exchange: dlx.to_owned(),
+                    queues,
+                });
+            }
+        });
+    }
+
     /// A consumer replied to message `id`; false if it is not tracked (any more).
     pub fn replied(&self, id: u64, now_ms: u64, reply: &warren_core::Message) -> bool {
         let mut known = false;

@@ -48,6 +48,21 @@ pub enum Event {
         at_ms: u64,
         queue: String,
     },
+    /// The transform of the exchange it was published to made `outputs` messages of it (each
+    /// routed on as this one).
+    Transformed {
+        at_ms: u64,
+        transform: String,
+        outputs: usize,
+    },
+    /// The transform of the exchange it was published to failed on it; a `dead_lettered` event
+    /// follows if the exchange has a dead-letter exchange.
+    TransformFailed {
+        at_ms: u64,
+        exchange: String,
+        transform: String,
+        error: String,
+    },
     /// A deduplication window (`at`: an exchange or a queue) had its key: it was confirmed and
     /// went no further there.
     Deduplicated {

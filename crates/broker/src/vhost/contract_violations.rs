@@ -1,10 +1,11 @@
-//! What happens to a message that broke a contract: refused (the publisher gets a nack, a
-//! mandatory one its message back, HTTP a 422), or dead-lettered through the contract's
-//! dead-letter exchange (else the published-to exchange's `x-dead-letter-exchange` argument)
-//! with reason `contract`, an `x-death` entry naming no queue, and the contract and violations
-//! in headers. A dead letter that has nowhere to go is refused instead: a broken message is
-//! never dropped silently. Its confirm follows the dead letter's (acked once the dead-letter
-//! queues have it on disk).
+//! Messages that die at their exchange, before routing. One that broke a contract is refused
+//! (the publisher gets a nack, a mandatory one its message back, HTTP a 422), or dead-lettered
+//! through the contract's dead-letter exchange (else the published-to exchange's
+//! `x-dead-letter-exchange` argument) with reason `contract`, an `x-death` entry naming no
+//! queue, and the contract and violations in headers; transforms that fail dead-letter the same
+//! way (reason `transform_failed`). A dead letter that has nowhere to go is refused instead: a
+//! message is never dropped silently. Its confirm follows the dead letter's (acked once the
+//! dead-letter queues have it on disk).
 
 use super::{Routed, VHost};
 use crate::contracts::{Broken, ContractRefusal, CONTRACT_HEADER, VIOLATIONS_HEADER};
@@ -33,47 +34,61 @@ impl VHost {
             Routed { rejected: true, refusal: Some(refusal), ..Routed::default() }
         };
         let Some(to) = action.dead_letter_to() else { return refuse(refusal) };
+        let headers = contract_headers(&refusal);
+        let target = (to.exchange.as_deref(), to.routing_key.as_deref());
+        match self.dead_letter_unrouted(ex, &message, Reason::Contract, headers, target, on_durable) {
+            Ok((routed, dlx, names)) => {
+                let seen =
+                    (!routed.rejected && routed.confirm != super::Confirm::Refused).then_some((dlx.as_str(), names));
+                self.tracker.broke_contract(message.track, now_ms, ex.name(), &refusal, seen);
+                Routed { refusal: Some(refusal), ..routed }
+            }
+            Err(_) => {
+                tracing::debug!(exchange = ex.name(), contract = %refusal.contract,
+                    "a contract's dead letter has nowhere to go; the message is refused instead");
+                refuse(refusal)
+            }
+        }
+    }
+
+    /// Dead-letters `message`, which died at `ex` before routing for `reason`, with `headers`
+    /// added: through `target`'s exchange (else `ex`'s `x-dead-letter-exchange` argument) and
+    /// routing key (else `ex`'s `x-dead-letter-routing-key`, else its own keys). The routing,
+    /// the dead-letter exchange and the queues it reached; or, if it has nowhere to go, the
+    /// confirm back, unused.
+    pub(crate) fn dead_letter_unrouted(
+        &self,
+        ex: &Arc<Exchange>,
+        message: &Message,
+        reason: Reason,
+        headers: Vec<(ShortStr, FieldValue)>,
+        target: (Option<&str>, Option<&str>),
+        on_durable: Option<OnDurable>,
+    ) -> Result<(Routed, String, Vec<String>), Option<OnDurable>> {
         let argument = |name: &str| ex.def.arguments.get(name).and_then(FieldValue::as_str);
-        let dlx_name = to.exchange.as_deref().or_else(|| argument(DEAD_LETTER_EXCHANGE_ARG));
-        let routing_key = to.routing_key.as_deref().or_else(|| argument(DEAD_LETTER_ROUTING_KEY_ARG));
-        let Some(dlx) = dlx_name.and_then(|name| self.exchange(name)) else {
-            tracing::debug!(exchange = ex.name(), dlx = ?dlx_name, contract = %refusal.contract,
-                "a contract's dead-letter exchange is missing; the message is refused instead");
-            return refuse(refusal);
-        };
-        let Some((letter, keys)) = letter_of(&message, &refusal, dlx.name(), routing_key, now_ms) else {
-            return refuse(refusal);
+        let dlx_name = target.0.or_else(|| argument(DEAD_LETTER_EXCHANGE_ARG));
+        let routing_key = target.1.or_else(|| argument(DEAD_LETTER_ROUTING_KEY_ARG));
+        let Some(dlx) = dlx_name.and_then(|name| self.exchange(name)) else { return Err(on_durable) };
+        let now_ms = self.timers.now_ms();
+        let Some((letter, keys)) = letter_of(message, headers, reason, dlx.name(), routing_key, now_ms) else {
+            return Err(on_durable);
         };
         let targets = route::queues_for(self, &dlx, &keys, &letter);
         if targets.is_empty() {
-            tracing::debug!(exchange = ex.name(), dlx = dlx.name(), contract = %refusal.contract,
-                "a contract's dead letter routes to no queue; the message is refused instead");
-            return refuse(refusal);
+            return Err(on_durable);
         }
         let names = targets.iter().map(|q| q.name.to_string()).collect();
         let routed = self.deliver(targets, Arc::new(letter), on_durable);
-        if !routed.rejected && routed.confirm != super::Confirm::Refused {
-            self.tracker.broke_contract(message.track, now_ms, ex.name(), &refusal, Some((dlx.name(), names)));
-        } else {
-            self.tracker.broke_contract(message.track, now_ms, ex.name(), &refusal, None);
-        }
-        Routed { refusal: Some(refusal), ..routed }
+        Ok((routed, dlx.name().to_owned(), names))
     }
 }
 
-/// The dead letter of `message` (untracked: the original's record ends with it) and the keys
-/// to route it with; `None` if its properties cannot be decoded.
-fn letter_of(
-    message: &Message,
-    refusal: &ContractRefusal,
-    dlx: &str,
-    routing_key: Option<&str>,
-    now_ms: u64,
-) -> Option<(Message, Vec<ShortStr>)> {
-    let mut props = message.decode_properties()?;
-    let headers = props.headers.get_or_insert_with(FieldTable::new);
-    let text = |s: &str| FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()));
-    headers.insert(ShortStr::from_static(CONTRACT_HEADER), text(&format!("{}/{}", refusal.contract, refusal.version)));
+fn text(s: &str) -> FieldValue {
+    FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// The headers of a contract's dead letter: the contract it broke and where.
+fn contract_headers(refusal: &ContractRefusal) -> Vec<(ShortStr, FieldValue)> {
     let violations = refusal
         .violations
         .iter()
@@ -84,9 +99,29 @@ fn letter_of(
             FieldValue::Table(one)
         })
         .collect();
-    headers.insert(ShortStr::from_static(VIOLATIONS_HEADER), FieldValue::Array(violations));
+    vec![
+        (ShortStr::from_static(CONTRACT_HEADER), text(&format!("{}/{}", refusal.contract, refusal.version))),
+        (ShortStr::from_static(VIOLATIONS_HEADER), FieldValue::Array(violations)),
+    ]
+}
+
+/// The dead letter of `message` with `headers` added (untracked: the original's record ends
+/// with it) and the keys to route it with; `None` if its properties cannot be decoded.
+fn letter_of(
+    message: &Message,
+    headers: Vec<(ShortStr, FieldValue)>,
+    reason: Reason,
+    dlx: &str,
+    routing_key: Option<&str>,
+    now_ms: u64,
+) -> Option<(Message, Vec<ShortStr>)> {
+    let mut props = message.decode_properties()?;
+    let table = props.headers.get_or_insert_with(FieldTable::new);
+    for (name, value) in headers {
+        table.insert(name, value);
+    }
     let marked = message.with_properties(&props);
-    let death = Death { queue: "", reason: Reason::Contract, now_ms };
+    let death = Death { queue: "", reason, now_ms };
     let (letter, keys) = dead_letter::dead_letter(&marked, &death, dlx, routing_key)?;
     Some((letter.tracked(0), keys))
 }

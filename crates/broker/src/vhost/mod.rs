@@ -25,6 +25,7 @@ mod contract_violations;
 mod deduplicating;
 mod policies;
 mod queues;
+mod transforming;
 
 pub struct VHost {
     pub name: String,
@@ -38,6 +39,7 @@ pub struct VHost {
     policies: Arc<ArcSwap<Policies>>,
     tracker: Arc<Tracker>,
     contracts: Arc<crate::contracts::ContractBook>,
+    transforms: Arc<crate::transforms::TransformBook>,
     /// Set (under both maps' write locks) when the vhost is deleted: a declare that comes
     /// later, through a handle taken before, is refused instead of leaving an object behind.
     deleted: std::sync::atomic::AtomicBool,
@@ -52,6 +54,8 @@ pub struct Shared {
     pub tracker: Arc<Tracker>,
     /// The broker's contracts, checked on every publish.
     pub contracts: Arc<crate::contracts::ContractBook>,
+    /// The broker's transforms and their workers.
+    pub transforms: Arc<crate::transforms::TransformBook>,
 }
 
 /// What a client asked for in queue.declare (the name already resolved if server-named).
@@ -110,7 +114,7 @@ impl VHost {
     /// A vhost whose durable entities and persistent messages go to `durability` (if any), and
     /// whose queues keep time and schedule their deadlines with `timers`.
     pub fn new(name: &str, durability: Option<Arc<Durability>>, shared: Shared) -> VHost {
-        let Shared { timers, policies, tracker, contracts } = shared;
+        let Shared { timers, policies, tracker, contracts, transforms } = shared;
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind)| {
@@ -135,6 +139,7 @@ impl VHost {
             policies,
             tracker,
             contracts,
+            transforms,
             deleted: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -267,7 +272,12 @@ impl VHost {
                 .then(|| crate::dedup::Home::Exchange { vhost: self.name.clone(), name: def.name.to_string() });
             crate::dedup::Deduplicator::new(settings, home)
         });
-        let exchange = Exchange::with_delayed(def, delayed).with_dedup(dedup);
+        let transform = def
+            .arguments
+            .get(crate::transforms::TRANSFORM_ARG)
+            .and_then(amqp_codec::FieldValue::as_str)
+            .map(|name| crate::exchange::TransformAt { name: name.to_owned(), vhost: Arc::downgrade(self) });
+        let exchange = Exchange::with_delayed(def, delayed).with_dedup(dedup).with_transform(transform);
         exchange.set_policy(self.policies.load().for_exchange(&self.name, exchange.name()).cloned());
         Arc::new(exchange)
     }
@@ -378,6 +388,10 @@ impl VHost {
             Ok(taken) => taken,
             Err(duplicate) => return Ok(duplicate),
         };
+        if let Some(at) = &ex.transform {
+            self.keys_taken_now(taken);
+            return Ok(self.transform_then_route(&ex, at, message, on_durable));
+        }
         if let Some(delayed) = &ex.delayed {
             if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
                 self.keys_taken_now(taken);

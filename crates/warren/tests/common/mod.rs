@@ -62,6 +62,8 @@ impl TestServer {
             amqp_port: 0,
             http_port: 0,
             data_dir: dir.path().join("data"),
+            // The tests run the broker in their own process: its transforms run in the real binary.
+            transform_worker: Some(env!("CARGO_BIN_EXE_warren").into()),
             ..Default::default()
         };
         configure(&mut config);

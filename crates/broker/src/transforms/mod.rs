@@ -1,0 +1,205 @@
+//! Transforms as broker objects: named jq programs in a vhost, with lookup tables and a budget
+//! (time, outputs, bytes), durable in the definitions log and run by the worker pool of
+//! `warren_transform` (never in the broker's own process). The set is replaced whole on a
+//! change and read without locks; each version gets a program id of its own, so a worker never
+//! runs a stale one. `view.rs` turns a message into the JSON a program reads and its outputs
+//! back into messages.
+
+pub mod view;
+
+use crate::durable::transform_defs as keys;
+use crate::Broker;
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use warren_core::AmqpError;
+use warren_transform::{Failure, Limits, Pool, Program};
+
+/// The exchange argument naming the transform messages go through before routing.
+pub const TRANSFORM_ARG: &str = "x-transform";
+/// Most transforms a broker keeps; the largest program and lookup tables.
+pub const MAX_TRANSFORMS: usize = 1_000;
+pub const MAX_PROGRAM_BYTES: usize = 64 * 1024;
+pub const MAX_LOOKUP_BYTES: usize = 4 << 20;
+
+/// Bounds a transform may ask for, and its defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct TransformSettings {
+    pub workers: usize,
+    pub default_timeout_ms: u64,
+    pub max_timeout_ms: u64,
+    pub default_max_outputs: usize,
+    pub max_outputs: usize,
+    pub default_max_output_bytes: usize,
+    pub max_output_bytes: usize,
+    /// Messages waiting for a worker before new ones fail as busy.
+    pub max_waiting: usize,
+    pub worker_memory_bytes: u64,
+}
+
+impl Default for TransformSettings {
+    fn default() -> Self {
+        TransformSettings {
+            workers: 2,
+            default_timeout_ms: 1_000,
+            max_timeout_ms: 30_000,
+            default_max_outputs: 100,
+            max_outputs: 10_000,
+            default_max_output_bytes: 1 << 20,
+            max_output_bytes: 16 << 20,
+            max_waiting: 10_000,
+            worker_memory_bytes: 512 << 20,
+        }
+    }
+}
+
+/// One transform, at its latest version.
+#[derive(Debug, Clone)]
+pub struct Transform {
+    pub vhost: String,
+    pub name: String,
+    pub version: u32,
+    pub program: Program,
+    pub limits: Limits,
+}
+
+impl Transform {
+    /// The transform as its definition says, with a fresh program id.
+    pub fn new(vhost: &str, name: &str, version: u32, text: String, lookup: Value, limits: Limits) -> Transform {
+        let program = Program { id: next_program_id(), text: text.into(), lookup: Arc::new(lookup) };
+        Transform { vhost: vhost.to_owned(), name: name.to_owned(), version, program, limits }
+    }
+}
+
+fn next_program_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Every transform of a broker.
+#[derive(Debug, Clone, Default)]
+pub struct Transforms(Vec<Arc<Transform>>);
+
+impl Transforms {
+    pub fn all(&self) -> &[Arc<Transform>] {
+        &self.0
+    }
+
+    pub fn get(&self, vhost: &str, name: &str) -> Option<&Arc<Transform>> {
+        self.0.iter().find(|t| t.vhost == vhost && t.name == name)
+    }
+}
+
+/// The transforms and the pool that runs them, shared by every vhost.
+pub struct TransformBook {
+    set: ArcSwap<Transforms>,
+    pool: Option<Arc<Pool>>,
+    pub settings: TransformSettings,
+}
+
+impl TransformBook {
+    pub fn new(settings: TransformSettings, pool: Option<Arc<Pool>>) -> TransformBook {
+        TransformBook { set: ArcSwap::from_pointee(Transforms::default()), pool, settings }
+    }
+
+    pub fn get(&self, vhost: &str, name: &str) -> Option<Arc<Transform>> {
+        self.set.load().get(vhost, name).cloned()
+    }
+
+    /// Runs `transform` on `input` in a worker.
+    pub async fn run(&self, transform: &Transform, input: Value) -> Result<Vec<Value>, Failure> {
+        match &self.pool {
+            Some(pool) => pool.run(&transform.program, input, transform.limits).await,
+            None => Err(Failure::Unavailable("this broker runs no transform workers".into())),
+        }
+    }
+
+    /// The pool's counts, if it has one.
+    pub fn pool(&self) -> Option<&Arc<Pool>> {
+        self.pool.as_ref()
+    }
+
+    fn replace(&self, all: Vec<Arc<Transform>>) {
+        self.set.store(Arc::new(Transforms(all)));
+    }
+}
+
+impl Broker {
+    /// Every transform, as they are now.
+    pub fn transforms(&self) -> Arc<Transforms> {
+        self.inner.transforms.set.load_full()
+    }
+
+    pub fn transform_book(&self) -> &Arc<TransformBook> {
+        &self.inner.transforms
+    }
+
+    /// Whether `program` compiles (with `lookup` as `$lookup`), in a worker.
+    pub async fn check_transform(&self, program: &str, lookup: &Value) -> Result<(), String> {
+        if program.len() > MAX_PROGRAM_BYTES {
+            return Err(format!("a program is at most {MAX_PROGRAM_BYTES} bytes"));
+        }
+        let lookup_bytes = serde_json::to_vec(lookup).map(|b| b.len()).unwrap_or(usize::MAX);
+        if lookup_bytes > MAX_LOOKUP_BYTES {
+            return Err(format!("lookup tables are at most {MAX_LOOKUP_BYTES} bytes of JSON"));
+        }
+        let book = &self.inner.transforms;
+        let Some(pool) = &book.pool else { return Err("this broker runs no transform workers".into()) };
+        pool.check(program, lookup, book.settings.max_timeout_ms).await.map_err(|e| e.to_string())
+    }
+
+    /// Adds or replaces a transform (checked with [`Broker::check_transform`] first), durably;
+    /// true if it is new.
+    pub fn put_transform(&self, transform: Transform) -> Result<bool, AmqpError> {
+        if self.vhost(&transform.vhost).is_none() {
+            return Err(AmqpError::not_found(format!("no vhost '{}'", transform.vhost)));
+        }
+        let _changing = self.inner.policy_changes.lock();
+        let current = self.transforms();
+        let created = current.get(&transform.vhost, &transform.name).is_none();
+        if created && current.all().len() >= MAX_TRANSFORMS {
+            return Err(AmqpError::not_allowed(format!("the broker holds {MAX_TRANSFORMS} transforms, its limit")));
+        }
+        let change = (keys::transform_key(&transform.vhost, &transform.name), Some(keys::transform_value(&transform)));
+        self.submit_defs(vec![change]);
+        let mut all: Vec<_> =
+            current.0.iter().filter(|t| !(t.vhost == transform.vhost && t.name == transform.name)).cloned().collect();
+        all.push(Arc::new(transform));
+        self.inner.transforms.replace(all);
+        Ok(created)
+    }
+
+    /// Deletes a transform; false if there was none.
+    pub fn delete_transform(&self, vhost: &str, name: &str) -> bool {
+        let _changing = self.inner.policy_changes.lock();
+        let current = self.transforms();
+        if current.get(vhost, name).is_none() {
+            return false;
+        }
+        self.submit_defs(vec![(keys::transform_key(vhost, name), None)]);
+        self.inner
+            .transforms
+            .replace(current.0.iter().filter(|t| !(t.vhost == vhost && t.name == name)).cloned().collect());
+        true
+    }
+
+    /// A deleted vhost's transforms go with it.
+    pub(crate) fn drop_vhost_transforms(&self, vhost: &str) -> Vec<crate::durable::defs::Change> {
+        let _changing = self.inner.policy_changes.lock();
+        let current = self.transforms();
+        let changes = current
+            .0
+            .iter()
+            .filter(|t| t.vhost == vhost)
+            .map(|t| (keys::transform_key(vhost, &t.name), None))
+            .collect();
+        self.inner.transforms.replace(current.0.iter().filter(|t| t.vhost != vhost).cloned().collect());
+        changes
+    }
+
+    /// At start: the stored transforms.
+    pub(crate) fn restore_transforms(&self, stored: Vec<Transform>) {
+        self.inner.transforms.replace(stored.into_iter().map(Arc::new).collect());
+    }
+}
