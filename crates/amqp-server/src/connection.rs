@@ -126,6 +126,7 @@ impl Connection {
         // Two missed heartbeats (no bytes at all for twice the interval) end the connection.
         let read_timeout = (self.heartbeat_s > 0).then(|| Duration::from_secs(2 * self.heartbeat_s as u64));
         let durability = self.broker.durability().cloned();
+        let transforms = self.broker.transform_book().clone();
         let entry = self.entry.clone();
         loop {
             loop {
@@ -167,11 +168,13 @@ impl Connection {
             if *shutdown.borrow() {
                 return End::Failed(shutdown_error(), 0, 0);
             }
-            // Publishers stop being read while too much is on its way to the disk.
+            // Publishers stop being read while too much is on its way to the disk, or waiting
+            // for transforms.
             let read = async {
                 if let Some(d) = &durability {
                     d.wait_for_room().await;
                 }
+                transforms.wait_for_room().await;
                 match read_timeout {
                     Some(t) => tokio::time::timeout(t, reader.fill()).await.ok(),
                     None => Some(reader.fill().await),

@@ -305,6 +305,8 @@ pub async fn publish(
         props.correlation_id.get_or_insert_with(|| ShortStr::from(id_text(track)));
     }
     let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
+    // As AMQP publishers stop being read, an HTTP publish waits while transforms are behind.
+    api.broker.transform_book().wait_for_room().await;
     let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
     if let Some(refusal) = routed.refusal.as_ref().filter(|_| routed.rejected) {
         // Nothing was published (the tracked record says which contract it broke).

@@ -11,7 +11,7 @@ use crate::durable::transform_defs as keys;
 use crate::Broker;
 use arc_swap::ArcSwap;
 use serde_json::Value;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use warren_core::AmqpError;
 use warren_transform::{Failure, Limits, Pool, Program};
@@ -96,11 +96,63 @@ pub struct TransformBook {
     set: ArcSwap<Transforms>,
     pool: Option<Arc<Pool>>,
     pub settings: TransformSettings,
+    /// Messages handed to transforms and not yet routed or dead-lettered; above half of
+    /// `max_waiting`, publishers stop being read (see [`TransformBook::wait_for_room`]).
+    in_flight: AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+/// One message on its way through a transform; counted in flight until dropped.
+pub struct InFlight(Arc<TransformBook>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let left = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left <= self.0.high_watermark() {
+            self.0.drained.notify_waiters();
+        }
+    }
 }
 
 impl TransformBook {
     pub fn new(settings: TransformSettings, pool: Option<Arc<Pool>>) -> TransformBook {
-        TransformBook { set: ArcSwap::from_pointee(Transforms::default()), pool, settings }
+        TransformBook {
+            set: ArcSwap::from_pointee(Transforms::default()),
+            pool,
+            settings,
+            in_flight: AtomicUsize::new(0),
+            drained: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn high_watermark(&self) -> usize {
+        (self.settings.max_waiting / 2).max(self.settings.workers)
+    }
+
+    /// Counts a message handed to a transform until the returned guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    /// Messages in transforms now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Waits while more messages are in transforms than the workers can take in good time:
+    /// publishing connections stop being read, as for the disk, instead of messages failing
+    /// as busy.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) <= self.high_watermark() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn get(&self, vhost: &str, name: &str) -> Option<Arc<Transform>> {

@@ -52,7 +52,9 @@ impl VHost {
             }
         };
         let (book, vhost, ex) = (self.transforms.clone(), at.vhost.clone(), ex.clone());
+        let in_flight = book.begin();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             let outcome = book.run(&transform, input).await;
             // A vhost deleted meanwhile took the exchange with it: nothing to route to, and its
             // connections are closed (the confirm goes with them).

@@ -88,10 +88,17 @@ pub struct PerfArgs {
     /// what filtered routing costs; e.g. `--binding-filter "delivery_mode IS NULL OR priority < 5"`.
     #[arg(long, requires = "fanout")]
     pub binding_filter: Option<String>,
-    /// A queue argument for the declared queues, `name=value` (a number is sent as a long),
-    /// e.g. `--queue-arg x-max-length=100000`. Repeatable.
+    /// A queue argument for the declared queues, `name=value` (a number is sent as a long,
+    /// `true`/`false` as a boolean), e.g. `--queue-arg x-max-length=100000`. Repeatable.
     #[arg(long = "queue-arg", value_parser = parse_queue_arg)]
     pub queue_args: Vec<(String, String)>,
+    /// With `--fanout`: an argument for the declared exchange, as `--queue-arg` (e.g.
+    /// `--exchange-arg x-transform=NAME`, `--exchange-arg x-message-deduplication=true`).
+    #[arg(long = "exchange-arg", value_parser = parse_queue_arg, requires = "fanout")]
+    pub exchange_args: Vec<(String, String)>,
+    /// Every message gets a `message_id` of its own (a deduplication key).
+    #[arg(long)]
+    pub message_ids: bool,
     /// Use this queue (declared if missing) and leave it and its messages in place at the end,
     /// e.g. to measure memory with a full queue or recovery after a restart. By default a fresh
     /// queue is declared and deleted at the end.
@@ -153,16 +160,24 @@ impl PerfArgs {
     }
 
     fn queue_arguments(&self) -> FieldTable {
-        let mut t = FieldTable::new();
-        for (k, v) in &self.queue_args {
-            let value = match v.parse::<i64>() {
-                Ok(n) => FieldValue::I64(n),
-                Err(_) => FieldValue::LongStr(v.clone().into_bytes().into()),
-            };
-            t.insert(ShortStr::from(k.as_str()), value);
-        }
-        t
+        arguments(&self.queue_args)
     }
+}
+
+/// `name=value` pairs as an argument table: integers as longs, `true`/`false` as booleans, the
+/// rest as strings.
+fn arguments(pairs: &[(String, String)]) -> FieldTable {
+    let mut t = FieldTable::new();
+    for (k, v) in pairs {
+        let value = match (v.parse::<i64>(), v.as_str()) {
+            (Ok(n), _) => FieldValue::I64(n),
+            (_, "true") => FieldValue::Bool(true),
+            (_, "false") => FieldValue::Bool(false),
+            _ => FieldValue::LongStr(v.clone().into_bytes().into()),
+        };
+        t.insert(ShortStr::from(k.as_str()), value);
+    }
+    t
 }
 
 /// What a run measured, as one JSON line.
@@ -205,8 +220,13 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
     let exchange = if args.fanout > 0 { format!("warren-perf-{tag}") } else { String::new() };
     let mut setup = args.connect().await?;
     if args.fanout > 0 {
-        let declare =
-            ExchangeDeclare { exchange: exchange.as_str().into(), kind: "fanout".into(), ..Default::default() };
+        let declare = ExchangeDeclare {
+            exchange: exchange.as_str().into(),
+            kind: "fanout".into(),
+            durable: args.persistent,
+            arguments: arguments(&args.exchange_args),
+            ..Default::default()
+        };
         setup.call(Method::ExchangeDeclare(declare), |m| matches!(m, Method::ExchangeDeclareOk)).await?;
     }
     for q in &queues {
@@ -309,12 +329,13 @@ async fn produce(
         c.call(Method::ConfirmSelect(ConfirmSelect { nowait: false }), |m| matches!(m, Method::ConfirmSelectOk))
             .await?;
     }
-    let props = BasicProperties {
+    let base = BasicProperties {
         delivery_mode: Some(if args.persistent { 2 } else { 1 }),
         content_type: args.json_body.then(|| ShortStr::from_static("application/json")),
         ..Default::default()
-    }
-    .to_raw();
+    };
+    let props = base.to_raw();
+    let producer_tag = rand_u32();
     let mut body = body::Body::new(args.size, args.json_body);
     let mut window = Confirms { sent_at: VecDeque::new(), confirmed: 0, latency: stats::histogram() };
     let start = Instant::now();
@@ -331,7 +352,13 @@ async fn produce(
             && c.wbuf.len() < 64 * 1024
             && (args.confirm == 0 || sent - window.confirmed < args.confirm)
         {
-            c.push_publish_to(&exchange, &routing_key, &props, body.stamped(stats::now_ns()));
+            if args.message_ids {
+                let id = ShortStr::from(format!("{producer_tag:08x}-{sent}"));
+                let own = BasicProperties { message_id: Some(id), ..base.clone() }.to_raw();
+                c.push_publish_to(&exchange, &routing_key, &own, body.stamped(stats::now_ns()));
+            } else {
+                c.push_publish_to(&exchange, &routing_key, &props, body.stamped(stats::now_ns()));
+            }
             if args.confirm > 0 {
                 window.sent_at.push_back(Instant::now());
             }
