@@ -165,3 +165,58 @@ async fn an_exchange_translates_and_splits_its_messages_and_dead_letters_what_fa
     assert_eq!((code, back["version"].clone()), (StatusCode::OK, json!(1)), "{back}");
     assert_eq!(back["lookup"]["warehouses"]["B-7"], "south");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_subscription_pushes_what_its_transform_makes_and_dead_letters_failures() {
+    use common::http::{verified, webhook_receiver, SECRET};
+    let server = TestServer::start().await;
+    let spec = json!({"program": "if .body.lines then .body.lines[] | {body: {sku: .}} else error(\"no lines\") end"});
+    let url = server.http_url("/api/transforms/%2F/per-line");
+    assert_eq!(send(http().put(url).json(&spec)).await.0, StatusCode::CREATED);
+    let conn = server.lapin().await;
+    let ch = confirmed_channel(&conn).await;
+    let (queue, dlq) = (unique("lines"), unique("failed-lines"));
+    q::declare(&ch, &dlq).await;
+    let mut args = FieldTable::default();
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(dlq.as_str())));
+    within(ch.queue_declare(queue.as_str().into(), Default::default(), args)).await.unwrap();
+    let (hook, mut calls) = webhook_receiver(vec![], None).await;
+    let subscriptions = server.http_url(&format!("/api/vhosts/%2F/queues/{queue}/subscriptions"));
+    let (code, err, _) = send(http().post(&subscriptions).json(&json!({"url": hook, "transform": "nope"}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{err}");
+    let (code, view, _) = send(
+        http()
+            .post(&subscriptions)
+            .json(&json!({"url": hook, "secret": SECRET, "transform": "per-line", "max_in_flight": 1})),
+    )
+    .await;
+    assert_eq!((code, view["transform"].as_str()), (StatusCode::CREATED, Some("per-line")), "{view}");
+
+    q::publish(&ch, "", &queue, br#"{"lines": ["A-1", "B-7"]}"#).await;
+    let (first_id, first) = verified(&within(calls.recv()).await.unwrap());
+    let (second_id, second) = verified(&within(calls.recv()).await.unwrap());
+    assert_eq!((first["body"].as_str(), second["body"].as_str()), (Some(r#"{"sku":"A-1"}"#), Some(r#"{"sku":"B-7"}"#)));
+    assert_ne!(first_id, second_id, "each output has its own webhook id");
+    q::publish(&ch, "", &queue, br#"{"no": "lines"}"#).await;
+    // Dead-lettered once the worker has answered: wait for it, within the deadline.
+    let dead = within(async {
+        loop {
+            if let Some(got) = ch.basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+                break got.delivery;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let Some(AMQPValue::FieldArray(deaths)) =
+        dead.properties.headers().as_ref().and_then(|h| h.inner().get("x-death").cloned())
+    else {
+        panic!("no x-death")
+    };
+    let AMQPValue::FieldTable(death) = &deaths.as_slice()[0] else { panic!("x-death entry") };
+    assert_eq!(death.inner().get("reason"), Some(&AMQPValue::LongString("transform_failed".into())));
+    let (_, shown, _) = send(http().get(format!("{subscriptions}/{}", view["id"].as_str().unwrap()))).await;
+    assert!(shown["last_failure"]["error"].as_str().unwrap().contains("no lines"), "{shown}");
+    assert_eq!(shown["succeeded"], 1, "{shown}");
+}

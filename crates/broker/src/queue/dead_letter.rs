@@ -83,6 +83,19 @@ impl Queue {
         self.unlock(st);
     }
 
+    /// Settles delivered messages that failed for `reason` on their way to a consumer (a push
+    /// subscription's transform): dead-lettered at once, no retry delays.
+    pub fn dead_letter_delivered(self: &Arc<Self>, seqs: impl IntoIterator<Item = u64>, reason: Reason) {
+        let mut st = self.state.lock();
+        for seq in seqs {
+            if let Some(entry) = st.messages.ack(seq) {
+                st.dead.push((Dropped::Entry(entry), reason));
+            }
+        }
+        self.schedule(&mut st);
+        self.unlock(st);
+    }
+
     /// Puts the rejected messages whose retry delay has passed back in line (first, at their
     /// original position, as redelivered).
     pub(super) fn retry_due(self: &Arc<Self>, st: &mut super::QueueState, now_ms: u64) {

@@ -5,9 +5,11 @@
 //! exchange, drops it. At most `max_in_flight` messages of a subscription are out at once: the
 //! subscription is a consumer of the queue with that much credit. Subscriptions are kept in
 //! `push-subscriptions.json` in the data directory and come back after a restart. A
-//! subscription with a content `filter` gets only the messages it admits (`push/feed.rs`).
+//! subscription with a content `filter` gets only the messages it admits (`push/feed.rs`); one
+//! with a `transform` pushes what the transform makes of each message (`push/shaping.rs`).
 
 mod feed;
+mod shaping;
 
 use crate::auth::authorize_for;
 use crate::callbacks::{backoff, check_target, now_ms, now_s, short_error, signature};
@@ -58,6 +60,9 @@ struct Definition {
     /// A content filter (`docs/filters.md`): only the messages it admits are pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     filter: Option<String>,
+    /// A transform each message goes through before it is pushed (`push/shaping.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transform: Option<String>,
 }
 
 /// What a client sends to create one.
@@ -73,6 +78,8 @@ pub struct CreateRequest {
     max_attempts: Option<u32>,
     #[serde(default)]
     filter: Option<String>,
+    #[serde(default)]
+    transform: Option<String>,
 }
 
 fn sixteen() -> u32 {
@@ -91,6 +98,8 @@ struct View {
     created_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     filter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transform: Option<String>,
     in_flight: usize,
     /// Requests sent, retries included.
     attempts: u64,
@@ -175,6 +184,7 @@ impl Live {
             max_attempts: self.def.max_attempts,
             created_ms: self.def.created_ms,
             filter: self.def.filter.clone(),
+            transform: self.def.transform.clone(),
             in_flight: s.in_flight.lock().len(),
             attempts: s.attempts.load(Ordering::Relaxed),
             succeeded: s.succeeded.load(Ordering::Relaxed),
@@ -184,6 +194,16 @@ impl Live {
     }
 
     /// Settles message `seq` if it is still out (a deleted subscription returned it already).
+    /// Dead-letters a message out for `reason` (its transform failed), giving its credit back.
+    fn fail(&self, seq: u64, reason: warren_core::dead_letter::Reason) {
+        if !self.sink.in_flight.lock().remove(&seq) {
+            return;
+        }
+        self.queue.dead_letter_delivered([seq], reason);
+        self.sink.room.notify_waiters();
+        self.queue.dispatch();
+    }
+
     fn settle(&self, seq: u64, ack: bool) {
         if !self.sink.in_flight.lock().remove(&seq) {
             return;
@@ -403,27 +423,62 @@ struct Payload<'a> {
     message: &'a MessageJson,
 }
 
-/// Pushes one message until it is accepted, its attempts run out, or the subscription stops.
+/// Pushes one message (or what its subscription's transform makes of it, each in turn) until
+/// it is accepted, its attempts run out, or the subscription stops.
 async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: Settings, outgoing: Arc<Outgoing>) {
-    let message = MessageJson::of(&entry);
+    let shaped = match &live.def.transform {
+        None => vec![MessageJson::of(&entry)],
+        Some(name) => match shaping::shape(&live.sink.broker, &live.def.vhost, name, &entry).await {
+            Ok(shaped) => shaped,
+            Err(error) => {
+                *live.sink.last_failure.lock() = Some(Failure { at_ms: now_ms(), status: None, error: Some(error) });
+                live.sink.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                live.fail(entry.seq, warren_core::dead_letter::Reason::TransformFailed);
+                return;
+            }
+        },
+    };
+    for (part, message) in shaped.iter().enumerate() {
+        if !push_one(&live, &entry, part, message, &client, &settings, &outgoing).await {
+            return;
+        }
+    }
+    live.sink.succeeded.fetch_add(1, Ordering::Relaxed);
+    live.settle(entry.seq, true);
+}
+
+/// Pushes one JSON message of `entry` until it is accepted (true), or its attempts run out
+/// (the entry is rejected) or the subscription stops (false).
+async fn push_one(
+    live: &Arc<Live>,
+    entry: &Entry,
+    part: usize,
+    message: &MessageJson,
+    client: &reqwest::Client,
+    settings: &Settings,
+    outgoing: &Arc<Outgoing>,
+) -> bool {
     // The same on every attempt, different for every message and subscription (a receiver
     // that drops repeated ids loses nothing).
-    let webhook_id = match entry.message.track {
+    let mut webhook_id = match entry.message.track {
         0 => format!("push_{}_{:08x}_{}", live.def.id, live.epoch, entry.seq),
         track => format!("push_{}_{}", live.def.id, id_text(track)),
     };
+    if part > 0 {
+        webhook_id.push_str(&format!("_{part}"));
+    }
     let mut stop = live.sink.stop.subscribe();
     for attempt in 1..=live.def.max_attempts {
         if *stop.borrow() {
-            return;
+            return false;
         }
-        let payload = Payload { subscription: &live.def.id, queue: &live.def.queue, attempt, message: &message };
+        let payload = Payload { subscription: &live.def.id, queue: &live.def.queue, attempt, message };
         let body = serde_json::to_vec(&payload).expect("a payload serializes");
         // None: the API is stopping. And a call waiting for its turn does not start once the
         // subscription stopped.
-        let Some(permit) = outgoing.permit().await else { return };
+        let Some(permit) = outgoing.permit().await else { return false };
         if *stop.borrow() {
-            return;
+            return false;
         }
         let timestamp_s = now_s();
         let result = client
@@ -440,11 +495,9 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
         let failure = match result {
             // Settled before the permit goes: shutting down waits for the permits.
             Ok(resp) if resp.status().is_success() => {
-                live.sink.succeeded.fetch_add(1, Ordering::Relaxed);
                 count(&live.sink.broker.http_stats().push_succeeded);
-                live.settle(entry.seq, true);
                 drop(permit);
-                return;
+                return true;
             }
             Ok(resp) => Failure { at_ms: now_ms(), status: Some(resp.status().as_u16()), error: None },
             Err(e) => Failure { at_ms: now_ms(), status: None, error: Some(short_error(&e)) },
@@ -454,14 +507,15 @@ async fn push(live: Arc<Live>, entry: Entry, client: reqwest::Client, settings: 
             live.sink.dead_lettered.fetch_add(1, Ordering::Relaxed);
             count(&live.sink.broker.http_stats().push_dead_lettered);
             live.settle(entry.seq, false);
-            return;
+            return false;
         }
         drop(permit);
         tokio::select! {
-            _ = tokio::time::sleep(backoff(&settings, attempt)) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = tokio::time::sleep(backoff(settings, attempt)) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return false,
         }
     }
+    false
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -492,6 +546,11 @@ pub async fn create(
     if req.max_in_flight == 0 || req.max_in_flight > MAX_IN_FLIGHT {
         return Err(ApiError::bad_request(format!("max_in_flight must be between 1 and {MAX_IN_FLIGHT}")));
     }
+    if let Some(name) = &req.transform {
+        if api.broker.transform_book().get(&vhost, name).is_none() {
+            return Err(ApiError::bad_request(format!("no transform '{name}' in vhost '{vhost}'")));
+        }
+    }
     let max_attempts = req.max_attempts.unwrap_or(api.settings.callback_max_attempts.min(MAX_ATTEMPTS));
     if max_attempts == 0 || max_attempts > MAX_ATTEMPTS {
         return Err(ApiError::bad_request(format!("max_attempts must be between 1 and {MAX_ATTEMPTS}")));
@@ -510,6 +569,7 @@ pub async fn create(
         max_attempts,
         created_ms: now_ms(),
         filter: req.filter,
+        transform: req.transform,
     };
     let live = subs.attach(def)?;
     subs.save(&subs.live.lock());
