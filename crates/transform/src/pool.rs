@@ -5,7 +5,7 @@
 //! fails its request as crashed. Either way the next request starts a fresh worker, so a bad
 //! program costs its own messages and the time of one worker, never the broker.
 
-use crate::protocol::{Request, Response, MAX_FRAME_BYTES};
+use crate::protocol::{Request, Response, RunResult, MAX_FRAME_BYTES};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -133,6 +133,53 @@ impl Pool {
         result
     }
 
+    /// Runs `program` on each of `inputs` with one request to one worker, within `limits`
+    /// for the whole batch; one result per input. A batch that times out or crashes its worker
+    /// is run again input by input, so that only the input at fault fails.
+    pub async fn run_many(
+        &self,
+        program: &Program,
+        inputs: Vec<Value>,
+        limits: Limits,
+    ) -> Vec<Result<Vec<Value>, Failure>> {
+        if inputs.len() == 1 {
+            let input = inputs.into_iter().next().expect("one input");
+            return vec![self.run(program, input, limits).await];
+        }
+        self.stats.runs.fetch_add(inputs.len() as u64, Ordering::Relaxed);
+        let many = Request::RunMany {
+            id: program.id,
+            inputs: inputs.clone(),
+            max_outputs: limits.max_outputs,
+            max_output_bytes: limits.max_output_bytes,
+        };
+        let results = match self.with_worker_raw(program, Some(many), limits.timeout_ms).await {
+            Ok(Response::Results { results }) if results.len() == inputs.len() => results,
+            Ok(Response::Failed { error }) | Err(Failure::Program(error)) => {
+                self.stats.failures.fetch_add(inputs.len() as u64, Ordering::Relaxed);
+                return inputs.iter().map(|_| Err(Failure::Program(error.clone()))).collect();
+            }
+            Err(Failure::Timeout { .. } | Failure::Crashed(_)) | Ok(_) => {
+                let mut one_by_one = Vec::with_capacity(inputs.len());
+                for input in inputs {
+                    one_by_one.push(self.run(program, input, limits).await);
+                }
+                return one_by_one;
+            }
+            Err(other) => return inputs.iter().map(|_| Err(other.clone())).collect(),
+        };
+        results
+            .into_iter()
+            .map(|r| match r {
+                RunResult::Outputs(values) => Ok(values),
+                RunResult::Failed(error) => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    Err(Failure::Program(error))
+                }
+            })
+            .collect()
+    }
+
     /// Whether `text` compiles with `lookup` (in a worker: compiling runs jaq too).
     pub async fn check(&self, text: &str, lookup: &Value, timeout_ms: u64) -> Result<(), Failure> {
         let id = self.next_check_id.fetch_sub(1, Ordering::Relaxed);
@@ -147,6 +194,21 @@ impl Pool {
         run: Option<Request>,
         timeout_ms: u64,
     ) -> Result<Vec<Value>, Failure> {
+        match self.with_worker_raw(program, run, timeout_ms).await? {
+            Response::Outputs { values } => Ok(values),
+            Response::Defined => Ok(Vec::new()),
+            Response::Failed { error } => Err(Failure::Program(error)),
+            Response::Results { .. } => Err(Failure::Crashed("a worker answered out of turn".into())),
+        }
+    }
+
+    /// [`Pool::with_worker`], answering the worker's response as it is.
+    async fn with_worker_raw(
+        &self,
+        program: &Program,
+        run: Option<Request>,
+        timeout_ms: u64,
+    ) -> Result<Response, Failure> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.options.max_waiting + self.options.workers {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Failure::Busy);
@@ -213,9 +275,10 @@ impl Pool {
 }
 
 impl Worker {
-    /// Defines `program` if this worker has not, then sends `run` (if any). The outer `Err` is
-    /// a broken worker; the inner one the program's failure.
-    async fn serve(&mut self, program: &Program, run: Option<Request>) -> std::io::Result<Result<Vec<Value>, Failure>> {
+    /// Defines `program` if this worker has not, then sends `run` (if any) and answers its
+    /// response (`Defined` without one). The outer `Err` is a broken worker; the inner one the
+    /// program's failure to compile.
+    async fn serve(&mut self, program: &Program, run: Option<Request>) -> std::io::Result<Result<Response, Failure>> {
         if !self.defined.contains(&program.id) {
             let define = Request::Define {
                 id: program.id,
@@ -227,15 +290,14 @@ impl Worker {
                     self.defined.insert(program.id);
                 }
                 Response::Failed { error } => return Ok(Err(Failure::Program(error))),
-                Response::Outputs { .. } => return Err(std::io::Error::other("a worker answered out of turn")),
+                _ => return Err(std::io::Error::other("a worker answered out of turn")),
             }
         }
-        let Some(run) = run else { return Ok(Ok(Vec::new())) };
-        Ok(match self.call(&run).await? {
-            Response::Outputs { values } => Ok(values),
-            Response::Failed { error } => Err(Failure::Program(error)),
-            Response::Defined => return Err(std::io::Error::other("a worker answered out of turn")),
-        })
+        let Some(run) = run else { return Ok(Ok(Response::Defined)) };
+        match self.call(&run).await? {
+            Response::Defined => Err(std::io::Error::other("a worker answered out of turn")),
+            response => Ok(Ok(response)),
+        }
     }
 
     async fn call(&mut self, request: &Request) -> std::io::Result<Response> {

@@ -17,14 +17,32 @@ pub enum Request {
     /// Run program `id` on `input`; at most `max_outputs` values of at most `max_output_bytes`
     /// of JSON in all.
     Run { id: u64, input: Value, max_outputs: usize, max_output_bytes: usize },
+    /// Run program `id` on each of `inputs` (each with those bounds); one result per input.
+    RunMany { id: u64, inputs: Vec<Value>, max_outputs: usize, max_output_bytes: usize },
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
     Defined,
-    Outputs { values: Vec<Value> },
-    Failed { error: String },
+    Outputs {
+        values: Vec<Value>,
+    },
+    /// One result per input of a `RunMany`.
+    Results {
+        results: Vec<RunResult>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// The outcome of one input of a `RunMany`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum RunResult {
+    Outputs(Vec<Value>),
+    Failed(String),
 }
 
 pub fn write_frame<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {

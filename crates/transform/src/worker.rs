@@ -2,7 +2,7 @@
 //! on stdout. It holds nothing the broker needs: when a program loops it is killed, when one
 //! overflows the stack (jaq recurses without a bound) it dies, and the broker starts another.
 
-use crate::protocol::{read_frame, write_frame, Request, Response};
+use crate::protocol::{read_frame, write_frame, Request, Response, RunResult};
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{data, unwrap_valr, Compiler, Ctx, Vars};
 use jaq_json::Val;
@@ -46,6 +46,18 @@ pub fn serve() -> io::Result<()> {
                 Some(compiled) => match run(compiled, &input, max_outputs, max_output_bytes) {
                     Ok(values) => Response::Outputs { values },
                     Err(error) => Response::Failed { error },
+                },
+                None => Response::Failed { error: format!("program {id} is not defined") },
+            },
+            Request::RunMany { id, inputs, max_outputs, max_output_bytes } => match programs.get(&id) {
+                Some(compiled) => Response::Results {
+                    results: inputs
+                        .iter()
+                        .map(|input| match run(compiled, input, max_outputs, max_output_bytes) {
+                            Ok(values) => RunResult::Outputs(values),
+                            Err(error) => RunResult::Failed(error),
+                        })
+                        .collect(),
                 },
                 None => Response::Failed { error: format!("program {id} is not defined") },
             },

@@ -71,3 +71,21 @@ async fn a_program_that_loops_or_crashes_costs_only_its_worker() {
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!((load(&stats.timeouts), load(&stats.crashes), load(&stats.started)), (1, 2, 4));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_fails_only_the_inputs_at_fault() {
+    let pool = pool(1);
+    let picky = program(1, r#"if .n == 3 then error("three") else .n * 10 end"#, json!(null));
+    let inputs: Vec<Value> = (1..=4).map(|n| json!({"n": n})).collect();
+    let results = pool.run_many(&picky, inputs, LIMITS).await;
+    assert_eq!(results[0], Ok(vec![json!(10)]));
+    assert!(matches!(&results[2], Err(Failure::Program(t)) if t.contains("three")));
+    assert_eq!(results[3], Ok(vec![json!(40)]));
+    // One input spins: the batch runs past its budget, and the inputs are run again one by one.
+    let spins_on_zero = program(2, "def f: f; if .n == 0 then f else .n end", json!(null));
+    let short = Limits { timeout_ms: 300, ..LIMITS };
+    let results = pool.run_many(&spins_on_zero, vec![json!({"n": 5}), json!({"n": 0}), json!({"n": 7})], short).await;
+    assert_eq!(results[0], Ok(vec![json!(5)]));
+    assert_eq!(results[1], Err(Failure::Timeout { after_ms: 300 }));
+    assert_eq!(results[2], Ok(vec![json!(7)]));
+}

@@ -100,6 +100,74 @@ pub struct TransformBook {
     /// `max_waiting`, publishers stop being read (see [`TransformBook::wait_for_room`]).
     in_flight: AtomicUsize,
     drained: tokio::sync::Notify,
+    /// Where runs wait to be batched (started on first use, on the runtime that uses it; its
+    /// length is bounded by the in-flight gate).
+    jobs: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Job>>,
+}
+
+/// Messages one worker request carries at most.
+pub const MAX_BATCH: usize = 64;
+
+/// One message waiting for its transform.
+struct Job {
+    transform: Arc<Transform>,
+    input: Value,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Value>, Failure>>,
+}
+
+/// Starts the dispatcher: it takes every run waiting, groups them by program (in the order
+/// they came), and sends each group to a worker in requests of at most [`MAX_BATCH`]; the
+/// pool runs as many at once as it has workers. A request per message would cost a pipe round
+/// trip each; batching spreads it over the group.
+fn dispatch(pool: Arc<Pool>, workers: usize) -> tokio::sync::mpsc::UnboundedSender<Job> {
+    let (jobs, mut waiting) = tokio::sync::mpsc::unbounded_channel::<Job>();
+    // A batch is formed only when a worker is free for it: while all are busy, messages gather
+    // into the next batches instead of queueing one by one.
+    let free = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
+    tokio::spawn(async move {
+        while let Some(first) = waiting.recv().await {
+            let Ok(turn) = free.clone().acquire_owned().await else { return };
+            let mut taken = vec![first];
+            while taken.len() < MAX_BATCH * 8 {
+                match waiting.try_recv() {
+                    Ok(job) => taken.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut groups: Vec<Vec<Job>> = Vec::new();
+            for job in taken {
+                match groups
+                    .iter_mut()
+                    .find(|g| g[0].transform.program.id == job.transform.program.id && g.len() < MAX_BATCH)
+                {
+                    Some(group) => group.push(job),
+                    None => groups.push(vec![job]),
+                }
+            }
+            // The first group has the free worker; the others wait their turn as well.
+            let mut turn = Some(turn);
+            for group in groups {
+                let pool = pool.clone();
+                let turn = match turn.take() {
+                    Some(turn) => turn,
+                    None => match free.clone().acquire_owned().await {
+                        Ok(turn) => turn,
+                        Err(_) => return,
+                    },
+                };
+                tokio::spawn(async move {
+                    let _turn = turn;
+                    let transform = group[0].transform.clone();
+                    let (inputs, replies): (Vec<Value>, Vec<_>) = group.into_iter().map(|j| (j.input, j.reply)).unzip();
+                    let results = pool.run_many(&transform.program, inputs, transform.limits).await;
+                    for (reply, result) in replies.into_iter().zip(results) {
+                        let _ = reply.send(result);
+                    }
+                });
+            }
+        }
+    });
+    jobs
 }
 
 /// One message on its way through a transform; counted in flight until dropped.
@@ -122,6 +190,7 @@ impl TransformBook {
             settings,
             in_flight: AtomicUsize::new(0),
             drained: tokio::sync::Notify::new(),
+            jobs: std::sync::OnceLock::new(),
         }
     }
 
@@ -159,12 +228,18 @@ impl TransformBook {
         self.set.load().get(vhost, name).cloned()
     }
 
-    /// Runs `transform` on `input` in a worker.
-    pub async fn run(&self, transform: &Transform, input: Value) -> Result<Vec<Value>, Failure> {
-        match &self.pool {
-            Some(pool) => pool.run(&transform.program, input, transform.limits).await,
-            None => Err(Failure::Unavailable("this broker runs no transform workers".into())),
+    /// Runs `transform` on `input` in a worker. Messages that come together go to a worker
+    /// together, up to [`MAX_BATCH`] per request (see [`dispatch`]).
+    pub async fn run(&self, transform: &Arc<Transform>, input: Value) -> Result<Vec<Value>, Failure> {
+        let Some(pool) = &self.pool else {
+            return Err(Failure::Unavailable("this broker runs no transform workers".into()));
+        };
+        let jobs = self.jobs.get_or_init(|| dispatch(pool.clone(), self.settings.workers));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if jobs.send(Job { transform: transform.clone(), input, reply }).is_err() {
+            return Err(Failure::Unavailable("the transform dispatcher stopped".into()));
         }
+        answer.await.unwrap_or_else(|_| Err(Failure::Unavailable("the transform dispatcher stopped".into())))
     }
 
     /// The pool's counts, if it has one.
