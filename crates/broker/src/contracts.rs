@@ -121,21 +121,14 @@ impl ContractRefusal {
             .violations
             .first()
             .map(|v| format!("{}: {}", if v.pointer.is_empty() { "/" } else { &v.pointer }, v.message));
-        let mut text = format!(
+        let text = format!(
             "CONTRACT_VIOLATION - contract '{}' v{}: {}",
             self.contract,
             self.version,
             first.unwrap_or_default()
         );
-        if text.len() > 255 {
-            let mut cut = 254;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push('…');
-        }
-        text
+        // A short string: 255 bytes, the 3-byte ellipsis included.
+        warren_core::text::cut(&text, 252)
     }
 }
 
@@ -187,5 +180,24 @@ impl Broker {
         self.submit_defs(vec![(keys::contract_key(vhost, name), None)]);
         self.inner.contracts.replace(current.without(vhost, name));
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_text_fits_a_short_string_whatever_the_violation() {
+        let long = "é".repeat(400);
+        let refusal = ContractRefusal {
+            contract: "order".into(),
+            version: 3,
+            violations: vec![Violation { pointer: "/id".into(), message: long }],
+        };
+        let text = refusal.reply_text();
+        assert!(text.len() <= 255 && text.ends_with('…'), "{} bytes", text.len());
+        assert!(ShortStr::try_from_string(text.clone()).is_ok());
+        assert!(text.starts_with("CONTRACT_VIOLATION - contract 'order' v3: /id: é"));
     }
 }

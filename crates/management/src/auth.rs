@@ -53,6 +53,18 @@ impl Caller {
         Err(MgmtError::unauthorized(format!("user '{}' may not access vhost '{vhost}'", self.name)))
     }
 
+    /// An administrator, or a policymaker with permissions in `vhost`: who may change the
+    /// vhost's policies, contracts and transforms.
+    pub fn require_policymaker_in(&self, vhost: &str) -> Result<()> {
+        if self.is("administrator") {
+            return Ok(());
+        }
+        if !self.is("policymaker") {
+            return Err(MgmtError::unauthorized("User not authorised to access object"));
+        }
+        self.require_use(vhost)
+    }
+
     pub fn require_administrator(&self) -> Result<()> {
         if self.is("administrator") {
             return Ok(());

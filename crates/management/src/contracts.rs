@@ -110,16 +110,6 @@ pub struct VersionBody {
     schema: Value,
 }
 
-fn require_change(caller: &Caller, vhost: &str) -> Result<()> {
-    if caller.is("administrator") {
-        return Ok(());
-    }
-    if !caller.is("policymaker") {
-        return Err(MgmtError::unauthorized("User not authorised to access object"));
-    }
-    caller.require_use(vhost)
-}
-
 fn listed(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
     let all = m.broker.contracts();
     let mut out: Vec<&Arc<Contract>> =
@@ -160,7 +150,7 @@ pub async fn put(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode> {
-    require_change(&caller, &vhost)?;
+    caller.require_policymaker_in(&vhost)?;
     m.vhost(&vhost)?;
     let b: ContractBody = body::parse(&body)?;
     let compatibility =
@@ -207,7 +197,7 @@ pub async fn add_version(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>)> {
-    require_change(&caller, &vhost)?;
+    caller.require_policymaker_in(&vhost)?;
     m.vhost(&vhost)?;
     let b: VersionBody = body::parse(&body)?;
     let current = m.broker.contracts().get(&vhost, &name).cloned().ok_or_else(MgmtError::not_found)?;
@@ -227,7 +217,7 @@ pub async fn delete(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    require_change(&caller, &vhost)?;
+    caller.require_policymaker_in(&vhost)?;
     m.vhost(&vhost)?;
     if !m.broker.delete_contract(&vhost, &name) {
         return Err(MgmtError::not_found());

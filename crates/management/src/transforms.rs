@@ -116,16 +116,6 @@ async fn checked(m: &Mgmt, vhost: &str, name: &str, version: u32, body: Transfor
     Ok(Transform::new(vhost, name, version, body.program, lookup, limits))
 }
 
-fn require_change(caller: &Caller, vhost: &str) -> Result<()> {
-    if caller.is("administrator") {
-        return Ok(());
-    }
-    if !caller.is("policymaker") {
-        return Err(MgmtError::unauthorized("User not authorised to access object"));
-    }
-    caller.require_use(vhost)
-}
-
 fn listed(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
     let all = m.broker.transforms();
     let mut out: Vec<&Arc<Transform>> =
@@ -165,7 +155,7 @@ pub async fn put(
     Path((vhost, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<StatusCode> {
-    require_change(&caller, &vhost)?;
+    caller.require_policymaker_in(&vhost)?;
     m.vhost(&vhost)?;
     let b: TransformBody = body::parse(&body)?;
     let version = m.broker.transforms().get(&vhost, &name).map_or(1, |t| t.version + 1);
@@ -179,7 +169,7 @@ pub async fn delete(
     caller: Caller,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    require_change(&caller, &vhost)?;
+    caller.require_policymaker_in(&vhost)?;
     m.vhost(&vhost)?;
     if !m.broker.delete_transform(&vhost, &name) {
         return Err(MgmtError::not_found());

@@ -101,7 +101,7 @@ impl VHost {
     /// Dead-letters `message`, on which transform `label` failed with `error`.
     fn transform_failed(&self, ex: &Arc<Exchange>, message: &Message, label: &str, error: &str, settle: Arc<Joined>) {
         let now_ms = self.timers.now_ms();
-        let error = cut(error);
+        let error = warren_core::text::cut(error, MAX_ERROR_TEXT);
         let headers = vec![
             (ShortStr::from_static(TRANSFORM_HEADER), long_str(label)),
             (ShortStr::from_static(TRANSFORM_ERROR_HEADER), long_str(&error)),
@@ -134,19 +134,6 @@ impl VHost {
 
 fn long_str(s: &str) -> FieldValue {
     FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn cut(text: &str) -> String {
-    let mut text = text.to_owned();
-    if text.len() > MAX_ERROR_TEXT {
-        let mut at = MAX_ERROR_TEXT;
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        text.truncate(at);
-        text.push('…');
-    }
-    text
 }
 
 /// An output with the transform that made it in its headers.

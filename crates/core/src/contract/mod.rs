@@ -247,15 +247,7 @@ impl Contract {
             .iter_errors(&instance)
             .take(MAX_VIOLATIONS)
             .map(|e| {
-                let mut message = e.to_string();
-                if message.len() > MAX_VIOLATION_TEXT {
-                    let mut cut = MAX_VIOLATION_TEXT;
-                    while !message.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    message.truncate(cut);
-                    message.push('…');
-                }
+                let message = crate::text::cut(&e.to_string(), MAX_VIOLATION_TEXT);
                 Violation { pointer: e.instance_path().to_string(), message }
             })
             .collect();
