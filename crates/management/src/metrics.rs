@@ -265,6 +265,7 @@ fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
         queues.iter().map(|q| q.memory_bytes).sum::<u64>(),
     );
     deduplication(m, out);
+    transforms(m, out);
     if let Some(d) = m.broker.durability() {
         let store = d.store.stats();
         out.one("warren_store_segments", "gauge", "Segment files of the message log", store.segments);
@@ -278,6 +279,29 @@ fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
         out.sample(&format!("{name}_bucket"), &[("le", "+Inf")], f.count);
         out.sample(&format!("{name}_sum"), &[], f.total_seconds);
         out.sample(&format!("{name}_count"), &[], f.count);
+    }
+}
+
+/// The transform workers' counts since the start, and the messages in transforms now.
+fn transforms(m: &Mgmt, out: &mut Out) {
+    let book = m.broker.transform_book();
+    out.one(
+        "warren_transforms_in_flight",
+        "gauge",
+        "Messages handed to transforms and not yet routed",
+        book.in_flight(),
+    );
+    let Some(pool) = book.pool() else { return };
+    let s = &pool.stats;
+    let counters = [
+        ("warren_transform_runs_total", "Messages run through a transform", &s.runs),
+        ("warren_transform_failures_total", "Transform runs that failed (any cause)", &s.failures),
+        ("warren_transform_timeouts_total", "Worker requests stopped at their time budget", &s.timeouts),
+        ("warren_transform_worker_crashes_total", "Transform workers that died on a request", &s.crashes),
+        ("warren_transform_workers_started_total", "Transform workers started", &s.started),
+    ];
+    for (name, help, counter) in counters {
+        out.one(name, "counter", help, counter.load(Relaxed));
     }
 }
 

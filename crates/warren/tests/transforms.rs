@@ -155,6 +155,17 @@ async fn an_exchange_translates_and_splits_its_messages_and_dead_letters_what_fa
         "{status}"
     );
 
+    // Prometheus counts the runs and failures (one spin timed out).
+    let metrics = http().get(server.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> u64 {
+        let line =
+            metrics.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("warren_transform_runs_total") >= 4, "{metrics}");
+    assert!(value("warren_transform_timeouts_total") >= 1, "{metrics}");
+    assert!(value("warren_transform_failures_total") >= 2, "{metrics}");
+
     // Transforms survive a restart, and travel in the definitions.
     let (_, exported, _) = send(http().get(server.http_url("/api/definitions"))).await;
     assert_eq!(exported["transforms"].as_array().map(Vec::len), Some(2), "{exported}");
