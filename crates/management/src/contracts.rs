@@ -112,10 +112,7 @@ pub struct VersionBody {
 
 fn listed(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
     let all = m.broker.contracts();
-    let mut out: Vec<&Arc<Contract>> =
-        all.all().iter().filter(|c| vhost.is_none_or(|v| c.vhost == v) && caller.may_see(&c.vhost)).collect();
-    out.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
-    out.into_iter().map(|c| contract_json(c)).collect()
+    crate::listing::in_vhosts(all.all(), vhost, |v| caller.may_see(v), |c| (&c.vhost, &c.name), contract_json)
 }
 
 pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {

@@ -4,6 +4,7 @@
 
 use crate::auth::Caller;
 use crate::error::Result;
+use crate::listing::in_vhosts;
 use crate::{access, view, Mgmt};
 use axum::extract::{Path, State};
 use axum::Json;
@@ -83,20 +84,23 @@ fn policies_of(m: &Mgmt, vhost: Option<&str>) -> (Vec<Value>, Vec<Value>) {
 /// Warren's contracts and transforms of one vhost or all, under keys of Warren's own
 /// (`contracts`, `transforms`), added only when there are some, so RabbitMQ imports the file as
 /// before.
-fn with_contracts(m: &Mgmt, vhost: Option<&str>, mut defs: Value) -> Value {
-    let all = m.broker.contracts();
-    let mut chosen: Vec<_> = all.all().iter().filter(|c| vhost.is_none_or(|v| c.vhost == v)).collect();
-    chosen.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
-    if let (false, Some(object)) = (chosen.is_empty(), defs.as_object_mut()) {
-        let list: Vec<Value> = chosen.into_iter().map(|c| crate::contracts::contract_json(c)).collect();
-        object.insert("contracts".into(), Value::Array(list));
-    }
-    let all = m.broker.transforms();
-    let mut chosen: Vec<_> = all.all().iter().filter(|t| vhost.is_none_or(|v| t.vhost == v)).collect();
-    chosen.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
-    if let (false, Some(object)) = (chosen.is_empty(), defs.as_object_mut()) {
-        let list: Vec<Value> = chosen.into_iter().map(|t| crate::transforms::transform_json(t)).collect();
-        object.insert("transforms".into(), Value::Array(list));
+fn with_warren_objects(m: &Mgmt, vhost: Option<&str>, mut defs: Value) -> Value {
+    let contracts = m.broker.contracts();
+    let transforms = m.broker.transforms();
+    let lists = [
+        (
+            "contracts",
+            in_vhosts(contracts.all(), vhost, |_| true, |c| (&c.vhost, &c.name), crate::contracts::contract_json),
+        ),
+        (
+            "transforms",
+            in_vhosts(transforms.all(), vhost, |_| true, |t| (&t.vhost, &t.name), crate::transforms::transform_json),
+        ),
+    ];
+    if let Some(object) = defs.as_object_mut() {
+        for (key, list) in lists.into_iter().filter(|(_, list)| !list.is_empty()) {
+            object.insert(key.into(), Value::Array(list));
+        }
     }
     defs
 }
@@ -112,7 +116,7 @@ pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<V
         bindings.extend(b);
     }
     let (policies, parameters) = policies_of(&m, None);
-    Ok(Json(with_contracts(
+    Ok(Json(with_warren_objects(
         &m,
         None,
         json!({
@@ -143,7 +147,7 @@ pub async fn export_vhost(
     let v = m.vhost(&vhost)?;
     let (queues, exchanges, bindings) = objects(&v);
     let (policies, parameters) = policies_of(&m, Some(&vhost));
-    Ok(Json(with_contracts(
+    Ok(Json(with_warren_objects(
         &m,
         Some(&vhost),
         json!({

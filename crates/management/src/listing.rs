@@ -152,6 +152,27 @@ impl ListQuery {
     }
 }
 
+/// Warren's own vhost-scoped objects (contracts, transforms) of `vhost`, or of every vhost,
+/// that `visible` admits (by vhost), ordered by vhost then name, as JSON.
+pub fn in_vhosts<T>(
+    items: &[std::sync::Arc<T>],
+    vhost: Option<&str>,
+    visible: impl Fn(&str) -> bool,
+    key: impl Fn(&T) -> (&str, &str),
+    json: impl Fn(&T) -> Value,
+) -> Vec<Value> {
+    let mut chosen: Vec<&T> = items
+        .iter()
+        .map(|t| &**t)
+        .filter(|t| {
+            let (v, _) = key(t);
+            vhost.is_none_or(|wanted| v == wanted) && visible(v)
+        })
+        .collect();
+    chosen.sort_by(|a, b| key(a).cmp(&key(b)));
+    chosen.into_iter().map(json).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,10 +118,7 @@ async fn checked(m: &Mgmt, vhost: &str, name: &str, version: u32, body: Transfor
 
 fn listed(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
     let all = m.broker.transforms();
-    let mut out: Vec<&Arc<Transform>> =
-        all.all().iter().filter(|t| vhost.is_none_or(|v| t.vhost == v) && caller.may_see(&t.vhost)).collect();
-    out.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
-    out.into_iter().map(|t| transform_json(t)).collect()
+    crate::listing::in_vhosts(all.all(), vhost, |v| caller.may_see(v), |t| (&t.vhost, &t.name), transform_json)
 }
 
 pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {

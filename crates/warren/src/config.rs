@@ -34,84 +34,13 @@ pub struct Config {
     /// `collect_statistics_interval`).
     pub statistics_interval_ms: u64,
     /// `[transforms]`: the workers that run transforms and the budgets transforms may ask for.
-    pub transforms: TransformsConfig,
+    pub transforms: warren_broker::transforms::TransformSettings,
     /// The program that serves transforms (`<it> transform-worker`); by default this binary.
     #[serde(skip)]
     pub transform_worker: Option<PathBuf>,
     /// Where the broker's time comes from (tests run timers on a manual clock).
     #[serde(skip)]
     pub clock: ClockKind,
-}
-
-/// The `[transforms]` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TransformsConfig {
-    /// Worker processes (each runs one transform at a time).
-    pub workers: usize,
-    /// A transform's time budget when it names none, and the most it may name, ms.
-    pub default_timeout_ms: u64,
-    pub max_timeout_ms: u64,
-    /// Outputs of one run, by default and at most.
-    pub default_max_outputs: usize,
-    pub max_outputs: usize,
-    /// Bytes of JSON one run may output, by default and at most.
-    pub default_max_output_bytes: usize,
-    pub max_output_bytes: usize,
-    /// Messages that may wait for a worker; beyond, they fail at once as busy.
-    pub max_waiting: usize,
-    /// Address space of one worker (RLIMIT_AS), bytes.
-    pub worker_memory_bytes: u64,
-}
-
-impl Default for TransformsConfig {
-    fn default() -> Self {
-        let d = warren_broker::transforms::TransformSettings::default();
-        TransformsConfig {
-            workers: d.workers,
-            default_timeout_ms: d.default_timeout_ms,
-            max_timeout_ms: d.max_timeout_ms,
-            default_max_outputs: d.default_max_outputs,
-            max_outputs: d.max_outputs,
-            default_max_output_bytes: d.default_max_output_bytes,
-            max_output_bytes: d.max_output_bytes,
-            max_waiting: d.max_waiting,
-            worker_memory_bytes: d.worker_memory_bytes,
-        }
-    }
-}
-
-impl TransformsConfig {
-    fn settings(&self) -> warren_broker::transforms::TransformSettings {
-        warren_broker::transforms::TransformSettings {
-            workers: self.workers,
-            default_timeout_ms: self.default_timeout_ms,
-            max_timeout_ms: self.max_timeout_ms,
-            default_max_outputs: self.default_max_outputs,
-            max_outputs: self.max_outputs,
-            default_max_output_bytes: self.default_max_output_bytes,
-            max_output_bytes: self.max_output_bytes,
-            max_waiting: self.max_waiting,
-            worker_memory_bytes: self.worker_memory_bytes,
-        }
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        if !(1..=64).contains(&self.workers) {
-            return Err("transforms.workers must be 1 to 64".into());
-        }
-        let fits = self.default_timeout_ms >= 1
-            && self.default_timeout_ms <= self.max_timeout_ms
-            && self.default_max_outputs <= self.max_outputs
-            && self.default_max_output_bytes <= self.max_output_bytes;
-        if !fits {
-            return Err("transforms: each default must be at least 1 ms (timeouts) and at most its maximum".into());
-        }
-        if self.worker_memory_bytes < 64 << 20 {
-            return Err("transforms.worker_memory_bytes must be at least 64 MiB".into());
-        }
-        Ok(())
-    }
 }
 
 fn ms(ms: u64) -> std::time::Duration {
@@ -242,7 +171,7 @@ impl Default for Config {
             policies: Vec::new(),
             http: HttpConfig::default(),
             statistics_interval_ms: warren_management::DEFAULT_STATISTICS_INTERVAL_MS,
-            transforms: TransformsConfig::default(),
+            transforms: Default::default(),
             transform_worker: None,
             clock: ClockKind::System,
         }
@@ -314,7 +243,7 @@ impl Config {
             },
             tracking_journal: Some(self.data_dir.join("tracking.log")),
             clock: self.clock,
-            transforms: self.transforms.settings(),
+            transforms: self.transforms,
             transform_worker: self
                 .transform_worker
                 .clone()
@@ -357,6 +286,11 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("frame_max"));
         let small: Config = toml::from_str("[storage]\nsegment_size_bytes = 65536").unwrap();
         assert_eq!(small.storage.durability_options().store.segment_size_bytes, 65536);
+        let transforms: Config = toml::from_str("[transforms]\nworkers = 3\ndefault_timeout_ms = 200").unwrap();
+        assert_eq!((transforms.transforms.workers, transforms.transforms.max_timeout_ms), (3, 30_000));
+        let bad: Config = toml::from_str("[transforms]\ndefault_timeout_ms = 60000").unwrap();
+        assert!(bad.validate().unwrap_err().contains("transforms"));
+        assert!(toml::from_str::<Config>("[transforms]\nworker = 3").is_err(), "unknown keys are refused");
         let bad: Config = toml::from_str("[storage]\nsegment_size_bytes = 100").unwrap();
         assert!(bad.validate().unwrap_err().contains("segment_size_bytes"), "{:?}", bad.validate());
     }

@@ -355,6 +355,11 @@ impl Durability {
     /// Waits while more than the allowed bytes are on their way to the disk.
     pub async fn wait_for_room(&self) {
         let pressure = &self.pressure;
+        // Every publisher's read passes here: the common case takes no lock (a Notify waiter
+        // registers under one).
+        if pressure.has_room() {
+            return;
+        }
         loop {
             let notified = pressure.drained.notified();
             tokio::pin!(notified);

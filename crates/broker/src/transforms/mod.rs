@@ -23,19 +23,46 @@ pub const MAX_TRANSFORMS: usize = 1_000;
 pub const MAX_PROGRAM_BYTES: usize = 64 * 1024;
 pub const MAX_LOOKUP_BYTES: usize = 4 << 20;
 
-/// Bounds a transform may ask for, and its defaults.
-#[derive(Debug, Clone, Copy)]
+/// The `[transforms]` section of the configuration: the workers that run transforms, and the
+/// budgets a transform may ask for with their defaults.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TransformSettings {
+    /// Worker processes (each runs one batch at a time).
     pub workers: usize,
+    /// A transform's time budget when it names none, and the most it may name, ms.
     pub default_timeout_ms: u64,
     pub max_timeout_ms: u64,
+    /// Outputs of one run, by default and at most.
     pub default_max_outputs: usize,
     pub max_outputs: usize,
+    /// Bytes of JSON one run may output, by default and at most.
     pub default_max_output_bytes: usize,
     pub max_output_bytes: usize,
-    /// Messages waiting for a worker before new ones fail as busy.
+    /// Messages that may wait for a worker; beyond, they fail at once as busy (publishers stop
+    /// being read at half of it).
     pub max_waiting: usize,
+    /// Address space of one worker (RLIMIT_AS), bytes.
     pub worker_memory_bytes: u64,
+}
+
+impl TransformSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=64).contains(&self.workers) {
+            return Err("transforms.workers must be 1 to 64".into());
+        }
+        let fits = self.default_timeout_ms >= 1
+            && self.default_timeout_ms <= self.max_timeout_ms
+            && self.default_max_outputs <= self.max_outputs
+            && self.default_max_output_bytes <= self.max_output_bytes;
+        if !fits {
+            return Err("transforms: each default must be at least 1 ms (timeouts) and at most its maximum".into());
+        }
+        if self.worker_memory_bytes < 64 << 20 {
+            return Err("transforms.worker_memory_bytes must be at least 64 MiB".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for TransformSettings {
@@ -213,6 +240,11 @@ impl TransformBook {
     /// publishing connections stop being read, as for the disk, instead of messages failing
     /// as busy.
     pub async fn wait_for_room(&self) {
+        // Every publisher's read passes here: the common case takes no lock (a Notify waiter
+        // registers under one).
+        if self.in_flight.load(Ordering::Acquire) <= self.high_watermark() {
+            return;
+        }
         loop {
             let notified = self.drained.notified();
             tokio::pin!(notified);
