@@ -29,6 +29,8 @@ pub struct Exchange {
     pub dedup: Option<Arc<Deduplicator>>,
     /// Argument `x-transform`: messages go through this transform before routing.
     pub transform: Option<TransformAt>,
+    /// Argument `x-split`: messages are split into parts before routing.
+    pub split: Option<warren_core::split::Split>,
     /// The policy that applies to it (set when declared and whenever policies change).
     policy: ArcSwapOption<Policy>,
 }
@@ -41,12 +43,27 @@ impl Exchange {
     pub fn with_delayed(def: ExchangeDef, delayed: Option<Delayed>) -> Exchange {
         let bindings = RwLock::new(Bindings::new(def.kind));
         let track = def.arguments.get(crate::tracking::TRACK_HEADER).is_some_and(crate::tracking::truthy);
-        Exchange { def, bindings, delayed, track, dedup: None, transform: None, policy: ArcSwapOption::empty() }
+        Exchange {
+            def,
+            bindings,
+            delayed,
+            track,
+            dedup: None,
+            transform: None,
+            split: None,
+            policy: ArcSwapOption::empty(),
+        }
     }
 
     /// The exchange transforming its messages with the transform named `at`.
     pub fn with_transform(mut self, at: Option<TransformAt>) -> Exchange {
         self.transform = at;
+        self
+    }
+
+    /// The exchange splitting its messages as `split` says.
+    pub fn with_split(mut self, split: Option<warren_core::split::Split>) -> Exchange {
+        self.split = split;
         self
     }
 

@@ -21,6 +21,9 @@ pub enum Reason {
     Contract,
     /// The transform of its exchange failed on it (it never reached a queue).
     TransformFailed,
+    /// Its exchange could not split it (`x-split`): not JSON, no array at the path, too many
+    /// parts.
+    SplitFailed,
 }
 
 impl Reason {
@@ -32,6 +35,7 @@ impl Reason {
             Reason::DeliveryLimit => "delivery_limit",
             Reason::Contract => "contract",
             Reason::TransformFailed => "transform_failed",
+            Reason::SplitFailed => "split_failed",
         }
     }
 }

@@ -72,6 +72,7 @@ impl ExchangeKind {
     pub fn declared(kind: &str, arguments: &FieldTable) -> Result<(ExchangeKind, bool), AmqpError> {
         crate::dedup::DedupSettings::from_arguments(arguments)
             .map_err(|why| AmqpError::precondition_failed(format!("invalid deduplication arguments: {why}")))?;
+        crate::split::Split::from_arguments(arguments).map_err(AmqpError::precondition_failed)?;
         if kind != DELAYED_TYPE {
             return Ok((ExchangeKind::parse(kind)?, false));
         }

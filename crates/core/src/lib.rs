@@ -15,6 +15,7 @@ pub mod priority;
 pub mod queue;
 pub mod queue_args;
 pub mod routing;
+pub mod split;
 pub mod text;
 
 pub use error::AmqpError;

@@ -189,6 +189,44 @@ impl Store {
         self.send_append(kind::MOVED, Some(from), queues, body, make_done)
     }
 
+    /// Appends the messages `parts` (each its store queues and body) as one record, with ids
+    /// `first..first + parts.len()`; returns `first`. After a crash either all of them are in
+    /// the log or none. `done` is called once, for the whole group. Fails like
+    /// [`Store::append`], and with [`StoreError::Invalid`] for no parts, more than 65,535, or a
+    /// group larger than a record may be.
+    pub fn append_group(
+        &self,
+        parts: Vec<(Vec<QueueId>, Bytes)>,
+        make_done: impl FnOnce(MessageId) -> Completion,
+    ) -> Result<MessageId, StoreError> {
+        if parts.is_empty() || parts.len() > u16::MAX as usize {
+            return Err(StoreError::Invalid("a group needs 1..=65535 messages".into()));
+        }
+        let mut checked = Vec::with_capacity(parts.len());
+        for (queues, body) in parts {
+            checked.push((self.check_append(&queues, &body)?, body));
+        }
+        if record::group_len(checked.iter().map(|(q, b)| (q.len(), b.len()))) > self.options.max_record_bytes {
+            return Err(StoreError::Invalid("a group larger than the largest record".into()));
+        }
+        if self.pending_appends() >= self.options.channel_capacity {
+            return Err(StoreError::Busy);
+        }
+        let mut next_id = self.next_id.lock();
+        let first = *next_id;
+        let Some(end) = first.checked_add(checked.len() as u64).filter(|&end| end < u64::MAX) else {
+            return Err(StoreError::Invalid("message ids exhausted".into()));
+        };
+        self.shared.pending_appends.fetch_add(1, Ordering::Relaxed);
+        let done = make_done(first);
+        if self.tx.send(Request::AppendGroup { first_id: first, parts: checked, done }).is_err() {
+            self.shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Closed);
+        }
+        *next_id = end;
+        Ok(first)
+    }
+
     /// Appends sent that the writer has not taken into a batch yet.
     pub fn pending_appends(&self) -> usize {
         self.shared.pending_appends.load(Ordering::Relaxed)
@@ -271,20 +309,28 @@ impl Store {
         }
         let mut buf = vec![0; record_len];
         read_at(place.offset as u64, &mut buf)?;
-        let payload_range = match record::parse(&buf, buf.len()) {
-            Parsed::Ok { kind: kind::MESSAGE | kind::PAGED, payload, .. } => buf.len() - payload.len()..buf.len(),
-            // The settled message's (queue, id) come first.
-            Parsed::Ok { kind: kind::MOVED, payload, .. } => buf.len() - payload.len() + 16..buf.len(),
+        let (payload_range, msg) = match record::parse(&buf, buf.len()) {
+            Parsed::Ok { kind: kind @ (kind::MESSAGE | kind::PAGED | kind::MOVED), payload, .. } => {
+                // A MOVED record's settled (queue, id) come first.
+                let skip = if kind == kind::MOVED { 16 } else { 0 };
+                let range = buf.len() - payload.len() + skip..buf.len();
+                (range.clone(), record::decode_message(&buf[range]).ok_or_else(|| corrupt("bad message payload"))?)
+            }
+            Parsed::Ok { kind: kind::GROUP, payload, .. } => {
+                let range = buf.len() - payload.len()..buf.len();
+                let parts = record::decode_group(payload).ok_or_else(|| corrupt("bad group payload"))?;
+                let part =
+                    parts.into_iter().find(|m| m.id == id).ok_or_else(|| corrupt("group without the message"))?;
+                (range, part)
+            }
             Parsed::Ok { .. } => return Err(corrupt("not a message record")),
             Parsed::Bad { reason, .. } => return Err(corrupt(reason)),
             Parsed::Incomplete => return Err(corrupt("short record")),
         };
-        let payload = &buf[payload_range.clone()];
-        let msg = record::decode_message(payload).ok_or_else(|| corrupt("bad message payload"))?;
         if msg.id != id {
             return Err(corrupt("record holds another message id"));
         }
-        Ok(Bytes::from(buf).slice(payload_range.start + msg.body_start..))
+        Ok(Bytes::from(buf).slice(payload_range.start + msg.body_start..payload_range.start + msg.body_end))
     }
 
     /// Current figures.

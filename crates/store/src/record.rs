@@ -27,6 +27,10 @@ pub mod kind {
     /// payload. One record, so the copy and the settling of the original are on disk together
     /// or not at all.
     pub const MOVED: u8 = 6;
+    /// Several messages written as one: `count u16 |` then per message `len u32 |` a MESSAGE
+    /// payload. One checksum covers them all, so after a crash all are there or none (the
+    /// parts of a split message).
+    pub const GROUP: u8 = 7;
     /// Definitions: `key len u32 | key | value`.
     pub const DEF_PUT: u8 = 16;
     /// Definitions: `key`.
@@ -105,7 +109,45 @@ pub fn decode_moved(p: &[u8]) -> Option<((u64, u64), MessagePayload)> {
     let from = (u64_at(p, 0)?, u64_at(p, 8)?);
     let mut m = decode_message(p.get(16..)?)?;
     m.body_start += 16;
+    m.body_end += 16;
     Some((from, m))
+}
+
+/// Total encoded size of a GROUP record of messages with `(queue count, body len)` each.
+pub fn group_len(parts: impl IntoIterator<Item = (usize, usize)>) -> usize {
+    FRAME_LEN + 2 + parts.into_iter().map(|(queues, body)| 4 + message_len(queues, body) - FRAME_LEN).sum::<usize>()
+}
+
+/// Encodes a GROUP record: messages `first_id`, `first_id + 1`, ... for the `(queues, body)` of
+/// each part.
+pub fn encode_group(buf: &mut Vec<u8>, first_id: u64, parts: &[(&[u64], &[u8])]) {
+    let len = group_len(parts.iter().map(|(q, b)| (q.len(), b.len())));
+    let start = begin(buf, kind::GROUP, len - FRAME_LEN);
+    buf.extend_from_slice(&(parts.len() as u16).to_le_bytes());
+    for (i, (queues, body)) in parts.iter().enumerate() {
+        let payload_len = message_len(queues.len(), body.len()) - FRAME_LEN;
+        buf.extend_from_slice(&(payload_len as u32).to_le_bytes());
+        put_message(buf, first_id + i as u64, queues, body);
+    }
+    finish(buf, start);
+}
+
+/// The messages of a GROUP payload, each with its `body_start` counted from the start of the
+/// whole payload; `None` if the layout is inconsistent.
+pub fn decode_group(p: &[u8]) -> Option<Vec<MessagePayload>> {
+    let count = u16::from_le_bytes(p.get(0..2)?.try_into().ok()?) as usize;
+    let mut at = 2;
+    let mut out = Vec::with_capacity(count.min(p.len() / 14));
+    for _ in 0..count {
+        let len = u32::from_le_bytes(p.get(at..at + 4)?.try_into().ok()?) as usize;
+        let start = at + 4;
+        let mut m = decode_message(p.get(start..start.checked_add(len)?)?)?;
+        m.body_start += start;
+        m.body_end = start + len;
+        out.push(m);
+        at = start + len;
+    }
+    (at == p.len()).then_some(out)
 }
 
 /// Size of an ACK, DELIVERED or PURGE record.
@@ -121,6 +163,8 @@ pub struct MessagePayload {
     pub id: u64,
     pub queues: Vec<u64>,
     pub body_start: usize,
+    /// Where the body ends (the end of the payload, except inside a GROUP).
+    pub body_end: usize,
 }
 
 fn u64_at(p: &[u8], at: usize) -> Option<u64> {
@@ -137,7 +181,7 @@ pub fn decode_message(p: &[u8]) -> Option<MessagePayload> {
         queues.push(u64_at(p, 10 + 8 * i)?);
     }
     let body_start = 10 + 8 * count;
-    (body_start <= p.len()).then_some(MessagePayload { id, queues, body_start })
+    (body_start <= p.len()).then_some(MessagePayload { id, queues, body_start, body_end: p.len() })
 }
 
 /// Decodes an ACK, DELIVERED or PURGE payload.
@@ -270,6 +314,21 @@ mod tests {
             ((3, 17), 42, &[9u64][..], &b"body"[..])
         );
         assert!(decode_moved(&payload[..20]).is_none());
+    }
+
+    #[test]
+    fn group_round_trip() {
+        let mut buf = Vec::new();
+        let parts: [(&[u64], &[u8]); 3] = [(&[1], b"one"), (&[1, 2], b""), (&[3], b"three")];
+        encode_group(&mut buf, 40, &parts);
+        assert_eq!(buf.len(), group_len(parts.iter().map(|(q, b)| (q.len(), b.len()))));
+        let Parsed::Ok { kind, payload, .. } = parse(&buf, 1 << 20) else { panic!("parse") };
+        assert_eq!(kind, kind::GROUP);
+        let got = decode_group(payload).unwrap();
+        let seen: Vec<(u64, Vec<u64>, &[u8])> =
+            got.iter().map(|m| (m.id, m.queues.clone(), &payload[m.body_start..m.body_end])).collect();
+        assert_eq!(seen, vec![(40, vec![1], &b"one"[..]), (41, vec![1, 2], &b""[..]), (42, vec![3], &b"three"[..])]);
+        assert!(decode_group(&payload[..payload.len() - 1]).is_none(), "a cut group is refused whole");
     }
 
     #[test]

@@ -195,6 +195,16 @@ fn apply(
             state.on_pair(index, seq, kind::ACK, from.0, from.1);
             Ok(())
         }
+        kind::GROUP => {
+            let parts = record::decode_group(payload).ok_or("bad group payload")?;
+            let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
+            let len = u32::try_from(FRAME_LEN + payload.len()).map_err(|_| "record beyond 4 GiB")?;
+            let slot = Slot { segment: seq, offset, len };
+            for m in parts {
+                state.on_message(index, m.id, &m.queues, slot).then_some(()).ok_or("message id out of order")?;
+            }
+            Ok(())
+        }
         kind::PAGED => {
             // A transient message paged out before the restart: gone with it. Its id is never
             // handed out again all the same.

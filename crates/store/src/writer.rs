@@ -35,6 +35,12 @@ pub(crate) enum Request {
         /// The (queue, message) a MOVED record settles.
         moved_from: Option<(u64, u64)>,
     },
+    /// A GROUP record: messages `first_id..` for `(queues, body)` each, one completion.
+    AppendGroup {
+        first_id: u64,
+        parts: Vec<(QueueIds, Bytes)>,
+        done: Completion,
+    },
     /// An ACK, DELIVERED or PURGE record (`queue`, then a message id).
     Pair {
         kind: u8,
@@ -138,6 +144,10 @@ impl Writer {
                         body_bytes += body.len();
                         appends += 1;
                     }
+                    Request::AppendGroup { parts, .. } => {
+                        body_bytes += parts.iter().map(|(_, b)| b.len()).sum::<usize>();
+                        appends += 1;
+                    }
                     Request::Shutdown => shutdown = true,
                     _ => {}
                 }
@@ -165,7 +175,8 @@ impl Writer {
             if rest.is_empty() {
                 return;
             }
-            let appends = rest.iter().filter(|r| matches!(r, Request::Append { .. })).count();
+            let appends =
+                rest.iter().filter(|r| matches!(r, Request::Append { .. } | Request::AppendGroup { .. })).count();
             self.shared.pending_appends.fetch_sub(appends, Ordering::Relaxed);
             self.process(rest);
         }
@@ -203,6 +214,22 @@ impl Writer {
                     chunk.effects.push(Effect::Message { id, queues, slot });
                     if let Some((queue, settled)) = moved_from {
                         chunk.effects.push(Effect::MovedAck { queue, id: settled });
+                    }
+                    chunk.done.push(done);
+                }
+                Request::AppendGroup { first_id, parts, done } => {
+                    let len = record::group_len(parts.iter().map(|(q, b)| (q.len(), b.len())));
+                    if let Err(err) = self.ensure_room(&mut chunk, len) {
+                        done(Err(err.clone()));
+                        failed = Some(err);
+                        continue;
+                    }
+                    let offset = (self.active_len + chunk.buf.len()) as u32;
+                    let slot = Slot { segment: self.active, offset, len: len as u32 };
+                    let views: Vec<(&[u64], &[u8])> = parts.iter().map(|(q, b)| (q.as_slice(), b.as_ref())).collect();
+                    record::encode_group(&mut chunk.buf, first_id, &views);
+                    for (i, (queues, _)) in parts.into_iter().enumerate() {
+                        chunk.effects.push(Effect::Message { id: first_id + i as u64, queues, slot });
                     }
                     chunk.done.push(done);
                 }
@@ -244,7 +271,9 @@ impl Writer {
     /// that error, acks and markers are kept for a retry.
     fn refuse(&mut self, req: Request, err: &StoreError) {
         match req {
-            Request::Append { done, .. } | Request::Sync { done } => done(Err(err.clone())),
+            Request::Append { done, .. } | Request::AppendGroup { done, .. } | Request::Sync { done } => {
+                done(Err(err.clone()))
+            }
             pair @ Request::Pair { .. } => self.push_retry(pair),
             Request::Acks { queue, ids } => self.retry_acks(queue, ids),
             Request::Shutdown => {}

@@ -227,6 +227,44 @@ impl Durability {
         self.write(Some(from), Keep::Durable, queues, message, make_done)
     }
 
+    /// Appends the messages of `parts` (each for its store queues) as one record: after a crash
+    /// all of them are there or none. Returns the first id (the others follow in order);
+    /// `make_done(first)` makes the one callback for the group. `None` when refused, as
+    /// [`Durability::append`].
+    pub fn append_group<F>(&self, parts: &[(&[u64], &Message)], make_done: impl FnOnce(u64) -> F) -> Option<u64>
+    where
+        F: FnOnce(bool) + Send + 'static,
+    {
+        let pressure = &self.pressure;
+        if parts.is_empty() || (pressure.disk_full.load(Ordering::Relaxed) && !pressure.probe_due()) {
+            return None;
+        }
+        let encoded: Vec<(Vec<u64>, bytes::Bytes)> =
+            parts.iter().map(|(queues, message)| (queues.to_vec(), record::encode(message))).collect();
+        let len: usize = encoded.iter().map(|(_, b)| b.len()).sum();
+        let last_offset = parts.len() as u64 - 1;
+        pressure.admit(len);
+        let shared = pressure.clone();
+        let done = |first: u64| -> warren_store::Completion {
+            let on_durable = make_done(first);
+            Box::new(move |result: Result<(), StoreError>| {
+                shared.settled(len, &result);
+                if result.is_ok() {
+                    shared.durable_up_to.fetch_max(first + last_offset, Ordering::Release);
+                }
+                on_durable(result.is_ok());
+            })
+        };
+        match self.store.append_group(encoded, done) {
+            Ok(first) => Some(first),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write a group of messages to the store");
+                pressure.release(len);
+                None
+            }
+        }
+    }
+
     /// A queue's in-memory ready bytes changed by `delta` (reported in steps, not per message).
     pub fn report_memory(&self, delta: i64) {
         let now = self.memory_bytes.fetch_add(delta, Ordering::Relaxed) + delta;

@@ -131,6 +131,29 @@ impl Tracker {
         });
     }
 
+    /// Its exchange split it into `parts` messages (none: it is done).
+    pub fn split(&self, id: u64, now_ms: u64, exchange: &str, parts: usize) {
+        self.update(id, |r| {
+            if parts == 0 {
+                r.routed = true;
+            }
+            r.push(Event::Split { at_ms: now_ms, exchange: exchange.to_owned(), parts });
+        });
+    }
+
+    /// Its exchange could not split it: dead-lettered through an exchange to the queues that
+    /// took it, or dropped (`None`).
+    pub fn split_failed(
+        &self,
+        id: u64,
+        now_ms: u64,
+        (exchange, error): (&str, &str),
+        dead_lettered: Option<(&str, Vec<String>)>,
+    ) {
+        let event = Event::SplitFailed { at_ms: now_ms, exchange: exchange.to_owned(), error: error.to_owned() };
+        self.died_at_exchange(id, now_ms, event, Reason::SplitFailed, dead_lettered);
+    }
+
     /// The exchange's transform failed on it: dead-lettered through an exchange to the queues
     /// that took it, or dropped (`None`).
     pub fn transform_failed(

@@ -55,6 +55,20 @@ pub enum Event {
         transform: String,
         outputs: usize,
     },
+    /// The exchange it was published to split it into `parts` messages, each routed on as
+    /// this one (its status succeeds only when all of them do).
+    Split {
+        at_ms: u64,
+        exchange: String,
+        parts: usize,
+    },
+    /// The exchange could not split it (`error`); a `dead_lettered` event follows if the
+    /// exchange has a dead-letter exchange.
+    SplitFailed {
+        at_ms: u64,
+        exchange: String,
+        error: String,
+    },
     /// The transform of the exchange it was published to failed on it; a `dead_lettered` event
     /// follows if the exchange has a dead-letter exchange.
     TransformFailed {

@@ -197,12 +197,16 @@ fn dispatch(pool: Arc<Pool>, workers: usize) -> tokio::sync::mpsc::UnboundedSend
     jobs
 }
 
-/// One message on its way through a transform; counted in flight until dropped.
-pub struct InFlight(Arc<TransformBook>);
+fn stopped() -> Failure {
+    Failure::Unavailable("the transform dispatcher stopped".into())
+}
+
+/// Messages on their way through a transform; counted in flight until dropped.
+pub struct InFlight(Arc<TransformBook>, usize);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let left = self.0.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        let left = self.0.in_flight.fetch_sub(self.1, Ordering::AcqRel) - self.1;
         if left <= self.0.high_watermark() {
             self.0.drained.notify_waiters();
         }
@@ -225,10 +229,10 @@ impl TransformBook {
         (self.settings.max_waiting / 2).max(self.settings.workers)
     }
 
-    /// Counts a message handed to a transform until the returned guard is dropped.
-    pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(self.clone())
+    /// Counts `messages` handed to a transform until the returned guard is dropped.
+    pub fn begin(self: &Arc<Self>, messages: usize) -> InFlight {
+        self.in_flight.fetch_add(messages, Ordering::AcqRel);
+        InFlight(self.clone(), messages)
     }
 
     /// Messages in transforms now.
@@ -263,15 +267,31 @@ impl TransformBook {
     /// Runs `transform` on `input` in a worker. Messages that come together go to a worker
     /// together, up to [`MAX_BATCH`] per request (see [`dispatch`]).
     pub async fn run(&self, transform: &Arc<Transform>, input: Value) -> Result<Vec<Value>, Failure> {
+        self.run_all(transform, vec![input]).await.pop().unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Runs `transform` on each of `inputs` (all handed to the dispatcher at once, so they
+    /// share batches); the results in the same order.
+    pub async fn run_all(&self, transform: &Arc<Transform>, inputs: Vec<Value>) -> Vec<Result<Vec<Value>, Failure>> {
         let Some(pool) = &self.pool else {
-            return Err(Failure::Unavailable("this broker runs no transform workers".into()));
+            let none = || Err(Failure::Unavailable("this broker runs no transform workers".into()));
+            return inputs.iter().map(|_| none()).collect();
         };
         let jobs = self.jobs.get_or_init(|| dispatch(pool.clone(), self.settings.workers));
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        if jobs.send(Job { transform: transform.clone(), input, reply }).is_err() {
-            return Err(Failure::Unavailable("the transform dispatcher stopped".into()));
+        let mut answers = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let sent = jobs.send(Job { transform: transform.clone(), input, reply }).is_ok();
+            answers.push(sent.then_some(answer));
         }
-        answer.await.unwrap_or_else(|_| Err(Failure::Unavailable("the transform dispatcher stopped".into())))
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+                None => Err(stopped()),
+            });
+        }
+        results
     }
 
     /// The pool's counts, if it has one.

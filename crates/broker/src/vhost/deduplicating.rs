@@ -52,28 +52,57 @@ impl VHost {
         on_durable: Option<OnDurable>,
         mut taken: Vec<Taken>,
     ) -> Routed {
+        let deduplicated = self.drop_duplicates(&mut targets, &message, &mut taken);
+        let persistent = amqp_codec::raw_properties::delivery_mode(&message.properties) == Some(2);
+        let mut routed =
+            self.with_keys(taken, persistent, on_durable, |after_store| self.deliver_to(targets, message, after_store));
+        routed.deduplicated |= deduplicated;
+        routed
+    }
+
+    /// Removes from `targets` the queues that have `message`'s deduplication key, adding the
+    /// keys the others take to `taken`; whether any was removed.
+    pub(super) fn drop_duplicates(
+        &self,
+        targets: &mut Vec<Arc<Queue>>,
+        message: &Message,
+        taken: &mut Vec<Taken>,
+    ) -> bool {
+        if !targets.iter().any(|q| q.dedup.is_some()) {
+            return false;
+        }
+        let now_ms = self.timers.now_ms();
         let mut deduplicated = false;
-        if targets.iter().any(|q| q.dedup.is_some()) {
-            let now_ms = self.timers.now_ms();
-            targets.retain(|q| match q.dedup.as_ref().map(|d| d.check(&message, now_ms)) {
-                Some(Checked::Duplicate) => {
-                    self.tracker.deduplicated(message.track, now_ms, &format!("queue '{}'", q.name));
-                    deduplicated = true;
-                    false
-                }
-                Some(Checked::New(t)) => {
-                    taken.push(t);
-                    true
-                }
-                _ => true,
-            });
-        }
+        targets.retain(|q| match q.dedup.as_ref().map(|d| d.check(message, now_ms)) {
+            Some(Checked::Duplicate) => {
+                self.tracker.deduplicated(message.track, now_ms, &format!("queue '{}'", q.name));
+                deduplicated = true;
+                false
+            }
+            Some(Checked::New(t)) => {
+                taken.push(t);
+                true
+            }
+            _ => true,
+        });
+        deduplicated
+    }
+
+    /// Runs `deliver` with the confirm it should call: the publisher's own when no key was
+    /// taken, else one that writes the keys `taken` once the message is durable (or at once,
+    /// when it needs no disk: not `persistent`) and confirms after them. A refused or rejected
+    /// delivery gives the keys back, so a retry is not taken for a duplicate.
+    pub(super) fn with_keys(
+        &self,
+        taken: Vec<Taken>,
+        persistent: bool,
+        on_durable: Option<OnDurable>,
+        deliver: impl FnOnce(Option<OnDurable>) -> Routed,
+    ) -> Routed {
         if taken.is_empty() {
-            let routed = self.deliver_to(targets, message, on_durable);
-            return Routed { deduplicated: routed.deduplicated || deduplicated, ..routed };
+            return deliver(on_durable);
         }
-        let persistent =
-            self.durability.is_some() && amqp_codec::raw_properties::delivery_mode(&message.properties) == Some(2);
+        let persistent = self.durability.is_some() && persistent;
         let confirm_waits = on_durable.is_some();
         let pending = Pending::new(taken, self.durability.clone(), on_durable);
         let waits_for_keys = confirm_waits && pending.writes_keys();
@@ -81,9 +110,8 @@ impl VHost {
             let pending = pending.clone();
             Box::new(move |ok| pending.message_done(ok)) as OnDurable
         });
-        let mut routed = self.deliver_to(targets, message, after_store);
+        let mut routed = deliver(after_store);
         if routed.rejected {
-            // Nacked: a retry must not be taken for a duplicate.
             pending.give_back();
         }
         match routed.confirm {
@@ -100,7 +128,6 @@ impl VHost {
             // The store's completion goes on to the keys.
             Confirm::WhenDurable => {}
         }
-        routed.deduplicated |= deduplicated;
         routed
     }
 }

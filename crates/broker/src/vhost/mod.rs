@@ -23,8 +23,10 @@ use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
 mod bindings;
 mod contract_violations;
 mod deduplicating;
+mod grouped;
 mod policies;
 mod queues;
+mod splitting;
 mod transforming;
 
 pub struct VHost {
@@ -277,7 +279,9 @@ impl VHost {
             .get(crate::transforms::TRANSFORM_ARG)
             .and_then(amqp_codec::FieldValue::as_str)
             .map(|name| crate::exchange::TransformAt { name: name.to_owned(), vhost: Arc::downgrade(self) });
-        let exchange = Exchange::with_delayed(def, delayed).with_dedup(dedup).with_transform(transform);
+        let split = warren_core::split::Split::from_arguments(&def.arguments).ok().flatten();
+        let exchange =
+            Exchange::with_delayed(def, delayed).with_dedup(dedup).with_transform(transform).with_split(split);
         exchange.set_policy(self.policies.load().for_exchange(&self.name, exchange.name()).cloned());
         Arc::new(exchange)
     }
@@ -388,9 +392,9 @@ impl VHost {
             Ok(taken) => taken,
             Err(duplicate) => return Ok(duplicate),
         };
-        if let Some(at) = &ex.transform {
+        if ex.transform.is_some() || ex.split.is_some() {
             self.keys_taken_now(taken);
-            return Ok(self.transform_then_route(&ex, at, message, on_durable));
+            return Ok(self.shape_then_route(&ex, message, on_durable));
         }
         if let Some(delayed) = &ex.delayed {
             if let Some(delay_ms) = crate::delayed::Delayed::delay_of(&message) {
@@ -444,6 +448,13 @@ impl VHost {
         on_durable: Option<OnDurable>,
         taken: Vec<crate::dedup::Taken>,
     ) -> Routed {
+        let grouped::GroupItem { message, targets } = self.targets_of(ex, message);
+        self.deliver_taking(targets, message, on_durable, taken)
+    }
+
+    /// The queues `message` is routed to from `ex` (with its `CC`/`BCC` keys; `BCC` is
+    /// removed from the message that goes there).
+    pub(super) fn targets_of(&self, ex: &Arc<Exchange>, message: Arc<Message>) -> grouped::GroupItem {
         let mut targets: Vec<Arc<Queue>> = Vec::new();
         let mut headers = LazyHeaders::new(&message);
         let view = MessageView::new(&message);
@@ -454,7 +465,7 @@ impl VHost {
         }
         drop((headers, view));
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
-        self.deliver_taking(targets, message, on_durable, taken)
+        grouped::GroupItem { message, targets }
     }
 
     /// Enqueues a routed message on each of `targets`, appending it to the store first if it

@@ -37,7 +37,7 @@ mod parse;
 mod print;
 
 pub use eval::{Subject, Value};
-pub use parse::{Expr, FilterError, Literal, Op, Path, Root};
+pub use parse::{parse_path, Expr, FilterError, Literal, Op, Path, Root, Step};
 
 /// Longest expression accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 4096;

@@ -228,6 +228,21 @@ pub fn parse(text: &str) -> Result<Expr, FilterError> {
     Ok(expr)
 }
 
+/// Parses a path alone (`body.order.lines`, `headers.region`), as a filter would read it.
+pub fn parse_path(text: &str) -> Result<Path, FilterError> {
+    if text.len() > MAX_FILTER_LEN {
+        return Err(FilterError { position: MAX_FILTER_LEN, message: format!("longer than {MAX_FILTER_LEN} bytes") });
+    }
+    let mut lexer = Lexer { text, pos: 0 };
+    let (tok, at) = lexer.next()?;
+    let mut p = Parser { lexer, tok, at, depth: 0 };
+    let path = p.path()?;
+    if p.tok != Tok::End {
+        return Err(p.error(format!("unexpected {} after the path", p.describe())));
+    }
+    Ok(path)
+}
+
 fn is_keyword(tok: &Tok, word: &str) -> bool {
     matches!(tok, Tok::Name(n) if n.eq_ignore_ascii_case(word))
 }
