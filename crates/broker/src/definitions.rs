@@ -83,6 +83,7 @@ impl Broker {
         changes.extend(self.drop_vhost_policies(name));
         changes.extend(self.drop_vhost_contracts(name));
         changes.extend(self.drop_vhost_transforms(name));
+        changes.extend(self.drop_vhost_aggregators(name));
         self.submit_defs(changes);
         for c in self.registry().connections().into_iter().filter(|c| c.meta.vhost == name) {
             c.request_close(format!("vhost '{name}' is deleted"));
@@ -163,6 +164,7 @@ impl Broker {
         self.restore_policies(&mut loaded);
         self.restore_contracts(std::mem::take(&mut loaded.contracts));
         self.restore_transforms(std::mem::take(&mut loaded.transforms));
+        self.restore_aggregators(std::mem::take(&mut loaded.aggregators));
         if !loaded.seeded {
             let mut changes: Vec<Change> = Vec::new();
             for v in self.vhosts() {

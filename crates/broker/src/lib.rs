@@ -1,6 +1,7 @@
 //! Warren's runtime: vhosts holding exchanges and queues, consumers and dispatch, users, and the
 //! cheap-to-clone [`Broker`] handle that every transport (AMQP today, HTTP later) calls.
 
+pub mod aggregators;
 pub mod auth;
 pub mod config;
 pub mod consumer;
@@ -72,6 +73,7 @@ struct BrokerInner {
     contracts: Arc<contracts::ContractBook>,
     /// Transforms and their worker pool, shared with every vhost.
     transforms: Arc<transforms::TransformBook>,
+    aggregators: aggregators::AggregatorBook,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -147,6 +149,7 @@ impl Broker {
                 http_stats: stats::HttpStats::default(),
                 contracts,
                 transforms,
+                aggregators: Default::default(),
                 shared,
             }),
         }

@@ -24,6 +24,11 @@ pub enum Reason {
     /// Its exchange could not split it (`x-split`): not JSON, no array at the path, too many
     /// parts.
     SplitFailed,
+    /// Its aggregator's group was not complete by its deadline.
+    AggregateTimeout,
+    /// Its aggregator could not use it: no correlation key, a group over its bounds, a
+    /// combined message that could not be made or published.
+    AggregateFailed,
 }
 
 impl Reason {
@@ -36,6 +41,8 @@ impl Reason {
             Reason::Contract => "contract",
             Reason::TransformFailed => "transform_failed",
             Reason::SplitFailed => "split_failed",
+            Reason::AggregateTimeout => "aggregate_timeout",
+            Reason::AggregateFailed => "aggregate_failed",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Warren's broker domain: exchanges, bindings and routing, queue message state, and the argument
 //! rules RabbitMQ clients rely on. Pure logic: no IO, no tasks, and time is always passed in.
 
+pub mod aggregate;
 pub mod contract;
 pub mod dead_letter;
 pub mod dedup;

@@ -81,12 +81,13 @@ fn policies_of(m: &Mgmt, vhost: Option<&str>) -> (Vec<Value>, Vec<Value>) {
     (policies, parameters)
 }
 
-/// Warren's contracts and transforms of one vhost or all, under keys of Warren's own
-/// (`contracts`, `transforms`), added only when there are some, so RabbitMQ imports the file as
+/// Warren's contracts, transforms and aggregators of one vhost or all, under keys of Warren's
+/// own (`contracts`, `transforms`, `aggregators`), added only when there are some, so RabbitMQ imports the file as
 /// before.
 fn with_warren_objects(m: &Mgmt, vhost: Option<&str>, mut defs: Value) -> Value {
     let contracts = m.broker.contracts();
     let transforms = m.broker.transforms();
+    let aggregators = m.broker.aggregators();
     let lists = [
         (
             "contracts",
@@ -95,6 +96,16 @@ fn with_warren_objects(m: &Mgmt, vhost: Option<&str>, mut defs: Value) -> Value 
         (
             "transforms",
             in_vhosts(transforms.all(), vhost, |_| true, |t| (&t.vhost, &t.name), crate::transforms::transform_json),
+        ),
+        (
+            "aggregators",
+            in_vhosts(
+                &aggregators,
+                vhost,
+                |_| true,
+                |a| (&a.def.vhost, &a.def.name),
+                crate::aggregators::aggregator_json,
+            ),
         ),
     ];
     if let Some(object) = defs.as_object_mut() {

@@ -38,6 +38,7 @@ struct Definitions {
     /// Warren's own.
     contracts: Vec<crate::contracts::ContractDef>,
     transforms: Vec<crate::transforms::TransformDef>,
+    aggregators: Vec<Value>,
     queues: Vec<QueueDef>,
     exchanges: Vec<ExchangeDef_>,
     bindings: Vec<BindingDef>,
@@ -167,6 +168,7 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         + defs.policies.len()
         + defs.contracts.len()
         + defs.transforms.len()
+        + defs.aggregators.len()
         + defs.parameters.len()
         + defs.queues.len()
         + defs.exchanges.len()
@@ -260,6 +262,11 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
     for t in &defs.transforms {
         transforms.push(t.compile(m, &vhost_of(&t.vhost)?).await?);
     }
+    let mut aggregators = Vec::new();
+    for a in &defs.aggregators {
+        let vhost = vhost_of(&a.get("vhost").and_then(Value::as_str).map(str::to_owned))?;
+        aggregators.push(crate::aggregators::from_file(a, &vhost)?);
+    }
     let mut bindings = Vec::new();
     for b in &defs.bindings {
         if !matches!(b.destination_type.as_str(), "queue" | "exchange") {
@@ -284,7 +291,8 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         .chain(bindings.iter().map(|b| &b.0))
         .chain(policies.iter().map(|p| &p.vhost))
         .chain(contracts.iter().map(|c| &c.vhost))
-        .chain(transforms.iter().map(|t| &t.vhost));
+        .chain(transforms.iter().map(|t| &t.vhost))
+        .chain(aggregators.iter().map(|a| &a.vhost));
     if let Some(v) = objects.into_iter().find(|v| !vhost_known(v)) {
         return Err(MgmtError::bad_request(format!("an object is in vhost '{v}', which does not exist")));
     }
@@ -326,6 +334,10 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
             _ => Dest::Exchange(v.exchange(exchange_name(&b.destination)).ok_or_else(missing)?),
         };
         v.bind(exchange_name(&b.source), dest, routing_key, arguments)?;
+    }
+    // Last: they consume queues and publish to exchanges the file may have just declared.
+    for aggregator in aggregators {
+        m.broker.put_aggregator(aggregator)?;
     }
     m.durable().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -4,6 +4,7 @@
 //! with HTTP Basic authentication and RabbitMQ's user tags.
 
 mod access;
+mod aggregators;
 mod auth;
 mod bindings;
 mod body;
@@ -161,6 +162,12 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/contracts/{vhost}", get(contracts::list_vhost))
         .route("/api/contracts/{vhost}/{name}", get(contracts::show).put(contracts::put).delete(contracts::delete))
         .route("/api/contracts/{vhost}/{name}/versions", post(contracts::add_version))
+        .route("/api/aggregators", get(aggregators::list))
+        .route("/api/aggregators/{vhost}", get(aggregators::list_vhost))
+        .route(
+            "/api/aggregators/{vhost}/{name}",
+            get(aggregators::show).put(aggregators::put).delete(aggregators::delete),
+        )
         .route("/api/transforms", get(transforms::list))
         .route("/api/transforms/{vhost}", get(transforms::list_vhost))
         .route("/api/transforms/{vhost}/{name}", get(transforms::show).put(transforms::put).delete(transforms::delete))

@@ -141,19 +141,22 @@ impl Store {
             Keep::Durable => kind::MESSAGE,
             Keep::UntilRestart => kind::PAGED,
         };
-        self.send_append(kind, None, queues, body, make_done)
+        self.send_append(kind, Vec::new(), queues, body, make_done)
     }
 
     fn send_append(
         &self,
         kind: u8,
-        moved_from: Option<(QueueId, MessageId)>,
+        settles: Vec<(QueueId, MessageId)>,
         queues: &[QueueId],
         body: Bytes,
         make_done: impl FnOnce(MessageId) -> Completion,
     ) -> Result<MessageId, StoreError> {
         let queues = self.check_append(queues, &body)?;
-        if moved_from.is_some() && record::moved_len(queues.len(), body.len()) > self.options.max_record_bytes {
+        if settles.len() > u16::MAX as usize {
+            return Err(StoreError::Invalid("a message settles at most 65535 others".into()));
+        }
+        if record::settling_len(settles.len(), queues.len(), body.len()) > self.options.max_record_bytes {
             return Err(StoreError::Invalid(format!("message larger than a segment ({} bytes)", body.len())));
         }
         if self.pending_appends() >= self.options.channel_capacity {
@@ -166,7 +169,7 @@ impl Store {
         }
         self.shared.pending_appends.fetch_add(1, Ordering::Relaxed);
         let done = make_done(id);
-        if self.tx.send(Request::Append { kind, id, queues, body, done, moved_from }).is_err() {
+        if self.tx.send(Request::Append { kind, id, queues, body, done, settles }).is_err() {
             // The writer is gone (closed): the completion is dropped uncalled, like on any Err.
             self.shared.pending_appends.fetch_sub(1, Ordering::Relaxed);
             return Err(StoreError::Closed);
@@ -186,7 +189,21 @@ impl Store {
         body: Bytes,
         make_done: impl FnOnce(MessageId) -> Completion,
     ) -> Result<MessageId, StoreError> {
-        self.send_append(kind::MOVED, Some(from), queues, body, make_done)
+        self.send_append(kind::MOVED, vec![from], queues, body, make_done)
+    }
+
+    /// Appends message body `body` for `queues` and settles each (queue, message) of `settles`
+    /// in one record, as [`Store::append_moved`] does for one (an aggregate written with the
+    /// acks of its parts: after a crash, the aggregate and not the parts, or the parts and not
+    /// the aggregate).
+    pub fn append_settling(
+        &self,
+        settles: Vec<(QueueId, MessageId)>,
+        queues: &[QueueId],
+        body: Bytes,
+        make_done: impl FnOnce(MessageId) -> Completion,
+    ) -> Result<MessageId, StoreError> {
+        self.send_append(kind::SETTLING, settles, queues, body, make_done)
     }
 
     /// Appends the messages `parts` (each its store queues and body) as one record, with ids
@@ -315,6 +332,11 @@ impl Store {
                 let skip = if kind == kind::MOVED { 16 } else { 0 };
                 let range = buf.len() - payload.len() + skip..buf.len();
                 (range.clone(), record::decode_message(&buf[range]).ok_or_else(|| corrupt("bad message payload"))?)
+            }
+            Parsed::Ok { kind: kind::SETTLING, payload, .. } => {
+                let range = buf.len() - payload.len()..buf.len();
+                let (_, m) = record::decode_settling(payload).ok_or_else(|| corrupt("bad settling payload"))?;
+                (range, m)
             }
             Parsed::Ok { kind: kind::GROUP, payload, .. } => {
                 let range = buf.len() - payload.len()..buf.len();

@@ -31,6 +31,10 @@ pub mod kind {
     /// payload. One checksum covers them all, so after a crash all are there or none (the
     /// parts of a split message).
     pub const GROUP: u8 = 7;
+    /// A message that settles several others (an aggregate and its parts): `count u16 |`
+    /// `(queue u64 | id u64) * count |` then a MESSAGE payload. As MOVED, one record: the
+    /// message is there and the others settled, or neither.
+    pub const SETTLING: u8 = 8;
     /// Definitions: `key len u32 | key | value`.
     pub const DEF_PUT: u8 = 16;
     /// Definitions: `key`.
@@ -101,6 +105,37 @@ pub fn encode_moved(buf: &mut Vec<u8>, from: (u64, u64), id: u64, queues: &[u64]
     buf.extend_from_slice(&from.1.to_le_bytes());
     put_message(buf, id, queues, body);
     finish(buf, start);
+}
+
+/// Total encoded size of a SETTLING record settling `settles` messages.
+pub fn settling_len(settles: usize, queues: usize, body: usize) -> usize {
+    message_len(queues, body) + 2 + 16 * settles
+}
+
+/// Encodes a SETTLING record: message `id` for `queues`, settling each (queue, id) of
+/// `settles`.
+pub fn encode_settling(buf: &mut Vec<u8>, settles: &[(u64, u64)], id: u64, queues: &[u64], body: &[u8]) {
+    let start = begin(buf, kind::SETTLING, settling_len(settles.len(), queues.len(), body.len()) - FRAME_LEN);
+    buf.extend_from_slice(&(settles.len() as u16).to_le_bytes());
+    for (queue, settled) in settles {
+        buf.extend_from_slice(&queue.to_le_bytes());
+        buf.extend_from_slice(&settled.to_le_bytes());
+    }
+    put_message(buf, id, queues, body);
+    finish(buf, start);
+}
+
+/// Decodes a SETTLING payload: the settled (queue, id)s, and the message (its body range
+/// counted from the start of the whole payload).
+pub fn decode_settling(p: &[u8]) -> Option<(Vec<(u64, u64)>, MessagePayload)> {
+    let count = u16::from_le_bytes(p.get(0..2)?.try_into().ok()?) as usize;
+    let settles =
+        (0..count).map(|i| Some((u64_at(p, 2 + 16 * i)?, u64_at(p, 10 + 16 * i)?))).collect::<Option<Vec<_>>>()?;
+    let skip = 2 + 16 * count;
+    let mut m = decode_message(p.get(skip..)?)?;
+    m.body_start += skip;
+    m.body_end += skip;
+    Some((settles, m))
 }
 
 /// Decodes a MOVED payload: the settled (queue, id), and the message (its `body_start` counted
@@ -314,6 +349,21 @@ mod tests {
             ((3, 17), 42, &[9u64][..], &b"body"[..])
         );
         assert!(decode_moved(&payload[..20]).is_none());
+    }
+
+    #[test]
+    fn settling_round_trip() {
+        let mut buf = Vec::new();
+        encode_settling(&mut buf, &[(3, 17), (4, 18)], 42, &[9], b"body");
+        assert_eq!(buf.len(), settling_len(2, 1, 4));
+        let Parsed::Ok { kind, payload, .. } = parse(&buf, 1 << 20) else { panic!("parse") };
+        assert_eq!(kind, kind::SETTLING);
+        let (settles, m) = decode_settling(payload).unwrap();
+        assert_eq!(
+            (settles, m.id, m.queues.as_slice(), &payload[m.body_start..m.body_end]),
+            (vec![(3, 17), (4, 18)], 42, &[9u64][..], &b"body"[..])
+        );
+        assert!(decode_settling(&payload[..20]).is_none());
     }
 
     #[test]

@@ -195,6 +195,17 @@ fn apply(
             state.on_pair(index, seq, kind::ACK, from.0, from.1);
             Ok(())
         }
+        kind::SETTLING => {
+            let (settles, m) = record::decode_settling(payload).ok_or("bad settling message payload")?;
+            let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;
+            let len = u32::try_from(FRAME_LEN + payload.len()).map_err(|_| "record beyond 4 GiB")?;
+            let slot = Slot { segment: seq, offset, len };
+            state.on_message(index, m.id, &m.queues, slot).then_some(()).ok_or("message id out of order")?;
+            for (queue, id) in settles {
+                state.on_pair(index, seq, kind::ACK, queue, id);
+            }
+            Ok(())
+        }
         kind::GROUP => {
             let parts = record::decode_group(payload).ok_or("bad group payload")?;
             let offset = u32::try_from(offset).map_err(|_| "offset beyond 4 GiB")?;

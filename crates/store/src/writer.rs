@@ -26,14 +26,14 @@ pub(crate) type QueueIds = smallvec::SmallVec<[u64; 2]>;
 pub(crate) enum Request {
     Append {
         /// `kind::MESSAGE`, `kind::PAGED` for a transient message paged out of memory, or
-        /// `kind::MOVED` (with `moved_from`).
+        /// `kind::MOVED` / `kind::SETTLING` (with `settles`: one, or several).
         kind: u8,
         id: u64,
         queues: QueueIds,
         body: Bytes,
         done: Completion,
-        /// The (queue, message) a MOVED record settles.
-        moved_from: Option<(u64, u64)>,
+        /// The (queue, message)s a MOVED or SETTLING record settles.
+        settles: Vec<(u64, u64)>,
     },
     /// A GROUP record: messages `first_id..` for `(queues, body)` each, one completion.
     AppendGroup {
@@ -195,10 +195,11 @@ impl Writer {
                 continue;
             }
             match req {
-                Request::Append { kind, id, queues, body, done, moved_from } => {
-                    let len = match moved_from {
-                        Some(_) => record::moved_len(queues.len(), body.len()),
-                        None => record::message_len(queues.len(), body.len()),
+                Request::Append { kind, id, queues, body, done, settles } => {
+                    let len = match settles.len() {
+                        0 => record::message_len(queues.len(), body.len()),
+                        1 => record::moved_len(queues.len(), body.len()),
+                        n => record::settling_len(n, queues.len(), body.len()),
                     };
                     if let Err(err) = self.ensure_room(&mut chunk, len) {
                         done(Err(err.clone()));
@@ -207,12 +208,13 @@ impl Writer {
                     }
                     let offset = (self.active_len + chunk.buf.len()) as u32;
                     let slot = Slot { segment: self.active, offset, len: len as u32 };
-                    match moved_from {
-                        Some(from) => record::encode_moved(&mut chunk.buf, from, id, &queues, &body),
-                        None => record::encode_message(&mut chunk.buf, kind, id, &queues, &body),
+                    match settles.as_slice() {
+                        [] => record::encode_message(&mut chunk.buf, kind, id, &queues, &body),
+                        [from] => record::encode_moved(&mut chunk.buf, *from, id, &queues, &body),
+                        many => record::encode_settling(&mut chunk.buf, many, id, &queues, &body),
                     }
                     chunk.effects.push(Effect::Message { id, queues, slot });
-                    if let Some((queue, settled)) = moved_from {
+                    for (queue, settled) in settles {
                         chunk.effects.push(Effect::MovedAck { queue, id: settled });
                     }
                     chunk.done.push(done);

@@ -249,3 +249,39 @@ fn a_group_is_refused_whole_when_it_cannot_be_a_record() {
     ok.unwrap();
     assert_eq!(id, 1);
 }
+
+/// An aggregate written with the acks of its parts: after a crash, either the aggregate is
+/// there and the parts are settled, or the parts are there and the aggregate is not.
+#[test]
+fn a_settling_message_and_the_acks_it_carries_survive_together() {
+    for torn in [None, Some(0), Some(12), Some(40)] {
+        let fs = FaultyFs::new();
+        let (store, _) = open(&fs, StoreOptions::default());
+        let parts: Vec<u64> = (0..3u8).map(|i| append_wait(&store, &[1], &[i; 8]).0).collect();
+        let settles = parts.iter().map(|&id| (1, id)).collect();
+        let (done, rx) = completion();
+        if torn.is_some() {
+            fs.pause_syncs();
+        }
+        let aggregate = store.append_settling(settles, &[2], Bytes::from_static(b"[0,1,2]"), |_| done).unwrap();
+        if torn.is_none() {
+            rx.recv().unwrap().unwrap();
+        } else {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while fs.syncs_waiting() == 0 {
+                assert!(std::time::Instant::now() < deadline, "the write never reached its sync");
+                std::thread::yield_now();
+            }
+        }
+        let fs = fs.crash(torn);
+        drop(store);
+        let (store, recovery) = open(&fs, StoreOptions::default());
+        match torn {
+            None => {
+                assert_eq!((ids(&recovery, 1), ids(&recovery, 2)), (vec![], vec![aggregate]));
+                assert_eq!(store.read(aggregate).unwrap(), &b"[0,1,2]"[..]);
+            }
+            Some(_) => assert_eq!((ids(&recovery, 1), ids(&recovery, 2)), (parts.clone(), vec![]), "torn at {torn:?}"),
+        }
+    }
+}

@@ -131,6 +131,7 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
             let _ = http_stopped.await;
         }));
     let timers = tokio::spawn(broker.timers().clone().run());
+    broker.start_aggregators();
     let heap_trim = broker.durability().cloned().map(|d| tokio::spawn(heap_trim::run(d)));
     let tracker = broker.tracker().clone();
     let tracking_catch_up = tokio::spawn(async move {

@@ -82,6 +82,8 @@ pub struct LoadedAccess {
     pub contracts: Vec<warren_core::contract::Contract>,
     /// Transforms.
     pub transforms: Vec<crate::transforms::Transform>,
+    /// Aggregators.
+    pub aggregators: Vec<crate::aggregators::AggregatorDef>,
 }
 
 fn string(table: &FieldTable, name: &str) -> Option<String> {
@@ -101,6 +103,10 @@ pub fn parse(kind: u8, parts: &[&[u8]], table: &FieldTable, loaded: &mut LoadedA
         },
         (b't', [vhost, name]) => match super::transform_defs::parse(vhost, name, table) {
             Some(transform) => loaded.transforms.push(transform),
+            None => return false,
+        },
+        (b'g', [vhost, name]) => match super::aggregator_defs::parse(vhost, name, table) {
+            Some(def) => loaded.aggregators.push(def),
             None => return false,
         },
         (b'y' | b'o', [vhost, name]) => match super::policy_defs::parse(kind, vhost, name, table) {

@@ -369,7 +369,7 @@ fn parse_entry(k: &[u8], mut v: Bytes, loaded: &mut Loaded) -> bool {
             let q = StoredQueue { id: id as u64, auto_delete: flag("auto_delete"), arguments: arguments() };
             loaded.queues.push((vhost, name, q));
         }
-        (b'm' | b'v' | b'u' | b'p' | b'y' | b'o' | b'k' | b't', parts) => {
+        (b'm' | b'v' | b'u' | b'p' | b'y' | b'o' | b'k' | b't' | b'g', parts) => {
             return super::access_defs::parse(kind, parts, &table, &mut loaded.access)
         }
         (b'b', [vhost, source, kind, dest, routing_key, args]) => {

@@ -3,6 +3,7 @@
 //! into publisher nacks.
 
 pub mod access_defs;
+pub mod aggregator_defs;
 pub mod contract_defs;
 pub mod defs;
 pub mod policy_defs;
@@ -208,7 +209,7 @@ impl Durability {
     where
         F: FnOnce(bool) + Send + 'static,
     {
-        self.write(None, Keep::Durable, queues, message, make_done)
+        self.write(Vec::new(), Keep::Durable, queues, message, make_done)
     }
 
     /// Appends `message` for the store queues `queues` and settles stored message `from.1` of
@@ -224,7 +225,23 @@ impl Durability {
     where
         F: FnOnce(bool) + Send + 'static,
     {
-        self.write(Some(from), Keep::Durable, queues, message, make_done)
+        self.write(vec![from], Keep::Durable, queues, message, make_done)
+    }
+
+    /// Appends `message` for the store queues `queues` and settles each stored (queue,
+    /// message) of `settles` in the same record (an aggregate and its parts: never both, never
+    /// neither, after a crash). As [`Durability::append`] otherwise.
+    pub fn append_settling<F>(
+        &self,
+        settles: Vec<(u64, u64)>,
+        queues: &[u64],
+        message: &Message,
+        make_done: impl FnOnce(u64) -> F,
+    ) -> Option<u64>
+    where
+        F: FnOnce(bool) + Send + 'static,
+    {
+        self.write(settles, Keep::Durable, queues, message, make_done)
     }
 
     /// Appends the messages of `parts` (each for its store queues) as one record: after a crash
@@ -302,7 +319,7 @@ impl Durability {
         if !self.pressure.has_room() {
             return None;
         }
-        self.write(None, Keep::UntilRestart, &[queue], message, |id| {
+        self.write(Vec::new(), Keep::UntilRestart, &[queue], message, |id| {
             move |ok| {
                 if !ok {
                     on_failed(id);
@@ -320,7 +337,7 @@ impl Durability {
     /// its own accounting (one allocation per message instead of two).
     fn write<F>(
         &self,
-        moved_from: Option<(u64, u64)>,
+        settles: Vec<(u64, u64)>,
         keep: Keep,
         queues: &[u64],
         message: &Message,
@@ -347,9 +364,10 @@ impl Durability {
                 on_durable(result.is_ok());
             })
         };
-        let written = match moved_from {
-            Some(from) => self.store.append_moved(from, queues, bytes, done),
-            None => self.store.append_with(keep, queues, bytes, done),
+        let written = match settles.as_slice() {
+            [] => self.store.append_with(keep, queues, bytes, done),
+            [from] => self.store.append_moved(*from, queues, bytes, done),
+            _ => self.store.append_settling(settles, queues, bytes, done),
         };
         match written {
             Ok(id) => Some(id),

@@ -26,6 +26,7 @@ mod deduplicating;
 mod grouped;
 mod policies;
 mod queues;
+mod settling;
 mod splitting;
 mod transforming;
 
@@ -477,10 +478,22 @@ impl VHost {
         message: Arc<Message>,
         on_durable: Option<OnDurable>,
     ) -> Routed {
+        self.deliver_settling(targets, message, Vec::new(), on_durable)
+    }
+
+    /// [`VHost::deliver_to`] for a message whose store record settles the stored messages
+    /// `settles` (queue, id) too, when it is written (an aggregate and its parts).
+    pub(super) fn deliver_settling(
+        &self,
+        targets: Vec<Arc<Queue>>,
+        message: Arc<Message>,
+        settles: Vec<(u64, u64)>,
+        on_durable: Option<OnDurable>,
+    ) -> Routed {
         let mut routed = Routed::default();
         let landing = match &self.durability {
             Some(d) if amqp_codec::raw_properties::delivery_mode(&message.properties) == Some(2) => {
-                match persist(d, &targets, &message, on_durable) {
+                match persist(d, &targets, &message, settles, on_durable) {
                     Persisted::Nowhere => None,
                     // All or nothing: a refused message is enqueued nowhere.
                     Persisted::Refused => {
@@ -544,7 +557,13 @@ enum Persisted {
 }
 
 /// Appends a persistent message for the durable queues among `targets`.
-fn persist(d: &Durability, targets: &[Arc<Queue>], message: &Message, on_durable: Option<OnDurable>) -> Persisted {
+fn persist(
+    d: &Durability,
+    targets: &[Arc<Queue>],
+    message: &Message,
+    settles: Vec<(u64, u64)>,
+    on_durable: Option<OnDurable>,
+) -> Persisted {
     let durable: LandingQueues = targets.iter().filter(|q| q.persists()).cloned().collect();
     if durable.is_empty() {
         return Persisted::Nowhere;
@@ -552,7 +571,7 @@ fn persist(d: &Durability, targets: &[Arc<Queue>], message: &Message, on_durable
     let ids: smallvec::SmallVec<[u64; 4]> = durable.iter().filter_map(|q| q.durable_store_id()).collect();
     let landing = Landing::new(durable);
     let for_callback = landing.clone();
-    let appended = d.append(&ids, message, move |id| {
+    let appended = d.append_settling(settles, &ids, message, move |id| {
         for_callback.set_id(id);
         move |ok| {
             if !ok {

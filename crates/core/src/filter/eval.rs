@@ -41,6 +41,13 @@ fn json_value(v: &serde_json::Value) -> Value<'_> {
     }
 }
 
+impl Path {
+    /// Where the path leads in `subject`; `None` if nothing is there.
+    pub fn read<'s>(&self, subject: &'s dyn Subject) -> Option<Value<'s>> {
+        lookup(self, subject)
+    }
+}
+
 /// Where `path` leads in `subject`; `None` if nothing is there.
 fn lookup<'s>(path: &Path, subject: &'s dyn Subject) -> Option<Value<'s>> {
     match &path.root {
