@@ -109,6 +109,45 @@ impl Exchange {
 pub enum Dest {
     Queue(Arc<Queue>),
     Exchange(Arc<Exchange>),
+    /// A queue bound with `x-transform`: it gets what that transform makes of each message.
+    /// Transports bind and unbind a [`Dest::Queue`]; the vhost makes it this one from the
+    /// binding's arguments.
+    Transformed(Arc<Queue>, Arc<str>),
+}
+
+impl Dest {
+    /// The destination a binding with `arguments` has: a queue bound with `x-transform` gets
+    /// that transform's outputs. `Err` for a transform on a binding to an exchange, or a
+    /// transform name that is not a string.
+    pub fn with_binding_arguments(self, arguments: &amqp_codec::FieldTable) -> Result<Dest, warren_core::AmqpError> {
+        let Some(value) = arguments.get(crate::transforms::TRANSFORM_ARG) else { return Ok(self) };
+        let Some(name) = value.as_str().filter(|n| !n.is_empty()) else {
+            return Err(warren_core::AmqpError::precondition_failed("x-transform must name a transform"));
+        };
+        match self {
+            Dest::Queue(q) | Dest::Transformed(q, _) => Ok(Dest::Transformed(q, name.into())),
+            Dest::Exchange(_) => Err(warren_core::AmqpError::precondition_failed(
+                "x-transform on a binding needs a queue as its destination",
+            )),
+        }
+    }
+
+    /// The queue it delivers to, if it is one (transformed or not).
+    pub fn queue(&self) -> Option<&Arc<Queue>> {
+        match self {
+            Dest::Queue(q) | Dest::Transformed(q, _) => Some(q),
+            Dest::Exchange(_) => None,
+        }
+    }
+
+    /// Whether it leads to the same queue or exchange as `other`, whatever the transform (a
+    /// deleted queue loses all its bindings).
+    pub fn same_target(&self, other: &Dest) -> bool {
+        match (self.queue(), other.queue()) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => self == other,
+        }
+    }
 }
 
 impl PartialEq for Dest {
@@ -116,6 +155,7 @@ impl PartialEq for Dest {
         match (self, other) {
             (Dest::Queue(a), Dest::Queue(b)) => Arc::ptr_eq(a, b),
             (Dest::Exchange(a), Dest::Exchange(b)) => Arc::ptr_eq(a, b),
+            (Dest::Transformed(a, t), Dest::Transformed(b, u)) => Arc::ptr_eq(a, b) && t == u,
             _ => false,
         }
     }
@@ -129,6 +169,7 @@ impl std::hash::Hash for Dest {
         match self {
             Dest::Queue(q) => (0u8, Arc::as_ptr(q) as usize).hash(state),
             Dest::Exchange(e) => (1u8, Arc::as_ptr(e) as usize).hash(state),
+            Dest::Transformed(q, t) => (2u8, Arc::as_ptr(q) as usize, &**t).hash(state),
         }
     }
 }
@@ -138,6 +179,7 @@ impl std::fmt::Debug for Dest {
         match self {
             Dest::Queue(q) => write!(f, "queue {}", q.name),
             Dest::Exchange(e) => write!(f, "exchange {}", e.name()),
+            Dest::Transformed(q, t) => write!(f, "queue {} through transform {t}", q.name),
         }
     }
 }

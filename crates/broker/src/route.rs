@@ -33,6 +33,19 @@ impl<'a> LazyHeaders<'a> {
     }
 }
 
+/// Where a message is routed: queues, and queues bound through a transform (with its name).
+#[derive(Default)]
+pub(crate) struct Reached {
+    pub queues: Vec<Arc<Queue>>,
+    pub transformed: Vec<(Arc<Queue>, Arc<str>)>,
+}
+
+impl Reached {
+    fn len(&self) -> usize {
+        self.queues.len() + self.transformed.len()
+    }
+}
+
 /// Collect the queues `message` reaches from `exchange` with `routing_key` into `out`;
 /// filtered bindings judge the message through `view`.
 pub(crate) fn route(
@@ -41,27 +54,28 @@ pub(crate) fn route(
     routing_key: &str,
     headers: &mut LazyHeaders<'_>,
     view: &MessageView<'_>,
-    out: &mut Vec<Arc<Queue>>,
+    out: &mut Reached,
 ) {
     let mut visited: Vec<*const Exchange> = Vec::new();
     route_from(vhost, exchange, routing_key, headers, view, out, &mut visited);
 }
 
 /// The queues `message` reaches from `exchange` with each of `keys` (each queue once), for
-/// republishing paths that route a message the broker made (dead letters, moves).
+/// republishing paths that route a message the broker made (dead letters, moves). Bindings
+/// with a transform do not take these: their queues want the transform's shape.
 pub(crate) fn queues_for<K: AsRef<str>>(
     vhost: &VHost,
     exchange: &Arc<Exchange>,
     keys: &[K],
     message: &Message,
 ) -> Vec<Arc<Queue>> {
-    let mut targets = Vec::new();
+    let mut reached = Reached::default();
     let mut headers = LazyHeaders::new(message);
     let view = MessageView::new(message);
     for key in keys {
-        route(vhost, exchange, key.as_ref(), &mut headers, &view, &mut targets);
+        route(vhost, exchange, key.as_ref(), &mut headers, &view, &mut reached);
     }
-    targets
+    reached.queues
 }
 
 fn route_from(
@@ -70,7 +84,7 @@ fn route_from(
     routing_key: &str,
     headers: &mut LazyHeaders<'_>,
     view: &MessageView<'_>,
-    out: &mut Vec<Arc<Queue>>,
+    out: &mut Reached,
     visited: &mut Vec<*const Exchange>,
 ) {
     if visited.contains(&Arc::as_ptr(exchange)) {
@@ -79,7 +93,7 @@ fn route_from(
     let before = out.len();
     if exchange.is_default() {
         if let Some(q) = vhost.queue(routing_key) {
-            push_unique(out, q);
+            push_unique(&mut out.queues, q);
         }
         return;
     }
@@ -88,8 +102,13 @@ fn route_from(
         let bindings = exchange.bindings.read();
         let header_table = if bindings.needs_headers() { headers.get() } else { None };
         bindings.route(routing_key, header_table, &mut |filter| filter.matches(view), &mut |dest| match dest {
-            Dest::Queue(q) => push_unique(out, q.clone()),
+            Dest::Queue(q) => push_unique(&mut out.queues, q.clone()),
             Dest::Exchange(e) => next_hops.push(e.clone()),
+            Dest::Transformed(q, t) => {
+                if !out.transformed.iter().any(|(o, u)| Arc::ptr_eq(o, q) && u == t) {
+                    out.transformed.push((q.clone(), t.clone()));
+                }
+            }
         });
     }
     let alternate = if out.len() == before { exchange.alternate_in(vhost) } else { None };

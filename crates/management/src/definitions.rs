@@ -43,7 +43,7 @@ fn objects(v: &VHost) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
         }
         for b in x.bindings.read().list() {
             let durable_end = match &b.destination {
-                Dest::Queue(q) => q.durable && q.exclusive_owner.is_none(),
+                Dest::Queue(q) | Dest::Transformed(q, _) => q.durable && q.exclusive_owner.is_none(),
                 Dest::Exchange(d) => d.def.durable,
             };
             if durable_end {

@@ -109,7 +109,7 @@ pub fn properties_key(routing_key: &str, arguments: &amqp_codec::FieldTable) -> 
 
 pub fn binding(vhost: &str, source: &str, dest: &Dest, routing_key: &str, arguments: &amqp_codec::FieldTable) -> Value {
     let (destination, kind) = match dest {
-        Dest::Queue(q) => (q.name.as_str().to_owned(), "queue"),
+        Dest::Queue(q) | Dest::Transformed(q, _) => (q.name.as_str().to_owned(), "queue"),
         Dest::Exchange(x) => (x.name().to_owned(), "exchange"),
     };
     json!({

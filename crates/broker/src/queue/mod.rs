@@ -222,6 +222,11 @@ impl Queue {
     }
 
     /// The queue's store id, if it keeps persistent messages durably.
+    /// The vhost the queue is in, held weakly (for work that outlives a call).
+    pub(crate) fn vhost_weak(&self) -> Weak<VHost> {
+        self.vhost_ref.clone()
+    }
+
     pub fn durable_store_id(&self) -> Option<u64> {
         self.persist.as_ref().filter(|p| p.durable).map(|p| p.id)
     }

@@ -23,7 +23,7 @@ impl VHost {
             return None;
         }
         let (dest_kind, dest) = match dest {
-            Dest::Queue(q) if q.persists() => (DestKind::Queue, q.name.clone()),
+            Dest::Queue(q) | Dest::Transformed(q, _) if q.persists() => (DestKind::Queue, q.name.clone()),
             Dest::Exchange(e) if e.def.durable => (DestKind::Exchange, e.def.name.clone()),
             _ => return None,
         };
@@ -72,6 +72,7 @@ impl VHost {
         let exchange = self.existing_exchange(source)?;
         self.check_bindable_source(&exchange)?;
         check_not_default_destination(&dest)?;
+        let dest = dest.with_binding_arguments(&arguments)?;
         let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
         let mut bindings = exchange.bindings.write();
         let added = bindings.add(Binding { destination: dest, routing_key, arguments })?;
@@ -92,6 +93,7 @@ impl VHost {
         connection: u64,
     ) -> Result<(), AmqpError> {
         check_not_default_destination(&dest)?;
+        let dest = dest.with_binding_arguments(&arguments)?;
         let Some(exchange) = self.exchange(source) else { return Ok(()) };
         self.check_bindable_source(&exchange)?;
         let key = self.binding_key(&exchange, &dest, &routing_key, &arguments);
@@ -101,7 +103,7 @@ impl VHost {
             if !bindings.contains(&binding) {
                 return Ok(());
             }
-            if let Dest::Queue(q) = &binding.destination {
+            if let Some(q) = binding.destination.queue() {
                 q.check_access(connection)?;
             }
             bindings.remove(&binding);
@@ -129,10 +131,18 @@ impl VHost {
     pub(super) fn remove_destination_everywhere(&self, dest: &Dest) {
         let mut emptied = Vec::new();
         for exchange in self.exchanges() {
-            let changes = self.binding_deletions(&exchange, |d| d == dest);
+            let changes = self.binding_deletions(&exchange, |d| d.same_target(dest));
             let mut bindings = exchange.bindings.write();
             self.submit(changes);
-            if bindings.remove_destination(dest) > 0 && bindings.is_empty() && exchange.def.auto_delete {
+            // A queue's transformed bindings are destinations of their own.
+            let mut gone: Vec<Dest> = vec![dest.clone()];
+            for b in bindings.list() {
+                if b.destination.same_target(dest) && !gone.contains(&b.destination) {
+                    gone.push(b.destination.clone());
+                }
+            }
+            let removed: usize = gone.iter().map(|d| bindings.remove_destination(d)).sum();
+            if removed > 0 && bindings.is_empty() && exchange.def.auto_delete {
                 emptied.push(exchange.clone());
             }
         }

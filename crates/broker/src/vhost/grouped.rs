@@ -10,10 +10,12 @@ use crate::Queue;
 use std::sync::Arc;
 use warren_core::Message;
 
-/// One message of a group and the queues it was routed to.
+/// One message of a group and the queues it was routed to (and the queues bound through a
+/// transform, which get that transform's outputs instead: `binding_transforms.rs`).
 pub(crate) struct GroupItem {
     pub message: Arc<Message>,
     pub targets: Vec<Arc<Queue>>,
+    pub transformed: Vec<(Arc<Queue>, Arc<str>)>,
 }
 
 impl VHost {
@@ -98,7 +100,7 @@ impl VHost {
                 }
                 _ => None,
             };
-            let GroupItem { message, targets } = item;
+            let GroupItem { message, targets, .. } = item;
             if message.track != 0 {
                 let names = targets.iter().map(|q| q.name.to_string()).collect();
                 self.tracker.routed(message.track, self.timers.now_ms(), &message.exchange, names);

@@ -20,6 +20,7 @@ use warren_core::policy::Policies;
 use warren_core::routing::Binding;
 use warren_core::{AmqpError, ExchangeDef, ExchangeKind, Message};
 
+mod binding_transforms;
 mod bindings;
 mod contract_violations;
 mod deduplicating;
@@ -363,6 +364,7 @@ impl VHost {
     }
 
     pub(crate) fn restore_binding(&self, source: &Exchange, dest: Dest, routing_key: ShortStr, arguments: FieldTable) {
+        let Ok(dest) = dest.with_binding_arguments(&arguments) else { return };
         let _ = source.bindings.write().add(Binding { destination: dest, routing_key, arguments });
     }
 
@@ -449,24 +451,28 @@ impl VHost {
         on_durable: Option<OnDurable>,
         taken: Vec<crate::dedup::Taken>,
     ) -> Routed {
-        let grouped::GroupItem { message, targets } = self.targets_of(ex, message);
-        self.deliver_taking(targets, message, on_durable, taken)
+        let item = self.targets_of(ex, message);
+        if !item.transformed.is_empty() {
+            self.keys_taken_now(taken);
+            return self.deliver_through_transforms(ex, vec![item], on_durable);
+        }
+        self.deliver_taking(item.targets, item.message, on_durable, taken)
     }
 
     /// The queues `message` is routed to from `ex` (with its `CC`/`BCC` keys; `BCC` is
     /// removed from the message that goes there).
     pub(super) fn targets_of(&self, ex: &Arc<Exchange>, message: Arc<Message>) -> grouped::GroupItem {
-        let mut targets: Vec<Arc<Queue>> = Vec::new();
+        let mut reached = route::Reached::default();
         let mut headers = LazyHeaders::new(&message);
         let view = MessageView::new(&message);
-        route::route(self, ex, &message.routing_key, &mut headers, &view, &mut targets);
+        route::route(self, ex, &message.routing_key, &mut headers, &view, &mut reached);
         let extra_keys = headers.get().map(route::sender_selected_keys).unwrap_or_default();
         for key in &extra_keys {
-            route::route(self, ex, key, &mut headers, &view, &mut targets);
+            route::route(self, ex, key, &mut headers, &view, &mut reached);
         }
         drop((headers, view));
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
-        grouped::GroupItem { message, targets }
+        grouped::GroupItem { message, targets: reached.queues, transformed: reached.transformed }
     }
 
     /// Enqueues a routed message on each of `targets`, appending it to the store first if it

@@ -13,7 +13,8 @@ impl VHost {
     /// bindings and, if persistent and bound for durable queues, written in one record with
     /// the settling of the stored messages `settles` (store queue id, message id). An exchange
     /// that splits, transforms or delays gets it through [`VHost::publish`]; the settling is
-    /// then the caller's acks after the confirm (a crash between the two repeats the aggregate).
+    /// then the caller's acks after the confirm (a crash between the two repeats the aggregate),
+    /// as it is when it reaches a binding with a transform.
     pub fn publish_settling(
         &self,
         exchange: &str,
@@ -30,6 +31,9 @@ impl VHost {
             Err(broken) => return Ok(self.contract_broken(&ex, *broken, Some(on_durable))),
         };
         let item = self.targets_of(&ex, message);
+        if !item.transformed.is_empty() {
+            return Ok(self.deliver_through_transforms(&ex, vec![item], Some(on_durable)));
+        }
         Ok(self.deliver_settling(item.targets, item.message, settles, Some(on_durable)))
     }
 }

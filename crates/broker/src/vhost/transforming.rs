@@ -28,7 +28,7 @@ pub const TRANSFORM_ERROR_HEADER: &str = "x-transform-error";
 /// The header naming the transform (`name/version`) on its outputs and dead letters.
 pub const TRANSFORM_HEADER: &str = "x-transform";
 /// The longest error text a dead letter carries.
-const MAX_ERROR_TEXT: usize = 1000;
+pub(super) const MAX_ERROR_TEXT: usize = 1000;
 
 /// The outputs of one run, or why it failed.
 type RunResult = Result<Vec<serde_json::Value>, String>;
@@ -63,7 +63,10 @@ impl VHost {
             },
         };
         let Some(at) = &ex.transform else {
-            let items = inputs.into_iter().map(|m| self.targets_of(ex, m)).collect();
+            let items: Vec<GroupItem> = inputs.into_iter().map(|m| self.targets_of(ex, m)).collect();
+            if items.iter().any(|i| !i.transformed.is_empty()) {
+                return self.deliver_through_transforms(ex, items, on_durable);
+            }
             return self.deliver_group(items, on_durable);
         };
         let split_outputs = ex.split.as_ref().is_some_and(|s| s.by == SplitBy::Transform);
@@ -153,7 +156,12 @@ impl VHost {
         if !items.is_empty() {
             let part = settle.part();
             let for_store = part.clone();
-            let routed = self.deliver_group(items, Some(Box::new(move |ok| for_store.settle(ok))));
+            let callback: OnDurable = Box::new(move |ok| for_store.settle(ok));
+            let routed = if items.iter().any(|i| !i.transformed.is_empty()) {
+                self.deliver_through_transforms(ex, items, Some(callback))
+            } else {
+                self.deliver_group(items, Some(callback))
+            };
             part.settle_by(&routed);
         }
     }
@@ -202,18 +210,18 @@ impl VHost {
 
 /// The answer to a publish whose routing comes later (`queues: 1`, so it is never returned as
 /// unroutable), and the confirm its parts settle together.
-fn held(on_durable: Option<OnDurable>) -> (Routed, Arc<Joined>) {
+pub(super) fn held(on_durable: Option<OnDurable>) -> (Routed, Arc<Joined>) {
     let confirm = if on_durable.is_some() { Confirm::WhenDurable } else { Confirm::Now };
     (Routed { queues: 1, confirm, ..Routed::default() }, Joined::new(on_durable))
 }
 
-fn long_str(s: &str) -> FieldValue {
+pub(super) fn long_str(s: &str) -> FieldValue {
     FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
 }
 
 /// An output with the transform that made it in its headers, and the split headers of the
 /// part it was made of (a program that replaced the headers keeps the part's place).
-fn stamped(message: Message, label: &str, input: &Message) -> Message {
+pub(super) fn stamped(message: Message, label: &str, input: &Message) -> Message {
     let Some(mut props) = message.decode_properties() else { return message };
     let headers = props.headers.get_or_insert_with(Default::default);
     headers.insert(ShortStr::from_static(TRANSFORM_HEADER), long_str(label));
@@ -229,7 +237,7 @@ fn stamped(message: Message, label: &str, input: &Message) -> Message {
 
 /// A publisher's confirm that the parts a transform made settle together: `true` once every
 /// part is durable (or needed no disk), `false` if any was refused.
-struct Joined {
+pub(super) struct Joined {
     confirm: Mutex<Option<OnDurable>>,
     remaining: AtomicUsize,
     ok: AtomicBool,
@@ -241,14 +249,14 @@ impl Joined {
     }
 
     /// `parts` will settle (none: the confirm goes now).
-    fn expect(self: &Arc<Self>, parts: usize) {
+    pub(super) fn expect(self: &Arc<Self>, parts: usize) {
         if parts == 0 {
             self.finish();
         }
         self.remaining.store(parts, Ordering::SeqCst);
     }
 
-    fn part(self: &Arc<Self>) -> Arc<Part> {
+    pub(super) fn part(self: &Arc<Self>) -> Arc<Part> {
         Arc::new(Part { joined: self.clone(), done: AtomicBool::new(false) })
     }
 
@@ -261,14 +269,14 @@ impl Joined {
 
 /// One part of a [`Joined`] confirm; settles once, whichever of the router and the store says
 /// first.
-struct Part {
+pub(super) struct Part {
     joined: Arc<Joined>,
     done: AtomicBool,
 }
 
 impl Part {
     /// Settles as the routing of its message says, or leaves it to the store's callback.
-    fn settle_by(&self, routed: &Routed) {
+    pub(super) fn settle_by(&self, routed: &Routed) {
         match routed.confirm {
             Confirm::Now => self.settle(!routed.rejected),
             Confirm::Refused => self.settle(false),
@@ -277,7 +285,7 @@ impl Part {
         }
     }
 
-    fn settle(&self, ok: bool) {
+    pub(super) fn settle(&self, ok: bool) {
         if self.done.swap(true, Ordering::SeqCst) {
             return;
         }
