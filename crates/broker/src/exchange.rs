@@ -18,6 +18,21 @@ pub struct TransformAt {
     pub vhost: std::sync::Weak<crate::VHost>,
 }
 
+/// Messages an exchange split, the parts it made, and those it could not split.
+#[derive(Debug, Default)]
+pub struct SplitCounts {
+    pub messages: std::sync::atomic::AtomicU64,
+    pub parts: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+impl SplitCounts {
+    pub(crate) fn split(&self, parts: usize) {
+        self.messages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.parts.fetch_add(parts as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub struct Exchange {
     pub def: ExchangeDef,
     pub bindings: RwLock<Bindings<Dest>>,
@@ -31,6 +46,8 @@ pub struct Exchange {
     pub transform: Option<TransformAt>,
     /// Argument `x-split`: messages are split into parts before routing.
     pub split: Option<warren_core::split::Split>,
+    /// What its splitting did (counted only when it splits).
+    pub split_counts: SplitCounts,
     /// The policy that applies to it (set when declared and whenever policies change).
     policy: ArcSwapOption<Policy>,
 }
@@ -51,6 +68,7 @@ impl Exchange {
             dedup: None,
             transform: None,
             split: None,
+            split_counts: SplitCounts::default(),
             policy: ArcSwapOption::empty(),
         }
     }

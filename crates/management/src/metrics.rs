@@ -266,6 +266,8 @@ fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
     );
     deduplication(m, out);
     transforms(m, out);
+    splits(m, out);
+    aggregators(m, out);
     if let Some(d) = m.broker.durability() {
         let store = d.store.stats();
         out.one("warren_store_segments", "gauge", "Segment files of the message log", store.segments);
@@ -302,6 +304,57 @@ fn transforms(m: &Mgmt, out: &mut Out) {
     ];
     for (name, help, counter) in counters {
         out.one(name, "counter", help, counter.load(Relaxed));
+    }
+}
+
+/// Each splitting exchange's messages split, parts made and failures.
+fn splits(m: &Mgmt, out: &mut Out) {
+    let mut splitting = Vec::new();
+    for v in m.broker.vhosts() {
+        splitting.extend(v.exchanges().into_iter().filter(|x| x.split.is_some()).map(|x| (v.name.clone(), x)));
+    }
+    if splitting.is_empty() {
+        return;
+    }
+    type Read = fn(&warren_broker::exchange::SplitCounts) -> u64;
+    let families: [(&str, &str, Read); 3] = [
+        ("warren_split_messages_total", "Messages an exchange split", |c| c.messages.load(Relaxed)),
+        ("warren_split_parts_total", "Parts an exchange's splitting made", |c| c.parts.load(Relaxed)),
+        ("warren_split_failures_total", "Messages an exchange could not split", |c| c.failed.load(Relaxed)),
+    ];
+    for (name, help, read) in families {
+        out.family(name, "counter", help);
+        for (vhost, x) in &splitting {
+            out.sample(name, &[("vhost", vhost), ("exchange", x.name())], read(&x.split_counts));
+        }
+    }
+}
+
+/// Each aggregator's counts and its groups and parts now.
+fn aggregators(m: &Mgmt, out: &mut Out) {
+    let all: Vec<_> = m.broker.aggregators().into_iter().map(|a| (a.def.clone(), a.figures())).collect();
+    if all.is_empty() {
+        return;
+    }
+    type Read = fn(&warren_broker::aggregators::Figures) -> u64;
+    let families: [(&str, &str, &str, Read); 7] = [
+        ("warren_aggregator_parts_total", "counter", "Messages an aggregator took", |f| f.parts_in),
+        ("warren_aggregates_total", "counter", "Combined messages an aggregator published", |f| f.aggregated),
+        ("warren_aggregate_failures_total", "counter", "Groups or parts an aggregator dead-lettered as failed", |f| {
+            f.failed
+        }),
+        ("warren_aggregate_timeouts_total", "counter", "Groups dead-lettered incomplete at their deadline", |f| {
+            f.timed_out
+        }),
+        ("warren_aggregator_late_parts_total", "counter", "Parts that came after their group was done", |f| f.late),
+        ("warren_aggregator_groups_open", "gauge", "Groups an aggregator is gathering", |f| f.groups_open as u64),
+        ("warren_aggregator_parts_held", "gauge", "Parts an aggregator holds unacked", |f| f.parts_held as u64),
+    ];
+    for (name, kind, help, read) in families {
+        out.family(name, kind, help);
+        for (def, figures) in &all {
+            out.sample(name, &[("vhost", &def.vhost), ("aggregator", &def.name)], read(figures));
+        }
     }
 }
 

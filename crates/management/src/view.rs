@@ -76,6 +76,17 @@ pub fn exchange(x: &Exchange, vhost: &str) -> Value {
     if let Some(dedup) = &x.dedup {
         view["deduplication"] = deduplication(dedup);
     }
+    if let Some(split) = &x.split {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &x.split_counts;
+        view["split"] = json!({
+            "by": split.text,
+            "max_parts": split.max_parts,
+            "messages": c.messages.load(Relaxed),
+            "parts": c.parts.load(Relaxed),
+            "failed": c.failed.load(Relaxed),
+        });
+    }
     view
 }
 

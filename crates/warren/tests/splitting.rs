@@ -90,6 +90,10 @@ async fn an_order_is_split_per_line_routed_by_content_and_its_parts_survive_a_re
     assert!(matches!(publish(&ch, "orders", ORDER, props).await, Confirmation::Ack(None)));
     assert_eq!(q::counts(&ch, "north").await.unwrap().0, 2);
     assert_eq!(q::counts(&ch, "south").await.unwrap().0, 1);
+    let (_, shown, _) = send(http().get(server.http_url("/api/exchanges/%2F/orders"))).await;
+    assert_eq!(shown["split"], json!({"by": "body.lines", "max_parts": 1000, "messages": 1, "parts": 3, "failed": 0}));
+    let metrics = http().get(server.http_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"warren_split_parts_total{vhost="/",exchange="orders"} 3"#), "{metrics}");
     drop((ch, conn));
 
     // The parts were stored before the confirm: a restart finds each, headers and all.

@@ -59,6 +59,7 @@ impl VHost {
             })
             .collect();
         self.tracker.split(message.track, self.timers.now_ms(), ex.name(), count);
+        ex.split_counts.split(count);
         Ok(parts)
     }
 }

@@ -144,6 +144,7 @@ impl VHost {
             outputs =
                 outputs.into_iter().enumerate().map(|(i, m)| super::splitting::as_part(m, &id, i, count)).collect();
             self.tracker.split(track, self.timers.now_ms(), ex.name(), count);
+            ex.split_counts.split(count);
         }
         if track != 0 && !outputs.is_empty() {
             self.tracker.transformed(track, self.timers.now_ms(), label, outputs.len());
@@ -171,6 +172,7 @@ impl VHost {
         let now_ms = self.timers.now_ms();
         let (reason, headers, error) = match failed {
             Failed::Split(error) => {
+                ex.split_counts.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let error = warren_core::text::cut(error, MAX_ERROR_TEXT);
                 let headers = vec![(ShortStr::from_static(super::splitting::SPLIT_ERROR_HEADER), long_str(&error))];
                 (Reason::SplitFailed, headers, error)
