@@ -5,7 +5,8 @@
 #
 # Starts `warren server --amqp-port 0 --http-port 0 --data-dir <tmp>`, waits
 # (at most WARREN_READY_TIMEOUT s, default 30) for its single "ready" log line
-# carrying `amqp_addr=HOST:PORT`, exports WARREN_AMQP_PORT, runs
+# carrying `amqp_addr=HOST:PORT`, exports WARREN_AMQP_PORT (and WARREN_BIN, for suites that
+# start and kill brokers of their own), runs
 #   python3 -m pytest -q interop/python
 #   node --test interop/node/test_*.mjs
 #   st run <the broker's /api/openapi.json>   (schemathesis: the HTTP API against its
@@ -134,6 +135,10 @@ TOML
     echo "interop: broker ready (pid $BROKER_PID) on amqp_addr=$addr${http_addr:+ http_addr=$http_addr}"
 fi
 export WARREN_AMQP_PORT
+# Suites that start (and kill -9) brokers of their own, e.g. the order pipeline's.
+if [[ -z "${WARREN_INTEROP_EXTERNAL_PORT:-}" ]]; then
+    export WARREN_BIN="$BIN"
+fi
 
 failed=()
 
