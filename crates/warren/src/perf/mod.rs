@@ -57,6 +57,13 @@ pub struct PerfArgs {
     /// application/json`, for measuring contracts and body filters.
     #[arg(long)]
     pub json_body: bool,
+    /// With `--json-body`: lines in the order's `items` array (e.g. for an exchange that
+    /// splits them, `--exchange-arg x-split=body.order.items`).
+    #[arg(long, default_value_t = 2, requires = "json_body")]
+    pub json_items: usize,
+    /// Messages each queue receives per message published (e.g. the parts of a split).
+    #[arg(long, default_value_t = 1)]
+    pub deliveries_per_message: u64,
     /// 0 = consume only: the consumers take `--count` messages from a pre-filled `--queue`.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
@@ -88,6 +95,10 @@ pub struct PerfArgs {
     /// what filtered routing costs; e.g. `--binding-filter "delivery_mode IS NULL OR priority < 5"`.
     #[arg(long, requires = "fanout")]
     pub binding_filter: Option<String>,
+    /// With `--fanout`: an argument for every binding, as `--queue-arg` (e.g. `--binding-arg
+    /// x-transform=NAME`). Repeatable.
+    #[arg(long = "binding-arg", value_parser = parse_queue_arg, requires = "fanout")]
+    pub binding_args: Vec<(String, String)>,
     /// A queue argument for the declared queues, `name=value` (a number is sent as a long,
     /// `true`/`false` as a boolean), e.g. `--queue-arg x-max-length=100000`. Repeatable.
     #[arg(long = "queue-arg", value_parser = parse_queue_arg)]
@@ -238,7 +249,7 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
         };
         setup.call(Method::QueueDeclare(declare), |m| matches!(m, Method::QueueDeclareOk(_))).await?;
         if args.fanout > 0 {
-            let mut arguments = FieldTable::new();
+            let mut arguments = arguments(&args.binding_args);
             if let Some(filter) = &args.binding_filter {
                 arguments.insert("x-filter", FieldValue::LongStr(filter.clone().into_bytes().into()));
             }
@@ -252,7 +263,7 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
         }
     }
 
-    let per_queue = args.count * args.producers.max(1) as u64;
+    let per_queue = args.count * args.producers.max(1) as u64 * args.deliveries_per_message.max(1);
     let counters = Arc::new(Counters::default());
     let progress = stats::progress(counters.clone());
     let start = Instant::now();
@@ -336,7 +347,7 @@ async fn produce(
     };
     let props = base.to_raw();
     let producer_tag = rand_u32();
-    let mut body = body::Body::new(args.size, args.json_body);
+    let mut body = body::Body::with_items(args.size, args.json_body, args.json_items);
     let mut window = Confirms { sent_at: VecDeque::new(), confirmed: 0, latency: stats::histogram() };
     let start = Instant::now();
     let mut sent = 0u64;
