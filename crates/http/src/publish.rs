@@ -246,7 +246,8 @@ pub async fn publish(
     }
     let vhost = api.broker.vhost(&vhost_name).ok_or_else(|| ApiError::not_found(format!("no vhost '{vhost_name}'")))?;
     let exchange = if exchange == DEFAULT_EXCHANGE { String::new() } else { exchange };
-    let idempotency_key = header_text(&headers, "idempotency-key")?.map(|k| format!("{user}\0{vhost_name}\0{k}"));
+    let raw_idempotency_key = header_text(&headers, "idempotency-key")?;
+    let idempotency_key = raw_idempotency_key.as_ref().map(|k| format!("{user}\0{vhost_name}\0{k}"));
     if let Some(id) = idempotency_key.as_deref().and_then(|k| api.idempotency.get(k)) {
         return Ok(accepted(&id, None));
     }
@@ -292,6 +293,15 @@ pub async fn publish(
     let track = api.broker.tracker().start(now, lookup, warren_broker::tracking::Origin::Http);
     if let Some((url, key)) = callback {
         api.broker.tracker().call_back(track, url, key);
+    }
+    // The Idempotency-Key is the message's deduplication key too (unless it names its own):
+    // a deduplicating exchange or queue keeps a retry out even after the HTTP window (memory
+    // only) is gone, e.g. across a restart, when its window is durable.
+    if let Some(key) = raw_idempotency_key {
+        let headers = props.headers.get_or_insert_with(FieldTable::new);
+        if headers.get(warren_core::dedup::KEY_HEADER).is_none() {
+            headers.insert(warren_core::dedup::KEY_HEADER, FieldValue::LongStr(Bytes::from(key.into_bytes())));
+        }
     }
     // Consumers see the tracking id, as for a tracked AMQP publish.
     props.headers.get_or_insert_with(FieldTable::new).insert(

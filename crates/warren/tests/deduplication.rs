@@ -204,6 +204,41 @@ async fn an_http_publish_says_it_was_deduplicated_and_its_status_is_finished() {
     assert_eq!(q::counts(&ch, &q).await.unwrap().0, 1);
 }
 
+/// An HTTP retry with the same `Idempotency-Key` is answered from the HTTP window while it
+/// lasts; after a restart (the HTTP window is memory only) the durable exchange's window still
+/// knows the key, because the Idempotency-Key is the message's deduplication key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_the_deduplication_key_so_a_retry_after_a_restart_is_kept_out() {
+    let server = TestServer::start().await;
+    let (code, err, _) = send(http().put(server.http_url("/api/exchanges/%2F/payments")).json(&json!({
+        "type": "fanout", "durable": true, "arguments": {"x-message-deduplication": true}})))
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{err}");
+    let (code, err, _) =
+        send(http().put(server.http_url("/api/queues/%2F/payments")).json(&json!({"durable": true}))).await;
+    assert_eq!(code, StatusCode::CREATED, "{err}");
+    let (code, err, _) =
+        send(http().post(server.http_url("/api/bindings/%2F/e/payments/q/payments")).json(&json!({}))).await;
+    assert_eq!(code, StatusCode::CREATED, "{err}");
+    let publish = |server: &TestServer| {
+        http()
+            .post(server.http_url("/api/vhosts/%2F/exchanges/payments/messages"))
+            .header("content-type", "text/plain")
+            .header("idempotency-key", "pay-42")
+            .body("42 EUR")
+    };
+    let (code, first, _) = send(publish(&server)).await;
+    assert_eq!((code, first.get("deduplicated")), (StatusCode::ACCEPTED, None), "{first}");
+    let (_, again, _) = send(publish(&server)).await;
+    assert_eq!(again["id"], first["id"], "the HTTP window answers the retry with the first publish");
+    let server = server.restart().await;
+    let (code, after, _) = send(publish(&server)).await;
+    assert_eq!((code, after["deduplicated"].as_bool()), (StatusCode::ACCEPTED, Some(true)), "{after}");
+    let (_conn, ch) = server.lapin_channel().await;
+    let bodies = q::drain(&ch, "payments").await;
+    assert_eq!(text_bodies(bodies), vec!["42 EUR"]);
+}
+
 fn text_bodies(bodies: Vec<Vec<u8>>) -> Vec<String> {
     bodies.into_iter().map(|b| String::from_utf8(b).unwrap()).collect()
 }
