@@ -305,6 +305,22 @@ fn transforms(m: &Mgmt, out: &mut Out) {
     for (name, help, counter) in counters {
         out.one(name, "counter", help, counter.load(Relaxed));
     }
+    let all = m.broker.transforms();
+    if all.all().is_empty() {
+        return;
+    }
+    type Read = fn(&warren_broker::transforms::TransformCounts) -> u64;
+    let families: [(&str, &str, Read); 3] = [
+        ("warren_transform_messages_total", "Messages a transform ran on", |c| c.runs.load(Relaxed)),
+        ("warren_transform_outputs_total", "Messages a transform made", |c| c.outputs.load(Relaxed)),
+        ("warren_transform_failed_messages_total", "Messages a transform failed on", |c| c.failures.load(Relaxed)),
+    ];
+    for (name, help, read) in families {
+        out.family(name, "counter", help);
+        for t in all.all() {
+            out.sample(name, &[("vhost", &t.vhost), ("transform", &t.name)], read(&t.counts));
+        }
+    }
 }
 
 /// Each splitting exchange's messages split, parts made and failures.

@@ -116,9 +116,22 @@ async fn checked(m: &Mgmt, vhost: &str, name: &str, version: u32, body: Transfor
     Ok(Transform::new(vhost, name, version, body.program, lookup, limits))
 }
 
+/// A transform as the API lists and shows it: with its figures (not in definitions files).
+fn with_figures(t: &Transform) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut json = transform_json(t);
+    let c = &t.counts;
+    json["figures"] = json!({
+        "runs": c.runs.load(Relaxed),
+        "outputs": c.outputs.load(Relaxed),
+        "failures": c.failures.load(Relaxed),
+    });
+    json
+}
+
 fn listed(m: &Mgmt, caller: &Caller, vhost: Option<&str>) -> Vec<Value> {
     let all = m.broker.transforms();
-    crate::listing::in_vhosts(all.all(), vhost, |v| caller.may_see(v), |t| (&t.vhost, &t.name), transform_json)
+    crate::listing::in_vhosts(all.all(), vhost, |v| caller.may_see(v), |t| (&t.vhost, &t.name), with_figures)
 }
 
 pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
@@ -142,7 +155,7 @@ pub async fn show(
 ) -> Result<Json<Value>> {
     m.visible_vhost(&caller, &vhost)?;
     let all = m.broker.transforms();
-    all.get(&vhost, &name).map(|t| Json(transform_json(t))).ok_or_else(MgmtError::not_found)
+    all.get(&vhost, &name).map(|t| Json(with_figures(t))).ok_or_else(MgmtError::not_found)
 }
 
 /// `PUT`: creates the transform (201) or replaces it as its next version (204).

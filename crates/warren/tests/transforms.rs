@@ -165,6 +165,10 @@ async fn an_exchange_translates_and_splits_its_messages_and_dead_letters_what_fa
     assert!(value("warren_transform_runs_total") >= 4, "{metrics}");
     assert!(value("warren_transform_timeouts_total") >= 1, "{metrics}");
     assert!(value("warren_transform_failures_total") >= 2, "{metrics}");
+    // Each transform's own figures: two tries on samples, four messages (two of them failed).
+    let (_, shown, _) = send(http().get(url("to-warehouse"))).await;
+    assert_eq!(shown["figures"], json!({"runs": 6, "outputs": 4, "failures": 3}), "{shown}");
+    assert!(metrics.contains(r#"warren_transform_messages_total{vhost="/",transform="to-warehouse"} 6"#), "{metrics}");
 
     // Transforms survive a restart, and travel in the definitions.
     let (_, exported, _) = send(http().get(server.http_url("/api/definitions"))).await;

@@ -89,13 +89,40 @@ pub struct Transform {
     pub version: u32,
     pub program: Program,
     pub limits: Limits,
+    /// What it did, over all its versions since the start.
+    pub counts: Arc<TransformCounts>,
+}
+
+/// Messages a transform ran on, the messages it made, and the runs that failed.
+#[derive(Debug, Default)]
+pub struct TransformCounts {
+    pub runs: AtomicU64,
+    pub outputs: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+impl TransformCounts {
+    fn count(&self, results: &[Result<Vec<Value>, Failure>]) {
+        let outputs: usize = results.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum();
+        let failures = results.iter().filter(|r| r.is_err()).count();
+        self.runs.fetch_add(results.len() as u64, Ordering::Relaxed);
+        self.outputs.fetch_add(outputs as u64, Ordering::Relaxed);
+        self.failures.fetch_add(failures as u64, Ordering::Relaxed);
+    }
 }
 
 impl Transform {
     /// The transform as its definition says, with a fresh program id.
     pub fn new(vhost: &str, name: &str, version: u32, text: String, lookup: Value, limits: Limits) -> Transform {
         let program = Program { id: next_program_id(), text: text.into(), lookup: Arc::new(lookup) };
-        Transform { vhost: vhost.to_owned(), name: name.to_owned(), version, program, limits }
+        Transform {
+            vhost: vhost.to_owned(),
+            name: name.to_owned(),
+            version,
+            program,
+            limits,
+            counts: Default::default(),
+        }
     }
 }
 
@@ -291,6 +318,7 @@ impl TransformBook {
                 None => Err(stopped()),
             });
         }
+        transform.counts.count(&results);
         results
     }
 
@@ -330,13 +358,17 @@ impl Broker {
 
     /// Adds or replaces a transform (checked with [`Broker::check_transform`] first), durably;
     /// true if it is new.
-    pub fn put_transform(&self, transform: Transform) -> Result<bool, AmqpError> {
+    pub fn put_transform(&self, mut transform: Transform) -> Result<bool, AmqpError> {
         if self.vhost(&transform.vhost).is_none() {
             return Err(AmqpError::not_found(format!("no vhost '{}'", transform.vhost)));
         }
         let _changing = self.inner.policy_changes.lock();
         let current = self.transforms();
-        let created = current.get(&transform.vhost, &transform.name).is_none();
+        let existing = current.get(&transform.vhost, &transform.name);
+        let created = existing.is_none();
+        if let Some(existing) = existing {
+            transform.counts = existing.counts.clone();
+        }
         if created && current.all().len() >= MAX_TRANSFORMS {
             return Err(AmqpError::not_allowed(format!("the broker holds {MAX_TRANSFORMS} transforms, its limit")));
         }
