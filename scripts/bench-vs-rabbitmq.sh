@@ -42,7 +42,11 @@ start_warren "$WARREN" "$WORK"
 # arguments | arguments of a publish-only run that fills the queue QUEUE first (consume-only runs)
 # | Warren only: `contract` checks every publish to the default exchange against
 # scripts/bench/order-schema.json during the run (RabbitMQ has no contracts: it routes plainly).
-# A `--binding-filter` is an `x-filter` binding argument, which RabbitMQ ignores.
+# A `--binding-filter` is an `x-filter` binding argument, which RabbitMQ ignores. `transform`
+# creates the transform `bench-order` on Warren (a typical translation of the JSON order) for
+# the run; RabbitMQ ignores `x-transform` and routes the order as published.
+# | Warren only: its own `warren perf` arguments, when Warren does in the broker what
+# RabbitMQ's client must do itself (the split: RabbitMQ's producer publishes the ten parts).
 SCENARIOS=(
     "16 B transient, publish only|publish|-|--count 500000 --size 16 --consumers 0|"
     "16 B transient, consume only, manual acks|e2e|-|--producers 0 --count 300000 --queue QUEUE --ack-mode manual|--count 300000 --size 16 --consumers 0 --queue QUEUE"
@@ -59,6 +63,8 @@ SCENARIOS=(
     "1 KiB JSON persistent, confirms, publish only|publish|confirm|--count 100000 --size 1024 --json-body --consumers 0 --persistent --confirm 1000|"
     "1 KiB JSON persistent, confirms, publish only, Warren checks a contract|publish|confirm|--count 100000 --size 1024 --json-body --consumers 0 --persistent --confirm 1000||contract"
     "1 KiB JSON transient, fan-out to 100 queues, Warren filters each binding on the body (deliveries)|e2e|-|--count 10000 --size 1024 --json-body --consumers 1 --fanout 100 --binding-filter body.order.total>10|"
+    "1 KiB JSON transient, Warren translates on the binding (RabbitMQ routes as published)|e2e|-|--count 30000 --size 1024 --json-body --consumers 1 --fanout 1 --binding-arg x-transform=bench-order||transform"
+    "1 KiB order of 10 lines as 10 parts: Warren splits it (x-split), RabbitMQ's client publishes the parts (parts delivered)|e2e|-|--count 300000 --size 32 --consumers 1 --fanout 1|||--count 30000 --size 1024 --json-body --json-items 10 --consumers 1 --fanout 1 --exchange-arg x-split=body.order.items --deliveries-per-message 10"
     "RPC round trips, reply queue|rpc|e2e|--rpc --count 20000 --size 16|"
     "RPC round trips, direct reply-to|rpc|e2e|--rpc --direct-reply-to --count 20000 --size 16|"
 )
@@ -78,9 +84,22 @@ warren_contract() {
         "http://127.0.0.1:$WARREN_HTTP_PORT/api/contracts/%2F/bench-order" >/dev/null
 }
 
+# Creates (PUT) or deletes (DELETE) the benchmark's transform on Warren.
+warren_transform() {
+    local body=""
+    if [[ "$1" == PUT ]]; then
+        body='{"program": "{body: {order: .body.order.id, region: .body.order.region, total: .body.order.total, items: [.body.order.items[] | {sku, qty}]}, headers: (.headers + {warehouse: $lookup.wh[.body.order.region]})}", "lookup": {"wh": {"eu": "north", "us": "west"}}}'
+    fi
+    curl -fsS -u guest:guest -X "$1" -H 'content-type: application/json' ${body:+-d "$body"} \
+        "http://127.0.0.1:$WARREN_HTTP_PORT/api/transforms/%2F/bench-order" >/dev/null
+}
+
 run_one() { # broker port pid scenario-index round
     local broker=$1 port=$2 pid=$3 i=$4 round=$5
-    IFS='|' read -r name metric latency args prefill setup <<<"${SCENARIOS[$i]}"
+    IFS='|' read -r name metric latency args prefill setup warren_args <<<"${SCENARIOS[$i]}"
+    if [[ "$broker" == warren && -n "$warren_args" ]]; then
+        args=$warren_args
+    fi
     local queue="warren-bench-$broker-$i-$round"
     args=${args//QUEUE/$queue}
     prefill=${prefill//QUEUE/$queue}
@@ -91,6 +110,9 @@ run_one() { # broker port pid scenario-index round
     if [[ "$broker" == warren && "$setup" == contract ]]; then
         warren_contract PUT
     fi
+    if [[ "$broker" == warren && "$setup" == transform ]]; then
+        warren_transform PUT
+    fi
     local t0 c0 result c1 t1
     t0=$(date +%s.%N)
     c0=$(cpu_ticks "$pid")
@@ -100,6 +122,9 @@ run_one() { # broker port pid scenario-index round
     t1=$(date +%s.%N)
     if [[ "$broker" == warren && "$setup" == contract ]]; then
         warren_contract DELETE
+    fi
+    if [[ "$broker" == warren && "$setup" == transform ]]; then
+        warren_transform DELETE
     fi
     python3 "$ROOT/scripts/bench_record.py" run "$broker" "$name" "$metric" "$latency" "$round" "$t0" "$t1" "$c0" "$c1" \
         "$(rss_kb "$pid")" "$result" >>"$RUNS"
