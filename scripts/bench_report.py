@@ -36,7 +36,8 @@ lines = [
     "read a queue that a publish-only run filled just before). Fan-out counts deliveries (10 or 100 per message). "
     "RPC: one client, one server, one call in flight. JSON bodies are an order (`--json-body`); Warren's contract "
     "is `scripts/bench/order-schema.json` on the default exchange, its filter `body.order.total>10` on each of the "
-    "100 bindings (admitting every message); RabbitMQ has neither and routes plainly.",
+    "100 bindings (admitting every message); RabbitMQ has neither and routes plainly."
+    " Warren's binding transform is a typical translation of the order, run by its 2 transform worker processes; RabbitMQ ignores `x-transform` and delivers the order as published. In the split, Warren gets 1 KiB orders of 10 lines and splits them itself, while RabbitMQ's producer publishes the ten 32 B parts; both count parts delivered.",
     "- p99 latency: of publisher confirms (confirm scenarios), from publish to delivery (the 10k msg/s run), "
     "or of the round trip (RPC), from the tool's HDR histograms.",
     f"- {max(r['round'] for r in runs)} rounds, alternating which broker goes first; medians. "

@@ -7,34 +7,14 @@
 
 mod common;
 
+use common::headers::{death_reason, header, text_args as args};
 use common::http::{http, send};
 use common::*;
 use lapin::options::*;
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn args(pairs: &[(&str, &str)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in pairs {
-        table.insert((*k).into(), AMQPValue::LongString(LongString::from(*v)));
-    }
-    table
-}
-
-fn header(delivery: &lapin::message::Delivery, name: &str) -> Option<AMQPValue> {
-    delivery.properties.headers().as_ref()?.inner().get(name).cloned()
-}
-
-fn death_reason(delivery: &lapin::message::Delivery) -> Option<String> {
-    let Some(AMQPValue::FieldArray(deaths)) = header(delivery, "x-death") else { return None };
-    let AMQPValue::FieldTable(death) = deaths.as_slice().first()? else { return None };
-    match death.inner().get("reason")? {
-        AMQPValue::LongString(s) => Some(s.to_string()),
-        _ => None,
-    }
-}
 
 /// Durable: an exchange `orders` splitting `body.lines` into durable queue `lines`, and a
 /// durable queue `ready` bound to fanout `ready`; `lines` dead-letters into queue `expired`.
@@ -260,4 +240,39 @@ async fn bad_definitions_are_refused_with_the_reason_and_aggregators_are_managed
     let (code, body, _) = send(http().post(server.http_url("/api/definitions")).json(&defs)).await;
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(figures(&server, "good").await["state"], "running");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deduplicating_exchange_keeps_out_a_group_formed_again() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirmed_channel(&conn).await;
+    let dedup = {
+        let mut t = FieldTable::default();
+        t.insert("x-message-deduplication".into(), AMQPValue::Boolean(true));
+        t
+    };
+    within(ch.exchange_declare("batches".into(), lapin::ExchangeKind::Fanout, Default::default(), dedup))
+        .await
+        .unwrap();
+    let (parts, batches) = (unique("parts"), unique("batches"));
+    q::declare(&ch, &parts).await;
+    q::declare(&ch, &batches).await;
+    q::bind(&ch, &batches, "batches", "").await;
+    let spec = json!({"queue": parts, "exchange": "batches", "correlate_by": "correlation_id",
+        "complete_when": {"count": 2}});
+    assert_eq!(put_aggregator(&server, "pairs", spec).await.0, StatusCode::CREATED);
+    // The same pair twice (a publisher's retry of both): the second aggregate is a duplicate.
+    for body in [b"a", b"b", b"a", b"b"] {
+        let props = BasicProperties::default().with_correlation_id("pair-1".into());
+        q::publish_props(&ch, "", &parts, body, props).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while figures(&server, "pairs").await["aggregated"] != 2 || q::counts(&ch, &parts).await.unwrap().0 != 0 {
+        assert!(std::time::Instant::now() < deadline, "{}", figures(&server, "pairs").await);
+        tokio::task::yield_now().await;
+    }
+    let delivered = q::drain(&ch, &batches).await;
+    assert_eq!(delivered.len(), 1, "one aggregate: the other was a duplicate");
+    assert_eq!(figures(&server, "pairs").await["parts_held"], 0, "every part settled");
 }

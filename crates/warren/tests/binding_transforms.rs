@@ -7,25 +7,14 @@
 
 mod common;
 
+use common::headers::{header, text_args as args};
 use common::http::{http, send};
 use common::*;
 use lapin::options::*;
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn args(pairs: &[(&str, &str)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in pairs {
-        table.insert((*k).into(), AMQPValue::LongString(LongString::from(*v)));
-    }
-    table
-}
-
-fn header(d: &lapin::message::Delivery, name: &str) -> Option<AMQPValue> {
-    d.properties.headers().as_ref()?.inner().get(name).cloned()
-}
 
 async fn get(ch: &lapin::Channel, queue: &str) -> Option<lapin::message::Delivery> {
     within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.unwrap().map(|m| m.delivery)

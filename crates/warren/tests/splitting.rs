@@ -7,10 +7,11 @@
 
 mod common;
 
+use common::headers::{death_reason, text_args as args};
 use common::http::{http, send};
 use common::*;
 use lapin::options::*;
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Confirmation};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -31,23 +32,6 @@ fn int(delivery: &lapin::message::Delivery, name: &str) -> Option<i64> {
         AMQPValue::LongLongInt(n) => Some(*n),
         _ => None,
     }
-}
-
-fn death_reason(delivery: &lapin::message::Delivery) -> Option<String> {
-    let Some(AMQPValue::FieldArray(deaths)) = header(delivery, "x-death") else { return None };
-    let AMQPValue::FieldTable(death) = deaths.as_slice().first()? else { return None };
-    match death.inner().get("reason")? {
-        AMQPValue::LongString(s) => Some(s.to_string()),
-        _ => None,
-    }
-}
-
-fn args(pairs: &[(&str, &str)]) -> FieldTable {
-    let mut table = FieldTable::default();
-    for (k, v) in pairs {
-        table.insert((*k).into(), AMQPValue::LongString(LongString::from(*v)));
-    }
-    table
 }
 
 async fn declare_exchange(ch: &lapin::Channel, name: &str, durable: bool, arguments: &[(&str, &str)]) {

@@ -5,7 +5,6 @@
 
 use super::{Confirm, Routed, VHost};
 use crate::durable::{Landing, LandingQueues, OnDurable};
-use crate::queue::Enqueued;
 use crate::Queue;
 use std::sync::Arc;
 use warren_core::Message;
@@ -100,26 +99,7 @@ impl VHost {
                 }
                 _ => None,
             };
-            let GroupItem { message, targets, .. } = item;
-            if message.track != 0 {
-                let names = targets.iter().map(|q| q.name.to_string()).collect();
-                self.tracker.routed(message.track, self.timers.now_ms(), &message.exchange, names);
-            }
-            for q in targets {
-                let stored = if q.persists() { id } else { None };
-                match q.enqueue(message.clone(), stored) {
-                    Enqueued::Accepted => routed.queues += 1,
-                    Enqueued::AcceptedBehind => {
-                        routed.queues += 1;
-                        routed.consumers_behind = true;
-                    }
-                    Enqueued::Rejected => {
-                        routed.rejected = true;
-                        self.tracker.refused(message.track, self.timers.now_ms(), &q.name);
-                    }
-                    Enqueued::Gone => self.tracker.gone(message.track, &q.name),
-                }
-            }
+            self.enqueue_routed(item.targets, &item.message, id, &mut routed);
         }
         for (_, landing) in stored {
             landing.enqueued();

@@ -515,6 +515,22 @@ impl VHost {
             _ => None,
         };
         let stored = landing.as_ref().map(|(id, _)| *id);
+        self.enqueue_routed(targets, &message, stored, &mut routed);
+        if let Some((_, landing)) = landing {
+            landing.enqueued();
+        }
+        routed
+    }
+
+    /// Records `message` as routed to `targets` and enqueues it on each (under store id
+    /// `stored` where the queue persists), counting what happened into `routed`.
+    pub(super) fn enqueue_routed(
+        &self,
+        targets: Vec<Arc<Queue>>,
+        message: &Arc<Message>,
+        stored: Option<u64>,
+        routed: &mut Routed,
+    ) {
         if message.track != 0 {
             // Before enqueueing: a consumer may ack a copy before this function returns.
             let names = targets.iter().map(|q| q.name.to_string()).collect();
@@ -535,10 +551,6 @@ impl VHost {
                 Enqueued::Gone => self.tracker.gone(message.track, &q.name),
             }
         }
-        if let Some((_, landing)) = landing {
-            landing.enqueued();
-        }
-        routed
     }
 }
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use warren_core::{AmqpError, Message};
 
 impl VHost {
-    /// Publishes `message` to `exchange`: checked against its contract, routed by its type and
+    /// Publishes `message` to `exchange`: checked against its contract and its deduplication
+    /// windows, routed by its type and
     /// bindings and, if persistent and bound for durable queues, written in one record with
     /// the settling of the stored messages `settles` (store queue id, message id). An exchange
     /// that splits, transforms or delays gets it through [`VHost::publish`]; the settling is
@@ -30,10 +31,23 @@ impl VHost {
             Ok(message) => message,
             Err(broken) => return Ok(self.contract_broken(&ex, *broken, Some(on_durable))),
         };
-        let item = self.targets_of(&ex, message);
+        // A deduplicating exchange keeps out an aggregate it has seen (its `message_id` names
+        // the aggregator and the group): the caller then settles the parts.
+        let mut taken = match self.exchange_dedup(&ex, &message) {
+            Ok(taken) => taken,
+            Err(duplicate) => return Ok(duplicate),
+        };
+        let mut item = self.targets_of(&ex, message);
         if !item.transformed.is_empty() {
+            self.keys_taken_now(taken);
             return Ok(self.deliver_through_transforms(&ex, vec![item], Some(on_durable)));
         }
-        Ok(self.deliver_settling(item.targets, item.message, settles, Some(on_durable)))
+        let deduplicated = self.drop_duplicates(&mut item.targets, &item.message, &mut taken);
+        let persistent = amqp_codec::raw_properties::delivery_mode(&item.message.properties) == Some(2);
+        let mut routed = self.with_keys(taken, persistent, Some(on_durable), |after_store| {
+            self.deliver_settling(item.targets, item.message, settles, after_store)
+        });
+        routed.deduplicated |= deduplicated;
+        Ok(routed)
     }
 }

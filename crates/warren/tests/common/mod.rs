@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod headers;
 
 use amqp_codec::{decode_frame, encode_method, FieldTable as RawTable, FieldValue, Frame, Method};
 use bytes::BytesMut;
