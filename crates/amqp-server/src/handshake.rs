@@ -79,18 +79,26 @@ pub fn server_properties() -> FieldTable {
 }
 
 /// Everything after the protocol header up to connection.open-ok.
+/// A connection over TLS, and the user its verified client certificate names (if any).
+pub struct Secured {
+    pub identity: Option<String>,
+}
+
 pub async fn negotiate<R: AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     out: &Outbound,
     broker: &Broker,
     peer: IpAddr,
+    secured: &Option<Secured>,
 ) -> Result<Negotiated, HandshakeError> {
     let limits = broker.limits();
+    let certified = secured.as_ref().and_then(|s| s.identity.as_deref());
+    let mechanisms: &'static [u8] = if certified.is_some() { b"PLAIN AMQPLAIN EXTERNAL" } else { b"PLAIN AMQPLAIN" };
     let start = Method::ConnectionStart(ConnectionStart {
         version_major: 0,
         version_minor: 9,
         server_properties: server_properties(),
-        mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+        mechanisms: Bytes::from_static(mechanisms),
         locales: Bytes::from_static(b"en_US"),
     });
     out.write(|b| encode_method(b, 0, &start));
@@ -100,7 +108,7 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
         other => return Err(unexpected(&other)),
     };
     let client_capabilities = read_capabilities(&start_ok.client_properties);
-    let user = authenticate(broker, &start_ok, peer)?;
+    let user = authenticate(broker, &start_ok, peer, certified)?;
 
     let tune =
         ConnectionTune { channel_max: limits.channel_max, frame_max: limits.frame_max, heartbeat: limits.heartbeat_s };
@@ -171,21 +179,36 @@ fn read_capabilities(client_properties: &FieldTable) -> ClientCapabilities {
     ClientCapabilities { consumer_cancel_notify: flag("consumer_cancel_notify") }
 }
 
-fn authenticate(broker: &Broker, start_ok: &ConnectionStartOk, peer: IpAddr) -> Result<String, HandshakeError> {
+fn authenticate(
+    broker: &Broker,
+    start_ok: &ConnectionStartOk,
+    peer: IpAddr,
+    certified: Option<&str>,
+) -> Result<String, HandshakeError> {
     let mechanism = start_ok.mechanism.as_str();
-    let credentials: Option<(String, Vec<u8>)> = match mechanism {
-        "PLAIN" => warren_broker::auth::parse_plain(&start_ok.response).map(|(u, p)| (u.to_string(), p.to_vec())),
-        "AMQPLAIN" => parse_amqplain(&start_ok.response),
-        other => {
-            let e = AmqpError::command_invalid(format!("unknown authentication mechanism '{other}'"));
-            return Err(HandshakeError::Refused(e, 10, 11));
-        }
-    };
     let refused = || {
         let e = AmqpError::access_refused(format!(
             "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
         ));
         HandshakeError::Refused(e, 10, 11)
+    };
+    let credentials: Option<(String, Vec<u8>)> = match (mechanism, certified) {
+        ("PLAIN", _) => warren_broker::auth::parse_plain(&start_ok.response).map(|(u, p)| (u.to_string(), p.to_vec())),
+        ("AMQPLAIN", _) => parse_amqplain(&start_ok.response),
+        // The user is the one the verified client certificate names; it must exist.
+        ("EXTERNAL", Some(user)) => {
+            return match broker.users().get(user) {
+                Some(u) if !u.loopback_only || peer.is_loopback() => Ok(user.to_owned()),
+                _ => {
+                    tracing::warn!(%peer, user, "EXTERNAL login refused: no such user (or loopback only)");
+                    Err(refused())
+                }
+            };
+        }
+        (other, _) => {
+            let e = AmqpError::command_invalid(format!("unknown authentication mechanism '{other}'"));
+            return Err(HandshakeError::Refused(e, 10, 11));
+        }
     };
     let (user, password) = credentials.ok_or_else(refused)?;
     match broker.users().authenticate(&user, &password, peer) {

@@ -20,6 +20,8 @@ pub struct ConnectionMeta {
     pub vhost: String,
     /// `AMQP 0-9-1`, or another transport's name.
     pub protocol: &'static str,
+    /// Over TLS.
+    pub tls: bool,
     pub auth_mechanism: String,
     pub client_properties: FieldTable,
     pub connected_at_ms: u64,

@@ -14,6 +14,7 @@ mod publish;
 mod pull;
 mod push;
 mod status;
+mod tls_listener;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -145,10 +146,16 @@ async fn json_errors(response: Response) -> Response {
     json
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, with the `extra` routes (the
+/// The HTTP API's listeners: plain, over TLS, or both.
+pub struct Listeners {
+    pub plain: Option<TcpListener>,
+    pub tls: Option<(TcpListener, Arc<warren_tls::TlsSource>)>,
+}
+
+/// Serves the API on `listeners` until `shutdown` resolves, with the `extra` routes (the
 /// management API) beside it.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     broker: Broker,
     settings: Settings,
     extra: Router,
@@ -164,8 +171,42 @@ pub async fn serve(
         router(broker, settings, subscriptions.clone()).merge(extra).layer(axum::middleware::map_response(json_errors));
     // `/api/connections/` is `/api/connections`, as RabbitMQ's API (and its clients) have it.
     let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), routes);
+    // One shutdown for both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let secure = match listeners.tls {
+        Some((l, tls)) => {
+            let l = tls_listener::TlsListener::new(l, tls)?;
+            // Handlers read the peer's address as they do on the plain listener.
+            let app = app.clone();
+            let make =
+                tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tls_listener::TlsListener>| {
+                    let peer = axum::extract::ConnectInfo(*incoming.remote_addr());
+                    let service = tower::ServiceBuilder::new().layer(axum::Extension(peer)).service(app.clone());
+                    std::future::ready(Ok::<_, std::convert::Infallible>(service))
+                });
+            let serving = axum::serve(l, make).with_graceful_shutdown(until_stopped(stopped.clone()));
+            Some(tokio::spawn(async move { serving.await }))
+        }
+        None => None,
+    };
     let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let plain = listeners.plain.map(|l| {
+        let serving = axum::serve(l, app).with_graceful_shutdown(until_stopped(stopped));
+        tokio::spawn(async move { serving.await })
+    });
+    let mut served = Ok(());
+    for task in [plain, secure].into_iter().flatten() {
+        if let Ok(Err(e)) = task.await {
+            served = Err(e);
+        }
+    }
     subscriptions.stop();
     // Calls already sent finish and are recorded (a push settles its message while the store is
     // still open, so it is not pushed again after the restart), within one call's timeout.

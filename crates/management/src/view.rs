@@ -173,7 +173,7 @@ pub fn connection(c: &ConnectionEntry, node: &str) -> Value {
         "port": m.local.port(),
         "peer_host": m.peer.ip().to_string(),
         "peer_port": m.peer.port(),
-        "ssl": false,
+        "ssl": m.tls,
         "channels": c.channel_count(),
         "channel_max": m.channel_max,
         "frame_max": m.frame_max,

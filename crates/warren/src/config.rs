@@ -35,6 +35,8 @@ pub struct Config {
     pub statistics_interval_ms: u64,
     /// `[transforms]`: the workers that run transforms and the budgets transforms may ask for.
     pub transforms: warren_broker::transforms::TransformSettings,
+    /// `[tls]`: AMQP over TLS and HTTPS, from PEM files (off without a certificate).
+    pub tls: warren_tls::TlsConfig,
     /// The program that serves transforms (`<it> transform-worker`); by default this binary.
     #[serde(skip)]
     pub transform_worker: Option<PathBuf>,
@@ -172,6 +174,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             statistics_interval_ms: warren_management::DEFAULT_STATISTICS_INTERVAL_MS,
             transforms: Default::default(),
+            tls: Default::default(),
             transform_worker: None,
             clock: ClockKind::System,
         }
@@ -189,6 +192,7 @@ impl Config {
         self.limits.validate()?;
         self.storage.validate()?;
         self.transforms.validate()?;
+        self.tls.validate()?;
         warren_broker::compile_policies(&self.policies)?;
         for (vhost, secret) in &self.http.callback_secrets {
             if warren_http::secret_key(secret).is_none() {

@@ -24,14 +24,21 @@ const LOCK_FILE: &str = "LOCK";
 
 /// A running broker: its bound addresses and the means to stop it.
 pub struct Running {
+    /// Where AMQP listens (over TLS when the plain listener is off).
     pub amqp_addr: SocketAddr,
-    /// Where the HTTP API listens.
+    /// Where the HTTP API listens (HTTPS when the plain listener is off).
     pub http_addr: SocketAddr,
+    /// The TLS listeners, when `[tls]` configures them.
+    pub amqps_addr: Option<SocketAddr>,
+    pub https_addr: Option<SocketAddr>,
     pub broker: Broker,
     /// What was restored from the data directory at start.
     pub restored: RestoreReport,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// The AMQP listeners' tasks (plain, TLS).
+    tasks: Vec<JoinHandle<()>>,
+    /// Reloads the TLS certificate when its files change or on SIGHUP.
+    tls_watch: Option<JoinHandle<()>>,
     http_stop: Option<oneshot::Sender<()>>,
     http_task: JoinHandle<std::io::Result<()>>,
     /// Ticks queues at their deadlines (TTL, expiry, timeouts).
@@ -49,13 +56,18 @@ impl Running {
     /// the store holds and stop its threads (before the data directory's lock is released).
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(stop) = self.http_stop.take() {
             let _ = stop.send(());
         }
-        let _ = (&mut self.task).await;
+        for task in &mut self.tasks {
+            let _ = task.await;
+        }
         let _ = (&mut self.http_task).await;
+        if let Some(t) = &self.tls_watch {
+            t.abort();
+        }
         self.timers.abort();
         if let Some(t) = &self.heap_trim {
             t.abort();
@@ -71,7 +83,9 @@ impl Running {
 
     /// Wait until the server stops (after `shutdown` from elsewhere, or forever).
     pub async fn wait(self) {
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
         self.timers.abort();
         if let Some(t) = &self.heap_trim {
             t.abort();
@@ -109,14 +123,47 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
     })
     .await
     .map_err(|e| format!("opening the data directory failed: {e}"))??;
-    let amqp_listener = bind(config.bind, config.amqp_port)
-        .await
-        .map_err(|e| format!("cannot listen for AMQP on {}:{}: {e}", config.bind, config.amqp_port))?;
-    let amqp_addr = amqp_listener.local_addr().map_err(|e| e.to_string())?;
-    let http_listener = bind(config.bind, config.http_port)
-        .await
-        .map_err(|e| format!("cannot listen for HTTP on {}:{}: {e}", config.bind, config.http_port))?;
-    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    let tls = match config.tls.enabled() {
+        true => Some(warren_tls::TlsSource::load(config.tls.clone())?),
+        false => None,
+    };
+    let amqp_listener = match config.tls.plain_amqp {
+        true => Some(
+            bind(config.bind, config.amqp_port)
+                .await
+                .map_err(|e| format!("cannot listen for AMQP on {}:{}: {e}", config.bind, config.amqp_port))?,
+        ),
+        false => None,
+    };
+    let amqps_listener = match &tls {
+        Some(_) => Some(bind(config.bind, config.tls.amqps_port).await.map_err(|e| {
+            format!("cannot listen for AMQP over TLS on {}:{}: {e}", config.bind, config.tls.amqps_port)
+        })?),
+        None => None,
+    };
+    let http_listener = match config.tls.plain_http {
+        true => Some(
+            bind(config.bind, config.http_port)
+                .await
+                .map_err(|e| format!("cannot listen for HTTP on {}:{}: {e}", config.bind, config.http_port))?,
+        ),
+        false => None,
+    };
+    let https_listener = match (&tls, config.tls.https_port) {
+        (Some(_), Some(port)) => Some(
+            bind(config.bind, port)
+                .await
+                .map_err(|e| format!("cannot listen for HTTPS on {}:{port}: {e}", config.bind))?,
+        ),
+        _ => None,
+    };
+    let addr_of = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    let (amqps_addr, https_addr) = (addr_of(&amqps_listener), addr_of(&https_listener));
+    let amqp_addr =
+        addr_of(&amqp_listener).or(amqps_addr).ok_or("no AMQP listener: plain_amqp is off and TLS is not set up")?;
+    let http_addr = addr_of(&http_listener)
+        .or(https_addr)
+        .ok_or("no HTTP listener: plain_http is off and tls.https_port is not set")?;
     let (http_stop, http_stopped) = oneshot::channel::<()>();
     let management = warren_management::router(
         broker.clone(),
@@ -126,8 +173,12 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
             statistics_interval_ms: config.statistics_interval_ms,
         },
     );
+    let listeners = warren_http::Listeners {
+        plain: http_listener,
+        tls: https_listener.map(|l| (l, tls.clone().expect("an HTTPS listener only with TLS"))),
+    };
     let http_task =
-        tokio::spawn(warren_http::serve(http_listener, broker.clone(), config.http_settings(), management, async {
+        tokio::spawn(warren_http::serve(listeners, broker.clone(), config.http_settings(), management, async {
             let _ = http_stopped.await;
         }));
     let timers = tokio::spawn(broker.timers().clone().run());
@@ -141,17 +192,29 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
             tracker.catch_up();
         }
     });
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(warren_amqp_server::serve(amqp_listener, broker.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let mut tasks = Vec::new();
+    if let Some(l) = amqp_listener {
+        tasks.push(tokio::spawn(warren_amqp_server::serve(l, broker.clone(), until_stopped(stopped.clone()))));
+    }
+    if let (Some(l), Some(tls)) = (amqps_listener, &tls) {
+        let serving = warren_amqp_server::serve_tls(l, broker.clone(), tls.clone(), until_stopped(stopped.clone()));
+        tasks.push(tokio::spawn(serving));
+    }
+    let tls_watch = tls.map(|tls| tokio::spawn(tls.watch()));
     Ok(Running {
         amqp_addr,
         http_addr,
+        amqps_addr,
+        https_addr,
         broker,
         restored,
         stop: Some(stop),
-        task,
+        tasks,
+        tls_watch,
         http_stop: Some(http_stop),
         http_task,
         timers,

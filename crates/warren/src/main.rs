@@ -49,6 +49,12 @@ struct ServerArgs {
     /// HTTP API port (0 = any free port).
     #[arg(long)]
     http_port: Option<u16>,
+    /// AMQP over TLS port, with `[tls]` set up (0 = any free port).
+    #[arg(long)]
+    amqps_port: Option<u16>,
+    /// HTTPS port for the HTTP API, with `[tls]` set up (0 = any free port).
+    #[arg(long)]
+    https_port: Option<u16>,
     /// Data directory (created if missing).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -108,6 +114,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     if let Some(v) = args.http_port {
         config.http_port = v;
     }
+    if let Some(v) = args.amqps_port {
+        config.tls.amqps_port = v;
+    }
+    if let Some(v) = args.https_port {
+        config.tls.https_port = Some(v);
+    }
     if let Some(v) = args.data_dir {
         config.data_dir = v;
     }
@@ -117,6 +129,8 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         tracing::info!(
             amqp_addr = %running.amqp_addr,
             http_addr = %running.http_addr,
+            amqps_addr = running.amqps_addr.map(|a| a.to_string()).unwrap_or_default(),
+            https_addr = running.https_addr.map(|a| a.to_string()).unwrap_or_default(),
             data_dir = %config.data_dir.display(),
             version = env!("CARGO_PKG_VERSION"),
             "warren ready"

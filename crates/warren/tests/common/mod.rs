@@ -100,6 +100,11 @@ impl TestServer {
         format!("http://127.0.0.1:{}{path}", addr.port())
     }
 
+    /// The running server (its listeners' addresses).
+    pub fn running(&self) -> &warren::Running {
+        self.running.as_ref().expect("server running")
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         &self.config.data_dir
