@@ -197,9 +197,9 @@ fn authenticate(
         ("AMQPLAIN", _) => parse_amqplain(&start_ok.response),
         // The user is the one the verified client certificate names; it must exist.
         ("EXTERNAL", Some(user)) => {
-            return match broker.users().get(user) {
-                Some(u) if !u.loopback_only || peer.is_loopback() => Ok(user.to_owned()),
-                _ => {
+            return match broker.users().certified(user, peer) {
+                Some(_) => Ok(user.to_owned()),
+                None => {
                     tracing::warn!(%peer, user, "EXTERNAL login refused: no such user (or loopback only)");
                     Err(refused())
                 }

@@ -128,6 +128,16 @@ impl Users {
         }
         Some(user)
     }
+
+    /// The user a verified client certificate names (`EXTERNAL`), if it exists and may log in
+    /// from `peer`; no password is checked.
+    pub fn certified(&self, name: &str, peer: IpAddr) -> Option<Arc<User>> {
+        let user = self.get(name)?;
+        if user.loopback_only && !peer.is_loopback() && !is_mapped_loopback(peer) {
+            return None;
+        }
+        Some(user)
+    }
 }
 
 fn is_mapped_loopback(ip: IpAddr) -> bool {
