@@ -33,6 +33,10 @@ pub struct Connection {
     pub frame_max: u32,
     pub heartbeat_s: u16,
     pub cancel_notify: bool,
+    /// The client announced the `connection.blocked` capability.
+    blocked_notify: bool,
+    /// The client has published: a resource alarm blocks it (one that only consumes goes on).
+    publisher: bool,
     /// By channel number; looked up for every frame, hence Fx.
     channels: FxHashMap<u16, Channel>,
     /// Channels with confirms to flush at the end of the read batch (so the flush is not a scan).
@@ -45,6 +49,15 @@ pub struct Connection {
     consumers_behind: bool,
     /// This connection in the broker's registry.
     entry: Arc<ConnectionEntry>,
+}
+
+/// Marks its connection no longer blocked when dropped (however the wait ended).
+struct Unblock<'a>(&'a ConnectionEntry);
+
+impl Drop for Unblock<'_> {
+    fn drop(&mut self) {
+        self.0.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// How the frame loop ended.
@@ -78,6 +91,8 @@ impl Connection {
             frame_max: n.frame_max,
             heartbeat_s: n.heartbeat_s,
             cancel_notify: n.client_capabilities.consumer_cancel_notify,
+            blocked_notify: n.client_capabilities.connection_blocked,
+            publisher: false,
             channels: FxHashMap::default(),
             confirming: Vec::new(),
             exclusive_queues: Vec::new(),
@@ -127,6 +142,7 @@ impl Connection {
         let read_timeout = (self.heartbeat_s > 0).then(|| Duration::from_secs(2 * self.heartbeat_s as u64));
         let durability = self.broker.durability().cloned();
         let transforms = self.broker.transform_book().clone();
+        let alarms = self.broker.alarms().clone();
         let entry = self.entry.clone();
         loop {
             loop {
@@ -168,6 +184,11 @@ impl Connection {
             if *shutdown.borrow() {
                 return End::Failed(shutdown_error(), 0, 0);
             }
+            if self.publisher && alarms.any() {
+                if let Some(end) = self.blocked(shutdown).await {
+                    return end;
+                }
+            }
             // Publishers stop being read while too much is on its way to the disk, or waiting
             // for transforms.
             let read = async {
@@ -190,12 +211,46 @@ impl Connection {
                     }
                 },
                 _ = self.confirm_wake.notify.notified() => self.flush_settled_confirms(),
+                // A publisher is blocked (and told) as soon as an alarm goes off.
+                _ = alarms.wait_raised(), if self.publisher => {}
                 _ = shutdown.changed() => return End::Failed(shutdown_error(), 0, 0),
                 reason = entry.close_requested() => {
                     return End::Failed(AmqpError::new(reply_code::CONNECTION_FORCED, reason), 0, 0);
                 }
             }
         }
+    }
+
+    /// While a resource alarm is raised, this publishing connection is not read (its client,
+    /// if it said it understands, is told `connection.blocked` with the reason, and
+    /// `connection.unblocked` after); the confirms of what it published still go out.
+    async fn blocked(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+        let alarms = self.broker.alarms().clone();
+        let reason = alarms.raised().first().map_or("low on memory", |r| r.reason());
+        tracing::info!(connection = self.id, reason, "publisher blocked by a resource alarm");
+        if self.blocked_notify {
+            let blocked =
+                Method::ConnectionBlocked(amqp_codec::ConnectionBlocked { reason: ShortStr::from_static(reason) });
+            self.out.write(|b| encode_method(b, 0, &blocked));
+        }
+        let entry = self.entry.clone();
+        entry.blocked.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _unblock = Unblock(&entry);
+        loop {
+            tokio::select! {
+                _ = alarms.cleared() => break,
+                _ = self.confirm_wake.notify.notified() => self.flush_settled_confirms(),
+                _ = shutdown.changed() => return Some(End::Failed(shutdown_error(), 0, 0)),
+                reason = entry.close_requested() => {
+                    return Some(End::Failed(AmqpError::new(reply_code::CONNECTION_FORCED, reason), 0, 0));
+                }
+            }
+        }
+        if self.blocked_notify {
+            self.out.write(|b| encode_method(b, 0, &Method::ConnectionUnblocked));
+        }
+        tracing::info!(connection = self.id, "publisher unblocked");
+        None
     }
 
     /// Waits for what the last frame left pending on the disk, then lets its reply go: the held
@@ -263,6 +318,9 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Flow {
+        if let Frame::Method { method: Method::BasicPublish(_), .. } = &frame {
+            self.publisher = true;
+        }
         let channel = frame.channel();
         if channel == 0 {
             return self.connection_frame(frame);

@@ -27,6 +27,8 @@ pub struct Negotiated {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientCapabilities {
     pub consumer_cancel_notify: bool,
+    /// The client understands `connection.blocked` and `connection.unblocked`.
+    pub connection_blocked: bool,
 }
 
 pub enum HandshakeError {
@@ -176,7 +178,10 @@ fn unexpected(method: &Method) -> HandshakeError {
 fn read_capabilities(client_properties: &FieldTable) -> ClientCapabilities {
     let caps = client_properties.get("capabilities").and_then(FieldValue::as_table);
     let flag = |name: &str| caps.and_then(|c| c.get(name)).and_then(FieldValue::as_bool).unwrap_or(false);
-    ClientCapabilities { consumer_cancel_notify: flag("consumer_cancel_notify") }
+    ClientCapabilities {
+        consumer_cancel_notify: flag("consumer_cancel_notify"),
+        connection_blocked: flag("connection.blocked"),
+    }
 }
 
 fn authenticate(

@@ -33,6 +33,11 @@ pub struct BrokerConfig {
     /// The program (and its arguments) that serves transforms; without one, none run.
     #[serde(skip)]
     pub transform_worker: Option<(std::path::PathBuf, Vec<String>)>,
+    /// Resource alarms' limits, and where the data lives (whose disk they watch).
+    #[serde(skip)]
+    pub alarms: crate::alarms::AlarmConfig,
+    #[serde(skip)]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -48,6 +53,8 @@ impl Default for BrokerConfig {
             clock: crate::ClockKind::System,
             transforms: Default::default(),
             transform_worker: None,
+            alarms: Default::default(),
+            data_dir: None,
         }
     }
 }

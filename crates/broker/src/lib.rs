@@ -2,6 +2,7 @@
 //! cheap-to-clone [`Broker`] handle that every transport (AMQP today, HTTP later) calls.
 
 pub mod aggregators;
+pub mod alarms;
 pub mod auth;
 pub mod config;
 pub mod consumer;
@@ -74,6 +75,8 @@ struct BrokerInner {
     /// Transforms and their worker pool, shared with every vhost.
     transforms: Arc<transforms::TransformBook>,
     aggregators: aggregators::AggregatorBook,
+    /// Resource alarms (memory, disk): raised, publishers are blocked.
+    alarms: Arc<alarms::Alarms>,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -126,6 +129,7 @@ impl Broker {
             contracts: contracts.clone(),
             transforms: transforms.clone(),
         };
+        let alarms = Arc::new(alarms::Alarms::new(&config.alarms, config.data_dir.clone()));
         let mut vhosts = HashMap::new();
         for name in config.vhosts.iter() {
             vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), shared.clone())));
@@ -150,9 +154,15 @@ impl Broker {
                 contracts,
                 transforms,
                 aggregators: Default::default(),
+                alarms,
                 shared,
             }),
         }
+    }
+
+    /// The resource alarms; run [`alarms::Alarms::monitor`] on the runtime for them to be sampled.
+    pub fn alarms(&self) -> &Arc<alarms::Alarms> {
+        &self.inner.alarms
     }
 
     /// The broker's clock and timers; run [`Timers::run`] on the runtime for deadlines to fire.

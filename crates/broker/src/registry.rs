@@ -75,6 +75,8 @@ pub struct ConnectionEntry {
     close: Notify,
     /// The registry's counts of closed channels (see [`Registry::totals`]).
     departed: Arc<RwLock<Totals>>,
+    /// A resource alarm blocks it (it published): it is not read.
+    pub blocked: std::sync::atomic::AtomicBool,
 }
 
 impl ConnectionEntry {
@@ -142,6 +144,7 @@ impl Registry {
             close_reason: Mutex::new(None),
             close: Notify::new(),
             departed: self.departed.clone(),
+            blocked: Default::default(),
         });
         self.connections.lock().insert(entry.meta.id, entry.clone());
         count(&self.opened, 1);

@@ -11,11 +11,13 @@ pub struct ApiError {
     pub reason: String,
     /// More fields for the body (a contract's violations).
     pub details: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Seconds for a `Retry-After` header (503 while a resource alarm is raised).
+    pub retry_after_s: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: impl Into<String>) -> ApiError {
-        ApiError { status, reason: reason.into(), details: None }
+        ApiError { status, reason: reason.into(), details: None, retry_after_s: None }
     }
 
     /// The same error with more fields in its body.
@@ -51,6 +53,10 @@ impl IntoResponse for ApiError {
         if let (Some(object), Some(details)) = (body.as_object_mut(), self.details) {
             object.extend(details);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+        }
+        response
     }
 }

@@ -317,6 +317,15 @@ pub async fn publish(
     let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
     // As AMQP publishers stop being read, an HTTP publish waits while transforms are behind.
     api.broker.transform_book().wait_for_room().await;
+    // A resource alarm blocks publishers: over HTTP, 503 with when to try again.
+    if let Some(alarm) = api.broker.alarms().raised().first() {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("publishing is blocked: the broker is {} (a resource alarm)", alarm.reason()),
+        );
+        e.retry_after_s = Some(5);
+        return Err(e);
+    }
     let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
     if let Some(refusal) = routed.refusal.as_ref().filter(|_| routed.rejected) {
         // Nothing was published (the tracked record says which contract it broke).

@@ -264,6 +264,11 @@ fn warren(m: &Mgmt, out: &mut Out, queues: &[Row]) {
         "Memory charged to ready messages held in memory",
         queues.iter().map(|q| q.memory_bytes).sum::<u64>(),
     );
+    let alarms = m.broker.alarms();
+    out.family("warren_alarm", "gauge", "Whether a resource alarm is raised (publishers blocked)");
+    for resource in [warren_broker::alarms::Resource::Memory, warren_broker::alarms::Resource::Disk] {
+        out.sample("warren_alarm", &[("resource", resource.name())], u64::from(alarms.is_raised(resource)));
+    }
     deduplication(m, out);
     transforms(m, out);
     splits(m, out);

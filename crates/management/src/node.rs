@@ -91,8 +91,10 @@ fn node_json(m: &Mgmt) -> Value {
         "os_pid": std::process::id().to_string(),
         "processors": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "mem_used": view::rss_bytes(),
-        "mem_alarm": false,
-        "disk_free_alarm": false,
+        "mem_alarm": m.broker.alarms().is_raised(warren_broker::alarms::Resource::Memory),
+        "disk_free_alarm": m.broker.alarms().is_raised(warren_broker::alarms::Resource::Disk),
+        "mem_limit": m.broker.alarms().limits().memory_high_watermark_bytes,
+        "disk_free_limit": m.broker.alarms().limits().disk_free_limit_bytes,
         "partitions": [],
         "exchange_types": exchange_types(),
         "auth_mechanisms": [{"name": "PLAIN", "enabled": true}, {"name": "AMQPLAIN", "enabled": true}],
@@ -115,10 +117,24 @@ pub async fn extensions(_caller: Caller) -> Json<Value> {
     Json(json!([]))
 }
 
-/// A health check that passes while the node serves (Warren has one node and raises no alarms
-/// yet: the alarms come with resource limits).
+/// A health check that passes while the node serves (Warren has one node).
 pub async fn ok(_caller: Caller) -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// The alarms health checks: ok, or 503 naming the alarms raised (as RabbitMQ answers).
+pub async fn alarms(State(m): State<Arc<Mgmt>>, _caller: Caller) -> Response {
+    let raised = m.broker.alarms().raised();
+    if raised.is_empty() {
+        return Json(json!({"status": "ok"})).into_response();
+    }
+    let names: Vec<&str> = raised.iter().map(|r| r.name()).collect();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "failed", "reason": format!("resource alarm(s) in effect: {}", names.join(", ")),
+            "alarms": names.iter().map(|n| json!({"resource": n, "node": m.node})).collect::<Vec<_>>()})),
+    )
+        .into_response()
 }
 
 /// A failed check: 503 with `{"status": "failed", "reason"}`, as RabbitMQ answers.

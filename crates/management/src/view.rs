@@ -164,7 +164,8 @@ pub fn connection(c: &ConnectionEntry, node: &str) -> Value {
         "name": m.name(),
         "node": node,
         "type": "network",
-        "state": "running",
+        // RabbitMQ's word for a publisher a resource alarm holds.
+        "state": if c.blocked.load(Relaxed) { "blocked" } else { "running" },
         "protocol": m.protocol,
         "auth_mechanism": m.auth_mechanism,
         "user": m.user,

@@ -37,6 +37,8 @@ pub struct Config {
     pub transforms: warren_broker::transforms::TransformSettings,
     /// `[tls]`: AMQP over TLS and HTTPS, from PEM files (off without a certificate).
     pub tls: warren_tls::TlsConfig,
+    /// `[alarms]`: the memory high watermark and the free disk limit.
+    pub alarms: warren_broker::alarms::AlarmConfig,
     /// The program that serves transforms (`<it> transform-worker`); by default this binary.
     #[serde(skip)]
     pub transform_worker: Option<PathBuf>,
@@ -175,6 +177,7 @@ impl Default for Config {
             statistics_interval_ms: warren_management::DEFAULT_STATISTICS_INTERVAL_MS,
             transforms: Default::default(),
             tls: Default::default(),
+            alarms: Default::default(),
             transform_worker: None,
             clock: ClockKind::System,
         }
@@ -193,6 +196,7 @@ impl Config {
         self.storage.validate()?;
         self.transforms.validate()?;
         self.tls.validate()?;
+        self.alarms.validate()?;
         warren_broker::compile_policies(&self.policies)?;
         for (vhost, secret) in &self.http.callback_secrets {
             if warren_http::secret_key(secret).is_none() {
@@ -253,6 +257,8 @@ impl Config {
                 .clone()
                 .or_else(|| std::env::current_exe().ok())
                 .map(|program| (program, vec!["transform-worker".to_owned()])),
+            alarms: self.alarms.clone(),
+            data_dir: Some(self.data_dir.clone()),
         }
         .normalized()
     }

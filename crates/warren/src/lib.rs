@@ -39,6 +39,8 @@ pub struct Running {
     tasks: Vec<JoinHandle<()>>,
     /// Reloads the TLS certificate when its files change or on SIGHUP.
     tls_watch: Option<JoinHandle<()>>,
+    /// Samples memory and disk for the resource alarms.
+    alarm_monitor: JoinHandle<()>,
     http_stop: Option<oneshot::Sender<()>>,
     http_task: JoinHandle<std::io::Result<()>>,
     /// Ticks queues at their deadlines (TTL, expiry, timeouts).
@@ -68,6 +70,7 @@ impl Running {
         if let Some(t) = &self.tls_watch {
             t.abort();
         }
+        self.alarm_monitor.abort();
         self.timers.abort();
         if let Some(t) = &self.heap_trim {
             t.abort();
@@ -205,6 +208,9 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         tasks.push(tokio::spawn(serving));
     }
     let tls_watch = tls.map(|tls| tokio::spawn(tls.watch()));
+    let alarms = broker.alarms().clone();
+    alarms.check();
+    let alarm_monitor = tokio::spawn(alarms.monitor(config.alarms.check_interval_ms));
     Ok(Running {
         amqp_addr,
         http_addr,
@@ -215,6 +221,7 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
         stop: Some(stop),
         tasks,
         tls_watch,
+        alarm_monitor,
         http_stop: Some(http_stop),
         http_task,
         timers,

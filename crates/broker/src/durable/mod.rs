@@ -404,8 +404,10 @@ impl Durability {
     /// connection is left). Later appends and definition changes fail.
     pub fn close(&self) {
         self.reader.close();
-        self.defs.close();
+        // The store first: its last completions write deduplication keys to the definitions
+        // (a key is written after its message is durable), which must not find them closed.
         self.store.shutdown();
+        self.defs.close();
     }
 
     /// Waits while more than the allowed bytes are on their way to the disk.
