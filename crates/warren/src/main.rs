@@ -27,7 +27,7 @@ enum Command {
     /// Run the broker.
     Server(ServerArgs),
     /// Measure an AMQP 0-9-1 broker (Warren or any other): publish and end-to-end throughput.
-    Perf(warren::perf::PerfArgs),
+    Perf(Box<warren::perf::PerfArgs>),
     /// Operate a running broker over its management API (list, declare, move dead letters, ...).
     Admin(warren::admin::AdminArgs),
     /// Serve message transforms on stdin/stdout (the broker starts these itself).
@@ -88,7 +88,7 @@ fn main() {
         }
         Command::Perf(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-            match runtime.block_on(warren::perf::run(args.clone())) {
+            match runtime.block_on(warren::perf::run(*args)) {
                 Ok(summary) => println!("{summary}"),
                 Err(e) => {
                     eprintln!("warren perf: {e}");

@@ -2,10 +2,10 @@
 //! delete, publish) with RabbitMQ's rules and error codes.
 
 use crate::durable::defs::{self, Change, StoredQueue};
-use crate::durable::{Durability, Landing, LandingQueues, OnDurable};
+use crate::durable::{Durability, OnDurable};
 use crate::exchange::{Dest, Exchange};
 use crate::message_view::MessageView;
-use crate::queue::{Enqueued, Persist};
+use crate::queue::Persist;
 use crate::route::{self, LazyHeaders};
 use crate::timers::Timers;
 use crate::tracking::Tracker;
@@ -24,6 +24,7 @@ mod binding_transforms;
 mod bindings;
 mod contract_violations;
 mod deduplicating;
+mod delivering;
 mod grouped;
 mod policies;
 mod queues;
@@ -474,84 +475,6 @@ impl VHost {
         let message = if extra_keys.is_empty() { message } else { strip_bcc(message) };
         grouped::GroupItem { message, targets: reached.queues, transformed: reached.transformed }
     }
-
-    /// Enqueues a routed message on each of `targets`, appending it to the store first if it
-    /// is persistent and some of them are durable (see [`VHost::publish`]). Deduplication is
-    /// done before (`deduplicating.rs`).
-    pub(super) fn deliver_to(
-        &self,
-        targets: Vec<Arc<Queue>>,
-        message: Arc<Message>,
-        on_durable: Option<OnDurable>,
-    ) -> Routed {
-        self.deliver_settling(targets, message, Vec::new(), on_durable)
-    }
-
-    /// [`VHost::deliver_to`] for a message whose store record settles the stored messages
-    /// `settles` (queue, id) too, when it is written (an aggregate and its parts).
-    pub(super) fn deliver_settling(
-        &self,
-        targets: Vec<Arc<Queue>>,
-        message: Arc<Message>,
-        settles: Vec<(u64, u64)>,
-        on_durable: Option<OnDurable>,
-    ) -> Routed {
-        let mut routed = Routed::default();
-        let landing = match &self.durability {
-            Some(d) if amqp_codec::raw_properties::delivery_mode(&message.properties) == Some(2) => {
-                match persist(d, &targets, &message, settles, on_durable) {
-                    Persisted::Nowhere => None,
-                    // All or nothing: a refused message is enqueued nowhere.
-                    Persisted::Refused => {
-                        self.tracker.not_stored(message.track, self.timers.now_ms());
-                        return Routed { queues: 0, confirm: Confirm::Refused, ..Routed::default() };
-                    }
-                    Persisted::Appended(id, landing) => {
-                        routed.confirm = Confirm::WhenDurable;
-                        Some((id, landing))
-                    }
-                }
-            }
-            _ => None,
-        };
-        let stored = landing.as_ref().map(|(id, _)| *id);
-        self.enqueue_routed(targets, &message, stored, &mut routed);
-        if let Some((_, landing)) = landing {
-            landing.enqueued();
-        }
-        routed
-    }
-
-    /// Records `message` as routed to `targets` and enqueues it on each (under store id
-    /// `stored` where the queue persists), counting what happened into `routed`.
-    pub(super) fn enqueue_routed(
-        &self,
-        targets: Vec<Arc<Queue>>,
-        message: &Arc<Message>,
-        stored: Option<u64>,
-        routed: &mut Routed,
-    ) {
-        if message.track != 0 {
-            // Before enqueueing: a consumer may ack a copy before this function returns.
-            let names = targets.iter().map(|q| q.name.to_string()).collect();
-            self.tracker.routed(message.track, self.timers.now_ms(), &message.exchange, names);
-        }
-        for q in targets {
-            let stored = if q.persists() { stored } else { None };
-            match q.enqueue(message.clone(), stored) {
-                Enqueued::Accepted => routed.queues += 1,
-                Enqueued::AcceptedBehind => {
-                    routed.queues += 1;
-                    routed.consumers_behind = true;
-                }
-                Enqueued::Rejected => {
-                    routed.rejected = true;
-                    self.tracker.refused(message.track, self.timers.now_ms(), &q.name);
-                }
-                Enqueued::Gone => self.tracker.gone(message.track, &q.name),
-            }
-        }
-    }
 }
 
 /// BCC routing keys must not reach consumers: re-encode the properties without the header.
@@ -562,46 +485,4 @@ fn strip_bcc(message: Arc<Message>) -> Arc<Message> {
         return message;
     }
     Arc::new(message.with_properties(&props))
-}
-
-/// What happened to a persistent message on its way to the store.
-enum Persisted {
-    /// No durable queue among the targets: nothing to write.
-    Nowhere,
-    /// The store refused it (disk full or failed).
-    Refused,
-    /// Appended under this id; the landing settles a failed write.
-    Appended(u64, Arc<Landing>),
-}
-
-/// Appends a persistent message for the durable queues among `targets`.
-fn persist(
-    d: &Durability,
-    targets: &[Arc<Queue>],
-    message: &Message,
-    settles: Vec<(u64, u64)>,
-    on_durable: Option<OnDurable>,
-) -> Persisted {
-    let durable: LandingQueues = targets.iter().filter(|q| q.persists()).cloned().collect();
-    if durable.is_empty() {
-        return Persisted::Nowhere;
-    }
-    let ids: smallvec::SmallVec<[u64; 4]> = durable.iter().filter_map(|q| q.durable_store_id()).collect();
-    let landing = Landing::new(durable);
-    let for_callback = landing.clone();
-    let appended = d.append_settling(settles, &ids, message, move |id| {
-        for_callback.set_id(id);
-        move |ok| {
-            if !ok {
-                for_callback.failed();
-            }
-            if let Some(f) = on_durable {
-                f(ok);
-            }
-        }
-    });
-    match appended {
-        Some(id) => Persisted::Appended(id, landing),
-        None => Persisted::Refused,
-    }
 }

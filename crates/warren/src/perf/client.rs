@@ -3,11 +3,51 @@
 
 use amqp_codec::*;
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+/// A plain or TLS socket.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// How to reach a broker over TLS: the client configuration (trusting `--tls-ca`) and the
+/// name its certificate must carry.
+#[derive(Clone)]
+pub struct Tls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls({:?})", self.server_name)
+    }
+}
+
+impl Tls {
+    /// Trusts the certificates of PEM file `ca_file`; the server's certificate must name
+    /// `server_name`.
+    pub fn new(ca_file: &std::path::Path, server_name: &str) -> Result<Tls, Error> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca_file).map_err(|e| e.to_string())? {
+            roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let server_name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).map_err(|e| e.to_string())?;
+        Ok(Tls { config: Arc::new(config), server_name })
+    }
+}
 
 pub struct RawClient {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     rbuf: BytesMut,
     pub wbuf: BytesMut,
     pub frame_max: u32,
@@ -17,9 +57,24 @@ pub type Error = String;
 
 impl RawClient {
     /// Connect, authenticate with PLAIN and open `vhost` and channel 1.
-    pub async fn connect(addr: &str, user: &str, password: &str, vhost: &str) -> Result<RawClient, Error> {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    pub async fn connect(
+        addr: &str,
+        user: &str,
+        password: &str,
+        vhost: &str,
+        tls: Option<&Tls>,
+    ) -> Result<RawClient, Error> {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut stream: Box<dyn Stream> = match tls {
+            None => Box::new(tcp),
+            Some(tls) => Box::new(
+                tokio_rustls::TlsConnector::from(tls.config.clone())
+                    .connect(tls.server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {addr}: {e}"))?,
+            ),
+        };
         stream.write_all(PROTOCOL_HEADER).await.map_err(|e| e.to_string())?;
         let mut c = RawClient {
             stream,

@@ -137,6 +137,19 @@ pub struct PerfArgs {
     /// The broker's process id (same machine), to report its RSS.
     #[arg(long)]
     pub broker_pid: Option<u32>,
+    /// Connect over TLS (AMQPS), trusting the CA certificates of this PEM file.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// With `--tls-ca`: the name the server's certificate must carry (default: localhost).
+    #[arg(long, default_value = "localhost")]
+    pub tls_server_name: String,
+    /// Connection set-ups: opens and closes `--count` connections, `--producers` at a time, and
+    /// reports how many a second (with `--tls-ca`, each with its TLS handshake).
+    #[arg(long)]
+    pub handshakes: bool,
+    /// The TLS client configuration `--tls-ca` makes (built once, in `run`).
+    #[arg(skip)]
+    pub tls: Option<client::Tls>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
@@ -159,7 +172,7 @@ impl PerfArgs {
                 vhost: self.vhost.clone(),
             },
         };
-        RawClient::connect(&target.addr, &target.user, &target.password, &target.vhost).await
+        RawClient::connect(&target.addr, &target.user, &target.password, &target.vhost, self.tls.as_ref()).await
     }
 
     fn ack_mode(&self) -> AckMode {
@@ -195,7 +208,10 @@ fn arguments(pairs: &[(String, String)]) -> FieldTable {
 pub type Summary = serde_json::Value;
 
 /// Runs what `args` ask for and returns its summary.
-pub async fn run(args: PerfArgs) -> Result<Summary, String> {
+pub async fn run(mut args: PerfArgs) -> Result<Summary, String> {
+    if let Some(ca) = &args.tls_ca {
+        args.tls = Some(client::Tls::new(ca, &args.tls_server_name)?);
+    }
     let cpu_at_start = stats::own_cpu_time();
     let started = Instant::now();
     let work = async {
@@ -203,6 +219,8 @@ pub async fn run(args: PerfArgs) -> Result<Summary, String> {
             memory::run(&args).await
         } else if args.rpc {
             rpc::run(&args).await
+        } else if args.handshakes {
+            handshakes(&args).await
         } else {
             throughput(&args).await
         }
@@ -325,6 +343,34 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
         "end_to_end_msgs_per_s": rate(consumed, finished_at),
         "latency": stats::percentiles(&latency),
         "confirm_latency": stats::percentiles(&confirm_latency),
+    }))
+}
+
+/// Opens and closes `--count` connections, `--producers` at a time.
+async fn handshakes(args: &PerfArgs) -> Result<Summary, String> {
+    let start = Instant::now();
+    let clients = args.producers.max(1);
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let share = args.count / clients as u64 + u64::from((i as u64) < args.count % clients as u64);
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..share {
+                args.connect().await?.close().await?;
+            }
+            Ok::<_, String>(share)
+        }));
+    }
+    let mut opened = 0;
+    for t in tasks {
+        opened += t.await.map_err(|e| e.to_string())??;
+    }
+    let elapsed = start.elapsed();
+    Ok(serde_json::json!({
+        "handshakes": opened,
+        "tls": args.tls_ca.is_some(),
+        "clients": clients,
+        "connections_per_s": (opened as f64 / elapsed.as_secs_f64()).round(),
     }))
 }
 
