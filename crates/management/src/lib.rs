@@ -5,6 +5,7 @@
 
 mod access;
 mod aggregators;
+mod alarms;
 mod auth;
 mod bindings;
 mod body;
@@ -95,6 +96,7 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
     rates::run(Arc::downgrade(&state), std::time::Duration::from_millis(interval_ms));
     Router::new()
         .route("/api/overview", get(node::overview))
+        .route("/api/alarms", get(alarms::show).put(alarms::put))
         .route("/api/cluster-name", get(node::cluster_name))
         .route("/api/nodes", get(node::nodes))
         .route("/api/nodes/{node}", get(node::node))

@@ -121,3 +121,22 @@ async fn next_delivery_raw(consumer: &mut lapin::Consumer) -> Option<lapin::mess
     use futures_lite::StreamExt;
     consumer.next().await.and_then(|d| d.ok())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limits_change_at_run_time_over_the_management_api() {
+    let server = TestServer::start().await;
+    let url = server.http_url("/api/alarms");
+    let (code, shown, _) = send(http().get(&url)).await;
+    assert_eq!((code, shown["raised"].clone()), (StatusCode::OK, serde_json::json!([])), "{shown}");
+    assert!(shown["memory_high_watermark_bytes"].as_u64().unwrap() > shown["memory_used_bytes"].as_u64().unwrap());
+    let (code, raised, _) = send(http().put(&url).json(&serde_json::json!({"memory_high_watermark_bytes": 1}))).await;
+    assert_eq!((code, raised["raised"].clone()), (StatusCode::OK, serde_json::json!(["memory"])), "{raised}");
+    assert!(server.broker().alarms().is_raised(Resource::Memory));
+    let (code, bad, _) = send(http().put(&url).json(&serde_json::json!({"memory_high_watermark_bytes": 0}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{bad}");
+    let (code, _, _) = send(http().put(&url).json(&serde_json::json!({"bogus": 1}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, cleared, _) =
+        send(http().put(&url).json(&serde_json::json!({"memory_high_watermark_bytes": 1_000_000_000_000u64}))).await;
+    assert_eq!((code, cleared["raised"].clone()), (StatusCode::OK, serde_json::json!([])), "{cleared}");
+}
