@@ -110,7 +110,14 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
         other => return Err(unexpected(&other)),
     };
     let client_capabilities = read_capabilities(&start_ok.client_properties);
-    let user = authenticate(broker, &start_ok, peer, certified)?;
+    let user = match authenticate(broker, &start_ok, peer, certified) {
+        Ok(user) => user,
+        Err(refused) => {
+            // A growing wait per address after failed logins slows password guessing.
+            tokio::time::sleep(broker.users().login_delay(peer)).await;
+            return Err(refused);
+        }
+    };
 
     let tune =
         ConnectionTune { channel_max: limits.channel_max, frame_max: limits.frame_max, heartbeat: limits.heartbeat_s };

@@ -86,6 +86,8 @@ pub fn hash_password_sha256(password: &[u8], salt: [u8; SALT_LEN]) -> String {
 #[derive(Debug, Default)]
 pub struct Users {
     by_name: RwLock<HashMap<String, Arc<User>>>,
+    /// Failed logins by address: each makes the next refusal from there wait longer.
+    pub failures: crate::login_failures::LoginFailures,
 }
 
 impl Users {
@@ -117,16 +119,23 @@ impl Users {
         self.by_name.write().remove(name).is_some()
     }
 
-    /// Check a username and password from `peer`; `None` on any failure, with no hint which part failed.
+    /// Check a username and password from `peer`; `None` on any failure, with no hint which
+    /// part failed. Failures are counted by address (see [`Users::login_delay`]).
     pub fn authenticate(&self, name: &str, password: &[u8], peer: IpAddr) -> Option<Arc<User>> {
-        let user = self.get(name)?;
-        if !user.password_matches(password) {
-            return None;
+        let user = self
+            .get(name)
+            .filter(|u| u.password_matches(password))
+            .filter(|u| !u.loopback_only || peer.is_loopback() || is_mapped_loopback(peer));
+        match &user {
+            Some(_) => self.failures.succeeded(peer),
+            None => self.failures.failed(peer),
         }
-        if user.loopback_only && !peer.is_loopback() && !is_mapped_loopback(peer) {
-            return None;
-        }
-        Some(user)
+        user
+    }
+
+    /// How long a refused login from `peer` should wait before it is answered.
+    pub fn login_delay(&self, peer: IpAddr) -> std::time::Duration {
+        self.failures.delay(peer)
     }
 
     /// The user a verified client certificate names (`EXTERNAL`), if it exists and may log in

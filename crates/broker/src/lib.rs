@@ -12,6 +12,7 @@ pub mod definitions;
 pub mod delayed;
 pub mod durable;
 pub mod exchange;
+pub mod login_failures;
 pub mod message_view;
 pub mod moving;
 pub mod owner_only;

@@ -121,6 +121,21 @@ fn router(broker: Broker, settings: Settings, subscriptions: Arc<push::Subscript
         .with_state(api)
 }
 
+/// A refused login (401) is answered after the wait its address's failed logins call for
+/// (`warren_broker::login_failures`), on the HTTP API as on AMQP.
+async fn delay_refused_logins(
+    axum::extract::State(broker): axum::extract::State<Broker>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+        tokio::time::sleep(broker.users().login_delay(peer.ip())).await;
+    }
+    response
+}
+
 /// Gives the errors axum answers by itself (a query that does not parse, a method a path does
 /// not have, a body over the limit) the same JSON body as the API's own errors.
 async fn json_errors(response: Response) -> Response {
@@ -166,9 +181,11 @@ pub async fn serve(
     callbacks::start(broker.clone(), settings.clone(), outgoing.clone());
     let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing.clone());
     let drain_timeout = settings.callback_timeout;
-    // Every route's errors are JSON, the extra routes' too.
-    let routes =
-        router(broker, settings, subscriptions.clone()).merge(extra).layer(axum::middleware::map_response(json_errors));
+    // Every route's errors are JSON, the extra routes' too; refused logins wait as AMQP's do.
+    let routes = router(broker.clone(), settings, subscriptions.clone())
+        .merge(extra)
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(broker, delay_refused_logins));
     // `/api/connections/` is `/api/connections`, as RabbitMQ's API (and its clients) have it.
     let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), routes);
     // One shutdown for both listeners.
