@@ -4,13 +4,13 @@
 // interop/run.sh sets). Run: WARREN_BIN=target/release/warren node --test interop/node/test_amqplib_alarms.mjs
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
+import { startBroker } from './warren_process.mjs';
 
 const BIN = process.env.WARREN_BIN;
 const TEST_OPTS = { skip: BIN ? false : 'WARREN_BIN is not set (run via interop/run.sh)', timeout: 60_000 };
@@ -23,24 +23,9 @@ let ports;
 before(async () => {
   if (!BIN) return;
   dir = mkdtempSync(join(tmpdir(), 'warren-amqplib-alarms-'));
-  broker = spawn(BIN, ['server', '--amqp-port', '0', '--http-port', '0', '--data-dir', join(dir, 'data')],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  ports = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`broker not ready: ${log}`)), 30_000);
-    const read = (chunk) => {
-      log += chunk.toString().replace(/\x1b\[[0-9;]*m/g, '');
-      const amqpPort = log.match(/amqp_addr="?[^" ]*:(\d+)/);
-      const httpPort = log.match(/http_addr="?[^" ]*:(\d+)/);
-      if (amqpPort && httpPort) {
-        clearTimeout(timer);
-        resolve({ amqp: Number(amqpPort[1]), http: Number(httpPort[1]) });
-      }
-    };
-    broker.stdout.on('data', read);
-    broker.stderr.on('data', read);
-    broker.on('exit', (code) => reject(new Error(`broker exited ${code}: ${log}`)));
-  });
+  const started = await startBroker(dir);
+  broker = started.process;
+  ports = started.ports;
 });
 
 after(() => {

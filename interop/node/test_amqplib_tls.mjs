@@ -4,12 +4,13 @@
 // authority refused. Run: WARREN_BIN=target/release/warren node --test interop/node/test_amqplib_tls.mjs
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import amqp from 'amqplib';
+import { startBroker } from './warren_process.mjs';
 
 const BIN = process.env.WARREN_BIN;
 const TEST_OPTS = { skip: BIN ? false : 'WARREN_BIN is not set (run via interop/run.sh)', timeout: 60_000 };
@@ -54,23 +55,9 @@ ca_file = "${dir}/ca.pem"
 verify_peer = true
 amqps_port = 0
 `);
-  broker = spawn(BIN, ['server', '-c', join(dir, 'warren.toml'), '--amqp-port', '0', '--http-port', '0',
-    '--data-dir', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`broker not ready: ${log}`)), 30_000);
-    const read = (chunk) => {
-      log += chunk.toString().replace(/\x1b\[[0-9;]*m/g, '');
-      const found = log.match(/amqps_addr="?[^" ]*:(\d+)/);
-      if (found) {
-        clearTimeout(timer);
-        resolve(Number(found[1]));
-      }
-    };
-    broker.stdout.on('data', read);
-    broker.stderr.on('data', read);
-    broker.on('exit', (code) => reject(new Error(`broker exited ${code}: ${log}`)));
-  });
+  const started = await startBroker(dir, join(dir, 'warren.toml'));
+  broker = started.process;
+  port = started.ports.amqps;
 });
 
 after(() => {
