@@ -8,13 +8,12 @@ blocks every publisher of the broker it is raised on.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 
 import pika
 import pytest
 
-from warren_process import Broker
+from warren_process import own_broker
 
 if not os.environ.get("WARREN_BIN"):
     pytest.skip("WARREN_BIN is not set (run via interop/run.sh)", allow_module_level=True)
@@ -22,12 +21,8 @@ if not os.environ.get("WARREN_BIN"):
 
 @pytest.fixture
 def broker():
-    with tempfile.TemporaryDirectory(prefix="warren-alarms-") as tmp:
-        b = Broker(tmp)
-        try:
-            yield b
-        finally:
-            b.stop()
+    with own_broker("warren-alarms-") as b:
+        yield b
 
 
 def pump_until(conn, done, what: str, deadline_s: float = 10):

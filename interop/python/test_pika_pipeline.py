@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 
 import pika
 import pytest
 
-from warren_process import Broker
+from warren_process import Broker, own_broker
 
 if not os.environ.get("WARREN_BIN"):
     pytest.skip("WARREN_BIN is not set (run via interop/run.sh)", allow_module_level=True)
@@ -31,12 +30,8 @@ TO_PICK = """{body: {order: .headers["x-split-id"], line: .headers["x-split-inde
 
 @pytest.fixture
 def broker():
-    with tempfile.TemporaryDirectory(prefix="warren-pipeline-") as tmp:
-        b = Broker(tmp)
-        try:
-            yield b
-        finally:
-            b.stop()
+    with own_broker("warren-pipeline-") as b:
+        yield b
 
 
 def set_up(broker: Broker, timeout_ms: int = 30000):

@@ -5,11 +5,13 @@ outlives it, its addresses read from its "ready" log line."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -81,3 +83,15 @@ class Broker:
                 return resp.status, (json.loads(raw) if raw else None)
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
+
+
+@contextlib.contextmanager
+def own_broker(prefix: str):
+    """A broker of one's own on a fresh data directory, stopped (and the directory removed)
+    after the `with` block."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        broker = Broker(tmp)
+        try:
+            yield broker
+        finally:
+            broker.stop()

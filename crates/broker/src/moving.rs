@@ -237,7 +237,7 @@ impl VHost {
             };
             let source = from.durable_store_id().zip(plan.entry.stored);
             let written = match source {
-                Some(original) => durability.append_moved(original, &durable, &plan.copy, done).map(|_| true),
+                Some(original) => durability.append_settling(vec![original], &durable, &plan.copy, done).map(|_| true),
                 None => durability.append(&durable, &plan.copy, done).map(|_| false),
             };
             waits.push(Some((written, rx)));

@@ -212,25 +212,10 @@ impl Durability {
         self.write(Vec::new(), Keep::Durable, queues, message, make_done)
     }
 
-    /// Appends `message` for the store queues `queues` and settles stored message `from.1` of
-    /// store queue `from.0` in the same record (a move: never lost, never doubled by a crash).
-    /// As [`Durability::append`] otherwise.
-    pub fn append_moved<F>(
-        &self,
-        from: (u64, u64),
-        queues: &[u64],
-        message: &Message,
-        make_done: impl FnOnce(u64) -> F,
-    ) -> Option<u64>
-    where
-        F: FnOnce(bool) + Send + 'static,
-    {
-        self.write(vec![from], Keep::Durable, queues, message, make_done)
-    }
-
     /// Appends `message` for the store queues `queues` and settles each stored (queue,
-    /// message) of `settles` in the same record (an aggregate and its parts: never both, never
-    /// neither, after a crash). As [`Durability::append`] otherwise.
+    /// message) of `settles` in the same record: a message moved from another queue (one
+    /// settled), an aggregate and its parts (several). After a crash both are done or neither:
+    /// never lost, never doubled. As [`Durability::append`] otherwise.
     pub fn append_settling<F>(
         &self,
         settles: Vec<(u64, u64)>,

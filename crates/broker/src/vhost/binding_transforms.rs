@@ -7,13 +7,12 @@
 //! none, the publisher's confirm is a nack. Dead letters and moves do not take such bindings.
 
 use super::grouped::GroupItem;
-use super::transforming::{held, long_str, stamped, Joined, MAX_ERROR_TEXT};
-use super::{Confirm, Routed, VHost};
+use super::transforming::{failure_headers, held, stamped, Joined, MAX_ERROR_TEXT};
+use super::{Routed, VHost};
 use crate::durable::OnDurable;
 use crate::exchange::Exchange;
 use crate::transforms::view;
 use crate::Queue;
-use amqp_codec::ShortStr;
 use std::sync::Arc;
 use warren_core::dead_letter::Reason;
 use warren_core::Message;
@@ -122,8 +121,9 @@ impl VHost {
                 continue;
             };
             let headers = props.headers.get_or_insert_with(Default::default);
-            headers.insert(ShortStr::from_static(super::transforming::TRANSFORM_HEADER), long_str(&label));
-            headers.insert(ShortStr::from_static(super::transforming::TRANSFORM_ERROR_HEADER), long_str(&error));
+            for (name, value) in failure_headers(&label, &error) {
+                headers.insert(name, value);
+            }
             let failed = job.message.with_properties(&props);
             let now_ms = self.timers.now_ms();
             let for_store = part.clone();
@@ -134,11 +134,9 @@ impl VHost {
             let taken = (!queues.is_empty()).then_some((dlx.as_str(), queues));
             let went = taken.is_some();
             self.tracker.transform_failed(job.message.track, now_ms, (ex.name(), &label, &error), taken);
-            match confirm {
-                _ if !went => part.settle(false),
-                Confirm::Now => part.settle(true),
-                Confirm::Refused => part.settle(false),
-                Confirm::WhenDurable => {}
+            match went {
+                true => part.settle_by(&Routed { confirm, ..Routed::default() }),
+                false => part.settle(false),
             }
         }
         if !items.is_empty() {

@@ -179,11 +179,7 @@ impl VHost {
             }
             Failed::Transform { label, error } => {
                 let error = warren_core::text::cut(error, MAX_ERROR_TEXT);
-                let headers = vec![
-                    (ShortStr::from_static(TRANSFORM_HEADER), long_str(label)),
-                    (ShortStr::from_static(TRANSFORM_ERROR_HEADER), long_str(&error)),
-                ];
-                (Reason::TransformFailed, headers, error)
+                (Reason::TransformFailed, failure_headers(label, &error), error)
             }
         };
         let track = |taken: Option<(&str, Vec<String>)>| match failed {
@@ -219,6 +215,15 @@ pub(super) fn held(on_durable: Option<OnDurable>) -> (Routed, Arc<Joined>) {
 
 pub(super) fn long_str(s: &str) -> FieldValue {
     FieldValue::LongStr(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// The headers of a transform's dead letter: which transform (`name/version`) and what went
+/// wrong.
+pub(super) fn failure_headers(label: &str, error: &str) -> Vec<(ShortStr, FieldValue)> {
+    vec![
+        (ShortStr::from_static(TRANSFORM_HEADER), long_str(label)),
+        (ShortStr::from_static(TRANSFORM_ERROR_HEADER), long_str(error)),
+    ]
 }
 
 /// An output with the transform that made it in its headers, and the split headers of the
