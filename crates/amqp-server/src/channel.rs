@@ -117,6 +117,8 @@ pub struct Channel {
     /// The exchange the last publish was allowed to write to, and the permissions' version
     /// then: publishing again to it skips the check until permissions change.
     pub write_allowed: Option<(u64, ShortStr)>,
+    /// The channel's place in its user's channel count (`max-channels`), given back with it.
+    pub seat: Option<warren_broker::resource_limits::Seat>,
 }
 
 impl Channel {
@@ -132,6 +134,7 @@ impl Channel {
             last_queue: None,
             reply_to: None,
             write_allowed: None,
+            seat: None,
         }
     }
 

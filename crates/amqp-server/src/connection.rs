@@ -49,6 +49,8 @@ pub struct Connection {
     consumers_behind: bool,
     /// This connection in the broker's registry.
     entry: Arc<ConnectionEntry>,
+    /// Its places in the vhost's and user's connection limits, given back when it ends.
+    _seats: warren_broker::resource_limits::ConnectionSeats,
 }
 
 /// Marks its connection no longer blocked when dropped (however the wait ended).
@@ -100,6 +102,7 @@ impl Connection {
             pending: None,
             consumers_behind: false,
             entry,
+            _seats: n.seats,
         }
     }
 
@@ -338,7 +341,13 @@ impl Connection {
                     Flow::Close(e, 0, 0)
                 }
                 Frame::Method { method: Method::ChannelOpen(_), .. } => {
-                    let ch = Channel::new(channel, ctx.out.clone(), ctx.cancel_notify, ctx.broker);
+                    // As RabbitMQ: a user's channel limit closes the connection (530).
+                    let seat = match ctx.broker.resource_limits().seat_channel(ctx.user) {
+                        Ok(seat) => seat,
+                        Err(reason) => return Flow::Close(AmqpError::not_allowed(reason), 0, 0),
+                    };
+                    let mut ch = Channel::new(channel, ctx.out.clone(), ctx.cancel_notify, ctx.broker);
+                    ch.seat = Some(seat);
                     ch.send(ctx.out, Method::ChannelOpenOk(ChannelOpenOk::default()));
                     ctx.entry.add_channel(channel, ch.sink.clone());
                     channels.insert(channel, ch);

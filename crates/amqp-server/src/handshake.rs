@@ -22,6 +22,8 @@ pub struct Negotiated {
     /// Shown by the management API.
     pub client_properties: FieldTable,
     pub mechanism: String,
+    /// The connection's places in its vhost's and user's connection limits, held while it is open.
+    pub seats: warren_broker::resource_limits::ConnectionSeats,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -142,6 +144,11 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
         Some(v) if allowed => v,
         _ => return Err(refused()),
     };
+    // As RabbitMQ: the vhost's and the user's connection limits refuse connection.open (530).
+    let seats = broker
+        .resource_limits()
+        .seat_connection(&vhost.name, &user)
+        .map_err(|reason| HandshakeError::Refused(AmqpError::not_allowed(reason), 10, 40))?;
     out.write(|b| encode_method(b, 0, &Method::ConnectionOpenOk(ConnectionOpenOk::default())));
     Ok(Negotiated {
         user,
@@ -152,6 +159,7 @@ pub async fn negotiate<R: AsyncRead + Unpin>(
         client_capabilities,
         mechanism: start_ok.mechanism.to_string(),
         client_properties: start_ok.client_properties,
+        seats,
     })
 }
 

@@ -1,4 +1,4 @@
-//! Vhosts, users and permissions changed at run time (the management API): in memory at once,
+//! Vhosts, users, permissions and their limits changed at run time (the management API): in memory at once,
 //! and through the store's definitions log, so they survive restarts. At the first start of a
 //! data directory the configuration's users, vhosts and permissions are written there; from
 //! then on the stored ones are the truth.
@@ -7,6 +7,7 @@ use crate::auth::User;
 use crate::durable::access_defs::{self as keys, LoadedAccess, StoredPermission, StoredUser};
 use crate::durable::defs::Change;
 use crate::permissions::Permission;
+use crate::resource_limits::{LimitSet, USER_LIMITS, VHOST_LIMITS};
 use crate::{Broker, VHost};
 use std::sync::Arc;
 use warren_core::AmqpError;
@@ -67,7 +68,8 @@ impl Broker {
         }
         let vhost = VHost::new(name, self.durability().cloned(), self.inner.shared.clone());
         vhosts.insert(name.to_owned(), Arc::new(vhost));
-        self.submit_defs(vec![(keys::vhost_key(name), Some(keys::vhost_value()))]);
+        let limits = self.resource_limits().vhost(name);
+        self.submit_defs(vec![(keys::vhost_key(name), Some(keys::vhost_value(&limits)))]);
         Ok(true)
     }
 
@@ -75,6 +77,7 @@ impl Broker {
     /// messages), exchanges and permissions go. False if there was none.
     pub fn delete_vhost(&self, name: &str) -> bool {
         let Some(vhost) = self.inner.vhosts.write().remove(name) else { return false };
+        self.resource_limits().put_vhost(name, Default::default());
         let mut changes = vec![(keys::vhost_key(name), None)];
         for (v, user, _) in self.permissions().all().into_iter().filter(|(v, _, _)| v == name) {
             changes.push((keys::permission_key(&v, &user), None));
@@ -100,12 +103,7 @@ impl Broker {
         if !existed && self.users().all().len() >= MAX_USERS {
             return Err(AmqpError::not_allowed(format!("the broker holds {MAX_USERS} users, its limit")));
         }
-        let stored = StoredUser {
-            name: user.name.clone(),
-            password_hash: user.password_hash(),
-            tags: user.tags.clone(),
-            loopback_only: user.loopback_only,
-        };
+        let stored = stored_user(&user, self.resource_limits().user(&user.name));
         self.users().put(user);
         self.submit_defs(vec![(keys::user_key(&stored.name), Some(keys::user_value(&stored)))]);
         Ok(!existed)
@@ -116,6 +114,7 @@ impl Broker {
         if !self.users().remove(name) {
             return false;
         }
+        self.resource_limits().put_user(name, Default::default());
         let mut changes = vec![(keys::user_key(name), None)];
         for (v, user, _) in self.permissions().all().into_iter().filter(|(_, u, _)| u == name) {
             changes.push((keys::permission_key(&v, &user), None));
@@ -158,6 +157,60 @@ impl Broker {
         true
     }
 
+    /// Sets one of a vhost's limits (`max-connections`, `max-queues`); -1 means none. Open
+    /// connections and queues beyond a lowered limit stay; new ones are refused.
+    pub fn set_vhost_limit(&self, vhost: &str, name: &str, value: i64) -> Result<(), AmqpError> {
+        if self.vhost(vhost).is_none() {
+            return Err(AmqpError::not_found(format!("no vhost '{vhost}'")));
+        }
+        let mut limits = self.resource_limits().vhost(vhost);
+        limits.set(&VHOST_LIMITS, name, value).map_err(AmqpError::precondition_failed)?;
+        self.put_vhost_limits(vhost, limits);
+        Ok(())
+    }
+
+    /// Removes one of a vhost's limits; false if it was not set.
+    pub fn clear_vhost_limit(&self, vhost: &str, name: &str) -> bool {
+        let mut limits = self.resource_limits().vhost(vhost);
+        let cleared = self.vhost(vhost).is_some() && limits.clear(name);
+        if cleared {
+            self.put_vhost_limits(vhost, limits);
+        }
+        cleared
+    }
+
+    fn put_vhost_limits(&self, vhost: &str, limits: LimitSet) {
+        let value = keys::vhost_value(&limits);
+        self.resource_limits().put_vhost(vhost, limits);
+        self.submit_defs(vec![(keys::vhost_key(vhost), Some(value))]);
+    }
+
+    /// Sets one of a user's limits (`max-connections`, `max-channels`); -1 means none.
+    pub fn set_user_limit(&self, user: &str, name: &str, value: i64) -> Result<(), AmqpError> {
+        let Some(u) = self.users().get(user) else { return Err(AmqpError::not_found(format!("no user '{user}'"))) };
+        let mut limits = self.resource_limits().user(user);
+        limits.set(&USER_LIMITS, name, value).map_err(AmqpError::precondition_failed)?;
+        self.put_user_limits(&u, limits);
+        Ok(())
+    }
+
+    /// Removes one of a user's limits; false if it was not set.
+    pub fn clear_user_limit(&self, user: &str, name: &str) -> bool {
+        let Some(u) = self.users().get(user) else { return false };
+        let mut limits = self.resource_limits().user(user);
+        let cleared = limits.clear(name);
+        if cleared {
+            self.put_user_limits(&u, limits);
+        }
+        cleared
+    }
+
+    fn put_user_limits(&self, user: &User, limits: LimitSet) {
+        let value = keys::user_value(&stored_user(user, limits.clone()));
+        self.resource_limits().put_user(&user.name, limits);
+        self.submit_defs(vec![(keys::user_key(&user.name), Some(value))]);
+    }
+
     /// At start: the stored vhosts, users and permissions replace the configured ones, or (at
     /// the first start of the data directory) the configured ones are stored.
     pub(crate) fn restore_access(&self, mut loaded: LoadedAccess) {
@@ -168,15 +221,10 @@ impl Broker {
         if !loaded.seeded {
             let mut changes: Vec<Change> = Vec::new();
             for v in self.vhosts() {
-                changes.push((keys::vhost_key(&v.name), Some(keys::vhost_value())));
+                changes.push((keys::vhost_key(&v.name), Some(keys::vhost_value(&Default::default()))));
             }
             for u in self.users().all() {
-                let stored = StoredUser {
-                    name: u.name.clone(),
-                    password_hash: u.password_hash(),
-                    tags: u.tags.clone(),
-                    loopback_only: u.loopback_only,
-                };
+                let stored = stored_user(&u, Default::default());
                 changes.push((keys::user_key(&u.name), Some(keys::user_value(&stored))));
             }
             for (vhost, user, p) in self.permissions().all() {
@@ -189,7 +237,7 @@ impl Broker {
                 };
                 changes.push((keys::permission_key(&vhost, &user), Some(keys::permission_value(&stored))));
             }
-            changes.push((keys::seeded_key(), Some(keys::vhost_value())));
+            changes.push((keys::seeded_key(), Some(keys::marker_value())));
             self.submit_defs(changes);
             return;
         }
@@ -208,7 +256,11 @@ impl Broker {
         for u in self.users().all() {
             self.users().remove(&u.name);
         }
+        for (vhost, limits) in loaded.vhost_limits {
+            self.resource_limits().put_vhost(&vhost, limits);
+        }
         for u in loaded.users {
+            self.resource_limits().put_user(&u.name, u.limits);
             match User::with_hash(&u.name, &u.password_hash, u.tags, u.loopback_only) {
                 Ok(user) => self.users().put(user),
                 Err(e) => tracing::warn!(user = %u.name, error = %e, "stored user skipped"),
@@ -221,6 +273,16 @@ impl Broker {
                 Err(e) => tracing::warn!(vhost = %p.vhost, user = %p.user, error = %e, "stored permission skipped"),
             }
         }
+    }
+}
+
+fn stored_user(u: &User, limits: LimitSet) -> StoredUser {
+    StoredUser {
+        name: u.name.clone(),
+        password_hash: u.password_hash(),
+        tags: u.tags.clone(),
+        loopback_only: u.loopback_only,
+        limits,
     }
 }
 

@@ -22,6 +22,7 @@ pub mod queue;
 pub mod registry;
 pub mod reply_to;
 mod republish;
+pub mod resource_limits;
 pub mod route;
 pub mod stats;
 pub mod timers;
@@ -78,6 +79,8 @@ struct BrokerInner {
     aggregators: aggregators::AggregatorBook,
     /// Resource alarms (memory, disk): raised, publishers are blocked.
     alarms: Arc<alarms::Alarms>,
+    /// Vhost and user limits, and the connections and channels counted against them.
+    resource_limits: Arc<resource_limits::LimitBook>,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -123,7 +126,9 @@ impl Broker {
             })
         });
         let transforms = Arc::new(transforms::TransformBook::new(config.transforms, pool));
+        let resource_limits = Arc::new(resource_limits::LimitBook::default());
         let shared = vhost::Shared {
+            resource_limits: resource_limits.clone(),
             timers: timers.clone(),
             policies: policies.clone(),
             tracker: tracker.clone(),
@@ -156,9 +161,15 @@ impl Broker {
                 transforms,
                 aggregators: Default::default(),
                 alarms,
+                resource_limits,
                 shared,
             }),
         }
+    }
+
+    /// Vhost and user limits, and what is counted against them.
+    pub fn resource_limits(&self) -> &resource_limits::LimitBook {
+        &self.inner.resource_limits
     }
 
     /// The resource alarms; run [`alarms::Alarms::monitor`] on the runtime for them to be sampled.

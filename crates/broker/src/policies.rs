@@ -81,7 +81,7 @@ impl Broker {
                 .iter()
                 .map(|p| (keys::policy_key(&p.vhost, &p.name, p.operator), Some(keys::policy_value(p))))
                 .collect();
-            changes.push((keys::seeded_key(), Some(crate::durable::access_defs::vhost_value())));
+            changes.push((keys::seeded_key(), Some(crate::durable::access_defs::marker_value())));
             self.submit_defs(changes);
             return;
         }

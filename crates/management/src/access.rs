@@ -50,24 +50,24 @@ pub async fn vhost(State(m): State<Arc<Mgmt>>, caller: Caller, Path(vhost): Path
     Ok(Json(vhost_json(&m, &v)))
 }
 
-pub fn user_json(u: &User) -> Value {
+pub fn user_json(m: &Mgmt, u: &User) -> Value {
     json!({
         "name": u.name,
         "password_hash": u.password_hash(),
         "hashing_algorithm": warren_broker::auth::HASHING_ALGORITHM,
         "tags": u.tags,
-        "limits": {},
+        "limits": crate::limits::limits_json(&m.broker.resource_limits().user(&u.name)),
     })
 }
 
 pub async fn users(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
     caller.require_administrator()?;
-    q.respond(m.broker.users().all().iter().map(|u| user_json(u)).collect())
+    q.respond(m.broker.users().all().iter().map(|u| user_json(&m, u)).collect())
 }
 
 pub async fn user(State(m): State<Arc<Mgmt>>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>> {
     caller.require_administrator()?;
-    m.broker.users().get(&name).map(|u| Json(user_json(&u))).ok_or_else(MgmtError::not_found)
+    m.broker.users().get(&name).map(|u| Json(user_json(&m, &u))).ok_or_else(MgmtError::not_found)
 }
 
 fn permission_json(vhost: &str, user: &str, p: &Permission) -> Value {
@@ -151,7 +151,7 @@ pub struct UserBody {
     /// A list, or RabbitMQ's comma-separated string.
     #[serde(default)]
     tags: Value,
-    /// Accepted for compatibility (RabbitMQ's per-user limits come with resource limits).
+    /// Ignored, as RabbitMQ ignores it here: limits are set at `/api/user-limits`.
     #[serde(default)]
     #[allow(dead_code)]
     limits: Value,

@@ -126,7 +126,8 @@ pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<V
         exchanges.extend(x);
         bindings.extend(b);
     }
-    let (policies, parameters) = policies_of(&m, None);
+    let (policies, mut parameters) = policies_of(&m, None);
+    parameters.extend(crate::limits::vhost_limit_parameters(&m, None));
     Ok(Json(with_warren_objects(
         &m,
         None,
@@ -135,7 +136,7 @@ pub async fn export(State(m): State<Arc<Mgmt>>, caller: Caller) -> Result<Json<V
             "rabbitmq_version": "3.10.8",
             "product_name": "Warren",
             "product_version": env!("CARGO_PKG_VERSION"),
-            "users": m.broker.users().all().iter().map(|u| access::user_json(u)).collect::<Vec<_>>(),
+            "users": m.broker.users().all().iter().map(|u| access::user_json(&m, u)).collect::<Vec<_>>(),
             "vhosts": vhosts.iter().map(|v| json!({"name": v.name, "limits": [], "metadata": {"description": "", "tags": []}})).collect::<Vec<_>>(),
             "permissions": access::all_permissions(&m),
             "topic_permissions": [],
@@ -157,7 +158,8 @@ pub async fn export_vhost(
     caller.require_administrator()?;
     let v = m.vhost(&vhost)?;
     let (queues, exchanges, bindings) = objects(&v);
-    let (policies, parameters) = policies_of(&m, Some(&vhost));
+    let (policies, mut parameters) = policies_of(&m, Some(&vhost));
+    parameters.extend(crate::limits::vhost_limit_parameters(&m, Some(&vhost)));
     Ok(Json(with_warren_objects(
         &m,
         Some(&vhost),

@@ -40,10 +40,12 @@ impl MgmtError {
 }
 
 /// A broker refusal as RabbitMQ's API reports it: missing things are 404, refused ones 403,
-/// the rest (inequivalent arguments, in use, not empty) 400.
+/// the rest (inequivalent arguments, in use, not empty) 400; the reason without AMQP's
+/// `NAME - ` prefix, as RabbitMQ's API words it.
 impl From<AmqpError> for MgmtError {
     fn from(e: AmqpError) -> MgmtError {
-        let reason = e.text.clone();
+        let prefix = format!("{} - ", warren_core::error::code_name(e.code));
+        let reason = e.text.strip_prefix(&prefix).unwrap_or(&e.text).to_owned();
         match e.code {
             404 => MgmtError { status: StatusCode::NOT_FOUND, error: "not_found", reason },
             403 | 405 => MgmtError { status: StatusCode::FORBIDDEN, error: "access_refused", reason },

@@ -1,7 +1,8 @@
 //! `POST /api/definitions`: imports definitions in RabbitMQ's JSON format (as `rabbitmqadmin
 //! import` and RabbitMQ's own export write them): vhosts, users with their password hashes,
 //! permissions, policies, operator policies (RabbitMQ exports them as runtime parameters of
-//! component `operator_policy`), durable exchanges, queues and bindings. The whole file is
+//! component `operator_policy`), vhost and user limits (a `vhost-limits` parameter, a user's
+//! `limits`), durable exchanges, queues and bindings. The whole file is
 //! checked before anything changes; what Warren cannot take (other runtime parameters such as
 //! federation upstreams or shovels, topic permissions) refuses the import with a reason rather
 //! than being dropped silently.
@@ -18,6 +19,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use warren_broker::auth::{User, HASHING_ALGORITHM};
 use warren_broker::permissions::Permission;
+use warren_broker::resource_limits::{USER_LIMITS, VHOST_LIMITS};
 use warren_broker::{Dest, QueueDeclare};
 use warren_core::json::json_to_table;
 use warren_core::{ExchangeDef, ExchangeKind};
@@ -53,6 +55,8 @@ struct UserDef {
     hashing_algorithm: Option<String>,
     #[serde(default)]
     tags: Value,
+    #[serde(default)]
+    limits: Value,
 }
 
 #[derive(Deserialize)]
@@ -187,7 +191,9 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
             g.name
         )));
     }
-    if let Some(p) = defs.parameters.iter().find(|p| p.component != "operator_policy") {
+    if let Some(p) =
+        defs.parameters.iter().find(|p| !matches!(p.component.as_str(), "operator_policy" | "vhost-limits"))
+    {
         return Err(MgmtError::bad_request(format!(
             "the file has runtime parameter '{}' of component '{}', which Warren does not have; nothing was imported",
             p.name, p.component
@@ -195,7 +201,10 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
     }
     // Check everything before changing anything.
     let mut users = Vec::new();
+    let mut user_limits = Vec::new();
     for u in &defs.users {
+        let limits = crate::limits::limits_of(&USER_LIMITS, &u.limits, &format!("user '{}'", u.name))?;
+        user_limits.push((u.name.clone(), limits));
         if let Some(a) = u.hashing_algorithm.as_deref().filter(|a| *a != HASHING_ALGORITHM) {
             return Err(MgmtError::bad_request(format!("user '{}': hashing_algorithm '{a}' is not supported", u.name)));
         }
@@ -248,7 +257,13 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         let vhost = vhost_of(&p.vhost)?;
         policies.push(p.body.compile(&vhost, &p.name, false)?);
     }
-    for p in &defs.parameters {
+    let mut vhost_limits = Vec::new();
+    for p in defs.parameters.iter().filter(|p| p.component == "vhost-limits") {
+        let vhost = vhost_of(&p.vhost)?;
+        let whose = format!("vhost '{vhost}'");
+        vhost_limits.push((vhost, crate::limits::limits_of(&VHOST_LIMITS, &p.value, &whose)?));
+    }
+    for p in defs.parameters.iter().filter(|p| p.component == "operator_policy") {
         let vhost = vhost_of(&p.vhost)?;
         let body: PolicyBody = serde_json::from_value(p.value.clone())
             .map_err(|e| MgmtError::bad_request(format!("operator policy '{}': {e}", p.name)))?;
@@ -292,7 +307,8 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         .chain(policies.iter().map(|p| &p.vhost))
         .chain(contracts.iter().map(|c| &c.vhost))
         .chain(transforms.iter().map(|t| &t.vhost))
-        .chain(aggregators.iter().map(|a| &a.vhost));
+        .chain(aggregators.iter().map(|a| &a.vhost))
+        .chain(vhost_limits.iter().map(|(v, _)| v));
     if let Some(v) = objects.into_iter().find(|v| !vhost_known(v)) {
         return Err(MgmtError::bad_request(format!("an object is in vhost '{v}', which does not exist")));
     }
@@ -306,6 +322,17 @@ async fn apply(m: &Mgmt, defs: Definitions, only_vhost: Option<String>) -> Resul
         }
         for (vhost, user, permission) in permissions {
             m.broker.set_permission(&vhost, &user, permission)?;
+        }
+        for (user, limits) in user_limits {
+            for (name, value) in limits.iter() {
+                m.broker.set_user_limit(&user, name, value)?;
+            }
+        }
+    }
+    // Before the queues, whose count `max-queues` bounds (RabbitMQ's order too).
+    for (vhost, limits) in vhost_limits {
+        for (name, value) in limits.iter() {
+            m.broker.set_vhost_limit(&vhost, name, value)?;
         }
     }
     for policy in policies {

@@ -15,6 +15,7 @@ mod definitions;
 mod error;
 mod exchanges;
 mod import;
+mod limits;
 mod listing;
 mod live;
 mod metrics;
@@ -119,6 +120,18 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/users/{user}", get(access::user).put(access::put_user).delete(access::delete_user))
         .route("/api/users/{user}/permissions", get(access::user_permissions))
         .route("/api/permissions", get(access::permissions))
+        .route("/api/vhost-limits", get(limits::vhost_limits))
+        .route("/api/vhost-limits/{vhost}", get(limits::vhost_limits_of))
+        .route(
+            "/api/vhost-limits/{vhost}/{name}",
+            axum::routing::put(limits::put_vhost_limit).delete(limits::delete_vhost_limit),
+        )
+        .route("/api/user-limits", get(limits::user_limits))
+        .route("/api/user-limits/{user}", get(limits::user_limits_of))
+        .route(
+            "/api/user-limits/{user}/{name}",
+            axum::routing::put(limits::put_user_limit).delete(limits::delete_user_limit),
+        )
         .route(
             "/api/permissions/{vhost}/{user}",
             get(access::permission).put(access::put_permission).delete(access::delete_permission),

@@ -1,9 +1,11 @@
 //! Durable access definitions: vhosts, users (with their password hashes) and permissions, in
 //! the same definitions map as exchanges and queues (one durable home, one thing to replicate
-//! later). Keys are a kind (`v`, `u`, `p`) and length-prefixed names; values are field tables.
+//! later). Keys are a kind (`v`, `u`, `p`) and length-prefixed names; values are field tables
+//! (a vhost's and a user's carry their limits).
 //! Policies (`policy_defs`) are read back with them, as they are seeded from the config alike.
 
 use super::defs::{key, table_bytes};
+use crate::resource_limits::{LimitSet, USER_LIMITS, VHOST_LIMITS};
 use amqp_codec::{FieldTable, FieldValue};
 use bytes::Bytes;
 
@@ -17,8 +19,40 @@ pub fn vhost_key(name: &str) -> Bytes {
     key(b'v', &[name.as_bytes()])
 }
 
-pub fn vhost_value() -> Bytes {
+/// A vhost's value: its limits (`limits`, a table of integers), if any are set.
+pub fn vhost_value(limits: &LimitSet) -> Bytes {
+    let mut t = FieldTable::new();
+    if !limits.is_empty() {
+        t.insert("limits", limits_table(limits));
+    }
+    table_bytes(&t)
+}
+
+/// The value of a marker key (its presence is what it says).
+pub fn marker_value() -> Bytes {
     table_bytes(&FieldTable::new())
+}
+
+fn limits_table(limits: &LimitSet) -> FieldValue {
+    let mut t = FieldTable::new();
+    for (name, value) in limits.iter() {
+        t.insert(name, FieldValue::I64(value));
+    }
+    FieldValue::Table(t)
+}
+
+/// Limits as stored; a name or value no longer valid is left out with a warning.
+fn limits_of(table: &FieldTable, allowed: &[&str]) -> LimitSet {
+    let mut limits = LimitSet::default();
+    if let Some(stored) = table.get("limits").and_then(FieldValue::as_table) {
+        for (name, value) in stored.iter() {
+            let set = value.as_i64().ok_or_else(|| "not an integer".to_owned());
+            if let Err(e) = set.and_then(|v| limits.set(allowed, name.as_str(), v)) {
+                tracing::warn!(limit = %name.as_str(), error = %e, "stored limit skipped");
+            }
+        }
+    }
+    limits
 }
 
 pub fn user_key(name: &str) -> Bytes {
@@ -34,6 +68,9 @@ pub fn user_value(u: &StoredUser) -> Bytes {
     t.insert("password_hash", text(&u.password_hash));
     t.insert("tags", FieldValue::Array(u.tags.iter().map(|tag| text(tag)).collect()));
     t.insert("loopback_only", FieldValue::Bool(u.loopback_only));
+    if !u.limits.is_empty() {
+        t.insert("limits", limits_table(&u.limits));
+    }
     table_bytes(&t)
 }
 
@@ -56,6 +93,7 @@ pub struct StoredUser {
     pub password_hash: String,
     pub tags: Vec<String>,
     pub loopback_only: bool,
+    pub limits: LimitSet,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +110,8 @@ pub struct StoredPermission {
 pub struct LoadedAccess {
     pub seeded: bool,
     pub vhosts: Vec<String>,
+    /// The vhosts' limits (those with any set).
+    pub vhost_limits: Vec<(String, LimitSet)>,
     pub users: Vec<StoredUser>,
     pub permissions: Vec<StoredPermission>,
     /// The configuration's policies were written once.
@@ -115,7 +155,13 @@ pub fn parse(kind: u8, parts: &[&[u8]], table: &FieldTable, loaded: &mut LoadedA
             None => return false,
         },
         (b'v', [vhost]) => match name(vhost) {
-            Some(v) => loaded.vhosts.push(v),
+            Some(v) => {
+                let limits = limits_of(table, &VHOST_LIMITS);
+                if !limits.is_empty() {
+                    loaded.vhost_limits.push((v.clone(), limits));
+                }
+                loaded.vhosts.push(v);
+            }
             None => return false,
         },
         (b'u', [user]) => {
@@ -125,7 +171,8 @@ pub fn parse(kind: u8, parts: &[&[u8]], table: &FieldTable, loaded: &mut LoadedA
                 _ => Vec::new(),
             };
             let loopback_only = table.get("loopback_only").and_then(FieldValue::as_bool).unwrap_or(false);
-            loaded.users.push(StoredUser { name: user, password_hash, tags, loopback_only });
+            let limits = limits_of(table, &USER_LIMITS);
+            loaded.users.push(StoredUser { name: user, password_hash, tags, loopback_only, limits });
         }
         (b'p', [vhost, user]) => {
             let (Some(vhost), Some(user)) = (name(vhost), name(user)) else { return false };

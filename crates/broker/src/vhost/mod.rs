@@ -45,6 +45,7 @@ pub struct VHost {
     tracker: Arc<Tracker>,
     contracts: Arc<crate::contracts::ContractBook>,
     transforms: Arc<crate::transforms::TransformBook>,
+    resource_limits: Arc<crate::resource_limits::LimitBook>,
     /// Set (under both maps' write locks) when the vhost is deleted: a declare that comes
     /// later, through a handle taken before, is refused instead of leaving an object behind.
     deleted: std::sync::atomic::AtomicBool,
@@ -61,6 +62,8 @@ pub struct Shared {
     pub contracts: Arc<crate::contracts::ContractBook>,
     /// The broker's transforms and their workers.
     pub transforms: Arc<crate::transforms::TransformBook>,
+    /// Vhost limits (`max-queues` is checked here).
+    pub resource_limits: Arc<crate::resource_limits::LimitBook>,
 }
 
 /// What a client asked for in queue.declare (the name already resolved if server-named).
@@ -119,7 +122,7 @@ impl VHost {
     /// A vhost whose durable entities and persistent messages go to `durability` (if any), and
     /// whose queues keep time and schedule their deadlines with `timers`.
     pub fn new(name: &str, durability: Option<Arc<Durability>>, shared: Shared) -> VHost {
-        let Shared { timers, policies, tracker, contracts, transforms } = shared;
+        let Shared { timers, policies, tracker, contracts, transforms, resource_limits } = shared;
         let exchanges = DEFAULT_EXCHANGES
             .iter()
             .map(|(n, kind)| {
@@ -145,6 +148,7 @@ impl VHost {
             tracker,
             contracts,
             transforms,
+            resource_limits,
             deleted: std::sync::atomic::AtomicBool::new(false),
         }
     }

@@ -40,6 +40,12 @@ impl VHost {
         }
         let (args, policy) = self.queue_args(&req.name, &req.arguments)?;
         args.check_queue_type_flags(req.durable, req.exclusive, req.auto_delete, &req.name, &self.name)?;
+        if let Some(limit) = self.resource_limits.max_queues(&self.name).filter(|l| queues.len() >= *l) {
+            return Err(AmqpError::precondition_failed(format!(
+                "cannot declare queue '{}': queue limit in vhost '{}' ({limit}) is reached",
+                req.name, self.name
+            )));
+        }
         if queues.len() >= max_queues {
             return Err(AmqpError::not_allowed(format!(
                 "cannot declare queue '{}' in vhost '{}': queue limit of {max_queues} is reached",
