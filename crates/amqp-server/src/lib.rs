@@ -56,11 +56,20 @@ async fn serve_with(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
+                    let admitted = broker.admission().check_rate(peer.ip()).and_then(|()| broker.admission().start_handshake());
+                    let handshaking = match admitted {
+                        Ok(handshaking) => handshaking,
+                        Err(refusal) => {
+                            tracing::debug!(%peer, %refusal, "refusing connection");
+                            continue;
+                        }
+                    };
                     let Some(slot) = broker.admit_connection() else {
                         tracing::warn!(%peer, "connection limit reached, refusing connection");
                         continue;
                     };
-                    connections.spawn(handle_socket(socket, peer, broker.clone(), slot, stop_rx.clone(), tls.clone()));
+                    let stop = stop_rx.clone();
+                    connections.spawn(handle_socket(socket, peer, broker.clone(), (slot, handshaking), stop, tls.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -79,18 +88,22 @@ async fn serve_with(
     }
 }
 
+/// A connection admitted, and its place among those in their handshake (given back once the
+/// handshake is done).
+type Admitted = (ConnectionSlot, warren_broker::admission::Handshaking);
+
 async fn handle_socket(
     socket: TcpStream,
     peer: SocketAddr,
     broker: Broker,
-    slot: ConnectionSlot,
+    admitted: Admitted,
     stop: watch::Receiver<bool>,
     tls: Option<Arc<TlsSource>>,
 ) {
     let _ = socket.set_nodelay(true);
     let Ok(local) = socket.local_addr() else { return };
     let Some(tls) = tls else {
-        return run_connection(socket, (peer, local), broker, slot, stop, None).await;
+        return run_connection(socket, (peer, local), broker, admitted, stop, None).await;
     };
     let accepted = tokio::time::timeout(tls.handshake_timeout(), tls.acceptor().accept(socket)).await;
     let stream = match accepted {
@@ -99,7 +112,7 @@ async fn handle_socket(
         Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
     };
     let identity = warren_tls::peer_identity(stream.get_ref().1.peer_certificates(), tls.config().cert_login_from);
-    run_connection(stream, (peer, local), broker, slot, stop, Some(handshake::Secured { identity })).await
+    run_connection(stream, (peer, local), broker, admitted, stop, Some(handshake::Secured { identity })).await
 }
 
 /// A connection's stream, split into halves its reader and writer own.
@@ -131,7 +144,7 @@ async fn run_connection<S: Halves>(
     mut socket: S,
     (peer, local): (SocketAddr, SocketAddr),
     broker: Broker,
-    slot: ConnectionSlot,
+    (slot, handshaking): Admitted,
     mut stop: watch::Receiver<bool>,
     secured: Option<handshake::Secured>,
 ) {
@@ -150,6 +163,7 @@ async fn run_connection<S: Halves>(
     let negotiated =
         tokio::time::timeout(handshake_timeout, handshake::negotiate(&mut reader, &out, &broker, peer.ip(), &secured))
             .await;
+    drop(handshaking);
     match negotiated {
         Ok(Ok(n)) => {
             out.set_heartbeat_s(n.heartbeat_s);

@@ -94,6 +94,12 @@ pub struct Limits {
     pub heartbeat_s: u16,
     /// How long a client has to finish the handshake, milliseconds.
     pub handshake_timeout_ms: u64,
+    /// AMQP connections still in their handshake (TLS and AMQP's, before connection.open-ok) at
+    /// once; more are closed at accept.
+    pub max_unauthenticated_connections: usize,
+    /// New connections one source address may open per second (and at once), on AMQP and HTTP
+    /// each; more are closed at accept. 0 for no limit.
+    pub connection_rate_per_address: u32,
     /// Bytes of encoded frames a connection may have waiting for its socket before deliveries to it
     /// pause and its reader stops reading.
     pub outbound_high_watermark_bytes: usize,
@@ -119,6 +125,8 @@ impl Default for Limits {
             max_message_size_bytes: 128 * 1024 * 1024,
             heartbeat_s: 60,
             handshake_timeout_ms: 10_000,
+            max_unauthenticated_connections: 1_000,
+            connection_rate_per_address: 1_000,
             outbound_high_watermark_bytes: 4 * 1024 * 1024,
             max_consumers_per_channel: 10_000,
             max_queues: 100_000,
@@ -140,6 +148,9 @@ impl Limits {
         }
         if self.max_connections == 0 {
             return Err("limits.max_connections must be at least 1".into());
+        }
+        if self.max_unauthenticated_connections == 0 {
+            return Err("limits.max_unauthenticated_connections must be at least 1".into());
         }
         Ok(())
     }

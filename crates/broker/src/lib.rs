@@ -1,6 +1,7 @@
 //! Warren's runtime: vhosts holding exchanges and queues, consumers and dispatch, users, and the
 //! cheap-to-clone [`Broker`] handle that every transport (AMQP today, HTTP later) calls.
 
+pub mod admission;
 pub mod aggregators;
 pub mod alarms;
 pub mod auth;
@@ -81,6 +82,8 @@ struct BrokerInner {
     alarms: Arc<alarms::Alarms>,
     /// Vhost and user limits, and the connections and channels counted against them.
     resource_limits: Arc<resource_limits::LimitBook>,
+    /// Connection rates by address and handshakes in progress.
+    admission: admission::Admission,
     started_at_ms: u64,
     /// What every vhost shares (vhosts are also created at run time).
     shared: vhost::Shared,
@@ -140,6 +143,10 @@ impl Broker {
         for name in config.vhosts.iter() {
             vhosts.insert(name.clone(), Arc::new(VHost::new(name, durability.clone(), shared.clone())));
         }
+        let admission = admission::Admission::new(
+            config.limits.connection_rate_per_address,
+            config.limits.max_unauthenticated_connections,
+        );
         Broker {
             inner: Arc::new(BrokerInner {
                 users,
@@ -162,9 +169,15 @@ impl Broker {
                 aggregators: Default::default(),
                 alarms,
                 resource_limits,
+                admission,
                 shared,
             }),
         }
+    }
+
+    /// Connection rates by source address and handshakes in progress (AMQP and HTTP).
+    pub fn admission(&self) -> &admission::Admission {
+        &self.inner.admission
     }
 
     /// Vhost and user limits, and what is counted against them.

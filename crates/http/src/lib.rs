@@ -13,6 +13,7 @@ mod outgoing;
 mod publish;
 mod pull;
 mod push;
+mod serving;
 mod status;
 mod tls_listener;
 
@@ -57,6 +58,14 @@ pub struct Settings {
     pub callback_max_backoff: Duration,
     /// Where push subscriptions are kept (`None`: they last as long as the process).
     pub data_dir: Option<std::path::PathBuf>,
+    /// Connections open at once, plain and TLS together.
+    pub max_connections: usize,
+    /// How long a request's head may take to arrive.
+    pub header_read_timeout: Duration,
+    /// Largest request head, bytes (at least 8192).
+    pub max_header_bytes: usize,
+    /// How long a request's body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -75,6 +84,10 @@ impl Default for Settings {
             callback_backoff_base: Duration::from_secs(1),
             callback_max_backoff: Duration::from_secs(5 * 60),
             data_dir: None,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -181,11 +194,21 @@ pub async fn serve(
     callbacks::start(broker.clone(), settings.clone(), outgoing.clone());
     let subscriptions = push::Subscriptions::open(broker.clone(), settings.clone(), outgoing.clone());
     let drain_timeout = settings.callback_timeout;
-    // Every route's errors are JSON, the extra routes' too; refused logins wait as AMQP's do.
+    let body_limit = settings.max_body_bytes;
+    let bounds = Arc::new(serving::Bounds {
+        connections: Arc::new(tokio::sync::Semaphore::new(settings.max_connections)),
+        header_read_timeout: settings.header_read_timeout,
+        max_header_bytes: settings.max_header_bytes,
+    });
+    let body_read_timeout = settings.body_read_timeout;
+    // Every route's errors are JSON, the extra routes' too; refused logins wait as AMQP's do;
+    // a body is bounded in size and in the time it may take to arrive.
     let routes = router(broker.clone(), settings, subscriptions.clone())
         .merge(extra)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_read_timeout))
         .layer(axum::middleware::map_response(json_errors))
-        .layer(axum::middleware::from_fn_with_state(broker, delay_refused_logins));
+        .layer(axum::middleware::from_fn_with_state(broker.clone(), delay_refused_logins));
     // `/api/connections/` is `/api/connections`, as RabbitMQ's API (and its clients) have it.
     let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), routes);
     // One shutdown for both listeners.
@@ -194,39 +217,21 @@ pub async fn serve(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    };
     let secure = match listeners.tls {
         Some((l, tls)) => {
             let l = tls_listener::TlsListener::new(l, tls)?;
-            // Handlers read the peer's address as they do on the plain listener.
-            let app = app.clone();
-            let make =
-                tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, tls_listener::TlsListener>| {
-                    let peer = axum::extract::ConnectInfo(*incoming.remote_addr());
-                    let service = tower::ServiceBuilder::new().layer(axum::Extension(peer)).service(app.clone());
-                    std::future::ready(Ok::<_, std::convert::Infallible>(service))
-                });
-            let serving = axum::serve(l, make).with_graceful_shutdown(until_stopped(stopped.clone()));
-            Some(tokio::spawn(async move { serving.await }))
+            let serving = serving::serve(l, app.clone(), broker.clone(), bounds.clone(), stopped.clone());
+            Some(tokio::spawn(serving))
         }
         None => None,
     };
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
-    let plain = listeners.plain.map(|l| {
-        let serving = axum::serve(l, app).with_graceful_shutdown(until_stopped(stopped));
-        tokio::spawn(async move { serving.await })
-    });
-    let mut served = Ok(());
+    let plain = listeners.plain.map(|l| tokio::spawn(serving::serve(l, app, broker, bounds, stopped)));
     for task in [plain, secure].into_iter().flatten() {
-        if let Ok(Err(e)) = task.await {
-            served = Err(e);
-        }
+        let _ = task.await;
     }
     subscriptions.stop();
     // Calls already sent finish and are recorded (a push settles its message while the store is
     // still open, so it is not pushed again after the restart), within one call's timeout.
     outgoing.drain(drain_timeout).await;
-    served
+    Ok(())
 }

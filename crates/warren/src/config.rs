@@ -82,6 +82,14 @@ pub struct HttpConfig {
     pub callback_backoff_base_ms: u64,
     /// Longest wait between two attempts, ms.
     pub callback_max_backoff_ms: u64,
+    /// HTTP connections open at once (plain and TLS together); more are answered 503 at accept.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, ms (slow clients are closed).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (request line and headers), bytes (8192 at least); larger gets 431.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's body, ms; slower gets 408.
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -100,6 +108,10 @@ impl Default for HttpConfig {
             callback_max_time_ms: 24 * 60 * 60 * 1000,
             callback_backoff_base_ms: 1000,
             callback_max_backoff_ms: 5 * 60 * 1000,
+            max_connections: 10_000,
+            header_read_timeout_ms: 10_000,
+            max_header_bytes: 64 * 1024,
+            body_read_timeout_ms: 30_000,
         }
     }
 }
@@ -203,6 +215,17 @@ impl Config {
                 return Err(format!("http.callback_secrets: the secret of vhost '{vhost}' is not 'whsec_' + base64"));
             }
         }
+        if self.http.max_connections == 0
+            || self.http.header_read_timeout_ms == 0
+            || self.http.body_read_timeout_ms == 0
+        {
+            return Err(
+                "http.max_connections, header_read_timeout_ms and body_read_timeout_ms must be at least 1".into()
+            );
+        }
+        if !(8192..=16 * 1024 * 1024).contains(&self.http.max_header_bytes) {
+            return Err("http.max_header_bytes must be 8192 to 16777216".into());
+        }
         if self.http.callback_max_attempts == 0 || self.http.callback_concurrency == 0 {
             return Err("http.callback_max_attempts and http.callback_concurrency must be at least 1".into());
         }
@@ -234,6 +257,10 @@ impl Config {
             callback_backoff_base: ms(self.http.callback_backoff_base_ms),
             callback_max_backoff: ms(self.http.callback_max_backoff_ms),
             data_dir: Some(self.data_dir.clone()),
+            max_connections: self.http.max_connections,
+            header_read_timeout: ms(self.http.header_read_timeout_ms),
+            max_header_bytes: self.http.max_header_bytes,
+            body_read_timeout: ms(self.http.body_read_timeout_ms),
             ..warren_http::Settings::default()
         }
     }
