@@ -190,3 +190,46 @@ def _(s):
     s.open(2)
     s.call(2, C.Exchange.Declare(exchange="amq.direct", passive=True))
     s.open(1)
+
+
+@scenario("channel.open on the highest channel number")
+def _(s):
+    # channel_max bounds how many channels are open at once, not their numbers.
+    s.open(65535)
+    s.call(65535, C.Queue.Declare(queue=s.n("q"), exclusive=True))
+
+
+@scenario("a method on a channel the broker closed")
+def _(s):
+    s.open(1)
+    s.raw(marshal(C.Queue.Declare(queue=s.n("missing"), passive=True), 1), "passive declare of a missing queue", 1)
+    # The channel is closed (the engine answered the broker's channel.close): a connection error.
+    s.raw(marshal(C.Queue.Declare(queue=s.n("q"), exclusive=True), 1), "queue.declare on the closed channel", 1)
+
+
+@scenario("a field table longer than its frame")
+def _(s):
+    s.open(1)
+    name = s.n("q").encode()
+    args = struct.pack(">HB", 0, len(name)) + name + b"\x00" + struct.pack(">I", 1000) + b"\x01x"
+    s.raw(frame(1, 1, struct.pack(">HH", 50, 10) + args), "queue.declare whose table claims 1000 bytes", 1)
+
+
+@scenario("a field table holding a value of an unknown type")
+def _(s):
+    s.open(1)
+    name = s.n("q").encode()
+    table = b"\x01kZ"  # key "k", type 'Z' (no such type)
+    args = struct.pack(">HB", 0, len(name)) + name + b"\x00" + struct.pack(">I", len(table)) + table
+    s.raw(frame(1, 1, struct.pack(">HH", 50, 10) + args), "queue.declare with a value of type 'Z'", 1)
+
+
+@scenario("a content header on channel 0")
+def _(s):
+    s.raw(frame(2, 0, struct.pack(">HHQH", 60, 0, 1, 0)), "content header on ch0", 0)
+
+
+@scenario("a body frame on channel 0")
+def _(s):
+    s.raw(frame(3, 0, b"x"), "body frame on ch0", 0)
+
