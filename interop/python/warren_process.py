@@ -24,9 +24,11 @@ READY_TIMEOUT_S = 30
 class Broker:
     """One Warren process on ports 0 and a data directory that outlives it."""
 
-    def __init__(self, data_dir: str, config: str | None = None):
+    def __init__(self, data_dir: str, config: str | None = None, store_dir: str | None = None):
         self.data_dir = data_dir
         self.config = config
+        # The broker's own data directory: under data_dir unless given (a small disk, say).
+        self.store_dir = store_dir or os.path.join(data_dir, "d")
         self.proc = None
         self.start()
 
@@ -34,7 +36,7 @@ class Broker:
         self.log_path = os.path.join(self.data_dir, f"broker-{time.monotonic_ns()}.log")
         self.log = open(self.log_path, "w")
         args = [os.environ["WARREN_BIN"], "server", "--amqp-port", "0", "--http-port", "0",
-                "--data-dir", os.path.join(self.data_dir, "d")]
+                "--data-dir", self.store_dir]
         if self.config:
             args += ["-c", self.config]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

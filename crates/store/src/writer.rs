@@ -119,9 +119,14 @@ impl Writer {
     pub fn start(&mut self, last_seq: u32) -> Result<(), StoreError> {
         self.active = last_seq;
         let mut chunk = mem::take(&mut self.chunk);
-        self.roll(&mut chunk)?;
-        // A full disk here keeps the carried markers for a retry; only a failed fsync is fatal.
-        let _ = self.commit(&mut chunk);
+        match self.roll(&mut chunk) {
+            // A full disk here keeps the carried markers for a retry; only a failed fsync is fatal.
+            Ok(()) => _ = self.commit(&mut chunk),
+            // No room even for a new segment's header: the store opens without an active segment
+            // (so the broker starts and consumers can drain it), and the first write tries again.
+            Err(StoreError::DiskFull) => {}
+            Err(e) => return Err(e),
+        }
         self.chunk = chunk;
         if let Some(err) = &self.failed {
             return Err(err.clone());
@@ -309,6 +314,10 @@ impl Writer {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
+        if self.active_file.is_none() {
+            // The segment the start could not create (disk full): now or never for this record.
+            return self.roll(chunk);
+        }
         if self.active_len + chunk.buf.len() + len <= self.options.segment_size_bytes as usize || self.fresh {
             return Ok(());
         }
@@ -339,12 +348,17 @@ impl Writer {
             fail(done, &err);
             return Err(err);
         }
-        let Some(file) = self.active_file.clone() else {
-            done.append(syncs);
-            fail(done, &StoreError::Closed);
-            return Err(StoreError::Closed);
+        let file = match self.active_file.clone() {
+            Some(file) => Some(file),
+            // No segment yet (the disk was full at start) and nothing to write: a barrier only.
+            None if buf.is_empty() => None,
+            None => {
+                done.append(syncs);
+                fail(done, &StoreError::DiskFull);
+                return Err(StoreError::DiskFull);
+            }
         };
-        if !buf.is_empty() {
+        if let Some(file) = file.filter(|_| !buf.is_empty()) {
             if let Err(e) = file.append(buf) {
                 let err = StoreError::io("append", &e);
                 self.roll_back(&*file);

@@ -115,6 +115,34 @@ fn disk_full_fails_the_append_and_recovers_cleanly() {
 }
 
 #[test]
+fn a_store_opens_on_a_disk_without_room_for_a_new_segment() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, small_options());
+    let written: Vec<u64> = (0..10u8).map(|i| append_wait(&store, &[1], &[i; 50]).0).collect();
+    drop(store);
+    // Not a byte free: the new segment that opening starts cannot even get its header.
+    fs.set_space_limit(Some(fs.used_bytes()));
+    let (store, recovery) = open(&fs, small_options());
+    assert_eq!(ids(&recovery, 1), written, "every message is there to be consumed");
+    assert_eq!(store.read(written[3]).unwrap(), Bytes::from(vec![3u8; 50]));
+    assert_eq!(append_wait(&store, &[1], b"no room").1, Err(StoreError::DiskFull));
+    store.ack(1, written[0]).unwrap();
+    assert_eq!(sync_wait(&store), Err(StoreError::DiskFull), "the ack waits for room");
+    // Room again: the segment is started, the waiting ack and new messages are written.
+    fs.set_space_limit(None);
+    let (after, r) = append_wait(&store, &[1], b"room again");
+    r.unwrap();
+    sync_wait(&store).unwrap();
+    drop(store);
+    let (store, recovery) = open(&fs, small_options());
+    assert_eq!(recovery.stats.skipped_count, 0, "{:?}", recovery.stats.skipped);
+    let mut expected = written[1..].to_vec();
+    expected.push(after);
+    assert_eq!(ids(&recovery, 1), expected);
+    assert_eq!(store.read(after).unwrap(), Bytes::from_static(b"room again"));
+}
+
+#[test]
 fn acks_wait_for_space_on_a_full_disk() {
     let fs = FaultyFs::new();
     let (store, _) = open(&fs, small_options());
