@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 rounds=${1:-100}
 max_seconds=${2:-1200}
-cargo build --release -p warren --tests >/dev/null
+cargo build --release -p warren --test crash >/dev/null 2>&1
 started=$SECONDS
 CRASH_ROUNDS=$rounds timeout "$max_seconds" \
     cargo test --release -p warren --test crash -- --nocapture 2>&1 | grep -E "crash (test|round)|panicked|test result"
