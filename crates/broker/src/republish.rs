@@ -1,7 +1,8 @@
 //! Dead letters republished through their queue's dead-letter exchange: routed with the
 //! dead-letter routing key or the keys the message was published with, never back into a
 //! queue in a cycle that no consumer took part in (RabbitMQ's rule), and persisted like any
-//! publish when persistent and bound for durable queues.
+//! publish when persistent and bound for durable queues: then in one store record with the
+//! original's ack, so that a crash leaves the message in one queue or the other, never both.
 
 use crate::durable::OnDurable;
 use crate::route;
@@ -16,12 +17,15 @@ impl VHost {
     /// exchange. A missing dead-letter exchange drops the message (as in RabbitMQ). Says when
     /// the original may go: now, once `on_durable` is called with `true`, or not yet (refused);
     /// and the queues the copy went to. The copy is not tracked: the original's record ends here.
+    /// `settles` (the original's store queue and id, for a durable queue) go in the copy's store
+    /// record when it has one (`Confirm::WhenDurable`): the original is then settled with it.
     pub(crate) fn republish_dead_letter(
         &self,
         from: &Queue,
         message: &Message,
         reason: Reason,
         now_ms: u64,
+        settles: Vec<(u64, u64)>,
         on_durable: OnDurable,
     ) -> (Confirm, Vec<String>) {
         let args = from.args();
@@ -46,7 +50,8 @@ impl VHost {
             !cycle
         });
         let names = targets.iter().map(|q| q.name.to_string()).collect();
-        let confirm = self.deliver(targets, Arc::new(republished.tracked(0)), Some(on_durable)).confirm;
+        let copy = Arc::new(republished.tracked(0));
+        let confirm = self.deliver_taking(targets, copy, Some(on_durable), Vec::new(), settles).confirm;
         (confirm, names)
     }
 }

@@ -193,11 +193,17 @@ impl Queue {
             };
             let queue = self.clone();
             let retry = letter.clone();
+            // A durable queue's original is settled in its copy's store record (one record: after
+            // a crash the message is in one queue or the other, never both); else once the copy
+            // is durable, or at once when the copy needs no store.
+            let settles: Vec<(u64, u64)> = self.durable_store_id().zip(letter.stored).into_iter().collect();
+            let settled_with_copy = !settles.is_empty();
             let settle: OnDurable = Box::new(move |durable| match durable {
+                true if settled_with_copy => {}
                 true => queue.forget_stored(retry.stored),
                 false => queue.dead_letter_later(retry),
             });
-            let (confirm, queues) = vhost.republish_dead_letter(self, &message, letter.reason, now_ms, settle);
+            let (confirm, queues) = vhost.republish_dead_letter(self, &message, letter.reason, now_ms, settles, settle);
             if message.track != 0 && !letter.announced && confirm != Confirm::Refused {
                 let args = self.args();
                 let dlx = args.dead_letter_exchange.as_deref().unwrap_or_default();

@@ -129,7 +129,7 @@ impl VHost {
             let for_store = part.clone();
             let callback: OnDurable = Box::new(move |ok| for_store.settle(ok));
             let (confirm, queues) =
-                self.republish_dead_letter(&job.queue, &failed, Reason::TransformFailed, now_ms, callback);
+                self.republish_dead_letter(&job.queue, &failed, Reason::TransformFailed, now_ms, Vec::new(), callback);
             let dlx = job.queue.args().dead_letter_exchange.clone().unwrap_or_default();
             let taken = (!queues.is_empty()).then_some((dlx.as_str(), queues));
             let went = taken.is_some();

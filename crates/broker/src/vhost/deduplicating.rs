@@ -32,7 +32,7 @@ impl VHost {
         }
     }
 
-    /// Enqueues `message` on each of `targets` (see [`VHost::deliver_to`]), except the queues
+    /// Enqueues `message` on each of `targets` (see [`VHost::deliver_settling`]), except the queues
     /// that have its deduplication key already.
     pub(crate) fn deliver(
         &self,
@@ -40,22 +40,25 @@ impl VHost {
         message: Arc<Message>,
         on_durable: Option<OnDurable>,
     ) -> Routed {
-        self.deliver_taking(targets, message, on_durable, Vec::new())
+        self.deliver_taking(targets, message, on_durable, Vec::new(), Vec::new())
     }
 
     /// [`VHost::deliver`] for a message whose exchange took its key (`taken`). The confirm
-    /// (`on_durable`) then waits for the message and for the keys, written in that order.
-    pub(super) fn deliver_taking(
+    /// (`on_durable`) then waits for the message and for the keys, written in that order. The
+    /// message's store record, if it has one, also settles `settles` (queue, id).
+    pub(crate) fn deliver_taking(
         &self,
         mut targets: Vec<Arc<Queue>>,
         message: Arc<Message>,
         on_durable: Option<OnDurable>,
         mut taken: Vec<Taken>,
+        settles: Vec<(u64, u64)>,
     ) -> Routed {
         let deduplicated = self.drop_duplicates(&mut targets, &message, &mut taken);
         let persistent = amqp_codec::raw_properties::delivery_mode(&message.properties) == Some(2);
-        let mut routed =
-            self.with_keys(taken, persistent, on_durable, |after_store| self.deliver_to(targets, message, after_store));
+        let mut routed = self.with_keys(taken, persistent, on_durable, |after_store| {
+            self.deliver_settling(targets, message, settles, after_store)
+        });
         routed.deduplicated |= deduplicated;
         routed
     }

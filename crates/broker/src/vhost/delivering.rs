@@ -11,19 +11,9 @@ use warren_core::Message;
 
 impl VHost {
     /// Enqueues a routed message on each of `targets`, appending it to the store first if it
-    /// is persistent and some of them are durable (see [`VHost::publish`]). Deduplication is
-    /// done before (`deduplicating.rs`).
-    pub(super) fn deliver_to(
-        &self,
-        targets: Vec<Arc<Queue>>,
-        message: Arc<Message>,
-        on_durable: Option<OnDurable>,
-    ) -> Routed {
-        self.deliver_settling(targets, message, Vec::new(), on_durable)
-    }
-
-    /// [`VHost::deliver_to`] for a message whose store record settles the stored messages
-    /// `settles` (queue, id) too, when it is written (an aggregate and its parts).
+    /// is persistent and some of them are durable (see [`VHost::publish`]), in one record with
+    /// the acks of the stored messages `settles` (queue, id) it replaces (an aggregate's parts,
+    /// a dead letter's original). Deduplication is done before (`deduplicating.rs`).
     pub(super) fn deliver_settling(
         &self,
         targets: Vec<Arc<Queue>>,

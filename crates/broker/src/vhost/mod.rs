@@ -461,7 +461,7 @@ impl VHost {
             self.keys_taken_now(taken);
             return self.deliver_through_transforms(ex, vec![item], on_durable);
         }
-        self.deliver_taking(item.targets, item.message, on_durable, taken)
+        self.deliver_taking(item.targets, item.message, on_durable, taken, Vec::new())
     }
 
     /// The queues `message` is routed to from `ex` (with its `CC`/`BCC` keys; `BCC` is
