@@ -1,5 +1,6 @@
 //! Micro-benchmarks of routing: a topic exchange with many bindings (exact words, `*` and `#`
-//! patterns) matching one routing key, and a direct exchange for comparison.
+//! patterns) matching one routing key, and a direct exchange for comparison; filters on bodies,
+//! LIKE among them.
 //! Run with `cargo bench -p warren-core`.
 
 use amqp_codec::FieldTable;
@@ -95,4 +96,14 @@ fn direct_route_filtered(bencher: Bencher, (n, size): (usize, usize)) {
         b.route(black_box("orders"), None, &mut |f| f.matches(&message), &mut |_| hits += 1);
         hits
     });
+}
+
+/// A LIKE filter on a body field of about `size` bytes (`notes`), with a short pattern and a
+/// long one (past one 64-bit word of pattern positions).
+#[divan::bench(args = [(8, 100), (8, 10_240), (200, 100), (200, 10_240)])]
+fn like_filter(bencher: Bencher, (pattern_len, size): (usize, usize)) {
+    let pattern = format!("%{}y%", "x".repeat(pattern_len.saturating_sub(3)));
+    let filter = warren_core::filter::Filter::parse(&format!("body.order.notes LIKE '{pattern}'")).expect("a filter");
+    let message = Body { raw: order_body(size), parsed: std::cell::OnceCell::new() };
+    bencher.bench_local(|| filter.matches(black_box(&message)));
 }

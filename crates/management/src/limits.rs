@@ -13,7 +13,7 @@ use axum::Json;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use warren_broker::resource_limits::LimitSet;
+use warren_broker::resource_limits::{LimitSet, USER_LIMITS, VHOST_LIMITS};
 
 /// A limit set as RabbitMQ shows it: `{"max-connections": 5, ...}`.
 pub fn limits_json(limits: &LimitSet) -> Value {
@@ -95,6 +95,14 @@ pub async fn put_vhost_limit(
     m.answered(false).await
 }
 
+/// A limit's name that no vhost or user can have: 400, as for a PUT (RabbitMQ answers 204).
+fn known(allowed: &[&str], name: &str) -> Result<()> {
+    match allowed.contains(&name) {
+        true => Ok(()),
+        false => Err(MgmtError::bad_request(format!("unknown limit '{name}'; known: {}", allowed.join(", ")))),
+    }
+}
+
 /// As RabbitMQ: 204 also when the limit was not set; 404 for a vhost that does not exist.
 pub async fn delete_vhost_limit(
     State(m): State<Arc<Mgmt>>,
@@ -103,6 +111,7 @@ pub async fn delete_vhost_limit(
 ) -> Result<StatusCode> {
     caller.require_administrator()?;
     m.vhost(&vhost)?;
+    known(&VHOST_LIMITS, &name)?;
     m.broker.clear_vhost_limit(&vhost, &name);
     m.answered(false).await
 }
@@ -145,6 +154,7 @@ pub async fn delete_user_limit(
 ) -> Result<StatusCode> {
     caller.require_administrator()?;
     m.broker.users().get(&user).ok_or_else(MgmtError::not_found)?;
+    known(&USER_LIMITS, &name)?;
     m.broker.clear_user_limit(&user, &name);
     m.answered(false).await
 }

@@ -105,6 +105,10 @@ async fn a_vhost_queue_limit_refuses_new_queues_but_not_redeclares() {
     // Clearing the limit lets the next one in.
     let (code, _, _) = send(http().delete(server.http_url("/api/vhost-limits/%2F/max-queues"))).await;
     assert_eq!(code, StatusCode::NO_CONTENT);
+    let (code, _, _) = send(http().delete(server.http_url("/api/vhost-limits/%2F/max-queues"))).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "also when it is not set");
+    let (code, body, _) = send(http().delete(server.http_url("/api/vhost-limits/%2F/max-channels"))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     q::declare(&ch, "third").await;
 }
 

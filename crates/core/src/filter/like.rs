@@ -52,6 +52,41 @@ fn skip_empty_runs(state: &mut [u64], any: &[u64]) {
 /// any character without moving.
 pub fn like(text: &str, pattern: &str, escape: Option<char>) -> bool {
     let tokens = tokens(pattern, escape);
+    match tokens.len() < 64 {
+        true => like_in_one_word(text, &tokens),
+        false => like_in_words(text, &tokens),
+    }
+}
+
+/// [`like`] for patterns of fewer than 64 tokens (nearly all): the set is one word.
+fn like_in_one_word(text: &str, tokens: &[Token]) -> bool {
+    let (mut any, mut one) = (0u64, 0u64);
+    let mut by_char: Vec<(char, u64)> = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            Token::Any => any |= 1 << i,
+            Token::One => one |= 1 << i,
+            Token::Char(c) => match by_char.iter_mut().find(|(k, _)| k == c) {
+                Some((_, mask)) => *mask |= 1 << i,
+                None => by_char.push((*c, 1 << i)),
+            },
+        }
+    }
+    let mut state = 1u64;
+    state |= (state & any) << 1;
+    for c in text.chars() {
+        let own = by_char.iter().find(|(k, _)| *k == c).map_or(0, |(_, mask)| *mask);
+        state = ((state & (one | own)) << 1) | (state & any);
+        if state == 0 {
+            return false;
+        }
+        state |= (state & any) << 1;
+    }
+    state & (1 << tokens.len()) != 0
+}
+
+/// [`like`] for long patterns: the set spans several words.
+fn like_in_words(text: &str, tokens: &[Token]) -> bool {
     let words = (tokens.len() + 1).div_ceil(64);
     let (mut any, mut one) = (vec![0u64; words], vec![0u64; words]);
     let mut by_char: HashMap<char, Vec<u64>> = HashMap::new();
@@ -136,6 +171,17 @@ mod tests {
             proptest::prop_assert!(like(&text, &pattern, None));
             let longer = pattern.clone() + "x";
             proptest::prop_assert!(!like(&text, &longer, None));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_word_and_many_words_agree(text in "[ab]{0,80}", pattern in "[ab_%]{0,63}") {
+            let tokens = super::tokens(&pattern, None);
+            proptest::prop_assert_eq!(
+                super::like_in_one_word(&text, &tokens),
+                super::like_in_words(&text, &tokens)
+            );
         }
     }
 
