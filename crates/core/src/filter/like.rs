@@ -4,8 +4,6 @@
 //! backtracking, so a hostile pattern (4,096 characters at most) against a long text stays cheap.
 //! Never a regular expression.
 
-use std::collections::HashMap;
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Token {
     Any,
@@ -89,21 +87,32 @@ fn like_in_one_word(text: &str, tokens: &[Token]) -> bool {
 fn like_in_words(text: &str, tokens: &[Token]) -> bool {
     let words = (tokens.len() + 1).div_ceil(64);
     let (mut any, mut one) = (vec![0u64; words], vec![0u64; words]);
-    let mut by_char: HashMap<char, Vec<u64>> = HashMap::new();
+    // Each literal character's positions, found by binary search: sorted once, no hashing.
+    let mut literals: Vec<(char, usize)> = Vec::new();
     for (i, token) in tokens.iter().enumerate() {
         let (w, b) = bit(i);
         match token {
             Token::Any => any[w] |= b,
             Token::One => one[w] |= b,
-            Token::Char(c) => by_char.entry(*c).or_insert_with(|| vec![0; words])[w] |= b,
+            Token::Char(c) => literals.push((*c, i)),
         }
+    }
+    literals.sort_unstable();
+    let (mut keys, mut masks): (Vec<char>, Vec<u64>) = (Vec::new(), Vec::new());
+    for (c, i) in literals {
+        if keys.last() != Some(&c) {
+            keys.push(c);
+            masks.resize(masks.len() + words, 0);
+        }
+        let (w, b) = bit(i);
+        masks[(keys.len() - 1) * words + w] |= b;
     }
     let mut state = vec![0u64; words];
     state[0] = 1;
     skip_empty_runs(&mut state, &any);
     let mut next = vec![0u64; words];
     for c in text.chars() {
-        let own = by_char.get(&c);
+        let own = keys.binary_search(&c).ok().map(|k| &masks[k * words..(k + 1) * words]);
         let (mut carry, mut alive) = (0u64, 0u64);
         for w in 0..words {
             let moving = state[w] & (one[w] | own.map_or(0, |o| o[w]));
