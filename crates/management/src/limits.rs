@@ -76,11 +76,16 @@ pub async fn vhost_limits_of(
     Path(vhost): Path<String>,
 ) -> Result<Json<Value>> {
     m.visible_vhost(&caller, &vhost)?;
-    let limits = m.broker.resource_limits().vhost(&vhost);
-    Ok(Json(match limits.is_empty() {
+    Ok(Json(one_or_none("vhost", &vhost, &m.broker.resource_limits().vhost(&vhost))))
+}
+
+/// One vhost's or user's limits as RabbitMQ lists them: `[{"vhost": name, "value": {...}}]`,
+/// or `[]` without any.
+fn one_or_none(whose: &str, name: &str, limits: &LimitSet) -> Value {
+    match limits.is_empty() {
         true => json!([]),
-        false => json!([{"vhost": vhost, "value": limits_json(&limits)}]),
-    }))
+        false => json!([{whose: name, "value": limits_json(limits)}]),
+    }
 }
 
 pub async fn put_vhost_limit(
@@ -128,11 +133,7 @@ pub async fn user_limits_of(
     Path(user): Path<String>,
 ) -> Result<Json<Value>> {
     m.broker.users().get(&user).ok_or_else(MgmtError::not_found)?;
-    let limits = m.broker.resource_limits().user(&user);
-    Ok(Json(match limits.is_empty() {
-        true => json!([]),
-        false => json!([{"user": user, "value": limits_json(&limits)}]),
-    }))
+    Ok(Json(one_or_none("user", &user, &m.broker.resource_limits().user(&user))))
 }
 
 pub async fn put_user_limit(

@@ -4,20 +4,11 @@
 use amqp_codec::{BasicProperties, FieldTable};
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 use warren_core::json::{json_to_properties, json_to_table, properties_to_json, table_to_json};
 
-/// Equal JSON, where two numbers are equal if they are the same double.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
+#[path = "../common/same_json.rs"]
+mod same_json;
+use same_json::same;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(props) = BasicProperties::decode(Bytes::copy_from_slice(data)) {

@@ -7,17 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use warren_core::json::{json_to_properties, json_to_table, json_to_value, properties_to_json, table_to_json};
 
-/// Equal JSON, where two numbers are equal if they are the same double.
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
-        }
-        _ => a == b,
-    }
-}
+#[path = "../common/same_json.rs"]
+mod same_json;
+use same_json::same;
 
 /// `table` encoded and decoded again.
 fn reload(table: &FieldTable) -> FieldTable {
