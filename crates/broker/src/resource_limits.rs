@@ -44,7 +44,7 @@ impl LimitSet {
 }
 
 /// Why a limit cannot be set: its name is not one of `allowed` (any integer is a value).
-pub fn check(allowed: &[&str], name: &str, value: i64) -> Result<(), String> {
+fn check(allowed: &[&str], name: &str, value: i64) -> Result<(), String> {
     if !allowed.contains(&name) {
         return Err(format!("Unrecognised terms [{{<<\"{name}\">>,{value}}}] (known: {})", allowed.join(", ")));
     }
@@ -123,20 +123,20 @@ impl LimitBook {
 
     /// The queue count `vhost`'s `max-queues` allows, if it has one.
     pub fn max_queues(&self, vhost: &str) -> Option<usize> {
-        self.vhosts.read().get(vhost).and_then(|l| l.bound("max-queues"))
+        bound_in(&self.vhosts, vhost, "max-queues")
     }
 
     /// Takes a connection's seats in its vhost and user counts; the reason (RabbitMQ's words) if
     /// either is full.
     pub fn seat_connection(&self, vhost: &str, user: &str) -> Result<ConnectionSeats, String> {
-        let vhost_limit = self.vhost(vhost).bound("max-connections");
+        let vhost_limit = bound_in(&self.vhosts, vhost, "max-connections");
         let vhost_seat = self.take(Counted::VhostConnections, vhost, vhost_limit).ok_or_else(|| {
             format!(
                 "access to vhost '{vhost}' refused for user '{user}': connection limit ({}) is reached",
                 vhost_limit.unwrap_or(0)
             )
         })?;
-        let user_limit = self.user(user).bound("max-connections");
+        let user_limit = bound_in(&self.users, user, "max-connections");
         let user_seat = self.take(Counted::UserConnections, user, user_limit).ok_or_else(|| {
             format!(
                 "connection refused for user '{user}': user connection limit ({}) is reached",
@@ -148,7 +148,7 @@ impl LimitBook {
 
     /// Takes a channel's seat in its user's channel count; the reason if it is full.
     pub fn seat_channel(&self, user: &str) -> Result<Seat, String> {
-        let limit = self.user(user).bound("max-channels");
+        let limit = bound_in(&self.users, user, "max-channels");
         self.take(Counted::UserChannels, user, limit).ok_or_else(|| {
             format!(
                 "number of channels opened for user '{user}' has reached the maximum allowed user limit of ({})",
@@ -187,6 +187,12 @@ impl LimitBook {
         *n += 1;
         Some(Seat { in_use: self.in_use.clone(), key })
     }
+}
+
+/// The bound limit `name` of `whose` sets, read in place (opening a connection or channel
+/// clones no limit set).
+fn bound_in(map: &RwLock<HashMap<String, LimitSet>>, whose: &str, name: &str) -> Option<usize> {
+    map.read().get(whose).and_then(|l| l.bound(name))
 }
 
 fn put(map: &mut HashMap<String, LimitSet>, name: &str, limits: LimitSet) {

@@ -14,7 +14,6 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use warren_broker::UserConfig;
 
 const CAPABILITIES: [&str; 8] = [
     "publisher_confirms",
@@ -149,14 +148,7 @@ async fn unknown_vhost_is_refused_with_530() {
 async fn configured_user_opens_only_listed_vhosts() {
     let server = TestServer::start_with(|c| {
         c.vhosts = vec!["/".into(), "staging".into()];
-        c.users.push(UserConfig {
-            name: "app".into(),
-            password: "s3cret".into(),
-            vhosts: Some(vec!["/".into()]),
-            permissions: Default::default(),
-            loopback_only: false,
-            tags: Vec::new(),
-        });
+        c.users.push(user_on_root("app", "s3cret", &[]));
     })
     .await;
     let conn = within(Connection::connect(&server.uri_for("app", "s3cret", "%2f"), ConnectionProperties::default()))

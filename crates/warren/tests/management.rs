@@ -19,22 +19,8 @@ fn url(server: &TestServer, path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_users_with_a_management_tag_get_in() {
     let server = TestServer::start_with(|c| {
-        c.users.push(UserConfig {
-            name: "app".into(),
-            password: "pw".into(),
-            vhosts: Some(vec!["/".into()]),
-            permissions: Default::default(),
-            loopback_only: false,
-            tags: Vec::new(),
-        });
-        c.users.push(UserConfig {
-            name: "watcher".into(),
-            password: "pw".into(),
-            vhosts: Some(vec!["/".into()]),
-            permissions: Default::default(),
-            loopback_only: false,
-            tags: vec!["monitoring".into()],
-        });
+        c.users.push(user_on_root("app", "pw", &[]));
+        c.users.push(user_on_root("watcher", "pw", &["monitoring"]));
     })
     .await;
     let get =

@@ -10,17 +10,9 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use warren_broker::UserConfig;
 
 fn with_app_user(c: &mut warren::Config) {
-    c.users.push(UserConfig {
-        name: "app".into(),
-        password: "pw".into(),
-        vhosts: Some(vec!["/".into()]),
-        permissions: Default::default(),
-        loopback_only: false,
-        tags: vec!["management".into()],
-    });
+    c.users.push(user_on_root("app", "pw", &["management"]));
 }
 
 /// Opens a connection as `user` on `/`: the open connection, or the server's connection.close.

@@ -196,6 +196,18 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, lapin::Error>, code: u1
     }
 }
 
+/// A configured user with every permission in `/`, accepted from any address.
+pub fn user_on_root(name: &str, password: &str, tags: &[&str]) -> warren_broker::UserConfig {
+    warren_broker::UserConfig {
+        name: name.into(),
+        password: password.into(),
+        vhosts: Some(vec!["/".into()]),
+        permissions: Default::default(),
+        loopback_only: false,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
 /// Unique names per test (and per call) so tests never share broker objects.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
