@@ -8,8 +8,9 @@ import { join } from 'node:path';
 const READY_TIMEOUT_MS = 30_000;
 
 // Starts `warren server` in `dir` (with config file `config`, if given); resolves to
-// { process, ports: { amqp, http, amqps } } once it is ready.
-export async function startBroker(dir, config) {
+// { process, ports: { amqp, http, amqps } } once it is ready. With a config, it waits for the
+// AMQPS listener too unless `tls` is false.
+export async function startBroker(dir, config, { tls = Boolean(config) } = {}) {
   const args = ['server', '--amqp-port', '0', '--http-port', '0', '--data-dir', join(dir, 'data')];
   if (config) args.push('-c', config);
   const child = spawn(process.env.WARREN_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -20,7 +21,7 @@ export async function startBroker(dir, config) {
       log += chunk.toString().replace(/\x1b\[[0-9;]*m/g, '');
       const port = (name) => log.match(new RegExp(`${name}_addr="?[^" ]*:(\\d+)`));
       const [amqp, http, amqps] = [port('amqp'), port('http'), port('amqps')];
-      if (amqp && http && (!config || amqps)) {
+      if (amqp && http && (!tls || amqps)) {
         clearTimeout(timer);
         resolve({ amqp: Number(amqp[1]), http: Number(http[1]), amqps: amqps ? Number(amqps[1]) : undefined });
       }

@@ -25,6 +25,7 @@ pub mod reply_to;
 mod republish;
 pub mod resource_limits;
 pub mod route;
+pub mod sessions;
 pub mod stats;
 pub mod timers;
 pub mod tracking;

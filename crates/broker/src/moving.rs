@@ -34,7 +34,12 @@ pub struct MoveRequest {
     pub max: usize,
     /// Only messages whose last death has this reason (`rejected`, `expired`, `maxlen`, ...).
     pub reason: Option<String>,
+    /// Only these messages (their `seq`, as a browse shows it); at most [`MAX_SELECTED`].
+    pub only: Option<std::collections::HashSet<u64>>,
 }
+
+/// Most messages one move may name one by one.
+pub const MAX_SELECTED: usize = 1000;
 
 /// What a move did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -110,13 +115,14 @@ impl VHost {
             self.exchange(exchange)
                 .ok_or_else(|| AmqpError::not_found(format!("no exchange '{exchange}' in vhost '{}'", self.name)))?;
         }
-        let max = req.max.min(MAX_MOVE);
+        let max = req.max.min(MAX_MOVE).min(req.only.as_ref().map_or(MAX_MOVE, |o| o.len()));
         let mut report = MoveReport::default();
         let mut skipped = 0usize;
         while report.moved < max {
             let reason = req.reason.as_deref();
             // Those that cannot be moved are put back and passed over by the next batches.
-            let wanted = |m: &Message| died_for(m, reason);
+            let only = req.only.as_ref();
+            let wanted = |seq: u64, m: &Message| only.is_none_or(|o| o.contains(&seq)) && died_for(m, reason);
             let want = (max - report.moved).min(BATCH);
             let entries = from.take_for_move(skipped + want, skipped + MAX_SCAN_PER_BATCH, wanted);
             if entries.len() <= skipped {

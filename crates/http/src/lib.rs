@@ -220,12 +220,12 @@ pub async fn serve(
     let secure = match listeners.tls {
         Some((l, tls)) => {
             let l = tls_listener::TlsListener::new(l, tls)?;
-            let serving = serving::serve(l, app.clone(), broker.clone(), bounds.clone(), stopped.clone());
+            let serving = serving::serve(l, app.clone(), broker.clone(), bounds.clone(), stopped.clone(), true);
             Some(tokio::spawn(serving))
         }
         None => None,
     };
-    let plain = listeners.plain.map(|l| tokio::spawn(serving::serve(l, app, broker, bounds, stopped)));
+    let plain = listeners.plain.map(|l| tokio::spawn(serving::serve(l, app, broker, bounds, stopped, false)));
     for task in [plain, secure].into_iter().flatten() {
         let _ = task.await;
     }

@@ -47,6 +47,7 @@ pub(crate) async fn serve<L, S>(
     broker: Broker,
     bounds: Arc<Bounds>,
     stopped: watch::Receiver<bool>,
+    over_tls: bool,
 ) where
     L: axum::serve::Listener<Addr = SocketAddr>,
     S: Service<axum::extract::Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -66,9 +67,15 @@ pub(crate) async fn serve<L, S>(
             Err(_) => None,
         };
         match admitted {
-            Some(permit) => {
-                connections.spawn(serve_connection(io, peer, app.clone(), bounds.clone(), stopped.clone(), permit))
-            }
+            Some(permit) => connections.spawn(serve_connection(
+                io,
+                peer,
+                app.clone(),
+                bounds.clone(),
+                stopped.clone(),
+                permit,
+                over_tls,
+            )),
             None => {
                 tracing::debug!(%peer, "HTTP connection refused: rate of its address or connection limit reached");
                 connections.spawn(refuse(io))
@@ -97,6 +104,7 @@ async fn serve_connection<I, S>(
     bounds: Arc<Bounds>,
     stopped: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
+    over_tls: bool,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<axum::extract::Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -105,6 +113,9 @@ async fn serve_connection<I, S>(
     // Handlers read the peer's address as axum's `ConnectInfo`.
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if over_tls {
+            request.extensions_mut().insert(warren_broker::sessions::OverTls);
+        }
         tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

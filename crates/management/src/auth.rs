@@ -1,4 +1,5 @@
-//! Who is calling: HTTP Basic against the broker's users, and what their tags let them do.
+//! Who is calling: HTTP Basic against the broker's users, or a console session (see
+//! `session.rs`), and what their tags let them do.
 //! As in RabbitMQ, a user needs one of the management tags to use the API at all;
 //! `administrator` and `monitoring` see every vhost, the others the vhosts they may open.
 
@@ -9,7 +10,9 @@ use axum::http::request::Parts;
 use base64::Engine;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use warren_broker::auth::User;
 use warren_broker::permissions::{Access, Resource};
+use warren_broker::sessions;
 
 const MANAGEMENT_TAGS: [&str; 4] = ["administrator", "monitoring", "policymaker", "management"];
 
@@ -73,11 +76,27 @@ impl Caller {
     }
 }
 
+/// Whether `user` may use the management API (and log in to the console).
+pub fn has_management_tag(user: &User) -> bool {
+    MANAGEMENT_TAGS.iter().any(|t| user.has_tag(t))
+}
+
 impl FromRequestParts<Arc<Mgmt>> for Caller {
     type Rejection = MgmtError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<Mgmt>) -> Result<Caller> {
         let failed = || MgmtError::unauthorized("Login failed");
+        if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            // A console session: its cookie, and its anti-forgery token in `X-CSRF-Token`.
+            let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+            let user = (state.broker.users())
+                .session_user(text(axum::http::header::COOKIE.as_str()), text(sessions::CSRF_HEADER))
+                .ok_or_else(|| MgmtError::unauthorized("Not logged in, or the session has ended"))?;
+            if !has_management_tag(&user) {
+                return Err(MgmtError::unauthorized("Not management user"));
+            }
+            return Ok(Caller { name: user.name.clone(), tags: user.tags.clone(), broker: state.broker.clone() });
+        }
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).ok_or_else(failed)?;
         let value = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(failed)?;
         let encoded = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")).ok_or_else(failed)?;
@@ -85,7 +104,7 @@ impl FromRequestParts<Arc<Mgmt>> for Caller {
         let text = String::from_utf8(decoded).map_err(|_| failed())?;
         let (name, password) = text.split_once(':').ok_or_else(failed)?;
         let user = state.broker.users().authenticate(name, password.as_bytes(), peer).ok_or_else(failed)?;
-        if !MANAGEMENT_TAGS.iter().any(|t| user.has_tag(t)) {
+        if !has_management_tag(&user) {
             return Err(MgmtError::unauthorized("Not management user"));
         }
         Ok(Caller { name: user.name.clone(), tags: user.tags.clone(), broker: state.broker.clone() })

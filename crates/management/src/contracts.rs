@@ -1,7 +1,8 @@
 //! `/api/contracts`: contracts over HTTP (Warren's own): create, list, show, add a version
 //! (refused with the reasons if it is not compatible with the latest under the contract's mode),
-//! delete. Listing needs a management tag and shows the vhosts the caller may see; changes need
-//! `policymaker` (with permissions in the vhost) or `administrator`, as policies do.
+//! delete, and check a sample message against one (`POST .../test`). Listing needs a
+//! management tag and shows the vhosts the caller may see; changes need `policymaker` (with
+//! permissions in the vhost) or `administrator`, as policies do.
 
 use crate::auth::Caller;
 use crate::error::{MgmtError, Result};
@@ -220,4 +221,43 @@ pub async fn delete(
         return Err(MgmtError::not_found());
     }
     m.answered(false).await
+}
+
+/// A sample message to check against a contract.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    /// The body: JSON, sent as its text.
+    body: Value,
+    #[serde(default)]
+    routing_key: String,
+    content_type: Option<String>,
+    #[serde(rename = "type")]
+    message_type: Option<String>,
+}
+
+/// `POST .../test`: checks a sample message against the contract's latest version, as a
+/// publish would be checked, without publishing anything: whether the contract covers it
+/// (its routing key and type), and the version it passes or its violations.
+pub async fn test(
+    State(m): State<Arc<Mgmt>>,
+    caller: Caller,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    m.visible_vhost(&caller, &vhost)?;
+    let sample: Sample = body::parse(&body)?;
+    let all = m.broker.contracts();
+    let contract = all.get(&vhost, &name).ok_or_else(MgmtError::not_found)?;
+    let text = serde_json::to_vec(&sample.body).map_err(|e| MgmtError::bad_request(e.to_string()))?;
+    let covers = contract.covers(&sample.routing_key, sample.message_type.as_deref());
+    let answer = match contract.check(sample.content_type.as_deref(), &text) {
+        Ok(version) => json!({"covers": covers, "valid": true, "version": version, "violations": []}),
+        Err(violations) => {
+            let violations: Vec<Value> =
+                violations.iter().map(|v| json!({"pointer": v.pointer, "message": v.message})).collect();
+            json!({"covers": covers, "valid": false, "version": contract.latest().number, "violations": violations})
+        }
+    };
+    Ok(Json(answer))
 }

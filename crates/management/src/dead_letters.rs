@@ -1,7 +1,7 @@
 //! Dead-letter queue operations, Warren's own (RabbitMQ's API has neither): browse a queue's
 //! messages without taking them (`GET .../messages`, with their `x-death` history), and move
 //! them back to the queue they died in or through an exchange (`POST .../move`), filtered by
-//! death reason, atomically per message (see `warren_broker::moving`).
+//! death reason or chosen one by one (each message's `seq` from a browse), atomically per message (see `warren_broker::moving`).
 
 use crate::auth::Caller;
 use crate::error::{MgmtError, Result};
@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use warren_broker::moving::{MoveRequest, MoveTarget, MAX_MOVE};
+use warren_broker::moving::{MoveRequest, MoveTarget, MAX_MOVE, MAX_SELECTED};
 use warren_broker::permissions::{Access, Resource};
 
 /// Most messages one browse shows, and most body bytes it carries.
@@ -76,6 +76,7 @@ pub async fn browse(
         bytes += peek.message.body.len();
         let mut one = message_json(&peek.message, peek.redelivered, &q.encoding, q.truncate);
         one["position"] = json!(q.offset + i);
+        one["seq"] = json!(peek.seq);
         one["death_reason"] = json!(reason);
         out.push(one);
     }
@@ -93,6 +94,8 @@ pub struct MoveBody {
     #[serde(default, deserialize_with = "body::optional_count")]
     count: Option<u64>,
     reason: Option<String>,
+    /// Only these messages: the `seq` of each, from a browse (at most 1,000).
+    seqs: Option<Vec<u64>>,
 }
 
 /// `POST /api/queues/{vhost}/{name}/move`: moves up to `count` messages (all by default, at
@@ -123,7 +126,14 @@ pub async fn move_messages(
     let max = body.count.map_or(MAX_MOVE, |c| c.min(MAX_MOVE as u64) as usize);
     let v = m.vhost(&vhost)?;
     let queue = v.queue_for(&name, NO_CONNECTION)?;
-    let report = v.move_messages(&queue, MoveRequest { target, max, reason: body.reason }).await?;
+    let only = match body.seqs {
+        Some(seqs) if seqs.len() > MAX_SELECTED => {
+            return Err(MgmtError::bad_request(format!("seqs names at most {MAX_SELECTED} messages")))
+        }
+        Some(seqs) => Some(seqs.into_iter().collect()),
+        None => None,
+    };
+    let report = v.move_messages(&queue, MoveRequest { target, max, reason: body.reason, only }).await?;
     let (ready, _, _) = queue.message_counts();
     Ok(Json(json!({"moved": report.moved, "not_moved": report.not_moved, "messages_ready": ready})))
 }

@@ -21,6 +21,10 @@ impl MgmtError {
         MgmtError { status: StatusCode::BAD_REQUEST, error: "bad_request", reason: reason.into() }
     }
 
+    pub fn unsupported_media_type(reason: impl Into<String>) -> MgmtError {
+        MgmtError { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, error: "unsupported_media_type", reason: reason.into() }
+    }
+
     pub fn unauthorized(reason: impl Into<String>) -> MgmtError {
         MgmtError { status: StatusCode::UNAUTHORIZED, error: "not_authorised", reason: reason.into() }
     }

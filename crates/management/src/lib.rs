@@ -23,6 +23,7 @@ mod node;
 mod policies;
 mod queues;
 mod rates;
+mod session;
 mod transforms;
 mod view;
 
@@ -111,6 +112,7 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/health/checks/protocol-listener/{protocol}", get(node::protocol_listener))
         .route("/api/aliveness-test/{vhost}", get(node::aliveness))
         .route("/api/whoami", get(access::whoami))
+        .route("/api/session", get(session::show).post(session::login).delete(session::logout))
         .route("/api/vhosts", get(access::vhosts))
         .route("/api/vhosts/{vhost}", get(access::vhost).put(access::put_vhost).delete(access::delete_vhost))
         .route("/api/vhosts/{vhost}/permissions", get(access::vhost_permissions))
@@ -177,6 +179,7 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/contracts/{vhost}", get(contracts::list_vhost))
         .route("/api/contracts/{vhost}/{name}", get(contracts::show).put(contracts::put).delete(contracts::delete))
         .route("/api/contracts/{vhost}/{name}/versions", post(contracts::add_version))
+        .route("/api/contracts/{vhost}/{name}/test", post(contracts::test))
         .route("/api/aggregators", get(aggregators::list))
         .route("/api/aggregators/{vhost}", get(aggregators::list_vhost))
         .route(
@@ -192,4 +195,24 @@ pub fn router(broker: Broker, settings: Settings) -> Router {
         .route("/api/definitions", get(definitions::export).post(import::import))
         .route("/api/definitions/{vhost}", get(definitions::export_vhost).post(import::import_vhost))
         .with_state(state)
+        .layer(axum::middleware::from_fn(no_login_prompt_for_the_console))
+}
+
+/// The console's requests carry `X-CSRF-Token` or its session cookie; their 401s must not make
+/// the browser open its own login prompt (and remember a password the console never asked for).
+async fn no_login_prompt_for_the_console(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let headers = request.headers();
+    let has_session = headers
+        .get(axum::http::header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| warren_broker::sessions::token_in_cookies(c).is_some());
+    let from_console = has_session || headers.contains_key(warren_broker::sessions::CSRF_HEADER);
+    let mut response = next.run(request).await;
+    if from_console {
+        response.headers_mut().remove(axum::http::header::WWW_AUTHENTICATE);
+    }
+    response
 }

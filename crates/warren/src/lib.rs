@@ -175,7 +175,8 @@ pub async fn start_with_fs(config: Config, fs: Arc<dyn FileSystem>) -> Result<Ru
             http_addr: Some(http_addr),
             statistics_interval_ms: config.statistics_interval_ms,
         },
-    );
+    )
+    .merge(warren_console::router());
     let listeners = warren_http::Listeners {
         plain: http_listener,
         tls: https_listener.map(|l| (l, tls.clone().expect("an HTTPS listener only with TLS"))),

@@ -1,6 +1,6 @@
 //! Dead-letter queue operations over the management API: browsing a queue without taking its
 //! messages, and moving dead letters back to their source or through an exchange, filtered by
-//! reason, without losing or doubling one when the broker crashes in the middle of a move.
+//! reason or chosen one by one, without losing or doubling one when the broker crashes in the middle of a move.
 
 mod common;
 
@@ -122,6 +122,40 @@ async fn dead_letters_move_back_to_their_source_or_through_an_exchange_by_reason
     let (code, _, _) =
         send(http().post(server.http_url(&path)).json(&json!({"to": "exchange", "exchange": "missing"}))).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chosen_dead_letters_move_one_by_one_by_their_seq_from_a_browse() {
+    let server = TestServer::start().await;
+    let conn = server.lapin().await;
+    let ch = confirmed_channel(&conn).await;
+    let (work, dlq) = (unique("work"), unique("work.dlq"));
+    declare_pair(&ch, &work, &dlq, None).await;
+    let bodies: Vec<String> = (0..5).map(|i| format!("d{i}")).collect();
+    reject_all(&ch, &work, &bodies).await;
+    eventually(|| server.broker().vhost("/").unwrap().queue(&dlq).unwrap().message_counts().0 == 5, "5 dead letters")
+        .await;
+    let (_, page, _) = send(http().get(server.http_url(&format!("/api/queues/%2F/{dlq}/messages")))).await;
+    let seq_of = |body: &str| {
+        let m = page["messages"].as_array().unwrap().iter().find(|m| m["payload"] == body).unwrap();
+        m["seq"].as_u64().expect("each browsed message has its seq")
+    };
+    let chosen = [seq_of("d1"), seq_of("d3")];
+    let path = format!("/api/queues/%2F/{dlq}/move");
+
+    let moved = post(&server, &path, json!({"to": "source", "seqs": chosen})).await;
+    assert_eq!((moved["moved"].as_u64(), moved["messages_ready"].as_u64()), (Some(2), Some(3)), "{moved}");
+    assert_eq!(text_bodies(q::drain(&ch, &work).await), ["d1", "d3"], "only the chosen ones, in order");
+    // The same seqs again name nothing still there (moved messages get new seqs where they go).
+    let again = post(&server, &path, json!({"to": "source", "seqs": chosen})).await;
+    assert_eq!(again["moved"], 0, "{again}");
+    let (_, left, _) = send(http().get(server.http_url(&format!("/api/queues/%2F/{dlq}/messages")))).await;
+    let left: Vec<&str> = left["messages"].as_array().unwrap().iter().map(|m| m["payload"].as_str().unwrap()).collect();
+    assert_eq!(left, ["d0", "d2", "d4"], "the others stayed, in their order");
+    let too_many: Vec<u64> = (0..1001).collect();
+    let (code, err, _) =
+        send(http().post(server.http_url(&path)).json(&json!({"to": "source", "seqs": too_many}))).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{err}");
 }
 
 /// The broker crashes (power loss, torn last write) while a move waits on the disk: after the

@@ -206,6 +206,15 @@ async fn amqp_and_http_over_tls_with_plain_and_certificate_logins_and_a_reload()
             .await
             .unwrap();
     assert_eq!(overview.status(), reqwest::StatusCode::OK);
+    // A console login over HTTPS gets a cookie the browser sends back only over HTTPS.
+    let login = client
+        .post(format!("https://localhost:{https}/api/session"))
+        .json(&serde_json::json!({"username": "guest", "password": "guest"}))
+        .send();
+    let login = within(login).await.unwrap();
+    assert_eq!(login.status(), reqwest::StatusCode::OK);
+    let cookie = login.headers()[reqwest::header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
 
     // A new certificate on disk is served to new connections; alice's session goes on.
     let (renewed_cert, renewed_key) = ca.issue("localhost-renewed", &["localhost"]);

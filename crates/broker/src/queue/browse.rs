@@ -11,6 +11,9 @@ use warren_core::{Entry, Load, Message};
 
 /// A ready message seen by [`Queue::peek`].
 pub struct Peek {
+    /// The message's place in its queue, for as long as it stays there (what a move's
+    /// selection names).
+    pub seq: u64,
     pub message: Arc<Message>,
     pub redelivered: bool,
 }
@@ -23,10 +26,10 @@ impl Queue {
         let seen = self.state.lock().messages.peek(skip, count);
         seen.into_iter()
             .filter_map(|p| match p {
-                Peeked::Entry(e) => Some(Peek { message: e.message, redelivered: e.redelivered }),
-                Peeked::Paged { id, redelivered, .. } => {
+                Peeked::Entry(e) => Some(Peek { seq: e.seq, message: e.message, redelivered: e.redelivered }),
+                Peeked::Paged { seq, id, redelivered } => {
                     let message = self.persist.as_ref().and_then(|p| p.durability.load(id))?;
-                    Some(Peek { message, redelivered })
+                    Some(Peek { seq, message, redelivered })
                 }
             })
             .collect()
@@ -39,7 +42,7 @@ impl Queue {
         self: &Arc<Self>,
         max: usize,
         max_scan: usize,
-        wanted: impl Fn(&Message) -> bool,
+        wanted: impl Fn(u64, &Message) -> bool,
     ) -> Vec<Entry> {
         self.take_matching(max, max_scan, false, wanted)
     }
@@ -48,7 +51,7 @@ impl Queue {
     /// `max` of them, unacknowledged, looking at no more than `max_scan`; the others stay where
     /// they were, for other consumers.
     pub fn get_matching(self: &Arc<Self>, max: usize, max_scan: usize, filter: &Filter) -> Vec<Entry> {
-        self.take_matching(max, max_scan, true, |m| filter.matches(&MessageView::new(m)))
+        self.take_matching(max, max_scan, true, |_, m| filter.matches(&MessageView::new(m)))
     }
 
     /// Takes up to `max` ready messages `wanted` admits; `delivered`: as a get (counted and
@@ -58,7 +61,7 @@ impl Queue {
         max: usize,
         max_scan: usize,
         delivered: bool,
-        wanted: impl Fn(&Message) -> bool,
+        wanted: impl Fn(u64, &Message) -> bool,
     ) -> Vec<Entry> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
@@ -77,7 +80,7 @@ impl Queue {
                 other => other,
             });
             let Some(entry) = next else { break };
-            if wanted(&entry.message) {
+            if wanted(entry.seq, &entry.message) {
                 if delivered {
                     self.delivered(&entry, now, false, true);
                 }

@@ -1,0 +1,175 @@
+// One queue: its counts and rates (live), consumers, bindings, arguments and policy; a look at
+// its messages without taking them; purge, delete, and publishing a test message to it.
+
+import { api, enc, get } from "../api.js";
+import { LiveChart } from "../chart.js";
+import { act, confirmAction, every, facts, field, fill, fmt, h, parseJson, pre, section, values } from "../ui.js";
+import { messageView } from "./message.js";
+
+const REFRESH_MS = 2000;
+
+export function queuePage(main, vhost, name) {
+  const path = `/api/queues/${enc(vhost)}/${enc(name)}`;
+  const counts = h("div");
+  const consumers = h("div");
+  const bindings = h("div");
+  const settings = h("div");
+  const peeked = h("div", { class: "messages" });
+  const error = h("p", { class: "notice error", role: "alert", hidden: true });
+  const rates = new LiveChart(
+    "Rates",
+    [
+      { key: "publish", label: "Published" },
+      { key: "deliver", label: "Delivered" },
+      { key: "ack", label: "Acknowledged" },
+    ],
+    fmt.rate,
+  );
+  const depth = new LiveChart(
+    "Messages",
+    [
+      { key: "ready", label: "Ready" },
+      { key: "unacked", label: "Unacknowledged" },
+    ],
+    fmt.count,
+  );
+
+  const purge = h("button", { type: "button", class: "danger" }, "Purge");
+  purge.addEventListener("click", async () => {
+    if (!(await confirmAction(`Purge queue '${name}'? Every ready message in it is deleted.`, "Purge"))) return;
+    await act(() => api("DELETE", `${path}/contents`), `Purged '${name}'.`);
+  });
+  const remove = h("button", { type: "button", class: "danger" }, "Delete");
+  remove.addEventListener("click", async () => {
+    if (!(await confirmAction(`Delete queue '${name}' and every message in it?`, "Delete"))) return;
+    const done = await act(() => api("DELETE", path), `Deleted queue '${name}'.`);
+    if (done !== undefined) location.hash = "#/queues";
+  });
+
+  const peekCount = field("How many", "count", { type: "number", value: "10" });
+  const peekForm = h("form", { class: "inline-form" }, peekCount, h("button", { type: "submit" }, "Show messages"));
+  peekForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const count = Math.min(1000, Math.max(1, Number(values(peekForm).count) || 10));
+    const answer = await act(() => get(`${path}/messages?count=${count}&truncate=65536`));
+    if (!answer) return;
+    fill(
+      peeked,
+      h("p", {}, `${answer.messages.length} of ${fmt.count(answer.messages_ready)} ready messages, first in line first. They stay in the queue.`),
+      answer.messages.map((m) => messageView(m)),
+    );
+  });
+
+  const publishForm = h(
+    "form",
+    { class: "publish" },
+    field("Routing key", "routing_key", { value: name, hint: "Published through the default exchange: the routing key is the queue's name." }),
+    field("Body", "payload", { type: "textarea", value: '{"hello": "world"}' }),
+    field("Content type", "content_type", { value: "application/json" }),
+    field("Message id", "message_id"),
+    field("Headers (JSON)", "headers", { type: "textarea" }),
+    field("Persistent", "persistent", { type: "checkbox", value: true }),
+    h("button", { type: "submit", class: "primary" }, "Publish"),
+  );
+  publishForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const v = values(publishForm);
+    await act(
+      () => {
+        const properties = { delivery_mode: v.persistent ? 2 : 1 };
+        if (v.content_type) properties.content_type = v.content_type;
+        if (v.message_id) properties.message_id = v.message_id;
+        const headers = parseJson(v.headers, "Headers");
+        if (headers) properties.headers = headers;
+        return api("POST", `/api/exchanges/${enc(vhost)}/amq.default/publish`, { properties, routing_key: v.routing_key, payload: v.payload, payload_encoding: "string" });
+      },
+      (answer) => (answer && answer.routed ? "Published: the message was routed." : "Published, but no queue took it (nothing is bound with that routing key)."),
+    );
+  });
+
+  main.append(
+    h("p", { class: "crumbs" }, h("a", { href: "#/queues" }, "Queues"), ` › ${vhost} › `),
+    h("h1", {}, `Queue ${name}`),
+    h("div", { class: "actions" }, purge, remove),
+    error,
+    h("div", { class: "charts" }, rates.el, depth.el),
+    h("div", { class: "columns" }, section("Counts", counts), section("Arguments and policy", settings)),
+    section("Consumers", consumers),
+    section("Bindings", bindings),
+    section("Messages", peekForm, peeked),
+    section("Publish a test message", publishForm),
+  );
+
+  const stopBindings = every(10000, async () => {
+    try {
+      const list = await get(`${path}/bindings`);
+      fill(
+        bindings,
+        list.length
+          ? table(["Exchange", "Routing key", "Arguments"], list.map((b) => [b.source || "(default exchange)", b.routing_key, JSON.stringify(b.arguments)]))
+          : h("p", {}, "No bindings."),
+      );
+    } catch (e) {
+      fill(bindings, e.message);
+    }
+  });
+  const stopQueue = every(REFRESH_MS, async () => {
+    let q;
+    try {
+      q = await get(path);
+      error.hidden = true;
+    } catch (e) {
+      error.hidden = false;
+      fill(error, e.message);
+      return;
+    }
+    const s = q.message_stats || {};
+    const rate = (key) => (s[`${key}_details`] || {}).rate || 0;
+    rates.push({ publish: rate("publish"), deliver: rate("deliver_get"), ack: rate("ack") });
+    depth.push({ ready: q.messages_ready, unacked: q.messages_unacknowledged });
+    fill(
+      counts,
+      facts([
+        ["Ready", fmt.count(q.messages_ready)],
+        ["Unacknowledged", fmt.count(q.messages_unacknowledged)],
+        ["Total", fmt.count(q.messages)],
+        ["Consumers", fmt.count(q.consumers)],
+        ["Type", q.type],
+        ["State", q.state],
+        ["Durable", q.durable ? "yes" : "no"],
+        ["Published in all", fmt.count(s.publish)],
+      ]),
+    );
+    fill(
+      settings,
+      facts([
+        ["Policy", q.policy || "none"],
+        ["Operator policy", q.operator_policy || "none"],
+      ]),
+      h("h3", {}, "Arguments"),
+      pre(q.arguments || {}),
+      h("h3", {}, "Effective policy"),
+      pre(q.effective_policy_definition || {}),
+    );
+    const list = q.consumer_details || [];
+    fill(
+      consumers,
+      list.length
+        ? table(["Tag", "Channel", "Manual ack", "Prefetch"], list.map((c) => [c.consumer_tag, (c.channel_details || {}).name || "–", c.ack_required ? "yes" : "no", c.prefetch_count]))
+        : h("p", {}, "No consumers."),
+    );
+  });
+  return () => {
+    stopQueue();
+    stopBindings();
+  };
+}
+
+/** A small table of rows of text. */
+export function table(headings, rows) {
+  return h(
+    "div",
+    { class: "scroll" },
+    h("table", { class: "list" }, h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c ?? "–")))))),
+  );
+}
