@@ -366,7 +366,9 @@ test('a user without the right tag is refused, and told why', async () => {
   await page.getByLabel('Name', { exact: true }).fill('intruder');
   await page.getByLabel('Password').fill('pw');
   await page.getByRole('button', { name: 'Add a user' }).click();
-  await page.getByText('Not allowed: only a user with the administrator tag may do this.').waitFor();
+  // The list of users itself is for administrators only: it says so instead of rows.
+  await page.locator('.list-status', { hasText: 'Not allowed: only a user with the administrator tag may do this.' }).waitFor();
+  await page.locator('#notice', { hasText: 'Not allowed: only a user with the administrator tag may do this.' }).waitFor();
   await shot('refused');
   await assert.rejects(mgmt('GET', '/api/users/intruder'), /404/);
 });
