@@ -88,8 +88,6 @@ pub struct Users {
     by_name: RwLock<HashMap<String, Arc<User>>>,
     /// Failed logins by address: each makes the next refusal from there wait longer.
     pub failures: crate::login_failures::LoginFailures,
-    /// Logged-in browser sessions (the web console).
-    pub sessions: crate::sessions::Sessions,
 }
 
 impl Users {
@@ -133,14 +131,6 @@ impl Users {
             None => self.failures.failed(peer),
         }
         user
-    }
-
-    /// The user of the open browser session a request's `Cookie` header names, if `csrf` (the
-    /// request's anti-forgery header) is the session's token and the user has not changed since
-    /// the login.
-    pub fn session_user(&self, cookie_header: Option<&str>, csrf: Option<&str>) -> Option<Arc<User>> {
-        let token = crate::sessions::token_in_cookies(cookie_header?)?;
-        self.sessions.user(token, csrf, |name| self.get(name))
     }
 
     /// How long a refused login from `peer` should wait before it is answered.

@@ -59,6 +59,7 @@ pub struct Broker {
 struct BrokerInner {
     config: BrokerConfig,
     users: Users,
+    sessions: sessions::Sessions,
     permissions: permissions::Permissions,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     reply_to: reply_to::ReplyToRegistry,
@@ -151,6 +152,7 @@ impl Broker {
         Broker {
             inner: Arc::new(BrokerInner {
                 users,
+                sessions: sessions::Sessions::default(),
                 permissions,
                 vhosts: RwLock::new(vhosts),
                 reply_to: reply_to::ReplyToRegistry::default(),
@@ -216,6 +218,19 @@ impl Broker {
 
     pub fn users(&self) -> &Users {
         &self.inner.users
+    }
+
+    /// Logged-in browser sessions (the web console).
+    pub fn sessions(&self) -> &sessions::Sessions {
+        &self.inner.sessions
+    }
+
+    /// The user of the open browser session a request's `Cookie` header names, if `csrf` (the
+    /// request's anti-forgery header) is the session's token and the user has not changed since
+    /// the login.
+    pub fn session_user(&self, cookie_header: Option<&str>, csrf: Option<&str>) -> Option<Arc<auth::User>> {
+        let token = sessions::token_in_cookies(cookie_header?)?;
+        self.inner.sessions.user(token, csrf, |name| self.inner.users.get(name))
     }
 
     /// Who may configure, write and read what, per vhost.

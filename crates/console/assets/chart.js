@@ -2,7 +2,7 @@
 // sample arrives, with a legend that states every series' current value in words (what a
 // screen reader reads, and what the browser tests check).
 
-import { h } from "./ui.js";
+import { fmt, h } from "./ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 600;
@@ -66,4 +66,36 @@ export class LiveChart {
       }),
     );
   }
+}
+
+/**
+ * The two charts of a message-stats object (the overview's, a queue's): publish, deliver and
+ * ack rates, and ready and unacknowledged messages. `push(stats, ready, unacked)` adds a sample.
+ */
+export function messageCharts(ratesTitle, depthTitle) {
+  const rates = new LiveChart(
+    ratesTitle,
+    [
+      { key: "publish", label: "Published" },
+      { key: "deliver", label: "Delivered" },
+      { key: "ack", label: "Acknowledged" },
+    ],
+    fmt.rate,
+  );
+  const depth = new LiveChart(
+    depthTitle,
+    [
+      { key: "ready", label: "Ready" },
+      { key: "unacked", label: "Unacknowledged" },
+    ],
+    fmt.count,
+  );
+  return {
+    el: h("div", { class: "charts" }, rates.el, depth.el),
+    push(stats, ready, unacked) {
+      const rate = (key) => ((stats || {})[`${key}_details`] || {}).rate || 0;
+      rates.push({ publish: rate("publish"), deliver: rate("deliver_get"), ack: rate("ack") });
+      depth.push({ ready, unacked });
+    },
+  };
 }

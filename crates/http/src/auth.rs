@@ -18,7 +18,6 @@ pub fn authorize(broker: &Broker, headers: &HeaderMap, peer: SocketAddr, vhost: 
         // this API too.
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let user = broker
-            .users()
             .session_user(text(axum::http::header::COOKIE.as_str()), text(sessions::CSRF_HEADER))
             .ok_or_else(unauthorized)?;
         return permitted(broker, &user.name, vhost);

@@ -89,7 +89,7 @@ impl FromRequestParts<Arc<Mgmt>> for Caller {
         if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
             // A console session: its cookie, and its anti-forgery token in `X-CSRF-Token`.
             let text = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-            let user = (state.broker.users())
+            let user = (state.broker)
                 .session_user(text(axum::http::header::COOKIE.as_str()), text(sessions::CSRF_HEADER))
                 .ok_or_else(|| MgmtError::unauthorized("Not logged in, or the session has ended"))?;
             if !has_management_tag(&user) {

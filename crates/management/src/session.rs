@@ -63,7 +63,7 @@ pub async fn login(
             user.name
         )));
     }
-    let opened = m.broker.users().sessions.open(user.clone());
+    let opened = m.broker.sessions().open(user.clone());
     let body = Json(json!({"name": user.name, "tags": user.tags, "csrf_token": opened.csrf}));
     let mut response = (StatusCode::OK, body).into_response();
     // The browser keeps the cookie for the session's longest life; the broker ends it sooner
@@ -79,10 +79,9 @@ pub async fn login(
 pub async fn show(State(m): State<Arc<Mgmt>>, headers: HeaderMap) -> Result<Response> {
     let not_logged_in = || MgmtError::unauthorized("not logged in");
     let token = session_token(&headers).ok_or_else(not_logged_in)?;
-    let users = m.broker.users();
-    let csrf = users.sessions.csrf_of(token).ok_or_else(not_logged_in)?;
+    let csrf = m.broker.sessions().csrf_of(token).ok_or_else(not_logged_in)?;
     let cookies = headers.get(header::COOKIE).and_then(|v| v.to_str().ok());
-    let user = users.session_user(cookies, Some(&csrf)).ok_or_else(not_logged_in)?;
+    let user = m.broker.session_user(cookies, Some(&csrf)).ok_or_else(not_logged_in)?;
     let body = Json(json!({"name": user.name, "tags": user.tags, "csrf_token": csrf}));
     Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], body).into_response())
 }
@@ -95,7 +94,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response> {
     if let Some(token) = session_token(&headers) {
-        m.broker.users().sessions.close(token);
+        m.broker.sessions().close(token);
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie("", 0, tls.is_some()));

@@ -2,47 +2,28 @@
 // object counts and listeners, refreshed every two seconds.
 
 import { get } from "../api.js";
-import { LiveChart } from "../chart.js";
+import { messageCharts } from "../chart.js";
 import { every, facts, fill, fmt, h, section } from "../ui.js";
 
 const REFRESH_MS = 2000;
 
 export function overviewPage(main) {
-  const rates = new LiveChart(
-    "Message rates",
-    [
-      { key: "publish", label: "Published" },
-      { key: "deliver", label: "Delivered" },
-      { key: "ack", label: "Acknowledged" },
-    ],
-    fmt.rate,
-  );
-  const queued = new LiveChart(
-    "Queued messages",
-    [
-      { key: "ready", label: "Ready" },
-      { key: "unacked", label: "Unacknowledged" },
-    ],
-    fmt.count,
-  );
+  const charts = messageCharts("Message rates", "Queued messages");
   const node = h("div");
   const totals = h("div");
   const error = h("p", { class: "notice error", role: "alert", hidden: true });
   main.append(
     h("h1", {}, "Overview"),
     error,
-    h("div", { class: "charts" }, rates.el, queued.el),
+    charts.el,
     h("div", { class: "columns" }, section("Node", node), section("Objects", totals)),
   );
   return every(REFRESH_MS, async () => {
     try {
       const [overview, nodes] = await Promise.all([get("/api/overview"), get("/api/nodes")]);
       error.hidden = true;
-      const stats = overview.message_stats || {};
-      const rate = (key) => (stats[`${key}_details`] || {}).rate || 0;
-      rates.push({ publish: rate("publish"), deliver: rate("deliver_get"), ack: rate("ack") });
       const q = overview.queue_totals || {};
-      queued.push({ ready: q.messages_ready, unacked: q.messages_unacknowledged });
+      charts.push(overview.message_stats, q.messages_ready, q.messages_unacknowledged);
       const n = nodes[0] || {};
       fill(
         node,

@@ -2,7 +2,7 @@
 // its messages without taking them; purge, delete, and publishing a test message to it.
 
 import { api, enc, get } from "../api.js";
-import { LiveChart } from "../chart.js";
+import { messageCharts } from "../chart.js";
 import { act, confirmAction, every, facts, field, fill, fmt, h, parseJson, pre, section, values } from "../ui.js";
 import { messageView } from "./message.js";
 
@@ -16,23 +16,7 @@ export function queuePage(main, vhost, name) {
   const settings = h("div");
   const peeked = h("div", { class: "messages" });
   const error = h("p", { class: "notice error", role: "alert", hidden: true });
-  const rates = new LiveChart(
-    "Rates",
-    [
-      { key: "publish", label: "Published" },
-      { key: "deliver", label: "Delivered" },
-      { key: "ack", label: "Acknowledged" },
-    ],
-    fmt.rate,
-  );
-  const depth = new LiveChart(
-    "Messages",
-    [
-      { key: "ready", label: "Ready" },
-      { key: "unacked", label: "Unacknowledged" },
-    ],
-    fmt.count,
-  );
+  const charts = messageCharts("Rates", "Messages");
 
   const purge = h("button", { type: "button", class: "danger" }, "Purge");
   purge.addEventListener("click", async () => {
@@ -92,7 +76,7 @@ export function queuePage(main, vhost, name) {
     h("h1", {}, `Queue ${name}`),
     h("div", { class: "actions" }, purge, remove),
     error,
-    h("div", { class: "charts" }, rates.el, depth.el),
+    charts.el,
     h("div", { class: "columns" }, section("Counts", counts), section("Arguments and policy", settings)),
     section("Consumers", consumers),
     section("Bindings", bindings),
@@ -124,9 +108,7 @@ export function queuePage(main, vhost, name) {
       return;
     }
     const s = q.message_stats || {};
-    const rate = (key) => (s[`${key}_details`] || {}).rate || 0;
-    rates.push({ publish: rate("publish"), deliver: rate("deliver_get"), ack: rate("ack") });
-    depth.push({ ready: q.messages_ready, unacked: q.messages_unacknowledged });
+    charts.push(s, q.messages_ready, q.messages_unacknowledged);
     fill(
       counts,
       facts([

@@ -6,6 +6,32 @@ import { api, enc, get } from "../api.js";
 import { listView } from "../table.js";
 import { act, facts, field, fill, h, parseJson, pre, section, values } from "../ui.js";
 
+/**
+ * A "test a sample message" form: the body and routing key, then `extra` fields; on submit it
+ * posts `sampleOf(values)` to `${path}/test` and draws `show(answer)` under the form.
+ */
+function sampleTester(path, extra, button, sampleOf, show) {
+  const outcome = h("div", { "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "sample" },
+    field("Sample body (JSON)", "body", { type: "textarea", required: true, value: "{}" }),
+    field("Routing key", "routing_key"),
+    extra,
+    h("button", { type: "submit", class: "primary" }, button),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const v = values(form);
+    const answer = await act(() => {
+      const sample = { body: parseJson(v.body, "The sample body"), routing_key: v.routing_key, ...sampleOf(v) };
+      return api("POST", `${path}/test`, sample);
+    });
+    if (answer) fill(outcome, show(answer));
+  });
+  return section("Test a sample message", form, outcome);
+}
+
 const link = (kind, item) => h("a", { href: `#/${kind}/${enc(item.vhost)}/${enc(item.name)}` }, item.name);
 
 export function contractsPage(main, vhost, name) {
@@ -29,34 +55,18 @@ export function contractsPage(main, vhost, name) {
   }
   const path = `/api/contracts/${enc(vhost)}/${enc(name)}`;
   const about = h("div");
-  const outcome = h("div", { "aria-live": "polite" });
-  const form = h(
-    "form",
-    { class: "sample" },
-    field("Sample body (JSON)", "body", { type: "textarea", required: true, value: "{}" }),
-    field("Routing key", "routing_key"),
-    field("Content type", "content_type", { value: "application/json" }),
-    field("Message type", "type"),
-    h("button", { type: "submit", class: "primary" }, "Check the sample"),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const v = values(form);
-    const answer = await act(() => {
-      const sample = { body: parseJson(v.body, "The sample body"), routing_key: v.routing_key };
-      if (v.content_type) sample.content_type = v.content_type;
-      if (v.type) sample.type = v.type;
-      return api("POST", `${path}/test`, sample);
-    });
-    if (!answer) return;
-    fill(
-      outcome,
+  const tester = sampleTester(
+    path,
+    [field("Content type", "content_type", { value: "application/json" }), field("Message type", "type")],
+    "Check the sample",
+    (v) => ({ ...(v.content_type ? { content_type: v.content_type } : {}), ...(v.type ? { type: v.type } : {}) }),
+    (answer) => [
       h("p", { class: `verdict ${answer.valid ? "valid" : "invalid"}`, "data-valid": String(answer.valid) }, answer.valid ? `Valid against version ${answer.version}.` : `Breaks version ${answer.version}:`),
       answer.valid ? null : h("ul", {}, answer.violations.map((x) => h("li", {}, `${x.pointer || "(the whole message)"}: ${x.message}`))),
       answer.covers ? null : h("p", {}, "Note: the contract does not cover this routing key or type, so a real publish of it would not be checked."),
-    );
-  });
-  main.append(h("p", { class: "crumbs" }, h("a", { href: "#/contracts" }, "Contracts"), ` › ${vhost} › `), h("h1", {}, `Contract ${name}`), about, section("Test a sample message", form, outcome));
+    ],
+  );
+  main.append(h("p", { class: "crumbs" }, h("a", { href: "#/contracts" }, "Contracts"), ` › ${vhost} › `), h("h1", {}, `Contract ${name}`), about, tester);
   get(path)
     .then((c) =>
       fill(
@@ -99,28 +109,17 @@ export function transformsPage(main, vhost, name) {
   }
   const path = `/api/transforms/${enc(vhost)}/${enc(name)}`;
   const about = h("div");
-  const outcome = h("div", { "aria-live": "polite" });
-  const form = h(
-    "form",
-    { class: "sample" },
-    field("Sample body (JSON)", "body", { type: "textarea", required: true, value: "{}" }),
-    field("Routing key", "routing_key"),
+  const tester = sampleTester(
+    path,
     field("Properties (JSON)", "properties", { type: "textarea", hint: 'For example {"headers": {"source": "shop"}}' }),
-    h("button", { type: "submit", class: "primary" }, "Run on the sample"),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const v = values(form);
-    const answer = await act(() => {
-      const sample = { body: parseJson(v.body, "The sample body"), routing_key: v.routing_key };
+    "Run on the sample",
+    (v) => {
       const properties = parseJson(v.properties, "Properties");
-      if (properties) sample.properties = properties;
-      return api("POST", `${path}/test`, sample);
-    });
-    if (!answer) return;
-    fill(outcome, h("p", {}, `Version ${answer.version} made ${answer.outputs.length} message(s):`), answer.outputs.map((o) => pre(o)));
-  });
-  main.append(h("p", { class: "crumbs" }, h("a", { href: "#/transforms" }, "Transforms"), ` › ${vhost} › `), h("h1", {}, `Transform ${name}`), about, section("Test a sample message", form, outcome));
+      return properties ? { properties } : {};
+    },
+    (answer) => [h("p", {}, `Version ${answer.version} made ${answer.outputs.length} message(s):`), answer.outputs.map((o) => pre(o))],
+  );
+  main.append(h("p", { class: "crumbs" }, h("a", { href: "#/transforms" }, "Transforms"), ` › ${vhost} › `), h("h1", {}, `Transform ${name}`), about, tester);
   get(path)
     .then((t) =>
       fill(
