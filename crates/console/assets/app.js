@@ -6,6 +6,7 @@ import { every, field, fill, h, notify, values } from "./ui.js";
 import { overviewPage } from "./pages/overview.js";
 import { listPage } from "./pages/lists.js";
 import { queuePage } from "./pages/queue.js";
+import { exchangePage } from "./pages/exchange.js";
 import { deadLettersPage } from "./pages/dead_letters.js";
 import { trackingPage } from "./pages/tracking.js";
 import { contractsPage, transformsPage } from "./pages/rules.js";
@@ -19,6 +20,7 @@ let stopAlarms = () => {};
 const pages = {
   "": overviewPage,
   queue: queuePage,
+  exchange: exchangePage,
   "dead-letters": deadLettersPage,
   tracking: trackingPage,
   contracts: contractsPage,

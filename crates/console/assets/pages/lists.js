@@ -94,7 +94,7 @@ const specs = {
     path: "/api/exchanges",
     sort: "name",
     columns: (list) => [
-      { label: "Name", key: "name", value: (x) => x.name || "(default exchange)" },
+      { label: "Name", key: "name", value: (x) => link(`#/exchange/${enc(x.vhost)}/${enc(x.name || "amq.default")}`, x.name || "(default exchange)") },
       { label: "Vhost", key: "vhost" },
       { label: "Type", key: "type" },
       { label: "Durable", key: "durable" },

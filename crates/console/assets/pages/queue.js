@@ -3,8 +3,9 @@
 
 import { api, enc, get } from "../api.js";
 import { messageCharts } from "../chart.js";
-import { act, confirmAction, every, facts, field, fill, fmt, h, parseJson, pre, section, values } from "../ui.js";
+import { act, confirmAction, every, facts, field, fill, fmt, h, pre, section, values } from "../ui.js";
 import { messageView } from "./message.js";
+import { publishForm } from "./publish.js";
 
 const REFRESH_MS = 2000;
 
@@ -44,33 +45,6 @@ export function queuePage(main, vhost, name) {
     );
   });
 
-  const publishForm = h(
-    "form",
-    { class: "publish" },
-    field("Routing key", "routing_key", { value: name, hint: "Published through the default exchange: the routing key is the queue's name." }),
-    field("Body", "payload", { type: "textarea", value: '{"hello": "world"}' }),
-    field("Content type", "content_type", { value: "application/json" }),
-    field("Message id", "message_id"),
-    field("Headers (JSON)", "headers", { type: "textarea" }),
-    field("Persistent", "persistent", { type: "checkbox", value: true }),
-    h("button", { type: "submit", class: "primary" }, "Publish"),
-  );
-  publishForm.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const v = values(publishForm);
-    await act(
-      () => {
-        const properties = { delivery_mode: v.persistent ? 2 : 1 };
-        if (v.content_type) properties.content_type = v.content_type;
-        if (v.message_id) properties.message_id = v.message_id;
-        const headers = parseJson(v.headers, "Headers");
-        if (headers) properties.headers = headers;
-        return api("POST", `/api/exchanges/${enc(vhost)}/amq.default/publish`, { properties, routing_key: v.routing_key, payload: v.payload, payload_encoding: "string" });
-      },
-      (answer) => (answer && answer.routed ? "Published: the message was routed." : "Published, but no queue took it (nothing is bound with that routing key)."),
-    );
-  });
-
   main.append(
     h("p", { class: "crumbs" }, h("a", { href: "#/queues" }, "Queues"), ` › ${vhost} › `),
     h("h1", {}, `Queue ${name}`),
@@ -81,7 +55,7 @@ export function queuePage(main, vhost, name) {
     section("Consumers", consumers),
     section("Bindings", bindings),
     section("Messages", peekForm, peeked),
-    section("Publish a test message", publishForm),
+    section("Publish a test message", publishForm(vhost, "", name, "Published through the default exchange: the routing key is the queue's name.")),
   );
 
   const stopBindings = every(10000, async () => {
@@ -90,7 +64,7 @@ export function queuePage(main, vhost, name) {
       fill(
         bindings,
         list.length
-          ? table(["Exchange", "Routing key", "Arguments"], list.map((b) => [b.source || "(default exchange)", b.routing_key, JSON.stringify(b.arguments)]))
+          ? table(["Exchange", "Routing key", "Arguments"], list.map((b) => [h("a", { href: `#/exchange/${enc(vhost)}/${enc(b.source || "amq.default")}` }, b.source || "(default exchange)"), b.routing_key, JSON.stringify(b.arguments)]))
           : h("p", {}, "No bindings."),
       );
     } catch (e) {
