@@ -477,7 +477,9 @@ test('on a phone-sized screen the menu folds away and opens from its button', as
   await shot('phone-menu');
   await nav.getByRole('link', { name: 'Queues' }).click();
   await page.getByRole('heading', { name: 'Queues' }).waitFor();
+  await page.getByText(/of 10,0\d\d queues/).waitFor();
   assert.equal(await nav.isVisible(), false, 'choosing a page folds the menu again');
+  assert.equal(await page.getByRole('columnheader', { name: 'Policy' }).isVisible(), false, 'minor columns give way');
   await shot('phone-queues');
   await page.setViewportSize({ width: 1280, height: 720 });
 });

@@ -12,7 +12,7 @@ const FILTER_DELAY_MS = 300;
 /**
  * @param {object} spec
  * @param {string} spec.path the list's API path
- * @param {{label: string, key?: string, value?: (item) => any, numeric?: boolean}[]} spec.columns
+ * @param {{label: string, key?: string, value?: (item) => any, numeric?: boolean, minor?: boolean}[]} spec.columns
  * @param {string} [spec.sort] the first sort key
  * @param {boolean} [spec.filter] whether to offer the name filter (lists of named objects)
  * @param {string} spec.noun what one item is called ("queue")
@@ -57,7 +57,7 @@ export function listView(spec) {
     fill(
       head,
       spec.columns.map((c) => {
-        if (!c.key) return h("th", { scope: "col" }, c.label);
+        if (!c.key) return h("th", { scope: "col", class: classOf(c) }, c.label);
         const sorted = state.sort === c.key;
         const button = h("button", { type: "button", class: "sort" }, c.label, sorted ? (state.reverse ? " ▼" : " ▲") : "");
         button.addEventListener("click", () => {
@@ -67,7 +67,7 @@ export function listView(spec) {
           drawHead();
           reload();
         });
-        return h("th", { scope: "col", "aria-sort": sorted ? (state.reverse ? "descending" : "ascending") : "none", class: c.numeric ? "num" : undefined }, button);
+        return h("th", { scope: "col", "aria-sort": sorted ? (state.reverse ? "descending" : "ascending") : "none", class: classOf(c) }, button);
       }),
     );
   }
@@ -108,7 +108,7 @@ export function listView(spec) {
     fill(
       body,
       items.length
-        ? items.map((item) => h("tr", {}, spec.columns.map((c) => h("td", { class: c.numeric ? "num" : undefined }, c.value ? c.value(item) : cell(at(item, c.key))))))
+        ? items.map((item) => h("tr", {}, spec.columns.map((c) => h("td", { class: classOf(c) }, c.value ? c.value(item) : cell(at(item, c.key))))))
         : h("tr", {}, h("td", { colspan: spec.columns.length, class: "empty" }, state.name ? `No ${spec.noun} matches the filter.` : `No ${spec.noun}s.`)),
     );
     const first = (answer.page - 1) * answer.page_size + (items.length ? 1 : 0);
@@ -131,6 +131,11 @@ export function listView(spec) {
   const el = h("div", { class: "list-view" }, controls, status, table, pager);
   const stop = every(REFRESH_MS, reload);
   return { el, stop, reload: () => reload().catch((e) => notify(e.message, "error")) };
+}
+
+/** Numbers align right; `minor` columns give way on a phone-sized screen. */
+function classOf(column) {
+  return [column.numeric ? "num" : "", column.minor ? "minor" : ""].join(" ").trim() || undefined;
 }
 
 function cell(value) {
