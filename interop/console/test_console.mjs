@@ -131,7 +131,7 @@ test('a wrong password is refused in plain words; logging in works from the keyb
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Log out' }).waitFor();
   const cookies = await context.cookies();
-  const session = cookies.find((c) => c.name === 'warren_session');
+  const session = cookies.find((c) => c.name === `warren_session_${broker.ports.http}`);
   assert.ok(session && session.httpOnly && session.sameSite === 'Strict', 'an HttpOnly, SameSite=Strict session cookie');
   await page.getByText('Message rates').waitFor();
 });
@@ -270,6 +270,38 @@ test('an exchange made from its list: bind a queue on its page and publish throu
   await publish.getByRole('button', { name: 'Publish' }).click();
   await page.getByText('Published, but no queue took it', { exact: false }).waitFor();
   await shot('exchange');
+});
+
+test('a dead letter with a malformed x-death history is still shown', async () => {
+  await channel.assertQueue('console-odd', { durable: true });
+  const headers = { 'x-death': [{ reason: 'rejected', time: 'not a time' }, 5, 'text'] };
+  channel.sendToQueue('console-odd', Buffer.from('odd'), { headers });
+  await channel.waitForConfirms();
+  await go('#/dead-letters/%2F/console-odd');
+  await page.getByRole('heading', { name: 'rejected · unknown · 1' }).waitFor();
+  await page.locator('details.message summary').first().click();
+  await page.getByText("rejected in queue '?'", { exact: false }).waitFor();
+});
+
+test('logging in again in another tab does not strand this one', async () => {
+  const other = await context.newPage();
+  other.setDefaultTimeout(WAIT_MS);
+  await other.goto(`${base}/`);
+  // The shared cookie names a live session, so the new tab is logged in already.
+  await other.getByRole('button', { name: 'Log out' }).waitFor();
+  // A fresh login there (as after a logout) gives the browser a new session and token.
+  const status = await other.evaluate(async (user) => {
+    const r = await fetch('/api/session', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': 'none' }, body: JSON.stringify(user) });
+    return r.status;
+  }, { username: ADMIN.name, password: ADMIN.password });
+  assert.equal(status, 200);
+  await other.close();
+  // This tab's token is now stale: its next action takes the new one and goes through.
+  await go('#/queue/%2F/console-odd');
+  await page.getByRole('button', { name: 'Purge' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Purge' }).click();
+  await page.getByText("Purged 'console-odd'.").waitFor();
+  assert.equal((await mgmt('GET', '/api/queues/%2F/console-odd')).messages_ready, 0);
 });
 
 test("message tracking: a tracked message's timeline by its message_id", async () => {

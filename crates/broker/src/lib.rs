@@ -229,8 +229,9 @@ impl Broker {
     /// request's anti-forgery header) is the session's token and the user has not changed since
     /// the login.
     pub fn session_user(&self, cookie_header: Option<&str>, csrf: Option<&str>) -> Option<Arc<auth::User>> {
-        let token = sessions::token_in_cookies(cookie_header?)?;
-        self.inner.sessions.user(token, csrf, |name| self.inner.users.get(name))
+        let users = &self.inner.users;
+        sessions::tokens_in_cookies(cookie_header?)
+            .find_map(|token| self.inner.sessions.user(token, csrf, |name| users.get(name)))
     }
 
     /// Who may configure, write and read what, per vhost.

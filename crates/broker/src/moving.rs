@@ -54,6 +54,8 @@ pub struct MoveReport {
 pub const MAX_MOVE: usize = 100_000;
 const BATCH: usize = 256;
 const MAX_SCAN_PER_BATCH: usize = 4096;
+/// Looked at per batch for messages chosen by seq (each look holds the queue's lock).
+const MAX_SCAN_FOR_CHOSEN: usize = 16_384;
 
 /// The newest `x-death` entry of a message, if any.
 fn last_death(message: &Message) -> Option<FieldTable> {
@@ -124,7 +126,10 @@ impl VHost {
             let only = req.only.as_ref();
             let wanted = |seq: u64, m: &Message| only.is_none_or(|o| o.contains(&seq)) && died_for(m, reason);
             let want = (max - report.moved).min(BATCH);
-            let entries = from.take_for_move(skipped + want, skipped + MAX_SCAN_PER_BATCH, wanted);
+            // Chosen messages were seen by a browse (at most its 1,000 from the head), but others
+            // may have been requeued in front of them since: look further for them.
+            let window = if only.is_some() { MAX_SCAN_FOR_CHOSEN } else { MAX_SCAN_PER_BATCH };
+            let entries = from.take_for_move(skipped + want, skipped + window, wanted);
             if entries.len() <= skipped {
                 from.not_moved(entries.iter().map(|e| e.seq));
                 break;

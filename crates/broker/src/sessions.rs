@@ -2,8 +2,11 @@
 //! HttpOnly cookie names the session, and every request made with it must also carry the
 //! session's anti-forgery token in a header, which a page of another site can neither read nor
 //! send. A session belongs to one version of its user: changing the user (password, tags) or
-//! deleting it ends the session. Sessions live in memory only, bounded in number and in time;
-//! a restart logs everyone out.
+//! deleting it ends the session. Sessions live in memory only, bounded in number (in all and per
+//! user, so one user's logins cannot end everyone else's) and in time; a restart logs everyone
+//! out. The cookie is named after the listener's port (two brokers on one host keep theirs
+//! apart), with the `__Host-` prefix over TLS; a request may carry several such cookies (another
+//! broker's, one planted by a sibling domain), so each is tried.
 
 use crate::auth::User;
 use parking_lot::Mutex;
@@ -11,12 +14,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The cookie that carries the session token.
-pub const COOKIE: &str = "warren_session";
+/// The start of the name of the cookie that carries the session token (then `_` and the port).
+pub const COOKIE_PREFIX: &str = "warren_session";
+/// Over TLS the name also starts with `__Host-`, which browsers only accept from a secure
+/// origin, for the whole host and no other.
+pub const TLS_COOKIE_PREFIX: &str = "__Host-";
 /// The request header that must carry the session's anti-forgery token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Most sessions open at once; a login beyond it ends the least recently used one.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Most sessions of one user; a login beyond it ends that user's least recently used one.
+pub const MAX_SESSIONS_PER_USER: usize = 16;
 /// A session unused this long ends.
 pub const IDLE_TIMEOUT_MS: u64 = 30 * 60 * 1000;
 /// A session ends this long after its login, used or not.
@@ -31,10 +39,21 @@ struct Session {
     used: Instant,
 }
 
-/// Marks a request that came over TLS (an extension the HTTP transport sets), so that the
-/// session cookie it is answered with is `Secure`.
+/// Which listener a request came in by (an extension the HTTP transport sets): the session
+/// cookie is named after its port, and is `Secure` when it serves TLS.
 #[derive(Debug, Clone, Copy)]
-pub struct OverTls;
+pub struct Listener {
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl Listener {
+    /// The session cookie's name on this listener.
+    pub fn cookie_name(&self) -> String {
+        let host = if self.tls { TLS_COOKIE_PREFIX } else { "" };
+        format!("{host}{COOKIE_PREFIX}_{}", self.port)
+    }
+}
 
 /// What a login gives the browser.
 pub struct Opened {
@@ -77,6 +96,14 @@ impl Sessions {
         let now = Instant::now();
         let opened = Opened { token: random_token(), csrf: random_token() };
         let mut sessions = self.by_token.lock();
+        let of_user = |s: &Session| s.user.name == user.name;
+        if sessions.values().filter(|s| of_user(s)).count() >= MAX_SESSIONS_PER_USER {
+            let oldest =
+                sessions.iter().filter(|(_, s)| of_user(s)).min_by_key(|(_, s)| s.used).map(|(t, _)| t.clone());
+            if let Some(token) = oldest {
+                sessions.remove(&token);
+            }
+        }
         if sessions.len() >= MAX_SESSIONS {
             sessions.retain(|_, s| !s.expired(now));
         }
@@ -135,12 +162,23 @@ impl Sessions {
     }
 }
 
-/// The session token in a `Cookie` header's value, if it names one.
-pub fn token_in_cookies(cookie_header: &str) -> Option<&str> {
-    cookie_header.split(';').filter_map(|pair| pair.trim().split_once('=')).find_map(|(name, value)| {
-        (name == COOKIE && value.len() == TOKEN_BYTES * 2 && value.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then_some(value)
-    })
+/// Most session cookies of one request that are tried.
+const MAX_CANDIDATES: usize = 8;
+
+/// The session tokens a `Cookie` header's value may carry: every cookie named like a session
+/// cookie (of any port, with or without `__Host-`) whose value looks like a token.
+pub fn tokens_in_cookies(cookie_header: &str) -> impl Iterator<Item = &str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, value)| {
+            let name = name.strip_prefix(TLS_COOKIE_PREFIX).unwrap_or(name);
+            name.starts_with(COOKIE_PREFIX)
+                && value.len() == TOKEN_BYTES * 2
+                && value.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .map(|(_, value)| value)
+        .take(MAX_CANDIDATES)
 }
 
 #[cfg(test)]
@@ -185,20 +223,41 @@ mod tests {
         let sessions = Sessions::default();
         let carol = user("carol");
         let first = sessions.open(carol.clone());
-        for _ in 1..MAX_SESSIONS {
-            sessions.open(carol.clone());
+        // Many users, each within the per-user bound.
+        for i in 1..MAX_SESSIONS {
+            sessions.open(user(&format!("user{}", i % 1000)));
         }
         assert!(sessions.user(&first.token, Some(&first.csrf), |_| Some(carol.clone())).is_some());
-        sessions.open(carol.clone());
+        sessions.open(user("latecomer"));
         assert_eq!(sessions.len(), MAX_SESSIONS);
         assert!(sessions.csrf_of(&first.token).is_some(), "used recently, kept");
     }
 
     #[test]
-    fn the_token_is_found_among_other_cookies() {
-        let token = "ab".repeat(TOKEN_BYTES);
-        assert_eq!(token_in_cookies(&format!("a=1; {COOKIE}={token}; b=2")), Some(token.as_str()));
-        assert_eq!(token_in_cookies(&format!("{COOKIE}=short")), None);
-        assert_eq!(token_in_cookies("other=1"), None);
+    fn every_session_cookie_is_a_candidate_and_nothing_else() {
+        let (a, b) = ("ab".repeat(TOKEN_BYTES), "cd".repeat(TOKEN_BYTES));
+        let header = format!("x=1; warren_session_15672={a}; __Host-warren_session_15671={b}; warren_session_1=short");
+        assert_eq!(tokens_in_cookies(&header).collect::<Vec<_>>(), [a.as_str(), b.as_str()]);
+        assert_eq!(tokens_in_cookies("other=1").count(), 0);
+        let plain = Listener { port: 15672, tls: false };
+        let secure = Listener { port: 15671, tls: true };
+        assert_eq!(
+            (plain.cookie_name(), secure.cookie_name()),
+            ("warren_session_15672".into(), "__Host-warren_session_15671".into())
+        );
+    }
+
+    #[test]
+    fn one_users_logins_end_only_that_users_oldest_sessions() {
+        let sessions = Sessions::default();
+        let (admin, busy) = (user("admin"), user("busy"));
+        let kept = sessions.open(admin.clone());
+        let first = sessions.open(busy.clone());
+        for _ in 0..MAX_SESSIONS_PER_USER {
+            sessions.open(busy.clone());
+        }
+        assert_eq!(sessions.len(), 1 + MAX_SESSIONS_PER_USER);
+        assert!(sessions.csrf_of(&kept.token).is_some(), "another user's session is untouched");
+        assert!(sessions.csrf_of(&first.token).is_none(), "the user's own oldest ended");
     }
 }

@@ -58,7 +58,7 @@ function sentence(status, reason) {
  * A request to the broker. Resolves to the JSON answer (null for an empty one); rejects with
  * an ApiError whose message is a plain sentence.
  */
-export async function api(method, path, body) {
+export async function api(method, path, body, retried = false) {
   const headers = { "X-CSRF-Token": csrfToken, Accept: "application/json" };
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
@@ -82,9 +82,20 @@ export async function api(method, path, body) {
   const reason = reasonOf(response.status, data, text);
   const error = new ApiError(response.status, sentence(response.status, reason), reason);
   if (response.status === 401 && path !== "/api/session") {
-    // A 401 is either "this user may not" or "there is no session any more": ask which.
+    // A 401 is "this user may not", or "there is no session any more", or "this tab's token is
+    // stale" (another tab logged in again): ask which.
     const still = await fetch("/api/session", { headers: { "X-CSRF-Token": csrfToken }, cache: "no-store" });
-    if (!still.ok) onSessionEnded();
+    if (!still.ok) {
+      onSessionEnded();
+    } else {
+      const current = await still.json();
+      if (current.csrf_token !== csrfToken && !retried) {
+        setCsrfToken(current.csrf_token);
+        session.name = current.name;
+        session.tags = current.tags;
+        return api(method, path, body, true);
+      }
+    }
   }
   throw error;
 }

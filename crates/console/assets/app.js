@@ -32,8 +32,14 @@ function route() {
   leavePage();
   leavePage = () => {};
   const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
-  const args = rest.map((part) => decodeURIComponent(part));
-  const page = pages[name] || ((el) => listPage(el, name));
+  let args;
+  try {
+    args = rest.map((part) => decodeURIComponent(part));
+  } catch {
+    args = null; // a hand-typed address with a stray %: no such page
+  }
+  const known = Object.hasOwn(pages, name) && args !== null;
+  const page = known ? pages[name] : (el) => listPage(el, args === null ? "" : name);
   for (const link of document.querySelectorAll("#nav a")) {
     const current = link.getAttribute("href") === `#/${name}`;
     if (current) link.setAttribute("aria-current", "page");
@@ -54,6 +60,7 @@ function showLogin(message) {
   leavePage();
   leavePage = () => {};
   stopAlarms();
+  for (const dialog of document.querySelectorAll("dialog")) dialog.remove();
   document.getElementById("top").hidden = true;
   document.getElementById("alarms").hidden = true;
   const form = h(
@@ -88,7 +95,7 @@ function loggedIn(answer) {
   fill(document.getElementById("who"), `${answer.name} (${answer.tags.join(", ") || "no tags"})`);
   stopAlarms();
   stopAlarms = every(5000, showAlarms);
-  if (!location.hash) location.hash = "#/";
+  if (!location.hash) history.replaceState(null, "", "#/");
   route();
 }
 

@@ -149,6 +149,14 @@ async fn delay_refused_logins(
     response
 }
 
+/// Every answer is to be read as the type it declares (a JSON error is never run as a script
+/// or a page), as the console's own files are.
+async fn no_sniffing(mut response: Response) -> Response {
+    let nosniff = header::HeaderValue::from_static("nosniff");
+    response.headers_mut().entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(nosniff);
+    response
+}
+
 /// Gives the errors axum answers by itself (a query that does not parse, a method a path does
 /// not have, a body over the limit) the same JSON body as the API's own errors.
 async fn json_errors(response: Response) -> Response {
@@ -208,6 +216,7 @@ pub async fn serve(
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(body_read_timeout))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::map_response(no_sniffing))
         .layer(axum::middleware::from_fn_with_state(broker.clone(), delay_refused_logins));
     // `/api/connections/` is `/api/connections`, as RabbitMQ's API (and its clients) have it.
     let app = tower::Layer::layer(&tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash(), routes);

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::Service;
+use warren_broker::sessions::Listener;
 use warren_broker::Broker;
 
 /// How long shutdown waits for requests in progress before it cuts their connections.
@@ -47,13 +48,15 @@ pub(crate) async fn serve<L, S>(
     broker: Broker,
     bounds: Arc<Bounds>,
     stopped: watch::Receiver<bool>,
-    over_tls: bool,
+    tls: bool,
 ) where
     L: axum::serve::Listener<Addr = SocketAddr>,
     S: Service<axum::extract::Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
     let mut connections = JoinSet::new();
+    // Which listener requests came in by (the console's session cookie is named after it).
+    let by = Listener { port: listener.local_addr().map_or(0, |a| a.port()), tls };
     let stop = until_stopped(stopped.clone());
     tokio::pin!(stop);
     loop {
@@ -67,15 +70,9 @@ pub(crate) async fn serve<L, S>(
             Err(_) => None,
         };
         match admitted {
-            Some(permit) => connections.spawn(serve_connection(
-                io,
-                peer,
-                app.clone(),
-                bounds.clone(),
-                stopped.clone(),
-                permit,
-                over_tls,
-            )),
+            Some(permit) => {
+                connections.spawn(serve_connection(io, peer, app.clone(), bounds.clone(), stopped.clone(), permit, by))
+            }
             None => {
                 tracing::debug!(%peer, "HTTP connection refused: rate of its address or connection limit reached");
                 connections.spawn(refuse(io))
@@ -104,7 +101,7 @@ async fn serve_connection<I, S>(
     bounds: Arc<Bounds>,
     stopped: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
-    over_tls: bool,
+    by: Listener,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<axum::extract::Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -113,9 +110,7 @@ async fn serve_connection<I, S>(
     // Handlers read the peer's address as axum's `ConnectInfo`.
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
-        if over_tls {
-            request.extensions_mut().insert(warren_broker::sessions::OverTls);
-        }
+        request.extensions_mut().insert(by);
         tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
     });
     let mut builder = hyper::server::conn::http1::Builder::new();

@@ -133,7 +133,12 @@ pub async fn move_messages(
         Some(seqs) => Some(seqs.into_iter().collect()),
         None => None,
     };
+    let chosen = only.as_ref().map_or(0, |o: &std::collections::HashSet<u64>| o.len());
     let report = v.move_messages(&queue, MoveRequest { target, max, reason: body.reason, only }).await?;
     let (ready, _, _) = queue.message_counts();
-    Ok(Json(json!({"moved": report.moved, "not_moved": report.not_moved, "messages_ready": ready})))
+    // Chosen messages that were no longer ready here (consumed, moved, expired meanwhile).
+    let not_found = chosen.saturating_sub(report.moved + report.not_moved);
+    Ok(Json(
+        json!({"moved": report.moved, "not_moved": report.not_moved, "not_found": not_found, "messages_ready": ready}),
+    ))
 }

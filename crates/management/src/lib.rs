@@ -208,7 +208,7 @@ async fn no_login_prompt_for_the_console(
     let has_session = headers
         .get(axum::http::header::COOKIE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| warren_broker::sessions::token_in_cookies(c).is_some());
+        .is_some_and(|c| warren_broker::sessions::tokens_in_cookies(c).next().is_some());
     let from_console = has_session || headers.contains_key(warren_broker::sessions::CSRF_HEADER);
     let mut response = next.run(request).await;
     if from_console {

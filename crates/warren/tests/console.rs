@@ -39,6 +39,8 @@ async fn session(server: &TestServer) -> Session {
         assert!(set_cookie.contains(attribute), "{set_cookie} has {attribute}");
     }
     assert!(!set_cookie.contains("Secure"), "no Secure over plain HTTP (the browser would drop it)");
+    let port = server.running().http_addr.port();
+    assert!(set_cookie.starts_with(&format!("warren_session_{port}=")), "named after its listener: {set_cookie}");
     let answer: Value = response.json().await.unwrap();
     assert_eq!((answer["name"].as_str(), answer["tags"][0].as_str()), (Some("ops"), Some("administrator")));
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
@@ -79,9 +81,15 @@ async fn the_console_is_served_from_the_binary_with_a_strict_policy() {
     }
     let missing = within(reqwest::get(server.http_url("/console/nope.js"))).await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    // The management API is still where RabbitMQ's clients look for it.
-    let (code, _, _) = common::http::send(common::http::http().get(server.http_url("/api/overview"))).await;
-    assert_eq!(code, StatusCode::OK);
+    // The management API is still where RabbitMQ's clients look for it; its answers, errors
+    // included, are never sniffed into another type either.
+    let overview = common::http::http().get(server.http_url("/api/overview")).basic_auth("guest", Some("guest"));
+    let overview = within(overview.send()).await.unwrap();
+    assert_eq!(overview.status(), StatusCode::OK);
+    assert_eq!(overview.headers()["x-content-type-options"], "nosniff");
+    let refused = within(reqwest::get(server.http_url("/api/overview"))).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,6 +120,12 @@ async fn a_session_works_only_with_its_anti_forgery_token() {
     let find = "/api/vhosts/%2F/messages?message_id=nothing";
     assert_eq!(with_cookie(&server, get.clone(), find, &s, Some(&s.csrf)).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(with_cookie(&server, get.clone(), find, &s, None).await.status(), StatusCode::UNAUTHORIZED);
+
+    // Another broker's session cookie on the same host (or one planted by a sibling domain)
+    // beside this one changes nothing.
+    let stranger = format!("warren_session_1={}", "ab".repeat(32));
+    let both = Session { cookie: format!("{stranger}; {}", s.cookie), csrf: s.csrf.clone() };
+    assert_eq!(with_cookie(&server, get.clone(), "/api/whoami", &both, Some(&s.csrf)).await.status(), StatusCode::OK);
 
     // Logging out ends it, and tells the browser to forget the cookie.
     let out = with_cookie(&server, reqwest::Method::DELETE, "/api/session", &s, Some(&s.csrf)).await;
@@ -166,6 +180,23 @@ async fn changing_or_deleting_the_user_ends_its_sessions() {
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "a changed user's sessions end");
     }
     assert_eq!(login(&server, "ops", "rotated").await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_again_replaces_the_browsers_session_and_one_user_cannot_crowd_out_others() {
+    let server = TestServer::start_with(with_users).await;
+    let first = session(&server).await;
+    let body = json!({"username": "ops", "password": "ops-pw"});
+    let again = reqwest::Client::new().post(server.http_url("/api/session")).header(COOKIE, &first.cookie).json(&body);
+    assert_eq!(within(again.send()).await.unwrap().status(), StatusCode::OK);
+    let old = with_cookie(&server, reqwest::Method::GET, "/api/whoami", &first, Some(&first.csrf)).await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED, "the browser's old session ended");
+    let sessions = server.broker().sessions();
+    assert_eq!(sessions.len(), 1);
+    for _ in 0..2 * warren_broker::sessions::MAX_SESSIONS_PER_USER {
+        session(&server).await;
+    }
+    assert_eq!(sessions.len(), warren_broker::sessions::MAX_SESSIONS_PER_USER, "bounded per user");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -148,7 +148,7 @@ async fn chosen_dead_letters_move_one_by_one_by_their_seq_from_a_browse() {
     assert_eq!(text_bodies(q::drain(&ch, &work).await), ["d1", "d3"], "only the chosen ones, in order");
     // The same seqs again name nothing still there (moved messages get new seqs where they go).
     let again = post(&server, &path, json!({"to": "source", "seqs": chosen})).await;
-    assert_eq!(again["moved"], 0, "{again}");
+    assert_eq!((again["moved"].as_u64(), again["not_found"].as_u64()), (Some(0), Some(2)), "{again}");
     let (_, left, _) = send(http().get(server.http_url(&format!("/api/queues/%2F/{dlq}/messages")))).await;
     let left: Vec<&str> = left["messages"].as_array().unwrap().iter().map(|m| m["payload"].as_str().unwrap()).collect();
     assert_eq!(left, ["d0", "d2", "d4"], "the others stayed, in their order");

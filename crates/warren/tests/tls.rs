@@ -214,7 +214,7 @@ async fn amqp_and_http_over_tls_with_plain_and_certificate_logins_and_a_reload()
     let login = within(login).await.unwrap();
     assert_eq!(login.status(), reqwest::StatusCode::OK);
     let cookie = login.headers()[reqwest::header::SET_COOKIE].to_str().unwrap();
-    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    assert!(cookie.starts_with(&format!("__Host-warren_session_{https}=")) && cookie.ends_with("; Secure"), "{cookie}");
 
     // A new certificate on disk is served to new connections; alice's session goes on.
     let (renewed_cert, renewed_key) = ca.issue("localhost-renewed", &["localhost"]);

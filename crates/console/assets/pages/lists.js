@@ -9,14 +9,10 @@ const link = (href, text) => h("a", { href }, text);
 const rate = (path) => (item) => fmt.rate(at(item, path) ?? 0);
 const tags = (item) => (Array.isArray(item.tags) ? item.tags.join(", ") : item.tags || "") || "–";
 
-let vhostNames = null;
-
+/** The vhosts a form may choose from (asked each time a form is drawn: they change). */
 async function vhosts() {
-  if (!vhostNames) {
-    const list = await get("/api/vhosts?page=1&page_size=500&columns=name");
-    vhostNames = list.items.map((v) => v.name);
-  }
-  return vhostNames;
+  const list = await get("/api/vhosts?page=1&page_size=500&sort=name&columns=name");
+  return list.items.map((v) => v.name);
 }
 
 /** A "Delete" (or `verb`) button for one row: asks first, then reloads the list. */
@@ -49,10 +45,7 @@ function adder(title, fields, submit, list) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const done = await act(() => submit(values(form)), "Done.");
-    if (done !== undefined) {
-      vhostNames = null;
-      list.reload();
-    }
+    if (done !== undefined) list.reload();
   });
   return details;
 }
@@ -241,7 +234,7 @@ const specs = {
 };
 
 export function listPage(main, name) {
-  const spec = specs[name];
+  const spec = Object.hasOwn(specs, name) ? specs[name] : undefined;
   if (!spec) {
     main.append(h("h1", {}, "No such page"), h("p", {}, "Choose a page from the menu."));
     return () => {};

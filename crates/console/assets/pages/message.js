@@ -12,13 +12,29 @@ function body(m) {
   }
 }
 
-/** The x-death entries of a message, newest first. */
+/** The x-death entries of a message, newest first (only well-formed ones: a publisher may
+ * have written anything there). */
 export function deaths(m) {
   const headers = (m.properties && m.properties.headers) || {};
-  return Array.isArray(headers["x-death"]) ? headers["x-death"] : [];
+  const list = Array.isArray(headers["x-death"]) ? headers["x-death"] : [];
+  return list.filter((d) => d && typeof d === "object" && !Array.isArray(d));
 }
 
-export function messageView(m, { open = false } = {}) {
+function when(seconds) {
+  const ms = Number(seconds) * 1000;
+  return Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? `, last at ${fmt.time(ms)}` : "";
+}
+
+/** A message as a browse shows it; one the view cannot draw is shown as its raw JSON. */
+export function messageView(m, options = {}) {
+  try {
+    return drawMessage(m, options);
+  } catch {
+    return h("details", { class: "message" }, h("summary", {}, `#${m.position ?? ""} (shown raw)`), pre(m));
+  }
+}
+
+function drawMessage(m, { open = false }) {
   const props = { ...(m.properties || {}) };
   const headers = { ...(props.headers || {}) };
   delete props.headers;
@@ -41,7 +57,7 @@ export function messageView(m, { open = false } = {}) {
           h(
             "ol",
             { class: "deaths" },
-            death.map((d) => h("li", {}, `${d.reason} in queue '${d.queue ?? "?"}' (from exchange '${d.exchange || "(default)"}', routing keys ${JSON.stringify(d["routing-keys"] || [])}) ${d.count ?? 1} time(s)${d.time ? `, last at ${fmt.time(Number(d.time) * 1000)}` : ""}`)),
+            death.map((d) => h("li", {}, `${d.reason ?? "?"} in queue '${d.queue ?? "?"}' (from exchange '${d.exchange || "(default)"}', routing keys ${JSON.stringify(d["routing-keys"] || [])}) ${d.count ?? 1} time(s)${d.time ? when(d.time) : ""}`)),
           ),
         ]
       : null,
