@@ -56,7 +56,7 @@ function route() {
   main.focus({ preventScroll: true });
 }
 
-function showLogin(message) {
+function showLogin(message, username = "") {
   leavePage();
   leavePage = () => {};
   stopAlarms();
@@ -69,7 +69,7 @@ function showLogin(message) {
     h("h1", { id: "login-title" }, "Warren"),
     h("p", {}, "Log in with a broker user that has a management tag."),
     message ? h("p", { class: "notice error", role: "alert" }, message) : null,
-    field("Username", "username", { required: true }),
+    field("Username", "username", { required: true, value: username }),
     field("Password", "password", { type: "password", required: true }),
     h("button", { type: "submit", class: "primary" }, "Log in"),
   );
@@ -80,11 +80,12 @@ function showLogin(message) {
       const answer = await api("POST", "/api/session", { username, password });
       loggedIn(answer);
     } catch (err) {
-      showLogin(err.status === 401 ? `${err.reason}.` : err.message);
+      showLogin(err.status === 401 ? `${err.reason}.` : err.message, username);
     }
   });
   fill(main, form);
-  form.querySelector("input").focus();
+  // After a refusal the name stays: the cursor goes where the mistake most likely was.
+  form.querySelector(username ? "input[type=password]" : "input").focus();
 }
 
 function loggedIn(answer) {
