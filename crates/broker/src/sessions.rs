@@ -8,7 +8,7 @@
 //! apart), with the `__Host-` prefix over TLS; a request may carry several such cookies (another
 //! broker's, one planted by a sibling domain), so each is tried.
 
-use crate::auth::User;
+use crate::auth::{constant_time_eq, User};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,10 +77,6 @@ impl std::fmt::Debug for Sessions {
 fn random_token() -> String {
     let bytes: [u8; TOKEN_BYTES] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Session {

@@ -348,8 +348,7 @@ pub async fn publish(
 
 /// The contract a message broke and its violations, as a JSON object.
 fn contract_details(refusal: &warren_broker::contracts::ContractRefusal) -> serde_json::Map<String, serde_json::Value> {
-    let violations: Vec<serde_json::Value> =
-        refusal.violations.iter().map(|v| json!({"pointer": v.pointer, "message": v.message})).collect();
+    let violations: Vec<serde_json::Value> = refusal.violations.iter().map(|v| v.to_json()).collect();
     let mut details = serde_json::Map::new();
     details.insert("reason".into(), "contract".into());
     details.insert("contract".into(), refusal.contract.clone().into());

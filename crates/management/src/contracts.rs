@@ -254,8 +254,7 @@ pub async fn test(
     let answer = match contract.check(sample.content_type.as_deref(), &text) {
         Ok(version) => json!({"covers": covers, "valid": true, "version": version, "violations": []}),
         Err(violations) => {
-            let violations: Vec<Value> =
-                violations.iter().map(|v| json!({"pointer": v.pointer, "message": v.message})).collect();
+            let violations: Vec<Value> = violations.iter().map(|v| v.to_json()).collect();
             json!({"covers": covers, "valid": false, "version": contract.latest().number, "violations": violations})
         }
     };

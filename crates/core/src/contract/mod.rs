@@ -107,6 +107,13 @@ pub struct Violation {
     pub message: String,
 }
 
+impl Violation {
+    /// As the APIs show it: `{"pointer", "message"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"pointer": self.pointer, "message": self.message})
+    }
+}
+
 /// A contract: its scope, mode and versions (the last is the one messages are checked against).
 #[derive(Debug, Clone)]
 pub struct Contract {
