@@ -181,3 +181,12 @@ export function every(ms, tick) {
     clearTimeout(timer);
   };
 }
+
+/** A small table of rows of text. */
+export function table(headings, rows) {
+  return h(
+    "div",
+    { class: "scroll" },
+    h("table", { class: "list" }, h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c ?? "–")))))),
+  );
+}

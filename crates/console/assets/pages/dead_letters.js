@@ -3,9 +3,8 @@
 // and replay the chosen ones, or all, to the queue each died in.
 
 import { api, enc, get } from "../api.js";
-import { act, confirmAction, field, fill, fmt, h, section, values } from "../ui.js";
+import { act, confirmAction, field, fill, fmt, h, section, table, values } from "../ui.js";
 import { deaths, messageView } from "./message.js";
-import { table } from "./queue.js";
 
 /** Most messages one browse shows (the API's own bound). */
 const BROWSE = 1000;

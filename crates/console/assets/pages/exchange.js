@@ -2,9 +2,8 @@
 // them); publishing a test message through it; deleting it.
 
 import { api, enc, get } from "../api.js";
-import { act, confirmAction, facts, field, fill, h, parseJson, pre, section, values } from "../ui.js";
+import { act, confirmAction, facts, field, fill, h, parseJson, pre, section, table, values } from "../ui.js";
 import { publishForm } from "./publish.js";
-import { table } from "./queue.js";
 
 export function exchangePage(main, vhost, name) {
   const path = `/api/exchanges/${enc(vhost)}/${enc(name)}`;

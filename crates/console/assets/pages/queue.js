@@ -3,7 +3,7 @@
 
 import { api, enc, get } from "../api.js";
 import { messageCharts } from "../chart.js";
-import { act, confirmAction, every, facts, field, fill, fmt, h, pre, section, values } from "../ui.js";
+import { act, confirmAction, every, facts, field, fill, fmt, h, pre, section, table, values } from "../ui.js";
 import { messageView } from "./message.js";
 import { publishForm } from "./publish.js";
 
@@ -119,13 +119,4 @@ export function queuePage(main, vhost, name) {
     stopQueue();
     stopBindings();
   };
-}
-
-/** A small table of rows of text. */
-export function table(headings, rows) {
-  return h(
-    "div",
-    { class: "scroll" },
-    h("table", { class: "list" }, h("thead", {}, h("tr", {}, headings.map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c ?? "–")))))),
-  );
 }
