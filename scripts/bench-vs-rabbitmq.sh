@@ -53,6 +53,7 @@ SCENARIOS=(
     "16 B transient, consume only, auto-ack|e2e|-|--producers 0 --count 300000 --queue QUEUE --ack-mode auto|--count 300000 --size 16 --consumers 0 --queue QUEUE"
     "16 B transient, end-to-end|e2e|-|--count 500000 --size 16 --consumers 1|"
     "16 B transient, end-to-end, auto-ack|e2e|-|--count 500000 --size 16 --consumers 1 --ack-mode auto|"
+    "16 B transient, end-to-end, prefetch 100, one ack per message (as clients run by default)|e2e|e2e|--count 500000 --size 16 --consumers 1 --prefetch 100 --ack-mode manual|"
     "16 B transient, confirms, end-to-end|e2e|confirm|--count 500000 --size 16 --consumers 1 --confirm 1000|"
     "16 B transient, fan-out to 10 queues (deliveries)|e2e|-|--count 100000 --size 16 --consumers 1 --fanout 10|"
     "16 B transient, end-to-end at 10k msg/s|e2e|e2e|--count 50000 --size 16 --consumers 1 --rate 10000|"

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 use warren_broker::permissions::{Access, Resource};
 use warren_broker::stats::Counted;
-use warren_broker::{Confirm, Consumer, OnDurable};
+use warren_broker::{Confirm, Consumer, OnDurable, Queue};
 use warren_core::names::{self, DIRECT_REPLY_TO};
 use warren_core::{AmqpError, Message};
 
@@ -238,7 +238,9 @@ impl Channel {
         }
         let routed = match routed {
             Ok(r) => {
-                *ctx.consumers_behind |= r.consumers_behind;
+                if let Some(b) = &r.consumers_behind {
+                    note_behind(ctx.behind, &b.0);
+                }
                 r
             }
             Err(e) if e.code == amqp_codec::reply_code::NOT_FOUND => return Err(no_exchange(ctx, &publish.exchange)),
@@ -366,10 +368,7 @@ impl Channel {
         {
             let mut st = self.sink.state.lock();
             let prefetch = st.consumer_prefetch;
-            st.consumers.insert(
-                tag.clone(),
-                ChannelConsumer { consumer: consumer.clone(), queue: Some(q.clone()), prefetch, unacked: 0 },
-            );
+            st.consumers.insert(tag.clone(), ChannelConsumer::new(consumer.clone(), Some(q.clone()), prefetch));
         }
         // consume-ok must precede the first delivery, which add_consumer may make right away.
         let ok = Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag.clone() });
@@ -396,11 +395,7 @@ impl Channel {
         let token = format!("{:032x}", rand::random::<u128>());
         let address = ctx.broker.reply_to().register(token.clone(), &consumer);
         let tag = consumer.tag.clone();
-        self.sink
-            .state
-            .lock()
-            .consumers
-            .insert(tag.clone(), ChannelConsumer { consumer, queue: None, prefetch: 0, unacked: 0 });
+        self.sink.state.lock().consumers.insert(tag.clone(), ChannelConsumer::new(consumer, None, 0));
         self.reply_to = Some((token, address));
         self.reply(ctx, m.nowait, Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag }));
         Ok(())
@@ -477,7 +472,10 @@ impl Channel {
             Some(false) => Settlement::Reject,
         };
         apply_settlement(settled, how);
-        self.redispatch();
+        // The connection redispatches once at the end of the read batch: a client that acks one
+        // message at a time sends many acks to a read, and each would otherwise lock the queue
+        // and write deliveries on its own.
+        self.redispatch_due = true;
         Ok(())
     }
 
@@ -518,6 +516,16 @@ pub fn apply_settlement(settled: Vec<crate::sink::Unacked>, how: Settlement) {
             Settlement::Reject => q.reject(seqs),
         }
         i = j;
+    }
+}
+
+/// At most this many queues are remembered as behind per read batch (a publisher feeding more
+/// at once is held for the first ones).
+const MAX_BEHIND_PER_BATCH: usize = 16;
+
+fn note_behind(behind: &mut Vec<Arc<Queue>>, queue: &Arc<Queue>) {
+    if behind.len() < MAX_BEHIND_PER_BATCH && !behind.iter().any(|q| Arc::ptr_eq(q, queue)) {
+        behind.push(queue.clone());
     }
 }
 

@@ -27,8 +27,8 @@ pub struct Ctx<'a> {
     pub confirm_wake: &'a Arc<ConfirmWake>,
     /// Set by a method whose reply must wait for the disk (see `pending.rs`).
     pub pending: &'a mut Option<Pending>,
-    /// Set when a publish reached a queue whose consumers are falling behind.
-    pub consumers_behind: &'a mut bool,
+    /// Queues this read batch published into whose consumers are falling behind.
+    pub behind: &'a mut Vec<Arc<Queue>>,
     /// This connection in the broker's registry (its channels are listed there).
     pub entry: &'a Arc<ConnectionEntry>,
 }
@@ -119,6 +119,9 @@ pub struct Channel {
     pub write_allowed: Option<(u64, ShortStr)>,
     /// The channel's place in its user's channel count (`max-channels`), given back with it.
     pub seat: Option<warren_broker::resource_limits::Seat>,
+    /// Settlements freed prefetch credit in this read batch: the connection redispatches the
+    /// channel's queues once, at the batch's end.
+    pub redispatch_due: bool,
 }
 
 impl Channel {
@@ -135,6 +138,7 @@ impl Channel {
             reply_to: None,
             write_allowed: None,
             seat: None,
+            redispatch_due: false,
         }
     }
 

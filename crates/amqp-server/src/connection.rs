@@ -41,12 +41,14 @@ pub struct Connection {
     channels: FxHashMap<u16, Channel>,
     /// Channels with confirms to flush at the end of the read batch (so the flush is not a scan).
     confirming: Vec<u16>,
+    /// Channels whose settlements freed credit in this read batch (see `Channel::redispatch_due`).
+    redispatching: Vec<u16>,
     exclusive_queues: Vec<Arc<Queue>>,
     confirm_wake: Arc<ConfirmWake>,
     /// What the last frame left waiting on the disk (see `pending.rs`).
     pending: Option<Pending>,
-    /// This read batch fed a queue whose consumers are falling behind (see `frame_loop`).
-    consumers_behind: bool,
+    /// Queues this read batch fed whose consumers are falling behind (see `frame_loop`).
+    behind: Vec<Arc<Queue>>,
     /// This connection in the broker's registry.
     entry: Arc<ConnectionEntry>,
     /// Its places in the vhost's and user's connection limits, given back when it ends.
@@ -59,6 +61,15 @@ struct Unblock<'a>(&'a ConnectionEntry);
 impl Drop for Unblock<'_> {
     fn drop(&mut self) {
         self.0.blocked.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Marks its connection no longer held by flow control when dropped.
+struct Unflow<'a>(&'a ConnectionEntry);
+
+impl Drop for Unflow<'_> {
+    fn drop(&mut self) {
+        self.0.flow.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -97,10 +108,11 @@ impl Connection {
             publisher: false,
             channels: FxHashMap::default(),
             confirming: Vec::new(),
+            redispatching: Vec::new(),
             exclusive_queues: Vec::new(),
             confirm_wake: Arc::new(ConfirmWake::default()),
             pending: None,
-            consumers_behind: false,
+            behind: Vec::new(),
             entry,
             _seats: n.seats,
         }
@@ -147,6 +159,7 @@ impl Connection {
         let transforms = self.broker.transform_book().clone();
         let alarms = self.broker.alarms().clone();
         let entry = self.entry.clone();
+        let flow_control = self.broker.limits().flow_control;
         loop {
             loop {
                 match reader.try_decode(self.frame_max) {
@@ -166,12 +179,19 @@ impl Connection {
                 }
             }
             self.flush_confirms();
-            if std::mem::take(&mut self.consumers_behind) {
+            self.flush_redispatch();
+            if !self.behind.is_empty() {
                 // The consumers this batch fed were woken onto this worker, behind this task
                 // and out of other workers' reach (tokio's next-task slot). Without this turn
                 // a publisher that keeps its socket full reads on for tokio's whole budget
                 // of 128 reads, about 100,000 small messages, while the backlog grows.
                 tokio::task::yield_now().await;
+                if flow_control {
+                    if let Some(end) = self.held_for_consumers(shutdown).await {
+                        return end;
+                    }
+                }
+                self.behind.clear();
             }
             if self.out.over_watermark() {
                 // A client that stopped reading must still be closable (by the API, a deleted
@@ -256,6 +276,50 @@ impl Connection {
         None
     }
 
+    /// Flow control: this connection published into queues whose consumers are falling behind,
+    /// so it is not read until they catch up, for at most `flow_control_max_hold_ms` (then one
+    /// more batch is read). Confirms of what it published still go out meanwhile. A queue this
+    /// connection itself consumes from is not waited for: its consumers' acks may be in the
+    /// very input that is not being read.
+    async fn held_for_consumers(&mut self, shutdown: &mut watch::Receiver<bool>) -> Option<End> {
+        let own = self.consumed_queues();
+        let max_hold = Duration::from_millis(self.broker.limits().flow_control_max_hold_ms);
+        let deadline = tokio::time::Instant::now() + max_hold;
+        let entry = self.entry.clone();
+        let _running = Unflow(&entry);
+        for queue in std::mem::take(&mut self.behind) {
+            if own.iter().any(|q| Arc::ptr_eq(q, &queue)) {
+                continue;
+            }
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                entry.flow.store(true, std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    _ = queue.wait_for_consumers(left) => break,
+                    _ = self.confirm_wake.notify.notified() => self.flush_settled_confirms(),
+                    _ = shutdown.changed() => return Some(End::Failed(shutdown_error(), 0, 0)),
+                    reason = entry.close_requested() => {
+                        return Some(End::Failed(AmqpError::new(reply_code::CONNECTION_FORCED, reason), 0, 0));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The queues this connection's consumers consume from.
+    fn consumed_queues(&self) -> Vec<Arc<Queue>> {
+        let mut queues: Vec<Arc<Queue>> = Vec::new();
+        for ch in self.channels.values() {
+            for c in ch.sink.state.lock().consumers.values() {
+                if let Some(q) = c.queue.as_ref().filter(|q| !queues.iter().any(|x| Arc::ptr_eq(x, q))) {
+                    queues.push(q.clone());
+                }
+            }
+        }
+        queues
+    }
+
     /// Waits for what the last frame left pending on the disk, then lets its reply go: the held
     /// output after definition changes, or `tx.commit-ok` once the transaction's persistent
     /// messages are durable. A failed write ends the connection with 541.
@@ -316,6 +380,17 @@ impl Connection {
         for number in self.confirming.drain(..) {
             if let Some(ch) = self.channels.get_mut(&number) {
                 ch.flush_confirms(&self.out);
+            }
+        }
+    }
+
+    /// Deliver to the consumers of the channels whose settlements freed credit in this batch.
+    fn flush_redispatch(&mut self) {
+        for number in self.redispatching.drain(..) {
+            if let Some(ch) = self.channels.get_mut(&number) {
+                if std::mem::take(&mut ch.redispatch_due) {
+                    ch.redispatch();
+                }
             }
         }
     }
@@ -430,8 +505,12 @@ impl Connection {
         };
         match result {
             Ok(()) => {
-                if ch.has_pending_confirms() && !self.confirming.contains(&channel) {
+                let (confirms, redispatch) = (ch.has_pending_confirms(), ch.redispatch_due);
+                if confirms && !self.confirming.contains(&channel) {
                     self.confirming.push(channel);
+                }
+                if redispatch && !self.redispatching.contains(&channel) {
+                    self.redispatching.push(channel);
                 }
                 Flow::Continue
             }
@@ -494,7 +573,7 @@ impl Connection {
             channels,
             confirm_wake,
             pending,
-            consumers_behind,
+            behind,
             entry,
             ..
         } = self;
@@ -508,7 +587,7 @@ impl Connection {
             cancel_notify: *cancel_notify,
             confirm_wake,
             pending,
-            consumers_behind,
+            behind,
             entry,
         };
         (ctx, channels)

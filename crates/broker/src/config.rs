@@ -114,6 +114,15 @@ pub struct Limits {
     /// How long a consumer may hold a delivery unacknowledged before Warren returns it to its
     /// queue and cancels that consumer, ms (0 = never); a queue's `x-consumer-timeout` overrides.
     pub consumer_timeout_ms: u64,
+    /// Publisher flow control: a publisher feeding a queue whose consumers are more than 8,192
+    /// ready messages behind is not read until they are down to 4,096 (for up to
+    /// `flow_control_max_hold_ms` at a time), so that the backlog stays bounded while the
+    /// consumers are slower. A queue without consumers never holds its publishers.
+    pub flow_control: bool,
+    /// The longest a publisher is held at once, ms (1 to 60,000): past it, one more read batch
+    /// goes through. Bounds the wait when a publisher's own connection must be read for the
+    /// consumers to catch up (its acks behind its publishes).
+    pub flow_control_max_hold_ms: u64,
 }
 
 impl Default for Limits {
@@ -133,6 +142,8 @@ impl Default for Limits {
             max_exchanges: 10_000,
             max_uncommitted_tx_ops: 100_000,
             consumer_timeout_ms: 30 * 60 * 1000,
+            flow_control: true,
+            flow_control_max_hold_ms: 1_000,
         }
     }
 }
@@ -140,6 +151,9 @@ impl Default for Limits {
 impl Limits {
     /// Reject settings that would break the protocol; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=60_000).contains(&self.flow_control_max_hold_ms) {
+            return Err("limits.flow_control_max_hold_ms must be from 1 to 60000".into());
+        }
         if self.frame_max < amqp_codec::FRAME_MIN_SIZE {
             return Err(format!("limits.frame_max must be at least {}", amqp_codec::FRAME_MIN_SIZE));
         }

@@ -42,7 +42,7 @@ pub use durable::{Durability, OnDurable};
 pub use exchange::{Dest, Exchange};
 pub use queue::{Enqueued, Queue};
 pub use timers::{ClockKind, Tick, Timers};
-pub use vhost::{Confirm, QueueDeclare, Routed, VHost};
+pub use vhost::{Behind, Confirm, QueueDeclare, Routed, VHost};
 use warren_core::{AmqpError, Message};
 
 use parking_lot::RwLock;

@@ -77,6 +77,8 @@ pub struct ConnectionEntry {
     departed: Arc<RwLock<Totals>>,
     /// A resource alarm blocks it (it published): it is not read.
     pub blocked: std::sync::atomic::AtomicBool,
+    /// Flow control holds it: it published into a queue whose consumers are behind.
+    pub flow: std::sync::atomic::AtomicBool,
 }
 
 impl ConnectionEntry {
@@ -145,6 +147,7 @@ impl Registry {
             close: Notify::new(),
             departed: self.departed.clone(),
             blocked: Default::default(),
+            flow: Default::default(),
         });
         self.connections.lock().insert(entry.meta.id, entry.clone());
         count(&self.opened, 1);

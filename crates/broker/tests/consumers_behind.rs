@@ -1,21 +1,24 @@
 //! The publish result tells a publisher when a queue's consumers are falling behind: the
-//! signal the AMQP connection uses to give the consumers it feeds a turn on its worker.
+//! signal the AMQP connection uses to give the consumers it feeds a turn on its worker, and to
+//! hold the publisher until they catch up (flow control).
 
 use amqp_codec::{FieldTable, ShortStr};
 use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use warren_broker::queue::CONSUMERS_BEHIND_READY;
+use std::time::Duration;
+use warren_broker::queue::{CONSUMERS_BEHIND_READY, FLOW_RESUME_READY};
 use warren_broker::{Broker, BrokerConfig, Consumer, ConsumerSink, Offer, Queue, QueueDeclare, Take, VHost};
 use warren_core::Message;
 
 /// A consumer's sink that takes every message, or none (a consumer at its prefetch limit).
 struct Sink {
-    takes: bool,
+    takes: AtomicBool,
 }
 
 impl ConsumerSink for Sink {
     fn offer(&self, _: &Consumer, _: &Arc<Queue>, _: u64, take: Take<'_>) -> Offer {
-        if !self.takes {
+        if !self.takes.load(Ordering::Relaxed) {
             return Offer::NoCredit;
         }
         match take() {
@@ -27,7 +30,19 @@ impl ConsumerSink for Sink {
     fn cancelled_by_broker(&self, _: &Consumer) {}
 }
 
+struct Setup {
+    broker: Broker,
+    vhost: Arc<VHost>,
+    queue: Arc<Queue>,
+    sink: Arc<Sink>,
+}
+
 fn setup(consumer: Option<bool>) -> (Broker, Arc<VHost>) {
+    let s = setup_all(consumer);
+    (s.broker, s.vhost)
+}
+
+fn setup_all(consumer: Option<bool>) -> Setup {
     let broker = Broker::new(BrokerConfig::default());
     let vhost = broker.vhost("/").expect("default vhost");
     let declare = QueueDeclare {
@@ -40,18 +55,19 @@ fn setup(consumer: Option<bool>) -> (Broker, Arc<VHost>) {
         arguments: FieldTable::new(),
     };
     let (queue, _, _) = vhost.declare_queue(declare, 1, 100).expect("declare");
-    if let Some(takes) = consumer {
+    let sink = Arc::new(Sink { takes: AtomicBool::new(consumer.unwrap_or(false)) });
+    if consumer.is_some() {
         let consumer = Consumer {
             tag: ShortStr::from_static("c1"),
             no_ack: true,
             exclusive: false,
             priority: 0,
             owner: (1, 1),
-            sink: Arc::new(Sink { takes }),
+            sink: sink.clone(),
         };
         queue.add_consumer(Arc::new(consumer), || {}).expect("consume");
     }
-    (broker, vhost)
+    Setup { broker, vhost, queue, sink }
 }
 
 /// Publishes `n` messages to the queue; returns how many results said its consumers are behind.
@@ -66,7 +82,10 @@ fn publish(broker: &Broker, vhost: &VHost, n: usize) -> usize {
         .filter(|_| {
             let routed = broker.publish(vhost, "", message.clone(), None).expect("publish");
             assert_eq!(routed.queues, 1);
-            routed.consumers_behind
+            if let Some(behind) = &routed.consumers_behind {
+                assert_eq!(behind.0.name.as_str(), "work");
+            }
+            routed.consumers_behind.is_some()
         })
         .count()
 }
@@ -88,4 +107,68 @@ fn a_queue_without_consumers_is_never_behind() {
 fn consumers_that_keep_up_are_never_behind() {
     let (broker, vhost) = setup(Some(true));
     assert_eq!(publish(&broker, &vhost, CONSUMERS_BEHIND_READY + 10), 0);
+}
+
+/// Long enough for a released waiter to see its release on a loaded machine; the waits that
+/// must time out use a short bound instead.
+const RELEASE_WITHIN: Duration = Duration::from_secs(5);
+const HELD_FOR: Duration = Duration::from_millis(50);
+
+#[tokio::test]
+async fn a_held_publisher_waits_until_the_consumers_catch_up() {
+    let s = setup_all(Some(false));
+    publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
+    assert!(!s.queue.wait_for_consumers(HELD_FOR).await, "held while the consumers are behind");
+    let waiter = {
+        let queue = s.queue.clone();
+        tokio::spawn(async move { queue.wait_for_consumers(RELEASE_WITHIN).await })
+    };
+    // The consumer gets credit again and the next dispatch round drains the queue.
+    s.sink.takes.store(true, Ordering::Relaxed);
+    s.queue.dispatch();
+    assert!(waiter.await.expect("waiter"), "released once the consumers caught up");
+    assert!(s.queue.wait_for_consumers(HELD_FOR).await);
+}
+
+#[tokio::test]
+async fn a_backlog_down_to_the_resume_mark_releases_and_one_above_it_does_not() {
+    let s = setup_all(Some(false));
+    publish(&s.broker, &s.vhost, FLOW_RESUME_READY + 1);
+    assert!(!s.queue.wait_for_consumers(HELD_FOR).await, "one above the resume mark still holds");
+    assert!(s.queue.get(true).is_some());
+    // basic.get took one without a dispatch round: the waiter sees the count when it looks.
+    assert!(s.queue.wait_for_consumers(HELD_FOR).await);
+}
+
+#[tokio::test]
+async fn losing_its_consumers_or_its_messages_releases_the_publishers() {
+    let s = setup_all(Some(false));
+    publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
+    let queue = s.queue.clone();
+    let waiter = tokio::spawn(async move { queue.wait_for_consumers(RELEASE_WITHIN).await });
+    wait_until_held(&s.queue).await;
+    s.queue.remove_consumer((1, 1), "c1");
+    assert!(waiter.await.expect("waiter"), "a queue without consumers holds nobody");
+
+    let s = setup_all(Some(false));
+    publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
+    let queue = s.queue.clone();
+    let waiter = tokio::spawn(async move { queue.wait_for_consumers(RELEASE_WITHIN).await });
+    wait_until_held(&s.queue).await;
+    assert_eq!(s.queue.purge(), CONSUMERS_BEHIND_READY + 10);
+    assert!(waiter.await.expect("waiter"), "a purged queue holds nobody");
+}
+
+#[test]
+fn a_queue_without_consumers_holds_nobody() {
+    let s = setup_all(None);
+    publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+    assert!(rt.block_on(s.queue.wait_for_consumers(HELD_FOR)));
+}
+
+/// Lets the spawned waiter register (it runs on another task): a short wait that times out
+/// shows the queue still holds, and gives the waiter turns to start waiting.
+async fn wait_until_held(queue: &Arc<Queue>) {
+    assert!(!queue.wait_for_consumers(HELD_FOR).await);
 }

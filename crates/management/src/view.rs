@@ -164,8 +164,12 @@ pub fn connection(c: &ConnectionEntry, node: &str) -> Value {
         "name": m.name(),
         "node": node,
         "type": "network",
-        // RabbitMQ's word for a publisher a resource alarm holds.
-        "state": if c.blocked.load(Relaxed) { "blocked" } else { "running" },
+        // RabbitMQ's words for a publisher a resource alarm holds, and one flow control holds.
+        "state": match (c.blocked.load(Relaxed), c.flow.load(Relaxed)) {
+            (true, _) => "blocked",
+            (false, true) => "flow",
+            (false, false) => "running",
+        },
         "protocol": m.protocol,
         "auth_mechanism": m.auth_mechanism,
         "user": m.user,

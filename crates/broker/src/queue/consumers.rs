@@ -48,6 +48,8 @@ impl Queue {
         let before = st.consumers.len();
         st.consumers.retain(|c| !(c.owner == owner && c.tag.as_str() == tag));
         let found = st.consumers.len() != before;
+        // A queue without consumers holds no publishers (see `flow.rs`).
+        self.held.check(&st);
         let auto_delete_now = found && self.auto_delete && st.consumers.is_empty() && !st.deleted;
         if found {
             st.last_used_ms = self.timers.now_ms();

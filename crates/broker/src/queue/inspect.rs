@@ -35,6 +35,7 @@ impl Queue {
             // Settles every message of the queue in the store and forgets its delivered marker.
             let _ = p.durability.store.purge(p.id, u64::MAX);
         }
+        self.held.check(&st);
         (std::mem::take(&mut st.consumers), dropped)
     }
 

@@ -5,6 +5,7 @@
 mod browse;
 mod consumers;
 mod dead_letter;
+mod flow;
 mod inspect;
 mod limits;
 mod long_poll;
@@ -14,6 +15,7 @@ mod tick;
 
 pub use browse::Peek;
 pub use consumers::ConsumerRemoved;
+pub use flow::FLOW_RESUME_READY;
 pub use settings::AppliedPolicy;
 
 pub use long_poll::LongPoll;
@@ -60,6 +62,8 @@ pub struct Queue {
     state: Mutex<QueueState>,
     /// HTTP receives waiting for messages, woken by dispatch (see `long_poll.rs`).
     long_polls: long_poll::Waiting,
+    /// Publishers held until this queue's consumers catch up (see `flow.rs`).
+    held: flow::Held,
     /// Argument `x-message-deduplication`: duplicates are confirmed but not enqueued.
     pub dedup: Option<Arc<crate::dedup::Deduplicator>>,
 }
@@ -112,7 +116,8 @@ struct QueueState {
 }
 
 /// Ready messages above which a queue with consumers tells its publishers that the consumers
-/// are falling behind, so that a publisher sharing their worker thread gives them a turn.
+/// are falling behind: a publisher then gives them a turn on its worker thread and, under flow
+/// control, waits for them to catch up (see `flow.rs`).
 pub const CONSUMERS_BEHIND_READY: usize = 8192;
 
 /// What a queue did with a message routed to it.
@@ -215,6 +220,7 @@ impl Queue {
             tracker: vhost.tracker().clone(),
             state: Mutex::new(state),
             long_polls: long_poll::Waiting::default(),
+            held: flow::Held::default(),
             dedup,
         });
         q.schedule(&mut q.state.lock());
@@ -366,6 +372,7 @@ impl Queue {
         if st.messages.ready_count() > 0 {
             self.long_polls.wake();
         }
+        self.held.check(st);
     }
 
     /// Drops the ready message stored under `id`: its write failed and its publisher was
@@ -532,6 +539,13 @@ impl Queue {
     }
 
     pub fn purge(&self) -> usize {
+        let purged = self.purge_ready();
+        // Publishers held for this queue's backlog go on: it is gone.
+        self.held.check(&self.state.lock());
+        purged
+    }
+
+    fn purge_ready(&self) -> usize {
         let mut st = self.state.lock();
         st.loaded.clear();
         // Messages waiting to be retried go too (their ids are settled before any purge record).

@@ -67,7 +67,7 @@ impl VHost {
                 Enqueued::Accepted => routed.queues += 1,
                 Enqueued::AcceptedBehind => {
                     routed.queues += 1;
-                    routed.consumers_behind = true;
+                    routed.consumers_behind.get_or_insert_with(|| super::Behind(q.clone()));
                 }
                 Enqueued::Rejected => {
                     routed.rejected = true;

@@ -87,14 +87,33 @@ pub struct Routed {
     /// Some queue refused the message (full, with a reject overflow): a publisher in confirm
     /// mode gets a nack.
     pub rejected: bool,
-    /// Some queue that took the message has consumers that are falling behind.
-    pub consumers_behind: bool,
+    /// A queue that took the message and whose consumers are falling behind (the first, if
+    /// several): its publisher may wait for them (see [`Queue::wait_for_consumers`]).
+    pub consumers_behind: Option<Behind>,
     /// The exchange, or some target queue, had the message's deduplication key already: it
     /// is confirmed without being routed there (not unroutable, so never returned).
     pub deduplicated: bool,
     /// The message broke a contract: refused (`rejected` is set too, and it went nowhere) or
     /// dead-lettered (`queues` counts the dead-letter queues that took it).
     pub refusal: Option<Arc<crate::contracts::ContractRefusal>>,
+}
+
+/// A queue whose consumers are falling behind; equal by identity.
+#[derive(Clone)]
+pub struct Behind(pub Arc<Queue>);
+
+impl PartialEq for Behind {
+    fn eq(&self, other: &Behind) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Behind {}
+
+impl std::fmt::Debug for Behind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Behind({})", self.0.name)
+    }
 }
 
 /// When a publisher confirm for the message may be sent.
