@@ -26,14 +26,27 @@ pub fn exchange_name(path_name: &str) -> &str {
     }
 }
 
-fn all_of(v: &warren_broker::VHost) -> Vec<Value> {
+/// The vhost's exchanges by name, each with its vhost's name.
+fn all_of(v: &warren_broker::VHost) -> Vec<(String, Arc<warren_broker::Exchange>)> {
     let mut exchanges = v.exchanges();
     exchanges.sort_by(|a, b| a.name().cmp(b.name()));
-    exchanges.iter().map(|x| view::exchange(x, &v.name)).collect()
+    exchanges.into_iter().map(|x| (v.name.clone(), x)).collect()
+}
+
+/// Filters, sorts and pages the exchanges themselves, making the JSON of the page only.
+fn respond(q: &ListQuery, exchanges: Vec<(String, Arc<warren_broker::Exchange>)>) -> Result<Json<Value>> {
+    let sort_key = |(vhost, x): &(String, Arc<warren_broker::Exchange>), field: &str| -> Option<Value> {
+        Some(match field {
+            "name" => json!(x.name()),
+            "vhost" => json!(vhost),
+            _ => return None,
+        })
+    };
+    q.respond_with(exchanges, |(_, x)| x.name().to_owned(), sort_key, |(vhost, x)| view::exchange(&x, &vhost))
 }
 
 pub async fn list(State(m): State<Arc<Mgmt>>, caller: Caller, Query(q): Query<ListQuery>) -> Result<Json<Value>> {
-    q.respond(m.visible_vhosts(&caller).iter().flat_map(|v| all_of(v)).collect())
+    respond(&q, m.visible_vhosts(&caller).iter().flat_map(|v| all_of(v)).collect())
 }
 
 pub async fn list_vhost(
@@ -43,7 +56,7 @@ pub async fn list_vhost(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>> {
     let v = m.visible_vhost(&caller, &vhost)?;
-    q.respond(all_of(&v))
+    respond(&q, all_of(&v))
 }
 
 pub async fn show(

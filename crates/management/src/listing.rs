@@ -87,9 +87,68 @@ fn project(item: &Value, columns: &[&str]) -> Value {
     Value::Object(out)
 }
 
+/// Where the page served starts and how many items it holds (`None`: no `?page=`, the whole list).
+type PageBounds = Option<(usize, usize)>;
+
 impl ListQuery {
     /// The list (or the page) of `items`, each a JSON object with a `name` field.
-    pub fn respond(&self, mut items: Vec<Value>) -> Result<Json<Value>> {
+    pub fn respond(&self, items: Vec<Value>) -> Result<Json<Value>> {
+        let name_of = |item: &Value| item.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+        self.respond_with(items, |i| name_of(i), |i, field| at(i, field).cloned(), |i| i)
+    }
+
+    /// The list (or the page) of objects whose JSON is costly to make: the name filter and the
+    /// sort run on the objects themselves (`sort_key` gives the value of a field it knows
+    /// cheaply, the same value the JSON would hold), and only the items served are made into
+    /// JSON. A sort on a field `sort_key` does not know makes every filtered item's JSON first.
+    pub fn respond_with<T>(
+        &self,
+        mut items: Vec<T>,
+        name: impl Fn(&T) -> String,
+        sort_key: impl Fn(&T, &str) -> Option<Value>,
+        json: impl Fn(T) -> Value,
+    ) -> Result<Json<Value>> {
+        self.check_lengths()?;
+        let total = items.len();
+        if let Some(matches) = self.name_matcher()? {
+            items.retain(|i| matches(&name(i)));
+        }
+        let sort = self.sort.as_deref().filter(|s| !s.is_empty());
+        let reverse = self.sort_reverse == Some(true);
+        let known = sort.is_none_or(|field| items.first().is_none_or(|i| sort_key(i, field).is_some()));
+        let served: Vec<Value> = if known {
+            if let Some(field) = sort {
+                let mut keyed: Vec<(Option<Value>, T)> = items.into_iter().map(|i| (sort_key(&i, field), i)).collect();
+                keyed.sort_by(|a, b| compare(a.0.as_ref(), b.0.as_ref()));
+                items = keyed.into_iter().map(|(_, i)| i).collect();
+            }
+            if reverse {
+                items.reverse();
+            }
+            let filtered = items.len();
+            let bounds = self.page_bounds(filtered)?;
+            let (skip, take) = bounds.unwrap_or((0, filtered));
+            let page: Vec<Value> = items.into_iter().skip(skip).take(take).map(json).collect();
+            return self.answer(page, bounds.is_some(), filtered, total);
+        } else {
+            items.into_iter().map(json).collect()
+        };
+        // A field only the JSON has: sort the JSON, as RabbitMQ's API does.
+        let mut served = served;
+        if let Some(field) = sort {
+            served.sort_by(|a, b| compare(at(a, field), at(b, field)));
+        }
+        if reverse {
+            served.reverse();
+        }
+        let filtered = served.len();
+        let bounds = self.page_bounds(filtered)?;
+        let (skip, take) = bounds.unwrap_or((0, filtered));
+        let page: Vec<Value> = served.into_iter().skip(skip).take(take).collect();
+        self.answer(page, bounds.is_some(), filtered, total)
+    }
+
+    fn check_lengths(&self) -> Result<()> {
         let too_long = |v: &Option<String>, max: usize| v.as_ref().is_some_and(|s| s.len() > max);
         if too_long(&self.sort, MAX_FIELD_LEN)
             || too_long(&self.name, MAX_FIELD_LEN)
@@ -97,30 +156,25 @@ impl ListQuery {
         {
             return Err(MgmtError::bad_request("sort and name take at most 200 bytes, columns 1000"));
         }
-        let total = items.len();
-        if let Some(filter) = self.name.as_deref().filter(|n| !n.is_empty()) {
-            let name_of = |item: &Value| item.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
-            if self.use_regex == Some(true) {
-                if filter.len() > MAX_PATTERN_LEN {
-                    return Err(MgmtError::bad_request("name pattern too long"));
-                }
-                let re =
-                    regex::Regex::new(filter).map_err(|e| MgmtError::bad_request(format!("bad name pattern: {e}")))?;
-                items.retain(|i| re.is_match(&name_of(i)));
-            } else {
-                items.retain(|i| name_of(i).contains(filter));
-            }
+        Ok(())
+    }
+
+    /// The `?name=` filter (a substring, or with `?use_regex=true` a regular expression).
+    #[allow(clippy::type_complexity)]
+    fn name_matcher(&self) -> Result<Option<Box<dyn Fn(&str) -> bool>>> {
+        let Some(filter) = self.name.clone().filter(|n| !n.is_empty()) else { return Ok(None) };
+        if self.use_regex != Some(true) {
+            return Ok(Some(Box::new(move |name: &str| name.contains(filter.as_str()))));
         }
-        if let Some(sort) = self.sort.as_deref().filter(|s| !s.is_empty()) {
-            items.sort_by(|a, b| compare(at(a, sort), at(b, sort)));
+        if filter.len() > MAX_PATTERN_LEN {
+            return Err(MgmtError::bad_request("name pattern too long"));
         }
-        if self.sort_reverse == Some(true) {
-            items.reverse();
-        }
-        if let Some(columns) = self.columns.as_deref().filter(|c| !c.is_empty()) {
-            let columns: Vec<&str> = columns.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
-            items = items.iter().map(|i| project(i, &columns)).collect();
-        }
+        let re = regex::Regex::new(&filter).map_err(|e| MgmtError::bad_request(format!("bad name pattern: {e}")))?;
+        Ok(Some(Box::new(move |name: &str| re.is_match(name))))
+    }
+
+    /// The page asked for among `filtered` items, or a 400 for parameters out of bounds.
+    fn page_bounds(&self, filtered: usize) -> Result<PageBounds> {
         let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if self.page == Some(0) || page_size == 0 || page_size > MAX_PAGE_SIZE {
             let page = self.page.unwrap_or(1);
@@ -129,23 +183,31 @@ impl ListQuery {
             ))
             .named("invalid_pagination_parameters"));
         }
-        let Some(page) = self.page else {
-            return Ok(Json(Value::Array(items)));
-        };
-        let filtered = items.len() as u64;
-        let page_count = filtered.div_ceil(page_size).max(1);
+        let Some(page) = self.page else { return Ok(None) };
+        let page_count = (filtered as u64).div_ceil(page_size).max(1);
         if page > page_count {
             let reason = format!("Page out of range, page: {page} page size: {page_size}, len: {filtered}");
             return Err(MgmtError::bad_request(reason).named("page_out_of_range"));
         }
-        let start = ((page - 1) * page_size) as usize;
-        let page_items: Vec<Value> = items.into_iter().skip(start).take(page_size as usize).collect();
+        Ok(Some((((page - 1) * page_size) as usize, page_size as usize)))
+    }
+
+    /// The items served (kept to `?columns=`), as a list or as a page with its counts.
+    fn answer(&self, mut items: Vec<Value>, paged: bool, filtered: usize, total: usize) -> Result<Json<Value>> {
+        if let Some(columns) = self.columns.as_deref().filter(|c| !c.is_empty()) {
+            let columns: Vec<&str> = columns.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+            items = items.iter().map(|i| project(i, &columns)).collect();
+        }
+        if !paged {
+            return Ok(Json(Value::Array(items)));
+        }
+        let page_size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         Ok(Json(serde_json::json!({
             "filtered_count": filtered,
-            "item_count": page_items.len(),
-            "items": page_items,
-            "page": page,
-            "page_count": page_count,
+            "item_count": items.len(),
+            "items": items,
+            "page": self.page,
+            "page_count": (filtered as u64).div_ceil(page_size).max(1),
             "page_size": page_size,
             "total_count": total,
         })))
@@ -201,5 +263,63 @@ mod tests {
         assert_eq!(q.respond(items()).unwrap_err().status, 400);
         let q = ListQuery { page: Some(1), page_size: Some(501), ..Default::default() };
         assert_eq!(q.respond(items()).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn lazy_lists_answer_as_json_lists_do_and_make_only_the_page() {
+        let objects: Vec<(String, i64)> = (1..=7).map(|i| (format!("q{i}"), (i * 3) % 5)).collect();
+        let to_json = |o: &(String, i64)| json!({"name": o.0, "messages": o.1, "stats": {"rate": 10 - o.1}});
+        let made = std::cell::Cell::new(0);
+        let lazy = |q: &ListQuery| {
+            q.respond_with(
+                objects.clone(),
+                |o| o.0.clone(),
+                |o, field| match field {
+                    "name" => Some(json!(o.0)),
+                    "messages" => Some(json!(o.1)),
+                    _ => None,
+                },
+                |o| {
+                    made.set(made.get() + 1);
+                    to_json(&o)
+                },
+            )
+        };
+        let queries = [
+            ListQuery::default(),
+            ListQuery { sort: Some("messages".into()), ..Default::default() },
+            ListQuery {
+                sort: Some("messages".into()),
+                sort_reverse: Some(true),
+                page: Some(2),
+                page_size: Some(3),
+                ..Default::default()
+            },
+            ListQuery { sort: Some("stats.rate".into()), page: Some(1), page_size: Some(2), ..Default::default() },
+            ListQuery {
+                name: Some("q[3-5]".into()),
+                use_regex: Some(true),
+                columns: Some("messages".into()),
+                ..Default::default()
+            },
+            ListQuery { name: Some("q1".into()), page: Some(2), ..Default::default() },
+            ListQuery { page: Some(1), page_size: Some(0), ..Default::default() },
+        ];
+        for q in &queries {
+            let eager = q.respond(objects.iter().map(to_json).collect());
+            match (eager, lazy(q)) {
+                (Ok(Json(a)), Ok(Json(b))) => assert_eq!(a, b, "{q:?}"),
+                (Err(a), Err(b)) => assert_eq!((a.status, a.error, a.reason), (b.status, b.error, b.reason), "{q:?}"),
+                (a, b) => panic!("{q:?}: {:?} against {:?}", a.map(|j| j.0), b.map(|j| j.0)),
+            }
+        }
+        made.set(0);
+        let q = ListQuery { sort: Some("messages".into()), page: Some(2), page_size: Some(3), ..Default::default() };
+        assert_eq!(lazy(&q).unwrap().0["item_count"], 3);
+        assert_eq!(made.get(), 3, "only the page's items are made into JSON");
+        made.set(0);
+        let q = ListQuery { sort: Some("stats.rate".into()), page: Some(1), page_size: Some(3), ..Default::default() };
+        assert_eq!(lazy(&q).unwrap().0["item_count"], 3);
+        assert_eq!(made.get(), 7, "a field only the JSON has: every item's JSON, to sort it");
     }
 }

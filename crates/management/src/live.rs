@@ -8,7 +8,7 @@ use crate::{view, Mgmt};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use warren_broker::registry::ConnectionEntry;
 
@@ -28,7 +28,22 @@ pub async fn connections(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>> {
-    q.respond(visible(&m, &caller).iter().map(|c| view::connection(c, &m.node)).collect())
+    respond_connections(&m, &q, visible(&m, &caller))
+}
+
+/// Filters, sorts and pages the connections themselves, making the JSON of the page only (10,000
+/// idle connections are a list of 10,000).
+fn respond_connections(m: &Mgmt, q: &ListQuery, connections: Vec<Arc<ConnectionEntry>>) -> Result<Json<Value>> {
+    let sort_key = |c: &Arc<ConnectionEntry>, field: &str| -> Option<Value> {
+        Some(match field {
+            "name" => json!(c.meta.name()),
+            "user" => json!(c.meta.user),
+            "vhost" => json!(c.meta.vhost),
+            "channels" => json!(c.channel_count()),
+            _ => return None,
+        })
+    };
+    q.respond_with(connections, |c| c.meta.name(), sort_key, |c| view::connection(&c, &m.node))
 }
 
 pub async fn vhost_connections(
@@ -39,7 +54,7 @@ pub async fn vhost_connections(
 ) -> Result<Json<Value>> {
     m.visible_vhost(&caller, &vhost)?;
     let connections = visible(&m, &caller);
-    q.respond(connections.iter().filter(|c| c.meta.vhost == vhost).map(|c| view::connection(c, &m.node)).collect())
+    respond_connections(&m, &q, connections.into_iter().filter(|c| c.meta.vhost == vhost).collect())
 }
 
 pub async fn connection(State(m): State<Arc<Mgmt>>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>> {
