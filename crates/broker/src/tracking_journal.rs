@@ -1,6 +1,6 @@
 //! The tracking journal: every change to a tracked message's record is appended, as the whole
 //! record in one JSON line, to `tracking.log` in the data directory by a writer thread (many
-//! lines per write and `fdatasync`). At start the last line of each id wins, records past the
+//! lines per write; an `fdatasync` at most every 100 ms). At start the last line of each id wins, records past the
 //! retention or the count are dropped, and the file is rewritten with the live ones; it is
 //! rewritten the same way while running once it holds several times more lines than records.
 //! A torn last line (a crash mid-write) is skipped.
@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub(crate) enum Op {
     /// One line (a record's id and its whole state, JSON).
@@ -27,6 +28,19 @@ pub(crate) enum Op {
 const MAX_QUEUED: usize = 65_536;
 #[cfg(test)]
 const MAX_QUEUED: usize = 16;
+
+/// The longest a written line waits to be made durable: a machine that stops (power, kernel)
+/// may lose the tracking changes of this last interval; the process stopping loses none.
+const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long the writer lets changes gather after the first one wakes it.
+const BATCH_WAIT: Duration = Duration::from_millis(2);
+
+fn sync(file: &File) {
+    if let Err(e) = file.sync_data() {
+        tracing::error!(error = %e, "cannot sync the tracking journal");
+    }
+}
 
 pub(crate) struct Journal {
     tx: Mutex<Option<mpsc::SyncSender<Op>>>,
@@ -51,34 +65,71 @@ impl Journal {
         let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let taken = queued.clone();
         let thread = std::thread::Builder::new().name("warren-tracking".into()).spawn(move || {
-            while let Ok(op) = rx.recv() {
-                let mut pending: Vec<u8> = Vec::new();
-                let mut result = Ok(());
-                for op in std::iter::once(op).chain(rx.try_iter()) {
-                    taken.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                    match op {
-                        Op::Line(line) => {
-                            pending.extend_from_slice(&line);
-                            pending.push(b'\n');
-                        }
-                        // The snapshot holds everything the lines before it said.
-                        Op::Compact(lines) => {
-                            pending.clear();
-                            match rewrite(&path, &lines) {
-                                Ok(f) => file = f,
-                                Err(e) => result = Err(e),
-                            }
-                        }
-                        #[cfg(test)]
-                        Op::Pause(until) => {
-                            let _ = until.recv();
+            // Written to the file (the page cache) batch by batch, so a crash of the process loses
+            // nothing written; made durable (fdatasync) at most every SYNC_INTERVAL_MS, since a
+            // sync per batch cost the HTTP publish path more than all its other work.
+            let mut unsynced_since: Option<Instant> = None;
+            loop {
+                let first = match unsynced_since {
+                    None => match rx.recv() {
+                        Ok(op) => Some(op),
+                        Err(_) => break,
+                    },
+                    Some(since) => {
+                        let left = SYNC_INTERVAL.saturating_sub(since.elapsed());
+                        match rx.recv_timeout(left) {
+                            Ok(op) => Some(op),
+                            Err(mpsc::RecvTimeoutError::Timeout) => None,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
                         }
                     }
+                };
+                if let Some(op) = first {
+                    // Let the batch gather: while this thread sleeps, senders find no receiver
+                    // to wake (a futex wake per line was most of the journal's cost).
+                    std::thread::sleep(BATCH_WAIT);
+                    let mut pending: Vec<u8> = Vec::new();
+                    let mut result = Ok(());
+                    for op in std::iter::once(op).chain(rx.try_iter()) {
+                        taken.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                        match op {
+                            Op::Line(line) => {
+                                pending.extend_from_slice(&line);
+                                pending.push(b'\n');
+                            }
+                            // The snapshot holds everything the lines before it said (and
+                            // `rewrite` syncs it).
+                            Op::Compact(lines) => {
+                                pending.clear();
+                                match rewrite(&path, &lines) {
+                                    Ok(f) => {
+                                        file = f;
+                                        unsynced_since = None;
+                                    }
+                                    Err(e) => result = Err(e),
+                                }
+                            }
+                            #[cfg(test)]
+                            Op::Pause(until) => {
+                                let _ = until.recv();
+                            }
+                        }
+                    }
+                    if !pending.is_empty() {
+                        result = result.and_then(|()| file.write_all(&pending));
+                        unsynced_since.get_or_insert_with(Instant::now);
+                    }
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "cannot write the tracking journal");
+                    }
                 }
-                let result = result.and_then(|()| file.write_all(&pending)).and_then(|()| file.sync_data());
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "cannot write the tracking journal");
+                if unsynced_since.is_some_and(|since| since.elapsed() >= SYNC_INTERVAL) {
+                    sync(&file);
+                    unsynced_since = None;
                 }
+            }
+            if unsynced_since.is_some() {
+                sync(&file);
             }
         })?;
         Ok(Journal { tx: Mutex::new(Some(tx)), queued, thread: Mutex::new(Some(thread)) })
