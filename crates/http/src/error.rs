@@ -44,16 +44,34 @@ impl ApiError {
         };
         ApiError::new(status, e.text)
     }
+
+    /// The same error with `prefix` before its reason (e.g. which message of a batch).
+    pub fn prefixed(mut self, prefix: &str) -> ApiError {
+        self.reason.insert_str(0, prefix);
+        self
+    }
+
+    /// The error's body, `{"error", "reason"}` and its details.
+    pub fn body(&self) -> serde_json::Value {
+        let error = self.status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_");
+        let mut body = json!({ "error": error, "reason": self.reason });
+        if let (Some(object), Some(details)) = (body.as_object_mut(), self.details.as_ref()) {
+            object.extend(details.clone());
+        }
+        body
+    }
+
+    /// The body with the status in it, for an error that is one entry of a larger answer.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut body = self.body();
+        body["status"] = json!(self.status.as_u16());
+        body
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let error = self.status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_");
-        let mut body = json!({ "error": error, "reason": self.reason });
-        if let (Some(object), Some(details)) = (body.as_object_mut(), self.details) {
-            object.extend(details);
-        }
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status, Json(self.body())).into_response();
         if let Some(s) = self.retry_after_s {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
         }

@@ -4,6 +4,7 @@
 //! permissions are the AMQP ones (HTTP Basic authentication); every error is a JSON body.
 
 mod auth;
+mod batch;
 mod callbacks;
 mod error;
 mod idempotency;
@@ -37,7 +38,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long an `Idempotency-Key` maps to its first publish.
     pub idempotency_window: Duration,
-    /// Idempotency keys remembered at most.
+    /// Message ids remembered for `Idempotency-Key`s at most (a batch's key counts its messages).
     pub max_idempotency_keys: usize,
     /// Longest long poll.
     pub max_wait: Duration,
@@ -123,6 +124,7 @@ fn router(broker: Broker, settings: Settings, subscriptions: Arc<push::Subscript
     let api = Arc::new(Api { broker, settings, idempotency, leases, subscriptions });
     Router::new()
         .route("/api/vhosts/{vhost}/exchanges/{exchange}/messages", post(publish::publish))
+        .route("/api/vhosts/{vhost}/exchanges/{exchange}/messages/batch", post(batch::publish_batch))
         .route("/api/vhosts/{vhost}/queues/{queue}/receive", post(pull::receive))
         .route("/api/vhosts/{vhost}/queues/{queue}/messages/{receipt}/{action}", post(pull::settle))
         .route("/api/vhosts/{vhost}/queues/{queue}/subscriptions", post(push::create).get(push::list))

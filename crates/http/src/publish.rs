@@ -27,7 +27,7 @@ use warren_core::Message;
 pub const ENVELOPE_TYPE: &str = "application/vnd.warren.envelope+json";
 
 /// The name that stands for the default (nameless) exchange in paths, as in RabbitMQ's API.
-const DEFAULT_EXCHANGE: &str = "amq.default";
+pub(crate) const DEFAULT_EXCHANGE: &str = "amq.default";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +39,7 @@ pub struct PublishQuery {
 /// A message as a JSON envelope.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Envelope {
+pub(crate) struct Envelope {
     #[serde(default)]
     routing_key: String,
     #[serde(default)]
@@ -63,7 +63,7 @@ struct Envelope {
 }
 
 /// What a publish asks beyond the message itself.
-struct Options {
+pub(crate) struct Options {
     await_reply: bool,
     callback_url: Option<String>,
     callback_secret: Option<String>,
@@ -97,7 +97,7 @@ fn short(field: &str, value: Option<String>) -> Result<Option<ShortStr>, ApiErro
         .transpose()
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -175,6 +175,11 @@ fn from_raw(headers: &HeaderMap, body: Bytes) -> Result<(BasicProperties, Bytes)
 fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, Options), ApiError> {
     let e: Envelope =
         serde_json::from_slice(body).map_err(|err| ApiError::bad_request(format!("invalid envelope: {err}")))?;
+    envelope_parts(e)
+}
+
+/// An envelope's properties, body, routing key and options.
+pub(crate) fn envelope_parts(e: Envelope) -> Result<(BasicProperties, Bytes, String, Options), ApiError> {
     let body = match e.body_encoding.as_deref() {
         None | Some("utf8") => Bytes::from(e.body.into_bytes()),
         Some("base64") => {
@@ -217,7 +222,12 @@ fn from_envelope(body: &[u8]) -> Result<(BasicProperties, Bytes, String, Options
 /// reached, and whether a contract dead-lettered it or a deduplication window had its key).
 fn accepted(id: &str, routed: Option<&warren_broker::Routed>) -> Response {
     let url = format!("/api/messages/{id}");
-    let mut body = json!({ "id": id, "status_url": url });
+    (StatusCode::ACCEPTED, [(header::LOCATION, url)], Json(accepted_json(id, routed))).into_response()
+}
+
+/// The body of a 202: the id, the status URL, and what routing did (if it is known).
+pub(crate) fn accepted_json(id: &str, routed: Option<&warren_broker::Routed>) -> Value {
+    let mut body = json!({ "id": id, "status_url": format!("/api/messages/{id}") });
     if let Some(routed) = routed {
         body["routed_queues"] = json!(routed.queues);
         if let Some(refusal) = routed.refusal.as_deref() {
@@ -227,7 +237,7 @@ fn accepted(id: &str, routed: Option<&warren_broker::Routed>) -> Response {
             body["deduplicated"] = json!(true);
         }
     }
-    (StatusCode::ACCEPTED, [(header::LOCATION, url)], Json(body)).into_response()
+    body
 }
 
 pub async fn publish(
@@ -255,7 +265,7 @@ pub async fn publish(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(ENVELOPE_TYPE)));
-    let (mut props, body, routing_key, options) = if is_envelope {
+    let (props, body, routing_key, options) = if is_envelope {
         from_envelope(&body)?
     } else {
         // A copy: the request's bytes are a slice of the connection's read buffer, which a
@@ -272,8 +282,44 @@ pub async fn publish(
         let callback_secret = header_text(&headers, "x-callback-secret")?;
         (props, body, query.routing_key, Options { await_reply, callback_url, callback_secret })
     };
+    let checked = check(&api, &vhost_name, &exchange, props, body, routing_key, options)?;
+    // As AMQP publishers stop being read, an HTTP publish waits while transforms are behind.
+    api.broker.transform_book().wait_for_room().await;
+    refuse_while_alarmed(&api)?;
+    let (message, track) = start(&api, checked, raw_idempotency_key);
+    let routed = route(&api, &vhost, &exchange, message)?;
+    let id = id_text(track);
+    if let Some(key) = idempotency_key {
+        api.idempotency.remember(key, id.clone());
+    }
+    Ok(accepted(&id, Some(&routed)))
+}
+
+/// A publish whose every part was checked: nothing about it can be refused before routing.
+pub(crate) struct Checked {
+    props: BasicProperties,
+    body: Bytes,
+    exchange: ShortStr,
+    routing_key: ShortStr,
+    lookup_vhost: String,
+    /// The callback URL and the key its requests are signed with.
+    callback: Option<(String, Vec<u8>)>,
+    await_reply: bool,
+}
+
+/// Checks what a publish asks (its callback target, reply, expiration and names) before
+/// anything is tracked or routed.
+pub(crate) fn check(
+    api: &Api,
+    vhost_name: &str,
+    exchange: &str,
+    props: BasicProperties,
+    body: Bytes,
+    routing_key: String,
+    options: Options,
+) -> Result<Checked, ApiError> {
     let callback = match options.callback_url {
-        Some(url) => Some(crate::callbacks::check_target(&api.settings, &vhost_name, url, options.callback_secret)?),
+        Some(url) => Some(crate::callbacks::check_target(&api.settings, vhost_name, url, options.callback_secret)?),
         None => None,
     };
     let await_reply = options.await_reply;
@@ -284,12 +330,34 @@ pub async fn publish(
         warren_core::message::parse_expiration(expiration)
             .map_err(|why| ApiError::bad_request(format!("invalid expiration '{expiration}': {why}")))?;
     }
-    let exchange_name =
-        ShortStr::try_from_string(exchange.clone()).map_err(|_| ApiError::bad_request("exchange name too long"))?;
+    let exchange =
+        ShortStr::try_from_string(exchange.to_owned()).map_err(|_| ApiError::bad_request("exchange name too long"))?;
     let routing_key = ShortStr::try_from_string(routing_key)
         .map_err(|_| ApiError::bad_request("routing_key is longer than 255 bytes"))?;
+    Ok(Checked { props, body, exchange, routing_key, lookup_vhost: vhost_name.to_owned(), callback, await_reply })
+}
+
+/// A resource alarm blocks publishers: over HTTP, 503 with when to try again.
+pub(crate) fn refuse_while_alarmed(api: &Api) -> Result<(), ApiError> {
+    match api.broker.alarms().raised().first() {
+        None => Ok(()),
+        Some(alarm) => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("publishing is blocked: the broker is {} (a resource alarm)", alarm.reason()),
+            );
+            e.retry_after_s = Some(5);
+            Err(e)
+        }
+    }
+}
+
+/// Starts tracking a checked publish and makes its message: the tracking id in its headers,
+/// the Idempotency-Key as its deduplication key, and Warren's reply address if it awaits one.
+pub(crate) fn start(api: &Api, checked: Checked, idempotency_key: Option<String>) -> (Arc<Message>, u64) {
+    let Checked { mut props, body, exchange, routing_key, lookup_vhost, callback, await_reply } = checked;
     let now = api.broker.now_ms();
-    let lookup = props.message_id.as_ref().map(|id| (vhost_name.as_str(), id.as_str()));
+    let lookup = props.message_id.as_ref().map(|id| (lookup_vhost.as_str(), id.as_str()));
     let track = api.broker.tracker().start(now, lookup, warren_broker::tracking::Origin::Http);
     if let Some((url, key)) = callback {
         api.broker.tracker().call_back(track, url, key);
@@ -297,7 +365,7 @@ pub async fn publish(
     // The Idempotency-Key is the message's deduplication key too (unless it names its own):
     // a deduplicating exchange or queue keeps a retry out even after the HTTP window (memory
     // only) is gone, e.g. across a restart, when its window is durable.
-    if let Some(key) = raw_idempotency_key {
+    if let Some(key) = idempotency_key {
         let headers = props.headers.get_or_insert_with(FieldTable::new);
         if headers.get(warren_core::dedup::KEY_HEADER).is_none() {
             headers.insert(warren_core::dedup::KEY_HEADER, FieldValue::LongStr(Bytes::from(key.into_bytes())));
@@ -314,21 +382,20 @@ pub async fn publish(
         props.reply_to = Some(ShortStr::from(format!("{}{}", warren_broker::tracking::REPLY_PREFIX, id_text(track))));
         props.correlation_id.get_or_insert_with(|| ShortStr::from(id_text(track)));
     }
-    let message = Arc::new(Message::new(exchange_name, routing_key, props.to_raw(), body).at(now).tracked(track));
-    // As AMQP publishers stop being read, an HTTP publish waits while transforms are behind.
-    api.broker.transform_book().wait_for_room().await;
-    // A resource alarm blocks publishers: over HTTP, 503 with when to try again.
-    if let Some(alarm) = api.broker.alarms().raised().first() {
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("publishing is blocked: the broker is {} (a resource alarm)", alarm.reason()),
-        );
-        e.retry_after_s = Some(5);
-        return Err(e);
-    }
-    let routed = api.broker.publish(&vhost, &exchange, message, None).map_err(ApiError::from_amqp)?;
+    let message = Arc::new(Message::new(exchange, routing_key, props.to_raw(), body).at(now).tracked(track));
+    (message, track)
+}
+
+/// Routes a started publish and counts it; a contract's refusal is a 422 with its details
+/// (nothing was published; the tracked record says which contract it broke).
+pub(crate) fn route(
+    api: &Api,
+    vhost: &warren_broker::VHost,
+    exchange: &str,
+    message: Arc<Message>,
+) -> Result<warren_broker::Routed, ApiError> {
+    let routed = api.broker.publish(vhost, exchange, message, None).map_err(ApiError::from_amqp)?;
     if let Some(refusal) = routed.refusal.as_ref().filter(|_| routed.rejected) {
-        // Nothing was published (the tracked record says which contract it broke).
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.reply_text())
             .with_details(contract_details(refusal)));
     }
@@ -339,11 +406,7 @@ pub async fn publish(
     } else if !routed.deduplicated {
         counters.add_shared(Counted::DropUnroutable, 1);
     }
-    let id = id_text(track);
-    if let Some(key) = idempotency_key {
-        api.idempotency.remember(key, id.clone());
-    }
-    Ok(accepted(&id, Some(&routed)))
+    Ok(routed)
 }
 
 /// The contract a message broke and its violations, as a JSON object.
