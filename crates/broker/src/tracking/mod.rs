@@ -23,6 +23,20 @@ use warren_core::dead_letter::Reason;
 /// While the journal's writer is behind, a snapshot is tried once per this many changes.
 const SNAPSHOT_RETRY_CHANGES: u64 = 4096;
 
+/// Changed records wait this long to be written, so that the changes a message goes through
+/// within it (accepted, routed, delivered, acked) cost one journal line, not one each.
+#[cfg(not(test))]
+const JOURNAL_GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+/// Tests write on [`MAX_DIRTY`] alone, so that what they count does not depend on their speed.
+#[cfg(test)]
+const JOURNAL_GATHER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Changed records waiting to be written at most; more are written at once.
+#[cfg(not(test))]
+const MAX_DIRTY: usize = 4096;
+#[cfg(test)]
+const MAX_DIRTY: usize = 4;
+
 /// Events kept per message; later ones are counted but not kept.
 const MAX_EVENTS: usize = 64;
 
@@ -151,6 +165,9 @@ struct State {
     journal_lines: usize,
     /// Changes not written since the writer fell behind (0: it is not behind).
     journal_missed: u64,
+    /// Records changed and not yet written (an id may repeat), and since when.
+    dirty: Vec<u64>,
+    dirty_since: Option<std::time::Instant>,
 }
 
 impl State {
@@ -257,7 +274,15 @@ impl Tracker {
         }
         Ok(Arc::new(Tracker {
             limits,
-            state: Mutex::new(State { records, order, by_message_id, journal_lines, journal_missed: 0 }),
+            state: Mutex::new(State {
+                records,
+                order,
+                by_message_id,
+                journal_lines,
+                journal_missed: 0,
+                dirty: Vec::new(),
+                dirty_since: None,
+            }),
             changed: Notify::new(),
             finished: Mutex::new(None),
             journal: Some(journal),
@@ -280,6 +305,7 @@ impl Tracker {
         let Some(journal) = &self.journal else { return };
         {
             let mut st = self.state.lock();
+            Self::write_dirty(journal, &mut st);
             if std::mem::take(&mut st.journal_missed) > 0 {
                 // Under the lock, so that no newer line can go out before this older snapshot.
                 // The one wait for the disk under this lock: nothing is tracked any more.
@@ -289,19 +315,25 @@ impl Tracker {
         journal.close();
     }
 
-    /// Writes a snapshot if changes were dropped while the writer was behind and it has room
-    /// again; called every second, so that a burst followed by quiet is not left unwritten.
+    /// Writes the changes still gathering, and a snapshot if changes were dropped while the
+    /// writer was behind and it has room again; called every second, so that a burst followed
+    /// by quiet is not left unwritten.
     pub fn catch_up(&self) {
         let Some(journal) = &self.journal else { return };
         let mut st = self.state.lock();
+        // Changes of a burst that ended within JOURNAL_GATHER.
+        Self::write_dirty(journal, &mut st);
         // While the writer's queue is still full a snapshot would only be built to be dropped.
         if st.journal_missed > 0 && journal.has_room() {
             Self::try_snapshot(journal, &mut st);
         }
     }
 
-    /// Appends record `id`'s state to the journal, rewriting it when it has grown to several
-    /// times the live records. Called under the state lock, so lines keep the order of changes.
+    /// Marks record `id` changed: its state is appended to the journal once [`JOURNAL_GATHER`]
+    /// has passed since the oldest unwritten change (at the next change, or by
+    /// [`Tracker::catch_up`] every second), or once [`MAX_DIRTY`] records wait; the journal is
+    /// rewritten when it has grown to several times the live records. Called under the state
+    /// lock, so a record's lines keep the order of its changes.
     ///
     /// When the writer is behind (its queue full), changes are dropped and counted, and a
     /// snapshot of every record replaces the file once the queue takes one again (tried every
@@ -309,8 +341,28 @@ impl Tracker {
     /// [`Tracker::close`], which waits for room).
     fn journal(&self, st: &mut State, id: u64) {
         let Some(journal) = &self.journal else { return };
-        if st.journal_missed == 0 {
-            if let Some(r) = st.records.get(&id) {
+        if st.dirty.last() != Some(&id) {
+            st.dirty.push(id);
+        }
+        let since = *st.dirty_since.get_or_insert_with(std::time::Instant::now);
+        if st.dirty.len() >= MAX_DIRTY || since.elapsed() >= JOURNAL_GATHER {
+            Self::write_dirty(journal, st);
+        }
+    }
+
+    /// Writes the current state of every record changed since the last write (once each).
+    fn write_dirty(journal: &Journal, st: &mut State) {
+        st.dirty_since = None;
+        if st.dirty.is_empty() {
+            return;
+        }
+        let mut ids = std::mem::take(&mut st.dirty);
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            if st.journal_missed > 0 {
+                st.journal_missed += 1;
+            } else if let Some(r) = st.records.get(&id) {
                 if journal.try_send(Op::Line(line_of(id, r))) {
                     st.journal_lines += 1;
                 } else {
@@ -318,12 +370,10 @@ impl Tracker {
                     st.journal_missed = 1;
                 }
             }
-        } else {
-            st.journal_missed += 1;
-        }
-        let behind = st.journal_missed > 0 && st.journal_missed % SNAPSHOT_RETRY_CHANGES == 1;
-        if behind || st.journal_lines > 4 * st.records.len() + 10_000 {
-            Self::try_snapshot(journal, st);
+            let behind = st.journal_missed > 0 && st.journal_missed % SNAPSHOT_RETRY_CHANGES == 1;
+            if behind || st.journal_lines > 4 * st.records.len() + 10_000 {
+                Self::try_snapshot(journal, st);
+            }
         }
     }
 
@@ -332,6 +382,9 @@ impl Tracker {
         if journal.try_send(Op::Compact(snapshot(st))) {
             st.journal_lines = st.records.len();
             st.journal_missed = 0;
+            // The snapshot holds every record as it is now.
+            st.dirty.clear();
+            st.dirty_since = None;
         }
     }
 

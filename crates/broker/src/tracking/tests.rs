@@ -166,3 +166,28 @@ fn only_a_truthy_header_opts_in_and_only_warren_headers_are_looked_at() {
     assert!(!mentions_warren_headers(&with("x-tenant")));
     assert!(!mentions_warren_headers(&BasicProperties::default().to_raw()));
 }
+
+#[test]
+fn the_changes_a_record_goes_through_together_cost_one_journal_line() {
+    let (dir, path) = journal_path();
+    let t = Tracker::open(TrackingLimits::default(), path.clone(), 0).unwrap();
+    let ids: Vec<u64> = (0..2 * MAX_DIRTY as u64)
+        .map(|at| {
+            let id = t.start(at, None, Origin::Http);
+            t.routed(id, at, "x", vec!["q".into()]);
+            t.acked(id, at, "q");
+            id
+        })
+        .collect();
+    t.close();
+    // One line per record (three changes each), but for every MAX_DIRTY-th record, written when
+    // its start filled the batch and again for its later changes.
+    let lines = tracking_journal::read_lines(&path).len();
+    assert_eq!(lines, ids.len() + ids.len() / MAX_DIRTY, "a line per record, not per change (3 each)");
+    let t = Tracker::open(TrackingLimits::default(), path.clone(), 100).unwrap();
+    for id in &ids {
+        assert_eq!(t.status(*id).expect("back").outcome, Outcome::Succeeded, "its last state");
+    }
+    t.close();
+    let _ = std::fs::remove_dir_all(dir);
+}
