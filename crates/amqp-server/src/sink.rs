@@ -33,38 +33,12 @@ pub struct ChannelConsumer {
     /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = unlimited.
     pub prefetch: u16,
     pub unacked: u32,
-    /// Its prefetch window filled up and has not yet freed a refill's worth (see [`refill`]).
-    pub full: bool,
 }
 
 impl ChannelConsumer {
     pub fn new(consumer: Arc<Consumer>, queue: Option<Arc<Queue>>, prefetch: u16) -> ChannelConsumer {
-        ChannelConsumer { consumer, queue, prefetch, unacked: 0, full: false }
+        ChannelConsumer { consumer, queue, prefetch, unacked: 0 }
     }
-}
-
-/// How many messages of a full prefetch window must be settled before the window is refilled:
-/// a quarter of it (at least one). A client that acks one message at a time then gets its next
-/// messages many to a write, not one write (and one broker wake-up) per ack; it still always
-/// holds at least three quarters of its window, so it never waits for the broker.
-pub fn refill(prefetch: u32) -> u32 {
-    (prefetch / 4).max(1)
-}
-
-/// Whether a window of `limit` with `used` taken may take one more, with [`refill`]'s
-/// hysteresis: once full, it opens again only when a refill's worth is free.
-fn window_open(full: &mut bool, used: u32, limit: u32) -> bool {
-    if *full {
-        if used + refill(limit) > limit {
-            return false;
-        }
-        *full = false;
-    }
-    if used >= limit {
-        *full = true;
-        return false;
-    }
-    true
 }
 
 #[derive(Default)]
@@ -75,8 +49,6 @@ pub struct DeliveryState {
     pub consumers: FxHashMap<ShortStr, ChannelConsumer>,
     /// basic.qos global=true; 0 = unlimited.
     pub channel_prefetch: u16,
-    /// The channel's window (`channel_prefetch`) filled up and awaits a refill.
-    channel_full: bool,
     /// basic.qos global=false, applied to consumers created afterwards.
     pub consumer_prefetch: u16,
     pub closed: bool,
@@ -258,18 +230,15 @@ impl ChannelSink {
         self.out.write(|buf| encode_content(buf, self.channel, &method, m, self.out.frame_max()));
     }
 
-    fn has_credit(st: &mut DeliveryState, consumer: &Consumer) -> bool {
+    fn has_credit(st: &DeliveryState, consumer: &Consumer) -> bool {
         if consumer.no_ack {
             return true;
         }
-        if st.channel_prefetch > 0 {
-            let used = u32::try_from(st.unacked.len()).unwrap_or(u32::MAX);
-            if !window_open(&mut st.channel_full, used, u32::from(st.channel_prefetch)) {
-                return false;
-            }
+        if st.channel_prefetch > 0 && st.unacked.len() >= st.channel_prefetch as usize {
+            return false;
         }
-        match st.consumers.get_mut(&consumer.tag) {
-            Some(c) => c.prefetch == 0 || window_open(&mut c.full, c.unacked, u32::from(c.prefetch)),
+        match st.consumers.get(&consumer.tag) {
+            Some(c) => c.prefetch == 0 || c.unacked < c.prefetch as u32,
             None => false,
         }
     }
@@ -296,7 +265,7 @@ pub fn encode_content(buf: &mut BytesMut, channel: u16, method: &Method, m: &Mes
 impl ConsumerSink for ChannelSink {
     fn offer(&self, consumer: &Consumer, queue: &Arc<Queue>, now_ms: u64, take: Take<'_>) -> Offer {
         let mut st = self.state.lock();
-        if st.closed || !Self::has_credit(&mut st, consumer) {
+        if st.closed || !Self::has_credit(&st, consumer) {
             return Offer::NoCredit;
         }
         if self.out.over_watermark() {

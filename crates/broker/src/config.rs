@@ -119,9 +119,9 @@ pub struct Limits {
     /// `flow_control_max_hold_ms` at a time), so that the backlog stays bounded while the
     /// consumers are slower. A queue without consumers never holds its publishers.
     pub flow_control: bool,
-    /// The longest a publisher is held at once, ms (1 to 60,000): past it, one more read batch
-    /// goes through. Bounds the wait when a publisher's own connection must be read for the
-    /// consumers to catch up (its acks behind its publishes).
+    /// The longest a publisher is held at once, ms (1 to 60,000). Consumers that did not catch
+    /// up within it (hung, or slow by nature) leave their queue absorbing what comes, without
+    /// holds, until they do.
     pub flow_control_max_hold_ms: u64,
 }
 

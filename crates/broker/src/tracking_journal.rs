@@ -30,7 +30,8 @@ const MAX_QUEUED: usize = 65_536;
 const MAX_QUEUED: usize = 16;
 
 /// The longest a written line waits to be made durable: a machine that stops (power, kernel)
-/// may lose the tracking changes of this last interval; the process stopping loses none.
+/// may lose the lines of this last interval. (The tracker gathers changes before they become
+/// lines: a crash of the process loses those of about its last second, see `tracking`.)
 const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long the writer lets changes gather after the first one wakes it.

@@ -118,11 +118,12 @@ const HELD_FOR: Duration = Duration::from_millis(50);
 async fn a_held_publisher_waits_until_the_consumers_catch_up() {
     let s = setup_all(Some(false));
     publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
-    assert!(!s.queue.wait_for_consumers(HELD_FOR).await, "held while the consumers are behind");
     let waiter = {
         let queue = s.queue.clone();
         tokio::spawn(async move { queue.wait_for_consumers(RELEASE_WITHIN).await })
     };
+    let_it_wait().await;
+    assert!(!waiter.is_finished(), "held while the consumers are behind");
     // The consumer gets credit again and the next dispatch round drains the queue.
     s.sink.takes.store(true, Ordering::Relaxed);
     s.queue.dispatch();
@@ -131,12 +132,32 @@ async fn a_held_publisher_waits_until_the_consumers_catch_up() {
 }
 
 #[tokio::test]
+async fn a_hold_that_runs_out_stops_holding_until_the_consumers_catch_up() {
+    let s = setup_all(Some(false));
+    publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
+    assert!(!s.queue.wait_for_consumers(HELD_FOR).await, "held while the consumers are behind");
+    assert!(s.queue.flow_stalled(), "a hung consumer: the queue absorbs, as RabbitMQ's do");
+    // No second hold: a later wait returns at once, long before its bound.
+    let started = std::time::Instant::now();
+    assert!(!s.queue.wait_for_consumers(RELEASE_WITHIN).await);
+    assert!(started.elapsed() < RELEASE_WITHIN / 2);
+    // The consumers catch up: holds come back.
+    s.sink.takes.store(true, Ordering::Relaxed);
+    s.queue.dispatch();
+    assert!(!s.queue.flow_stalled());
+    s.sink.takes.store(false, Ordering::Relaxed);
+    publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
+    assert!(!s.queue.wait_for_consumers(HELD_FOR).await, "held again");
+}
+
+#[tokio::test]
 async fn a_backlog_down_to_the_resume_mark_releases_and_one_above_it_does_not() {
     let s = setup_all(Some(false));
     publish(&s.broker, &s.vhost, FLOW_RESUME_READY + 1);
     assert!(!s.queue.wait_for_consumers(HELD_FOR).await, "one above the resume mark still holds");
+    // basic.get takes one: down to the mark, which releases (and forgets the stall).
     assert!(s.queue.get(true).is_some());
-    // basic.get took one without a dispatch round: the waiter sees the count when it looks.
+    assert!(!s.queue.flow_stalled());
     assert!(s.queue.wait_for_consumers(HELD_FOR).await);
 }
 
@@ -146,7 +167,7 @@ async fn losing_its_consumers_or_its_messages_releases_the_publishers() {
     publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
     let queue = s.queue.clone();
     let waiter = tokio::spawn(async move { queue.wait_for_consumers(RELEASE_WITHIN).await });
-    wait_until_held(&s.queue).await;
+    let_it_wait().await;
     s.queue.remove_consumer((1, 1), "c1");
     assert!(waiter.await.expect("waiter"), "a queue without consumers holds nobody");
 
@@ -154,9 +175,17 @@ async fn losing_its_consumers_or_its_messages_releases_the_publishers() {
     publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
     let queue = s.queue.clone();
     let waiter = tokio::spawn(async move { queue.wait_for_consumers(RELEASE_WITHIN).await });
-    wait_until_held(&s.queue).await;
+    let_it_wait().await;
     assert_eq!(s.queue.purge(), CONSUMERS_BEHIND_READY + 10);
     assert!(waiter.await.expect("waiter"), "a purged queue holds nobody");
+}
+
+/// Gives a spawned waiter its turns to start waiting (the test runtime has one thread: the
+/// waiter runs only while this task yields).
+async fn let_it_wait() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
 }
 
 #[test]
@@ -165,10 +194,4 @@ fn a_queue_without_consumers_holds_nobody() {
     publish(&s.broker, &s.vhost, CONSUMERS_BEHIND_READY + 10);
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
     assert!(rt.block_on(s.queue.wait_for_consumers(HELD_FOR)));
-}
-
-/// Lets the spawned waiter register (it runs on another task): a short wait that times out
-/// shows the queue still holds, and gives the waiter turns to start waiting.
-async fn wait_until_held(queue: &Arc<Queue>) {
-    assert!(!queue.wait_for_consumers(HELD_FOR).await);
 }

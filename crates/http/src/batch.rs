@@ -68,8 +68,16 @@ pub async fn publish_batch(
     }
     let vhost = api.broker.vhost(&vhost_name).ok_or_else(|| ApiError::not_found(format!("no vhost '{vhost_name}'")))?;
     let exchange = if exchange == DEFAULT_EXCHANGE { String::new() } else { exchange };
-    if vhost.exchange(&exchange).is_none() {
-        return Err(ApiError::not_found(format!("no exchange '{exchange}' in vhost '{vhost_name}'")));
+    // What would refuse every message alike refuses the batch, before anything is tracked.
+    match vhost.exchange(&exchange) {
+        None => return Err(ApiError::not_found(format!("no exchange '{exchange}' in vhost '{vhost_name}'"))),
+        Some(x) if x.def.internal => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("cannot publish to internal exchange '{exchange}' in vhost '{vhost_name}'"),
+            ))
+        }
+        Some(_) => {}
     }
     let raw_idempotency_key = publish::header_text(&headers, "idempotency-key")?;
     let idempotency_key = raw_idempotency_key.as_ref().map(|k| format!("{user}\0{vhost_name}\0batch\0{k}"));

@@ -1,7 +1,10 @@
 //! Publisher flow control: a publisher feeding a queue whose consumers are falling behind waits
 //! until they have caught up, so that the backlog stays bounded instead of growing for as long
 //! as the publisher is faster (RabbitMQ holds such publishers with its credit flow). A queue
-//! without consumers is not "behind": it stores what comes, as a queue should.
+//! without consumers is not "behind": it stores what comes, as a queue should. Nor is one whose
+//! consumers did not catch up within a whole hold (slow by nature, or hung): it is marked
+//! stalled and absorbs what comes, as RabbitMQ's queues do, until its consumers are down to the
+//! resume mark again; so a hung consumer costs each publisher one hold, not one per read.
 
 use super::{Queue, QueueState, CONSUMERS_BEHIND_READY};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,13 +23,16 @@ pub(super) struct Held {
     /// nobody waits).
     waiting: AtomicBool,
     released: Notify,
+    /// A hold ran out before the consumers caught up: no more holds until they do.
+    stalled: AtomicBool,
 }
 
 impl Held {
     /// Called under the queue's lock whenever its backlog or consumers may have changed.
     pub(super) fn check(&self, st: &QueueState) {
-        if self.waiting.load(Ordering::Relaxed) && !holds(st) {
+        if (self.waiting.load(Ordering::Relaxed) || self.stalled.load(Ordering::Relaxed)) && !holds(st) {
             self.waiting.store(false, Ordering::Relaxed);
+            self.stalled.store(false, Ordering::Relaxed);
             self.released.notify_waiters();
         }
     }
@@ -40,8 +46,12 @@ fn holds(st: &QueueState) -> bool {
 
 impl Queue {
     /// Waits until this queue's consumers have caught up (or it lost them, or was deleted),
-    /// for at most `max`. True if they caught up; false if the time ran out.
+    /// for at most `max`. True if they caught up; false if the time ran out, which marks the
+    /// queue stalled: later waits return at once until its consumers catch up.
     pub async fn wait_for_consumers(&self, max: Duration) -> bool {
+        if self.held.stalled.load(Ordering::Relaxed) {
+            return false;
+        }
         let wait = async {
             loop {
                 let released = self.held.released.notified();
@@ -59,6 +69,21 @@ impl Queue {
                 released.await;
             }
         };
-        tokio::time::timeout(max, wait).await.is_ok()
+        let caught_up = tokio::time::timeout(max, wait).await.is_ok();
+        if !caught_up {
+            // Marked under the lock that `check` clears it under, after a last look: consumers
+            // that caught up meanwhile leave it unmarked.
+            let st = self.state.lock();
+            if holds(&st) {
+                self.held.stalled.store(true, Ordering::Relaxed);
+            }
+        }
+        caught_up
+    }
+
+    /// Whether this queue stopped holding its publishers because a hold ran out (for tests and
+    /// the management API).
+    pub fn flow_stalled(&self) -> bool {
+        self.held.stalled.load(Ordering::Relaxed)
     }
 }

@@ -287,6 +287,8 @@ impl Queue {
         self.bound_memory(&mut st);
         self.schedule(&mut st);
         let behind = !st.consumers.is_empty() && st.messages.ready_count() > CONSUMERS_BEHIND_READY;
+        // A length limit may have dropped what held publishers waited on.
+        self.held.check(&st);
         self.unlock(st);
         if behind {
             Enqueued::AcceptedBehind
@@ -485,6 +487,7 @@ impl Queue {
         }
         self.mark_delivered(st, entry.stored.unwrap_or(0));
         self.report_memory(st);
+        self.held.check(st);
         self.schedule(st);
         let remaining = st.messages.ready_count() as u32;
         self.unlock(guard);
