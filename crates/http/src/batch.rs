@@ -4,8 +4,7 @@
 //! published: one invalid message refuses the batch (400, naming it). A message a contract
 //! refuses is refused alone: its entry carries the 422 error instead of an id.
 
-use crate::auth::authorize_for;
-use crate::publish::{self, accepted_json, Envelope, DEFAULT_EXCHANGE};
+use crate::publish::{self, accepted_json, Envelope};
 use crate::{Api, ApiError};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, State};
@@ -17,7 +16,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use warren_broker::permissions::{Access, Resource};
 use warren_broker::tracking::id_text;
 
 /// Messages one batch may hold.
@@ -52,12 +50,8 @@ pub async fn publish_batch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let target = if exchange == DEFAULT_EXCHANGE { "" } else { exchange.as_str() };
-    let user = authorize_for(&api.broker, &headers, peer, &vhost_name, Access::Write, Resource::Exchange, target)?;
-    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-    if body.len() > api.settings.max_body_bytes {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the batch is larger than allowed"));
-    }
+    let (user, exchange) = publish::authorize_publish(&api, &headers, peer, &vhost_name, exchange)?;
+    let body = publish::request_body(body, api.settings.max_body_bytes, "the batch")?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -67,7 +61,6 @@ pub async fn publish_batch(
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "a batch is application/json"));
     }
     let vhost = api.broker.vhost(&vhost_name).ok_or_else(|| ApiError::not_found(format!("no vhost '{vhost_name}'")))?;
-    let exchange = if exchange == DEFAULT_EXCHANGE { String::new() } else { exchange };
     // What would refuse every message alike refuses the batch, before anything is tracked.
     match vhost.exchange(&exchange) {
         None => return Err(ApiError::not_found(format!("no exchange '{exchange}' in vhost '{vhost_name}'"))),

@@ -248,14 +248,13 @@ pub async fn publish(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let target = if exchange == DEFAULT_EXCHANGE { "" } else { exchange.as_str() };
-    let user = authorize_for(&api.broker, &headers, peer, &vhost_name, Access::Write, Resource::Exchange, target)?;
-    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-    if body.len() > api.settings.max_body_bytes || body.len() as u64 > api.broker.limits().max_message_size_bytes {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the message body is larger than allowed"));
-    }
+    let (user, exchange) = authorize_publish(&api, &headers, peer, &vhost_name, exchange)?;
+    let max = api
+        .settings
+        .max_body_bytes
+        .min(usize::try_from(api.broker.limits().max_message_size_bytes).unwrap_or(usize::MAX));
+    let body = request_body(body, max, "the message body")?;
     let vhost = api.broker.vhost(&vhost_name).ok_or_else(|| ApiError::not_found(format!("no vhost '{vhost_name}'")))?;
-    let exchange = if exchange == DEFAULT_EXCHANGE { String::new() } else { exchange };
     let raw_idempotency_key = header_text(&headers, "idempotency-key")?;
     let idempotency_key = raw_idempotency_key.as_ref().map(|k| format!("{user}\0{vhost_name}\0{k}"));
     if let Some(id) = idempotency_key.as_deref().and_then(|k| api.idempotency.get(k)) {
@@ -293,6 +292,29 @@ pub async fn publish(
         api.idempotency.remember(key, id.clone());
     }
     Ok(accepted(&id, Some(&routed)))
+}
+
+/// The user allowed to publish to the exchange a path names, and that exchange's own name
+/// (`amq.default` in paths is the nameless default exchange).
+pub(crate) fn authorize_publish(
+    api: &Api,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    vhost_name: &str,
+    path_exchange: String,
+) -> Result<(String, String), ApiError> {
+    let exchange = if path_exchange == DEFAULT_EXCHANGE { String::new() } else { path_exchange };
+    let user = authorize_for(&api.broker, headers, peer, vhost_name, Access::Write, Resource::Exchange, &exchange)?;
+    Ok((user, exchange))
+}
+
+/// A request's body, or the error that refused it: axum's rejection, or 413 past `max` bytes.
+pub(crate) fn request_body(body: Result<Bytes, BytesRejection>, max: usize, what: &str) -> Result<Bytes, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    if body.len() > max {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("{what} is larger than allowed")));
+    }
+    Ok(body)
 }
 
 /// A publish whose every part was checked: nothing about it can be refused before routing.

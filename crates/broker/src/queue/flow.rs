@@ -81,8 +81,7 @@ impl Queue {
         caught_up
     }
 
-    /// Whether this queue stopped holding its publishers because a hold ran out (for tests and
-    /// the management API).
+    /// Whether this queue stopped holding its publishers because a hold ran out.
     pub fn flow_stalled(&self) -> bool {
         self.held.stalled.load(Ordering::Relaxed)
     }
