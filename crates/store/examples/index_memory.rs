@@ -47,10 +47,11 @@ fn main() {
     let after = LIVE_BYTES.load(Ordering::Relaxed);
     let stats = store.stats();
     println!(
-        "{n} unacked messages: {} live heap bytes, {:.1} bytes/message (index slots {} bytes each, {} bytes allocated)",
+        "{n} unacked messages: {} live heap bytes, {:.2} bytes/message (index: {} anchors, one per {} bytes of log, {} bytes allocated)",
         after - before,
         (after - before) as f64 / n as f64,
-        Store::INDEX_BYTES_PER_MESSAGE,
+        stats.index_anchors,
+        Store::INDEX_ANCHOR_SPACING_BYTES,
         stats.index_bytes,
     );
     drop(store);

@@ -15,6 +15,7 @@ mod id_set;
 mod index;
 mod log;
 mod options;
+mod read;
 mod record;
 pub mod recovery;
 mod segment;

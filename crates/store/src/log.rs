@@ -13,8 +13,9 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::fs::{FileSystem, FsFile};
-use crate::index::{Index, SLOT_BYTES};
-use crate::record::{self, kind, Parsed};
+use crate::index::{Index, ANCHOR_SPACING_BYTES};
+use crate::read::{Cursor, Walker};
+use crate::record::{self, kind};
 use crate::recovery::{recover, Recovery};
 use crate::segment::{self, MSGS_DIR};
 use crate::writer::{QueueIds, Request, Writer};
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
 pub(crate) struct SharedInner {
     pub index: Index,
     pub files: BTreeMap<u32, Arc<dyn FsFile>>,
+    /// Where the last read stopped (see [`crate::read`]).
+    pub cursor: Option<Cursor>,
 }
 
 /// Figures about the running store.
@@ -62,8 +65,8 @@ pub(crate) struct SharedInner {
 pub struct StoreStats {
     /// Segment files alive (including the active one).
     pub segments: usize,
-    /// Index slots held.
-    pub index_slots: usize,
+    /// Index anchors held (one per about [`Store::INDEX_ANCHOR_SPACING_BYTES`] of log).
+    pub index_anchors: usize,
     /// Bytes allocated by the index.
     pub index_bytes: usize,
 }
@@ -89,7 +92,7 @@ impl Store {
         let log = recover(&*fs, &msgs, &options)?;
         let next_id = log.state.next_id;
         let shared = Arc::new(Shared {
-            inner: Mutex::new(SharedInner { index: log.index, files: log.files }),
+            inner: Mutex::new(SharedInner { index: log.index, files: log.files, cursor: None }),
             pending_appends: AtomicUsize::new(0),
             sync_times: Default::default(),
         });
@@ -303,56 +306,45 @@ impl Store {
     /// Reads the body of message `id` from its segment, verifying its checksum. Valid once the
     /// append's completion said `Ok` and until the segment is reclaimed.
     pub fn read(&self, id: MessageId) -> Result<Bytes, StoreError> {
-        let (place, file) = {
-            let shared = self.shared.inner.lock();
-            let place = shared.index.get(id).ok_or(StoreError::NotFound(id))?;
-            let file = shared.files.get(&place.segment).cloned().ok_or(StoreError::NotFound(id))?;
-            (place, file)
-        };
-        let corrupt = |reason: &str| StoreError::CorruptRecord { id, reason: reason.to_string() };
-        let read_at = |offset: u64, buf: &mut [u8]| {
-            file.read_at(offset, buf).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => StoreError::NotFound(id),
-                std::io::ErrorKind::UnexpectedEof => corrupt("record beyond the end of its segment"),
-                _ => StoreError::io("read message", &e),
-            })
-        };
-        // The record's length is in its own header: read that first, then the record.
-        let mut len = [0u8; 4];
-        read_at(place.offset as u64, &mut len)?;
-        let record_len = record::FRAME_LEN - 2 + u32::from_le_bytes(len) as usize;
-        if record_len > self.options.max_record_bytes {
-            return Err(corrupt("record length beyond the segment size"));
+        let mut out = Err(StoreError::NotFound(id));
+        self.read_many(&[id], |_, read| {
+            out = read;
+            false
+        });
+        out
+    }
+
+    /// Reads the bodies of `ids` as [`Store::read`] does, showing each to `each` in the order
+    /// given until it answers false. Ids in increasing order are read in one pass over their
+    /// segments.
+    pub fn read_many(&self, ids: &[MessageId], mut each: impl FnMut(MessageId, Result<Bytes, StoreError>) -> bool) {
+        let mut walker: Option<Walker> = None;
+        let mut cursor = self.shared.inner.lock().cursor;
+        for &id in ids {
+            let found = (|| {
+                let place = {
+                    let shared = self.shared.inner.lock();
+                    let place = shared.index.get(id).ok_or(StoreError::NotFound(id))?;
+                    if walker.as_ref().is_none_or(|w| w.segment() != place.segment) {
+                        let file = shared.files.get(&place.segment).cloned().ok_or(StoreError::NotFound(id))?;
+                        walker = Some(Walker::new(file, place, self.options.max_record_bytes));
+                    }
+                    place
+                };
+                // Go on from where the last read stopped when that is past the anchor.
+                let from = match cursor {
+                    Some(c) if c.segment == place.segment && c.after_id < id && c.offset >= place.walk_from => c.offset,
+                    _ => place.walk_from,
+                };
+                let (body, next, last) = walker.as_mut().expect("set above").find(from, id)?;
+                cursor = Some(Cursor { segment: place.segment, offset: next, after_id: last });
+                Ok(body)
+            })();
+            if !each(id, found) {
+                break;
+            }
         }
-        let mut buf = vec![0; record_len];
-        read_at(place.offset as u64, &mut buf)?;
-        let (payload_range, msg) = match record::parse(&buf, buf.len()) {
-            Parsed::Ok { kind: kind @ (kind::MESSAGE | kind::PAGED | kind::MOVED), payload, .. } => {
-                // A MOVED record's settled (queue, id) come first.
-                let skip = if kind == kind::MOVED { 16 } else { 0 };
-                let range = buf.len() - payload.len() + skip..buf.len();
-                (range.clone(), record::decode_message(&buf[range]).ok_or_else(|| corrupt("bad message payload"))?)
-            }
-            Parsed::Ok { kind: kind::SETTLING, payload, .. } => {
-                let range = buf.len() - payload.len()..buf.len();
-                let (_, m) = record::decode_settling(payload).ok_or_else(|| corrupt("bad settling payload"))?;
-                (range, m)
-            }
-            Parsed::Ok { kind: kind::GROUP, payload, .. } => {
-                let range = buf.len() - payload.len()..buf.len();
-                let parts = record::decode_group(payload).ok_or_else(|| corrupt("bad group payload"))?;
-                let part =
-                    parts.into_iter().find(|m| m.id == id).ok_or_else(|| corrupt("group without the message"))?;
-                (range, part)
-            }
-            Parsed::Ok { .. } => return Err(corrupt("not a message record")),
-            Parsed::Bad { reason, .. } => return Err(corrupt(reason)),
-            Parsed::Incomplete => return Err(corrupt("short record")),
-        };
-        if msg.id != id {
-            return Err(corrupt("record holds another message id"));
-        }
-        Ok(Bytes::from(buf).slice(payload_range.start + msg.body_start..payload_range.start + msg.body_end))
+        self.shared.inner.lock().cursor = cursor;
     }
 
     /// Current figures.
@@ -360,7 +352,7 @@ impl Store {
         let shared = self.shared.inner.lock();
         StoreStats {
             segments: shared.files.len(),
-            index_slots: shared.index.len(),
+            index_anchors: shared.index.len(),
             index_bytes: shared.index.allocated_bytes(),
         }
     }
@@ -370,8 +362,8 @@ impl Store {
         self.shared.sync_times.snapshot()
     }
 
-    /// Bytes of index memory per message (excluding the per-queue unacked sets).
-    pub const INDEX_BYTES_PER_MESSAGE: usize = SLOT_BYTES;
+    /// Bytes of log per index anchor: the index costs no memory per message.
+    pub const INDEX_ANCHOR_SPACING_BYTES: u32 = ANCHOR_SPACING_BYTES;
 
     /// The directory holding the segments.
     pub fn segments_dir(&self) -> &Path {

@@ -97,7 +97,7 @@ pub(crate) fn recover(fs: &dyn FileSystem, dir: &Path, options: &StoreOptions) -
     let started = Instant::now();
     let mut log = RecoveredLog {
         state: LogState { next_id: 1, ..LogState::default() },
-        index: Index::new(options.segment_size_bytes as usize / (FRAME_LEN + 10)),
+        index: Index::default(),
         files: BTreeMap::new(),
         last_seq: 0,
         report: Recovery::default(),

@@ -65,23 +65,23 @@ impl LogState {
         }
         let Some(set) = self.queues.get_mut(&queue) else { return };
         let mut purged = Vec::new();
-        set.remove_up_to(up_to, |id| purged.push(id));
+        set.remove_up_to(up_to, |run| purged.push(run));
         if set.is_empty() {
             self.queues.remove(&queue);
         }
-        for id in purged {
-            self.release(index, segment, id);
+        for run in purged {
+            index.split_run(run.first, run.count, |stored_in, n| self.release(segment, stored_in, n));
         }
     }
 
-    /// One (message, queue) pair of message `id` was acked by a record in `segment`.
-    fn release(&mut self, index: &Index, segment: u32, id: u64) {
-        let Some(slot) = index.get(id) else { return };
-        if let Some(meta) = self.segments.get_mut(&slot.segment) {
-            meta.live = meta.live.saturating_sub(1);
+    /// `n` (message, queue) pairs of messages stored in `stored_in` were acked by a record in
+    /// `segment`.
+    fn release(&mut self, segment: u32, stored_in: u32, n: u64) {
+        if let Some(meta) = self.segments.get_mut(&stored_in) {
+            meta.live = meta.live.saturating_sub(n);
         }
-        if slot.segment < segment {
-            self.segments.entry(segment).or_default().deps.insert(slot.segment);
+        if stored_in < segment {
+            self.segments.entry(segment).or_default().deps.insert(stored_in);
         }
     }
 
@@ -96,7 +96,9 @@ impl LogState {
         if set.is_empty() {
             self.queues.remove(&queue);
         }
-        self.release(index, segment, id);
+        if let Some(stored_in) = index.segment_of(id) {
+            self.release(segment, stored_in, 1);
+        }
     }
 
     /// Applies a DELIVERED record.

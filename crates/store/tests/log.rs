@@ -159,7 +159,7 @@ fn fully_acked_segments_are_deleted() {
     drop(store);
     let (store, recovery) = open(&fs, small_options());
     assert_eq!(recovery.queues.len(), 1);
-    assert_eq!(store.stats().index_slots, 1);
+    assert_eq!(store.stats().index_anchors, 1);
 }
 
 #[test]
@@ -342,4 +342,55 @@ fn after_a_failed_write_the_rest_of_the_batch_waits_so_nothing_overtakes_a_retri
     let (_store, recovery) = open(&fs, small_options());
     assert_eq!(ids(&recovery, 1), vec![after], "the retried purge settled what preceded it, nothing after");
     assert!(after > later_id);
+}
+
+/// The index keeps an anchor per stretch of log, not a place per message: reads walk from the
+/// anchor at or before their id over messages and acks, in any order, within a segment and
+/// across segments, before and after a restart.
+#[test]
+fn reads_walk_from_sparse_anchors_in_any_order() {
+    let fs = FaultyFs::new();
+    let options = StoreOptions { segment_size_bytes: 256 << 10, ..StoreOptions::default() };
+    let (store, _) = open(&fs, options.clone());
+    let body = |i: u64| vec![(i % 251) as u8; (i % 97) as usize];
+    let mut written = Vec::new();
+    for i in 0..6000u64 {
+        let (done, rx) = completion();
+        let id = store.append(&[1, 2], Bytes::from(body(i)), done).unwrap();
+        written.push((id, rx, i));
+        if i % 512 == 511 {
+            // Appends in flight are bounded.
+            sync_wait(&store).unwrap();
+        }
+        if i % 3 == 0 {
+            // Acks of queue 2 between the messages: records the walks step over.
+            store.ack(2, written[i as usize / 2].0).unwrap();
+        }
+    }
+    let written: Vec<(u64, (), u64)> =
+        written.into_iter().map(|(id, r, i)| (id, r.recv().unwrap().unwrap(), i)).collect();
+    let check = |store: &Store| {
+        // Backwards: every read starts again from an anchor.
+        for (id, _, i) in written.iter().rev().step_by(7) {
+            assert_eq!(store.read(*id).unwrap(), body(*i), "id {id}");
+        }
+        // Forwards, in one pass.
+        let ids: Vec<u64> = written.iter().map(|w| w.0).collect();
+        let mut seen = 0;
+        store.read_many(&ids, |id, read| {
+            assert_eq!(read.unwrap(), body(written[seen].2), "id {id}");
+            seen += 1;
+            true
+        });
+        assert_eq!(seen, written.len());
+        let last = written.last().unwrap().0;
+        assert_eq!(store.read(last + 1), Err(StoreError::NotFound(last + 1)));
+    };
+    let stats = store.stats();
+    assert!(stats.segments > 2, "the messages span segments");
+    assert!(stats.index_anchors < written.len() / 50, "{} anchors for {} messages", stats.index_anchors, written.len());
+    check(&store);
+    drop(store);
+    let (store, _) = open(&fs, options);
+    check(&store);
 }

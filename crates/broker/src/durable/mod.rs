@@ -372,17 +372,31 @@ impl Durability {
     /// The body of stored message `id`, read back from the log; `None` (logged) when it cannot
     /// be read or decoded.
     pub fn load(&self, id: u64) -> Option<Arc<Message>> {
-        match self.store.read(id).map(record::decode) {
-            Ok(Some(message)) => Some(Arc::new(message)),
-            Ok(None) => {
-                tracing::error!(id, "a stored message does not decode; skipping it");
-                None
-            }
-            Err(e) => {
-                tracing::error!(id, error = %e, "a stored message cannot be read back; skipping it");
-                None
-            }
-        }
+        let mut out = None;
+        self.load_many(&[id], |_, message| {
+            out = message;
+            false
+        });
+        out
+    }
+
+    /// Loads `ids` as [`Durability::load`] does, in one pass over the log when they increase,
+    /// showing each to `each` until it answers false.
+    pub fn load_many(&self, ids: &[u64], mut each: impl FnMut(u64, Option<Arc<Message>>) -> bool) {
+        self.store.read_many(ids, |id, read| {
+            let message = match read.map(record::decode) {
+                Ok(Some(message)) => Some(Arc::new(message)),
+                Ok(None) => {
+                    tracing::error!(id, "a stored message does not decode; skipping it");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(id, error = %e, "a stored message cannot be read back; skipping it");
+                    None
+                }
+            };
+            each(id, message)
+        });
     }
 
     /// Writes everything submitted and stops the storage threads (at shutdown, once no

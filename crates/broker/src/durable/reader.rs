@@ -67,13 +67,10 @@ impl Reader {
 fn load(d: &Durability, ids: &[u64]) -> Loaded {
     let mut loaded = Vec::with_capacity(ids.len());
     let mut bytes = 0;
-    for &id in ids {
-        if bytes >= MAX_BYTES_PER_REQUEST {
-            break;
-        }
-        let message = d.load(id);
+    d.load_many(ids, |id, message| {
         bytes += message.as_ref().map_or(0, |m| m.body_len());
         loaded.push((id, message));
-    }
+        bytes < MAX_BYTES_PER_REQUEST
+    });
     loaded
 }

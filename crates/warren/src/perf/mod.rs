@@ -8,6 +8,7 @@
 
 mod body;
 mod client;
+mod many;
 mod memory;
 mod rpc;
 mod stats;
@@ -110,6 +111,19 @@ pub struct PerfArgs {
     /// Every message gets a `message_id` of its own (a deduplication key).
     #[arg(long)]
     pub message_ids: bool,
+    /// Queues to spread the load over, each with one producer and one consumer: `--producers`
+    /// connections each publish round-robin to their share of the queues through the default
+    /// exchange, and as many consumer connections each consume that share (for the scale curves
+    /// of BENCHMARKS.md; `--count` is per producer connection).
+    #[arg(long, default_value_t = 1)]
+    pub queue_count: usize,
+    /// Publish through a topic exchange that binds the queue with this many patterns
+    /// (`perf.N.*`), the routing key cycling over all of them (0 = no topic exchange).
+    #[arg(long, default_value_t = 0)]
+    pub topic_bindings: usize,
+    /// Idle connections held open (logged in, one channel, nothing more) for the whole run.
+    #[arg(long, default_value_t = 0)]
+    pub idle_connections: usize,
     /// Use this queue (declared if missing) and leave it and its messages in place at the end,
     /// e.g. to measure memory with a full queue or recovery after a restart. By default a fresh
     /// queue is declared and deleted at the end.
@@ -240,25 +254,41 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
     if args.producers == 0 && (args.queue.is_none() || args.consumers == 0 || args.fanout > 0) {
         return Err("--producers 0 (consume only) needs --queue and at least one consumer".into());
     }
+    let spread = args.queue_count > 1;
+    if spread && (args.queue.is_some() || args.fanout > 0 || args.consumers != 1 || args.producers == 0) {
+        return Err("--queue-count needs producers, one consumer per queue, and no --queue or --fanout".into());
+    }
+    if spread && args.queue_count < args.producers {
+        return Err("--queue-count must be at least --producers".into());
+    }
+    if args.topic_bindings > 0 && (spread || args.fanout > 0) {
+        return Err("--topic-bindings goes with one queue".into());
+    }
+    let idle = many::open_idle(args, args.idle_connections).await?;
     let tag = format!("{:08x}", rand_u32());
     let queues: Vec<String> = match (&args.queue, args.fanout) {
         (Some(q), 0) => vec![q.clone()],
-        (_, 0) => vec![format!("warren-perf-{tag}")],
+        (_, 0) if !spread => vec![format!("warren-perf-{tag}")],
+        (_, 0) => (0..args.queue_count).map(|i| format!("warren-perf-{tag}-{i}")).collect(),
         (_, k) => (0..k).map(|i| format!("warren-perf-{tag}-{i}")).collect(),
     };
-    let exchange = if args.fanout > 0 { format!("warren-perf-{tag}") } else { String::new() };
+    let topic = args.topic_bindings > 0;
+    let exchange = if args.fanout > 0 || topic { format!("warren-perf-{tag}") } else { String::new() };
     let mut setup = args.connect().await?;
-    if args.fanout > 0 {
+    if !exchange.is_empty() {
         let declare = ExchangeDeclare {
             exchange: exchange.as_str().into(),
-            kind: "fanout".into(),
+            kind: if topic { "topic" } else { "fanout" }.into(),
             durable: args.persistent,
             arguments: arguments(&args.exchange_args),
             ..Default::default()
         };
         setup.call(Method::ExchangeDeclare(declare), |m| matches!(m, Method::ExchangeDeclareOk)).await?;
     }
-    for q in &queues {
+    if spread {
+        many::declare_queues(&mut setup, &queues, args.persistent, &args.queue_arguments()).await?;
+    }
+    for q in queues.iter().filter(|_| !spread) {
         let declare = QueueDeclare {
             queue: q.as_str().into(),
             durable: args.persistent,
@@ -280,24 +310,46 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
             setup.call(Method::QueueBind(bind), |m| matches!(m, Method::QueueBindOk)).await?;
         }
     }
+    if topic {
+        many::bind_patterns(&mut setup, &queues[0], &exchange, args.topic_bindings).await?;
+    }
 
     let per_queue = args.count * args.producers.max(1) as u64 * args.deliveries_per_message.max(1);
     let counters = Arc::new(Counters::default());
     let progress = stats::progress(counters.clone());
-    let start = Instant::now();
     let mut consumers = Vec::new();
-    for q in &queues {
+    // Producers start once every consumer is in place, so no delivery reaches a consumer still
+    // setting up (and none is measured against an idle queue).
+    let consumer_count = if spread { args.producers } else { queues.len() * args.consumers };
+    let ready = Arc::new(tokio::sync::Barrier::new(consumer_count + 1));
+    // With --queue-count, producer and consumer connection i share the queues i, i + P, ...
+    let share_of = |i: usize| -> Vec<String> { queues.iter().skip(i).step_by(args.producers).cloned().collect() };
+    if spread {
+        for i in 0..args.producers {
+            let ready = ready.clone();
+            consumers.push(tokio::spawn(consume(args.clone(), share_of(i), args.count, counters.clone(), ready)));
+        }
+    }
+    for q in queues.iter().filter(|_| !spread) {
         for i in 0..args.consumers {
             let n = args.consumers as u64;
             let share = per_queue / n + u64::from((i as u64) < per_queue % n);
-            consumers.push(tokio::spawn(consume(args.clone(), q.clone(), share, counters.clone())));
+            let ready = ready.clone();
+            consumers.push(tokio::spawn(consume(args.clone(), vec![q.clone()], share, counters.clone(), ready)));
         }
     }
-    let routing_key = if args.fanout > 0 { String::new() } else { queues[0].clone() };
+    ready.wait().await;
+    let start = Instant::now();
+    let started_unix_ms = unix_ms();
+    let routing_keys = match () {
+        _ if topic => many::pattern_keys(args.topic_bindings),
+        _ if args.fanout > 0 => vec![String::new()],
+        _ => vec![queues[0].clone()],
+    };
     let mut producers = Vec::new();
-    for _ in 0..args.producers {
-        let target = (exchange.clone(), routing_key.clone());
-        producers.push(tokio::spawn(produce(args.clone(), target, counters.clone())));
+    for i in 0..args.producers {
+        let keys = if spread { share_of(i) } else { routing_keys.clone() };
+        producers.push(tokio::spawn(produce(args.clone(), (exchange.clone(), keys), counters.clone())));
     }
     let mut confirm_latency = stats::histogram();
     for p in producers {
@@ -311,26 +363,27 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
         latency.add(h).expect("same bounds");
     }
     let finished_at = start.elapsed();
+    let finished_unix_ms = unix_ms();
     if let Some(p) = progress {
         p.abort();
     }
     if args.queue.is_none() {
-        for q in &queues {
-            let delete = QueueDelete { queue: q.as_str().into(), ..Default::default() };
-            setup.call(Method::QueueDelete(delete), |m| matches!(m, Method::QueueDeleteOk(_))).await?;
-        }
+        many::delete_queues(&mut setup, &queues).await?;
     }
-    if args.fanout > 0 {
+    if !exchange.is_empty() {
         let delete = ExchangeDelete { exchange: exchange.as_str().into(), ..Default::default() };
         setup.call(Method::ExchangeDelete(delete), |m| matches!(m, Method::ExchangeDeleteOk)).await?;
     }
     setup.close().await?;
+    many::close_all(idle).await?;
     let published = if args.producers == 0 { 0 } else { args.count * args.producers as u64 };
     let rate = |n: u64, t: Duration| if n == 0 { 0.0 } else { (n as f64 / t.as_secs_f64()).round() };
     Ok(serde_json::json!({
         "producers": args.producers,
         "consumers": args.consumers,
         "queues": queues.len(),
+        "topic_bindings": args.topic_bindings,
+        "idle_connections": args.idle_connections,
         "size": args.size,
         "json_body": args.json_body,
         "confirm": args.confirm,
@@ -343,7 +396,15 @@ async fn throughput(args: &PerfArgs) -> Result<Summary, String> {
         "end_to_end_msgs_per_s": rate(consumed, finished_at),
         "latency": stats::percentiles(&latency),
         "confirm_latency": stats::percentiles(&confirm_latency),
+        // The measured part of the run (set-up and clean-up excluded), for reading the broker's
+        // CPU and memory over exactly that time.
+        "started_unix_ms": started_unix_ms,
+        "finished_unix_ms": finished_unix_ms,
     }))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Opens and closes `--count` connections, `--producers` at a time.
@@ -374,11 +435,11 @@ async fn handshakes(args: &PerfArgs) -> Result<Summary, String> {
     }))
 }
 
-/// Publishes `--count` messages to `(exchange, routing_key)`, paced to `--rate`, within the
-/// confirm window; returns the confirm latencies.
+/// Publishes `--count` messages to `exchange`, the routing key cycling over `routing_keys`,
+/// paced to `--rate`, within the confirm window; returns the confirm latencies.
 async fn produce(
     args: PerfArgs,
-    (exchange, routing_key): (String, String),
+    (exchange, routing_keys): (String, Vec<String>),
     counters: Arc<Counters>,
 ) -> Result<Histogram<u64>, String> {
     let mut c = args.connect().await?;
@@ -409,12 +470,13 @@ async fn produce(
             && c.wbuf.len() < 64 * 1024
             && (args.confirm == 0 || sent - window.confirmed < args.confirm)
         {
+            let routing_key = &routing_keys[(sent % routing_keys.len() as u64) as usize];
             if args.message_ids {
                 let id = ShortStr::from(format!("{producer_tag:08x}-{sent}"));
                 let own = BasicProperties { message_id: Some(id), ..base.clone() }.to_raw();
-                c.push_publish_to(&exchange, &routing_key, &own, body.stamped(stats::now_ns()));
+                c.push_publish_to(&exchange, routing_key, &own, body.stamped(stats::now_ns()));
             } else {
-                c.push_publish_to(&exchange, &routing_key, &props, body.stamped(stats::now_ns()));
+                c.push_publish_to(&exchange, routing_key, &props, body.stamped(stats::now_ns()));
             }
             if args.confirm > 0 {
                 window.sent_at.push_back(Instant::now());
@@ -471,20 +533,25 @@ impl Confirms {
     }
 }
 
-/// Consumes `expected` messages from `queue`; returns how many came and their end-to-end
-/// latencies (from the send time in their bodies).
+/// Consumes `expected` messages from `queues` (one consumer each, on one channel); returns how
+/// many came and their end-to-end latencies (from the send time in their bodies).
 async fn consume(
     args: PerfArgs,
-    queue: String,
+    queues: Vec<String>,
     expected: u64,
     counters: Arc<Counters>,
+    ready: Arc<tokio::sync::Barrier>,
 ) -> Result<(u64, Histogram<u64>), String> {
     let mode = args.ack_mode();
     let mut c = args.connect().await?;
     let qos = BasicQos { prefetch_count: args.prefetch, ..Default::default() };
     c.call(Method::BasicQos(qos), |m| matches!(m, Method::BasicQosOk)).await?;
-    let consume = BasicConsume { queue: queue.as_str().into(), no_ack: mode == AckMode::Auto, ..Default::default() };
-    c.call(Method::BasicConsume(consume), |m| matches!(m, Method::BasicConsumeOk(_))).await?;
+    for queue in &queues {
+        let consume =
+            BasicConsume { queue: queue.as_str().into(), no_ack: mode == AckMode::Auto, ..Default::default() };
+        c.call(Method::BasicConsume(consume), |m| matches!(m, Method::BasicConsumeOk(_))).await?;
+    }
+    ready.wait().await;
     let ack_every = (args.prefetch as u64 / 2).max(1);
     let mut latency = stats::histogram();
     let (mut received, mut last_tag, mut unacked, mut counted) = (0u64, 0u64, 0u64, 0u64);
