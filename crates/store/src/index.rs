@@ -53,6 +53,9 @@ struct SegmentIndex {
 #[derive(Debug, Default)]
 pub struct Index {
     segments: VecDeque<SegmentIndex>,
+    /// The next insert gets an anchor whatever its distance from the last one: bytes a walk
+    /// cannot step over (a damaged record, garbage a failed write left) lie before it.
+    break_next: bool,
 }
 
 impl Index {
@@ -67,6 +70,7 @@ impl Index {
         }
         let end_offset = slot.offset.saturating_add(slot.len);
         if self.segments.back().is_none_or(|s| s.segment != slot.segment) {
+            self.break_next = false;
             self.segments.push_back(SegmentIndex {
                 segment: slot.segment,
                 first_id: id,
@@ -79,12 +83,21 @@ impl Index {
         let seg = self.segments.back_mut().expect("checked above");
         let Ok(id_delta) = u32::try_from(id - seg.first_id) else { return false };
         let last = seg.anchors.last().expect("a segment starts with an anchor");
-        if slot.offset >= last.offset.saturating_add(ANCHOR_SPACING_BYTES) {
+        let due =
+            std::mem::take(&mut self.break_next) || slot.offset >= last.offset.saturating_add(ANCHOR_SPACING_BYTES);
+        // The parts of a group share their record's offset: one anchor for them.
+        if due && last.offset != slot.offset {
             seg.anchors.push(Anchor { id_delta, offset: slot.offset });
         }
         seg.end_id = id + 1;
         seg.end_offset = seg.end_offset.max(end_offset);
         true
+    }
+
+    /// Bytes a walk cannot step over were just written or found: the next message record gets
+    /// an anchor of its own, so that no read of a later message walks through them.
+    pub fn break_walks(&mut self) {
+        self.break_next = true;
     }
 
     fn segment_index(&self, id: u64) -> Option<&SegmentIndex> {
@@ -199,6 +212,20 @@ mod tests {
             assert_eq!(place.end, 32 + 10_000 * record);
         }
         assert!(ix.allocated_bytes() < 10_000 * 4 / 20, "a few bytes per hundred messages");
+    }
+
+    #[test]
+    fn a_break_anchors_the_next_record() {
+        let mut ix = Index::default();
+        assert!(ix.insert(1, slot(1, 40)));
+        assert!(ix.insert(2, slot(1, 80)));
+        ix.break_walks();
+        assert!(ix.insert(3, slot(1, 500)));
+        assert!(ix.insert(4, slot(1, 540)));
+        assert_eq!(ix.get(2).map(|p| p.walk_from), Some(40));
+        assert_eq!(ix.get(3).map(|p| p.walk_from), Some(500), "anchored past the break");
+        assert_eq!(ix.get(4).map(|p| p.walk_from), Some(500));
+        assert_eq!(ix.len(), 2);
     }
 
     #[test]

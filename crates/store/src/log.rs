@@ -325,9 +325,12 @@ impl Store {
                 let place = {
                     let shared = self.shared.inner.lock();
                     let place = shared.index.get(id).ok_or(StoreError::NotFound(id))?;
-                    if walker.as_ref().is_none_or(|w| w.segment() != place.segment) {
-                        let file = shared.files.get(&place.segment).cloned().ok_or(StoreError::NotFound(id))?;
-                        walker = Some(Walker::new(file, place, self.options.max_record_bytes));
+                    match walker.as_mut() {
+                        Some(w) if w.segment() == place.segment => w.extend_to(place),
+                        _ => {
+                            let file = shared.files.get(&place.segment).cloned().ok_or(StoreError::NotFound(id))?;
+                            walker = Some(Walker::new(file, place, self.options.max_record_bytes));
+                        }
                     }
                     place
                 };

@@ -76,6 +76,11 @@ impl Walker {
         self.place.segment
     }
 
+    /// Takes the segment's indexed end from a newer look-up (the active segment grows).
+    pub fn extend_to(&mut self, place: Place) {
+        self.place.end = self.place.end.max(place.end);
+    }
+
     /// Bytes `at .. at + len` of the segment, from the window or read into it.
     fn bytes(&mut self, id: u64, at: u64, len: usize) -> Result<&[u8], StoreError> {
         let end = at + len as u64;
@@ -86,11 +91,15 @@ impl Walker {
             }
             let n = (len.max(WINDOW_BYTES) as u64).min(u64::from(self.place.end) - at) as usize;
             self.window.resize(n, 0);
-            self.file.read_at(at, &mut self.window).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => StoreError::NotFound(id),
-                std::io::ErrorKind::UnexpectedEof => corrupt(id, "record beyond the end of its segment"),
-                _ => StoreError::io("read message", &e),
-            })?;
+            if let Err(e) = self.file.read_at(at, &mut self.window) {
+                // Nothing of a failed read is kept for the next id.
+                self.window.clear();
+                return Err(match e.kind() {
+                    std::io::ErrorKind::NotFound => StoreError::NotFound(id),
+                    std::io::ErrorKind::UnexpectedEof => corrupt(id, "record beyond the end of its segment"),
+                    _ => StoreError::io("read message", &e),
+                });
+            }
             self.window_start = at;
         }
         let from = (at - self.window_start) as usize;

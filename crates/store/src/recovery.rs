@@ -144,15 +144,25 @@ fn recover_segment(
     let mut bad = Vec::new();
     let (state, index) = (&mut log.state, &mut log.index);
     let mut records = 0u64;
+    // Reads must not walk through skipped bytes: the record after them gets an anchor.
+    let skipped = std::cell::Cell::new(false);
     let end = record::scan(
         &buf,
         HEADER_LEN,
         buf.len(),
-        |offset, kind, payload| match apply(state, index, seq, offset, kind, payload) {
-            Ok(()) => records += 1,
-            Err(reason) => bad.push((offset, FRAME_LEN + payload.len(), reason)),
+        |offset, kind, payload| {
+            if skipped.take() {
+                index.break_walks();
+            }
+            match apply(state, index, seq, offset, kind, payload) {
+                Ok(()) => records += 1,
+                Err(reason) => bad.push((offset, FRAME_LEN + payload.len(), reason)),
+            }
         },
-        |skip| skips.push((skip.offset, skip.len, skip.reason)),
+        |skip| {
+            skipped.set(true);
+            skips.push((skip.offset, skip.len, skip.reason));
+        },
     );
     let stats = &mut log.report.stats;
     stats.records += records;

@@ -405,6 +405,7 @@ impl Writer {
             Ok(len) => self.active_len = len as usize,
             Err(e) => self.failed = Some(StoreError::Failed(e.to_string())),
         }
+        self.shared.inner.lock().index.break_walks();
     }
 
     fn apply(&mut self, effects: &mut Vec<Effect>) {

@@ -78,6 +78,28 @@ fn flipped_byte_skips_only_that_record() {
     assert_eq!(store.read(written[0]).unwrap(), vec![0u8; 10], "behind the walk's last stop");
 }
 
+/// A damaged length field sends a walk astray: the record recovery finds after the damaged
+/// bytes gets an anchor of its own, so every later message reads back.
+#[test]
+fn a_damaged_length_costs_only_its_own_record() {
+    let fs = FaultyFs::new();
+    let (store, _) = open(&fs, StoreOptions::default());
+    let written: Vec<u64> = (0..6u8).map(|i| append_wait(&store, &[1], &[i; 10]).0).collect();
+    drop(store);
+    // Records of 38 bytes from offset 40: record 1's length now claims 64 bytes more.
+    let first = segment_files(&fs).into_iter().min().unwrap();
+    fs.flip_byte(&first, 40 + 38, 0x40);
+    let (store, recovery) = open(&fs, StoreOptions::default());
+    assert_eq!(recovery.stats.skipped_count, 1);
+    let mut expected = written.clone();
+    expected.remove(1);
+    assert_eq!(ids(&recovery, 1), expected);
+    for (i, &id) in written.iter().enumerate().filter(|(i, _)| *i != 1) {
+        assert_eq!(store.read(id).unwrap(), vec![i as u8; 10], "message {i}");
+    }
+    assert!(store.read(written[1]).is_err());
+}
+
 #[test]
 fn corruption_detected_on_read() {
     let fs = FaultyFs::new();

@@ -6,6 +6,7 @@
 
 mod events;
 mod status;
+mod waiters;
 
 pub use status::*;
 
@@ -17,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::Notify;
 use warren_core::dead_letter::Reason;
 
 /// While the journal's writer is behind, a snapshot is tried once per this many changes.
@@ -138,7 +138,8 @@ impl Default for TrackingLimits {
 pub struct Tracker {
     limits: TrackingLimits,
     state: Mutex<State>,
-    changed: Notify,
+    /// Long polls, per message.
+    waiters: waiters::Waiters,
     /// Where the ids of finished messages with a callback go (the HTTP API's sender).
     finished: Mutex<Option<UnboundedSender<u64>>>,
     /// Where records are kept across restarts (a broker with a data directory).
@@ -232,7 +233,7 @@ impl Tracker {
         Arc::new(Tracker {
             limits,
             state: Mutex::new(State::default()),
-            changed: Notify::new(),
+            waiters: Default::default(),
             finished: Mutex::new(None),
             journal: None,
             stats: Default::default(),
@@ -283,7 +284,7 @@ impl Tracker {
                 dirty: Vec::new(),
                 dirty_since: None,
             }),
-            changed: Notify::new(),
+            waiters: Default::default(),
             finished: Mutex::new(None),
             journal: Some(journal),
             stats: Default::default(),
@@ -459,7 +460,7 @@ impl Tracker {
                 let _ = tx.send(id);
             }
         }
-        self.changed.notify_waiters();
+        self.waiters.notify(id);
     }
 
     /// Where to send the ids of finished messages that have a callback; callbacks that were
@@ -544,8 +545,9 @@ impl Tracker {
         let deadline = tokio::time::Instant::now() + wait;
         let first = self.status(id)?;
         let since = version.unwrap_or(first.version);
+        let waiting = self.waiters.register(id);
         loop {
-            let notified = self.changed.notified();
+            let notified = waiting.notified();
             let status = self.status(id)?;
             if status.version != since || (version.is_none() && status.finished) {
                 return Some(status);
