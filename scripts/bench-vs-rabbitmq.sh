@@ -20,16 +20,11 @@ MAX_SECONDS=${BENCH_MAX_SECONDS:-840}
 STARTED=$SECONDS
 OUT=$ROOT/target/bench
 mkdir -p "$OUT"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-bench.XXXXXX")
 RUNS=$OUT/runs.jsonl
 : >"$RUNS"
 
 source "$ROOT/scripts/lib/brokers.sh"
-cleanup() {
-    stop_brokers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_scratch bench
 
 cargo build --release -p warren >/dev/null
 WARREN=$ROOT/target/release/warren

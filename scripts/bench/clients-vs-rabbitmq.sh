@@ -19,13 +19,8 @@ OUT=$ROOT/target/bench
 mkdir -p "$OUT"
 RUNS=$OUT/clients.jsonl
 : >"$RUNS"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-clients.XXXXXX")
 source "$ROOT/scripts/lib/brokers.sh"
-cleanup() {
-    stop_brokers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_scratch clients
 
 cargo build --release -p warren --bin warren --example client_load >/dev/null
 WARREN=${WARREN_BIN:-$ROOT/target/release/warren}

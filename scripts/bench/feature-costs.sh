@@ -17,16 +17,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
 ROUNDS=${1:-3}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-costs.XXXXXX")
 RUNS=$ROOT/target/bench/feature-costs.jsonl
 mkdir -p "$(dirname "$RUNS")"
 : >"$RUNS"
 source "$ROOT/scripts/lib/brokers.sh"
-cleanup() {
-    stop_brokers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_scratch costs
 
 cargo build --release -p warren >/dev/null
 WARREN=$ROOT/target/release/warren

@@ -78,7 +78,14 @@ async def run(a, broker, http_port, amqp_port):
     deadline = time.monotonic() + 120
     while len(opened) < a.waiters and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)  # the last requests reach the broker and park
+    # Every request sent; they are parked once the broker has stopped working on them: wait
+    # (at most 30 s) for a quiet half second before measuring the idle cost.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        c0 = cpu_s(pid)
+        await asyncio.sleep(0.5)
+        if cpu_s(pid) - c0 < 0.01:
+            break
     rss_parked = rss_mb(pid)
     c0, t0 = cpu_s(pid), time.monotonic()
     await asyncio.sleep(a.idle_s)

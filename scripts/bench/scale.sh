@@ -17,13 +17,8 @@ OUT=$ROOT/target/bench
 mkdir -p "$OUT"
 RUNS=$OUT/scale.jsonl
 : >"$RUNS"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-scale.XXXXXX")
 source "$ROOT/scripts/lib/brokers.sh"
-cleanup() {
-    stop_brokers
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_scratch scale
 # Both brokers and the load tool hold 10,000 connections each.
 ulimit -n "$(ulimit -Hn)"
 # Every connection of a load test comes from one address, and 10,000 idle ones plus the load's

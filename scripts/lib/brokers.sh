@@ -3,8 +3,15 @@
 #   start_rabbitmq WORK_DIR    sets RMQ_BIN RMQ_PORT RMQ_PID RMQ_VERSION RABBITMQ_NODENAME
 #   start_warren BIN WORK_DIR  sets WARREN_PID WARREN_PORT WARREN_HTTP_PORT
 #   stop_brokers               stops whichever of the two was started
+#   bench_scratch NAME         sets WORK to a fresh scratch directory; on exit the brokers stop
+#                              and it is removed
 # Each node is private to the caller: its own name, ports, data directory and Erlang cookie,
 # so another broker running on the machine is never touched.
+
+bench_scratch() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/warren-$1.XXXXXX")
+    trap 'stop_brokers; rm -rf "$WORK"' EXIT
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

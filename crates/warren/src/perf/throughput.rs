@@ -83,7 +83,7 @@ pub async fn run(args: &PerfArgs) -> Result<Summary, String> {
     // Producers start once every consumer is in place, so no delivery reaches a consumer still
     // setting up (and none is measured against an idle queue).
     let consumer_count = if spread { args.producers } else { queues.len() * args.consumers };
-    let ready = Arc::new(tokio::sync::Barrier::new(consumer_count + 1));
+    let (ready, mut in_place) = tokio::sync::mpsc::channel::<()>(consumer_count.max(1));
     // With --queue-count, producer and consumer connection i share the queues i, i + P, ...
     let share_of = |i: usize| -> Vec<String> { queues.iter().skip(i).step_by(args.producers).cloned().collect() };
     if spread {
@@ -100,7 +100,18 @@ pub async fn run(args: &PerfArgs) -> Result<Summary, String> {
             consumers.push(tokio::spawn(consume(args.clone(), vec![q.clone()], share, counters.clone(), ready)));
         }
     }
-    ready.wait().await;
+    drop(ready);
+    let mut ready_count = 0;
+    while ready_count < consumer_count && in_place.recv().await.is_some() {
+        ready_count += 1;
+    }
+    if ready_count < consumer_count {
+        // A consumer stopped while setting up: report its error, not a timeout.
+        for c in consumers.into_iter().filter(|c| c.is_finished()) {
+            c.await.map_err(|e| e.to_string())??;
+        }
+        return Err("a consumer stopped before it was in place".into());
+    }
     let start = Instant::now();
     let started_unix_ms = unix_ms();
     let routing_keys = match () {
@@ -274,7 +285,7 @@ async fn consume(
     queues: Vec<String>,
     expected: u64,
     counters: Arc<Counters>,
-    ready: Arc<tokio::sync::Barrier>,
+    ready: tokio::sync::mpsc::Sender<()>,
 ) -> Result<(u64, Histogram<u64>), String> {
     let mode = args.ack_mode();
     let mut c = args.connect().await?;
@@ -285,7 +296,9 @@ async fn consume(
             BasicConsume { queue: queue.as_str().into(), no_ack: mode == AckMode::Auto, ..Default::default() };
         c.call(Method::BasicConsume(consume), |m| matches!(m, Method::BasicConsumeOk(_))).await?;
     }
-    ready.wait().await;
+    // Dropped on any error above, which tells the run that this consumer is not coming.
+    let _ = ready.send(()).await;
+    drop(ready);
     let ack_every = (args.prefetch as u64 / 2).max(1);
     let mut latency = stats::histogram();
     let (mut received, mut last_tag, mut unacked, mut counted) = (0u64, 0u64, 0u64, 0u64);
